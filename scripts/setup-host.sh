@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 host for hpcc's tests and benchmarks (run as root).
+# Installs the real tools the tests check hpcc against, creates the
+# unprivileged test user and makes /dev/fuse usable as udev would.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  echo "setup-host.sh: must run as root (skipping host setup)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
+      golang-go golang-github-sylabs-sif-dev busybox-static hyperfine
+      zstd xz-utils liblz4-tool ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-host: installing ${missing[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+fi
+# No udev on this machine kind: /dev/fuse is 0600 root, which blocks every
+# unprivileged FUSE mount. Debian with udev makes it 0666; do the same.
+if [ -c /dev/fuse ]; then chmod 0666 /dev/fuse; fi
+# The unprivileged user that runs containers and FUSE mounts in tests.
+TEST_USER=${HPCC_TEST_USER:-hpcctest}
+if ! id -u "$TEST_USER" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$TEST_USER"
+fi

@@ -1,0 +1,198 @@
+/**
+ * hpcc's typed errors. Every failure a user can hit is an HpccError with a
+ * stable code (HPCC_E_*), an exit code from hpcc's own band, a message, an
+ * optional one-line hint ("Try this") and an optional cause chain.
+ *
+ * Exit-code bands (the CLI contract):
+ *   2          usage errors (bad flags/arguments)
+ *   64..79     image format errors (SIF, squashfs, definition files)
+ *   80..95     I/O, cache and network errors
+ *   96..111    launcher setup errors (reserved for the runtime)
+ * Payload exit statuses (0..255 from a container) are passed through by the
+ * launcher, which is why hpcc's own failures live in bands of their own and
+ * the launcher reports them on stderr with the code.
+ */
+export interface HpccErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  exitCode?: number;
+  details?: Record<string, unknown>;
+}
+
+export class HpccError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+  readonly hint?: string;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = opts.exitCode ?? 1;
+    if (opts.hint !== undefined) this.hint = opts.hint;
+    if (opts.details !== undefined) this.details = opts.details;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { code: this.code, message: this.message, exitCode: this.exitCode };
+    if (this.hint) out.hint = this.hint;
+    if (this.details) out.details = this.details;
+    const chain = causeChain(this);
+    if (chain.length > 0) out.causes = chain;
+    return out;
+  }
+}
+
+export class UsageError extends HpccError {
+  constructor(message: string, opts: HpccErrorOptions = {}) {
+    super('HPCC_E_USAGE', message, { exitCode: 2, ...opts });
+  }
+}
+
+/** Malformed or unsupported squashfs image. */
+export class SquashfsFormatError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, {
+      exitCode: 65,
+      hint: 'The squashfs image is damaged or not a squashfs 4.0 image; rebuild or re-download it.',
+      ...opts,
+    });
+  }
+}
+
+/** Problems writing a squashfs image (bad entries, limits exceeded). */
+export class SquashfsWriteError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 66, ...opts });
+  }
+}
+
+/** Malformed or unsupported SIF file. */
+export class SifFormatError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, {
+      exitCode: 64,
+      hint: 'The file is not a valid SIF image; check the path, or rebuild the image with `hpcc build`.',
+      ...opts,
+    });
+  }
+}
+
+/** Compression codec missing or failing. */
+export class CodecError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 67, ...opts });
+  }
+}
+
+/** Filesystem I/O failure (open, read, write, rename). */
+export class HpccIOError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 80, ...opts });
+  }
+}
+
+/** Extraction refused because an entry would land outside the target. */
+export class UnsafePathError extends HpccError {
+  constructor(message: string, opts: HpccErrorOptions = {}) {
+    super('HPCC_E_UNSAFE_PATH', message, {
+      exitCode: 68,
+      hint: 'The image contains a path that escapes the extraction directory; it was not written.',
+      ...opts,
+    });
+  }
+}
+
+export function isHpccError(e: unknown): e is HpccError {
+  return e instanceof HpccError;
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return typeof code === 'string' && !(e instanceof HpccError) && !e.message.includes(code)
+      ? `${e.message} (${code})`
+      : e.message;
+  }
+  return String(e);
+}
+
+/** The messages of an error's causes, outermost first (bounded, cycle-safe). */
+export function causeChain(e: unknown): string[] {
+  const out: string[] = [];
+  const seen = new Set<unknown>();
+  let cur: unknown = e instanceof Error ? e.cause : undefined;
+  while (cur !== undefined && cur !== null && !seen.has(cur) && out.length < 8) {
+    seen.add(cur);
+    out.push(messageOf(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return out;
+}
+
+/** Wrap any error with short context ("read SIF descriptors: ..."), keeping HpccError codes. */
+export function withContext<T>(context: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw addContext(context, e);
+  }
+}
+
+export async function withContextAsync<T>(context: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw addContext(context, e);
+  }
+}
+
+export function addContext(context: string, e: unknown): HpccError {
+  if (e instanceof HpccError) {
+    e.message = `${context}: ${e.message}`;
+    return e;
+  }
+  const errno = (e as { code?: unknown })?.code;
+  if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
+    return new HpccIOError(`HPCC_E_IO_${errno}`, `${context}: ${messageOf(e)}`, { cause: e, hint: ioHint(errno) });
+  }
+  return new HpccError('HPCC_E_INTERNAL', `${context}: ${messageOf(e)}`, {
+    cause: e,
+    exitCode: 70,
+    hint: 'This is a bug in hpcc; please report it with the command you ran.',
+  });
+}
+
+export function ioHint(errno: string): string | undefined {
+  switch (errno) {
+    case 'ENOENT':
+      return 'Check that the path exists and is spelled correctly.';
+    case 'EACCES':
+    case 'EPERM':
+      return 'Check the file permissions, or choose a path you can write to.';
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'The disk or your quota is full; free space or choose another output directory.';
+    case 'EISDIR':
+      return 'A directory was given where a file is expected.';
+    case 'ENOTDIR':
+      return 'A file was given where a directory is expected.';
+    default:
+      return undefined;
+  }
+}
+
+/** Render for humans: "Error (CODE): message", "Try this: …", "Caused by: …". */
+export function renderError(e: unknown): string {
+  const err = e instanceof HpccError ? e : addContext('unexpected error', e);
+  const lines = [`Error (${err.code}): ${err.message}`];
+  if (err.hint) lines.push(`Try this: ${err.hint}`);
+  for (const c of causeChain(err)) lines.push(`Caused by: ${c}`);
+  return lines.join('\n');
+}
+
+export function renderErrorJson(e: unknown): string {
+  const err = e instanceof HpccError ? e : addContext('unexpected error', e);
+  return JSON.stringify({ status: 'error', error: err.toJSON() });
+}
