@@ -1,0 +1,97 @@
+import { Args, Flags } from '@oclif/core';
+import * as fs from 'node:fs/promises';
+import { HpccCommand } from '../cli/base.js';
+import { UsageError } from '../errors/index.js';
+import { buildSifFromDirectory } from '../core/build.js';
+import { extractSifToSandbox } from '../core/sandbox.js';
+
+export default class Build extends HpccCommand {
+  static override summary = 'Build a SIF image from a directory tree, or unpack a SIF into a sandbox directory.';
+  static override description = `Packs DIR (a root filesystem tree) into a single SIF file whose primary partition
+is a squashfs image, as Apptainer's "build OUT.sif DIR" does. Ownership, modes, xattrs,
+hard links and device nodes are kept exactly. With --sandbox, unpacks IMAGE.sif into the
+directory OUT instead. Output appears only when complete (written to a temporary name first).`;
+  static override examples = [
+    '<%= config.bin %> build image.sif ./rootfs',
+    '<%= config.bin %> build --compressor zstd --level 3 image.sif ./rootfs',
+    '<%= config.bin %> build --sandbox ./rootfs image.sif',
+  ];
+  static override args = {
+    output: Args.string({ required: true, description: 'output SIF file (or directory with --sandbox)' }),
+    source: Args.string({ required: true, description: 'source directory (or SIF file with --sandbox)' }),
+  };
+  static override flags = {
+    sandbox: Flags.boolean({ char: 's', description: 'unpack SOURCE (a SIF) into the directory OUTPUT' }),
+    force: Flags.boolean({ char: 'F', description: 'overwrite an existing output' }),
+    compressor: Flags.string({
+      description: 'squashfs compressor',
+      options: ['gzip', 'zstd', 'xz', 'lz4'],
+      default: 'gzip',
+    }),
+    level: Flags.integer({ description: 'compression level (codec default when omitted)' }),
+    'block-size': Flags.string({ description: 'squashfs block size, e.g. 128K or 1M (4K..1M)', default: '128K' }),
+    deterministic: Flags.boolean({
+      description: 'reproducible output: fixed times (SOURCE_DATE_EPOCH or 0) and a zero image id',
+    }),
+    quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors' }),
+    json: Flags.boolean({ description: 'print the result as JSON' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Build);
+    const warn = (m: string) => {
+      if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
+    };
+    if (/^[a-z][a-z0-9+-]*:\/\//.test(args.source) || /^(oci|oci-archive|docker-archive):/.test(args.source)) {
+      throw new UsageError(`image references such as ${args.source} are not supported by this version of hpcc`, {
+        hint: 'Build from a local directory tree for now: hpcc build OUT.sif DIR',
+      });
+    }
+    if (flags.sandbox) {
+      const st = await fs.stat(args.source).catch(() => null);
+      if (st?.isDirectory()) {
+        throw new UsageError(`--sandbox unpacks a SIF file, but ${args.source} is a directory`, {
+          hint: 'Copy the directory with cp -a, or drop --sandbox to build a SIF from it.',
+        });
+      }
+      if (!flags.quiet && !flags.json) process.stderr.write(`Unpacking ${args.source} into ${args.output}\n`);
+      const r = await extractSifToSandbox(args.source, args.output, { force: flags.force, onWarning: warn });
+      if (flags.json) this.printJson({ status: 'ok', ...r });
+      else if (!flags.quiet) process.stderr.write(`Created sandbox ${r.output} (${r.entries} entries)\n`);
+      return;
+    }
+    const blockSize = parseSize(flags['block-size']);
+    if (!flags.quiet && !flags.json) process.stderr.write(`Packing ${args.source} into ${args.output}\n`);
+    const r = await buildSifFromDirectory(args.output, args.source, {
+      compressor: flags.compressor as 'gzip',
+      ...(flags.level !== undefined ? { level: flags.level } : {}),
+      blockSize,
+      deterministic: flags.deterministic || process.env.SOURCE_DATE_EPOCH !== undefined,
+      force: flags.force,
+      onWarning: warn,
+    });
+    if (flags.json) this.printJson({ status: 'ok', ...r });
+    else if (!flags.quiet) {
+      process.stderr.write(
+        `Built ${r.output}: ${r.entries} entries, ${formatBytes(r.bytes)} of data, squashfs ${formatBytes(r.imageSize)} at offset ${r.partitionOffset}\n`,
+      );
+    }
+  }
+}
+
+export function parseSize(s: string): number {
+  const m = /^(\d+)([KkMm]?)$/.exec(s.trim());
+  if (!m) throw new UsageError(`invalid size "${s}"`, { hint: 'Use a number of bytes or a suffix: 4K, 128K, 1M.' });
+  const n = Number(m[1]) * (m[2] === '' ? 1 : /[Kk]/.test(m[2]!) ? 1024 : 1024 * 1024);
+  if (n < 4096 || n > 1048576 || (n & (n - 1)) !== 0) {
+    throw new UsageError(`block size ${s} is not a power of two between 4K and 1M`, { hint: 'Use 128K (the default) or 1M.' });
+  }
+  return n;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}

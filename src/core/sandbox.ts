@@ -1,0 +1,81 @@
+/**
+ * `hpcc build --sandbox OUTDIR IMAGE.sif`: unpack a SIF's root filesystem
+ * into a directory with hpcc's own squashfs reader (no mount, no root).
+ * The tree is extracted into a temporary sibling directory and renamed into
+ * place, so a failure never leaves a half-written OUTDIR.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { UsageError, addContext } from '../errors/index.js';
+import { extractTree } from '../formats/squashfs/index.js';
+import { openSifRootfs } from './image.js';
+
+export interface SandboxOptions {
+  force?: boolean;
+  onWarning?: (msg: string) => void;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function extractSifToSandbox(
+  image: string,
+  outDir: string,
+  opts: SandboxOptions = {},
+): Promise<{ output: string; entries: number; bytes: number }> {
+  const target = path.resolve(outDir);
+  if (await exists(target)) {
+    if (!opts.force) {
+      throw new UsageError(`sandbox directory ${outDir} already exists`, {
+        hint: 'Pass --force to replace it, or choose another directory.',
+      });
+    }
+  }
+  const img = await openSifRootfs(image);
+  let tmp: string | undefined;
+  try {
+    const parent = path.dirname(target);
+    tmp = await fs.mkdtemp(path.join(parent, `.${path.basename(target)}.hpcc-tmp-`)).catch((e) => {
+      throw addContext(`create sandbox next to ${outDir}`, e);
+    });
+    const r = await extractTree(img.rootfs, tmp, { ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
+    // The extracted root takes the image root's mode (mkdtemp made it 0700).
+    const rootStat = await img.rootfs.lstat('');
+    await fs.chmod(tmp, rootStat.mode & 0o7777);
+    if (await exists(target)) {
+      const old = `${tmp}.old`;
+      await fs.rename(target, old);
+      await fs.rename(tmp, target);
+      await fs.rm(old, { recursive: true, force: true });
+    } else {
+      await fs.rename(tmp, target);
+    }
+    tmp = undefined;
+    return { output: target, entries: r.entries, bytes: r.bytes };
+  } finally {
+    if (tmp !== undefined) await removeTree(tmp);
+    await img.close();
+  }
+}
+
+/** Remove a tree even where extraction left read-only directories. */
+async function removeTree(dir: string): Promise<void> {
+  try {
+    await fs.rm(dir, { recursive: true, force: true });
+  } catch {
+    const walk = async (d: string): Promise<void> => {
+      await fs.chmod(d, 0o700).catch(() => undefined);
+      for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+        if (e.isDirectory()) await walk(path.join(d, e.name));
+      }
+    };
+    await walk(dir);
+    await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
