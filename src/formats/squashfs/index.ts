@@ -1,0 +1,6 @@
+/**
+ * Public entry point of the squashfs module.
+ */
+export { SquashfsReader, type SqfsDirent, type SqfsStat, type EntryType, type OpenOptions } from './reader/reader.js';
+export { extractTree, type ExtractOptions } from './reader/extract.js';
+export type { Superblock } from './layout.js';

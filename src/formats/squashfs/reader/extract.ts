@@ -1,0 +1,205 @@
+/**
+ * Safe extraction of an image (or a subtree) into a directory.
+ *
+ * Nothing is written outside `targetDir`: the target must be empty or absent;
+ * every name is one checked path component (no '.', '..', '/', NUL); parents
+ * are directories this function created with mkdir (an existing name fails
+ * with EEXIST instead of being reused); files are opened with
+ * O_CREAT|O_EXCL|O_NOFOLLOW; symlinks are created last-level and never
+ * followed (lchown/lutimes). Hard links are recreated as hard links.
+ * Directory modes and mtimes are applied after their contents.
+ *
+ * Special files: fifos via `mkfifo`, char/block devices via `mknod` when
+ * running as root (skipped with a warning otherwise, one child process per
+ * device); sockets are skipped with a warning. Ownership (lchown) is applied
+ * when `applyOwnership` (default: running as root). Xattrs (`xattrs: true`)
+ * go through src/util/xattr.ts in batches after the entries exist;
+ * attributes the host refuses are reported through onWarning.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { HpccError, HpccIOError, UnsafePathError, addContext } from '../../../errors/index.js';
+import { setXattrs } from '../../../util/xattr.js';
+import type { Inode } from '../layout.js';
+import { checkName } from './directory.js';
+import type { SqfsStat } from './inodes.js';
+import type { SquashfsReader } from './reader.js';
+
+const run = promisify(execFile);
+
+export interface ExtractOptions {
+  /** lchown every entry to the image's uid/gid (default: only when running as root). */
+  applyOwnership?: boolean;
+  /** Restore extended attributes (via the native xattr helper). Default false. */
+  xattrs?: boolean;
+  onWarning?: (msg: string) => void;
+}
+
+const XATTR_BATCH_ENTRIES = 512;
+const XATTR_BATCH_BYTES = 8 * 1024 * 1024;
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+async function prepareTarget(target: string): Promise<boolean> {
+  let st: fs.Stats;
+  try {
+    st = await fsp.lstat(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw addContext(`extract to ${target}`, e);
+    await fsp.mkdir(target, { recursive: true, mode: 0o700 }).catch((err) => {
+      throw addContext(`create ${target}`, err);
+    });
+    return true;
+  }
+  if (!st.isDirectory()) {
+    throw new HpccIOError('HPCC_E_EXTRACT_TARGET', `extraction target ${target} is not a directory`, {
+      hint: 'Choose a new or empty directory.',
+    });
+  }
+  if ((await fsp.readdir(target)).length > 0) {
+    throw new HpccIOError('HPCC_E_EXTRACT_TARGET', `extraction target ${target} is not empty`, {
+      hint: 'Choose a new or empty directory.',
+    });
+  }
+  return false;
+}
+
+/** Extract the whole image into `targetDir`. Returns the number of entries created and file bytes written. */
+export async function extractTree(
+  reader: SquashfsReader,
+  targetDir: string,
+  opts: ExtractOptions = {},
+): Promise<{ entries: number; bytes: number }> {
+  const target = path.resolve(targetDir);
+  const created = await prepareTarget(target);
+  try {
+    return await extractInto(reader, target, opts);
+  } catch (e) {
+    if (created) await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
+    throw e instanceof HpccError ? e : addContext(`extract squashfs image into ${target}`, e);
+  }
+}
+
+async function extractInto(reader: SquashfsReader, target: string, opts: ExtractOptions) {
+  const own = opts.applyOwnership ?? isRoot();
+  const root = isRoot();
+  const warn = opts.onWarning ?? (() => undefined);
+  const links = new Map<number, string>(); // inode number → first extracted path
+  const dirs: Array<{ dest: string; st: SqfsStat }> = [];
+  let xbatch: Array<{ path: string; xattrs: ReadonlyMap<string, Uint8Array> }> = [];
+  let xbytes = 0;
+  let xattrWarned = false;
+  let entries = 0;
+  let bytes = 0;
+
+  const flushXattrs = async () => {
+    if (xbatch.length === 0) return;
+    const batch = xbatch;
+    xbatch = [];
+    xbytes = 0;
+    for (const f of await setXattrs(batch)) warn(`xattr ${f.name} not restored on ${f.path}: ${f.code}`);
+  };
+
+  for await (const e of reader.walkInodes('/')) {
+    const st = e.stat;
+    let dest: string;
+    if (e.name === null) {
+      dest = target;
+    } else {
+      checkName(e.name);
+      dest = path.join(target, e.path);
+      if (!dest.startsWith(target + path.sep)) throw new UnsafePathError(`entry ${e.path} would land outside ${target}`);
+    }
+    let madeLink = false;
+    if (st.type !== 'dir' && links.has(st.inodeNumber)) {
+      await fsp.link(links.get(st.inodeNumber)!, dest);
+      entries++;
+      continue; // metadata is shared with the first name
+    }
+    switch (st.type) {
+      case 'dir':
+        if (dest !== target) await fsp.mkdir(dest, 0o700);
+        dirs.push({ dest, st });
+        break;
+      case 'file':
+        bytes += await writeFile(reader, e.inode, dest, st, own);
+        break;
+      case 'symlink':
+        await fsp.symlink(Buffer.from(reader.linkTarget(e.inode)), dest);
+        madeLink = true;
+        break;
+      case 'fifo':
+        await run('mkfifo', ['-m', '600', '--', dest]);
+        break;
+      case 'char':
+      case 'block':
+        if (!root) {
+          warn(`skipped ${st.type} device ${e.path} (${st.rdevMajor}:${st.rdevMinor}): creating devices needs root`);
+          continue;
+        }
+        await run('mknod', ['-m', '600', '--', dest, st.type === 'char' ? 'c' : 'b', String(st.rdevMajor), String(st.rdevMinor)]);
+        break;
+      case 'socket':
+        warn(`skipped socket ${e.path}: sockets cannot be recreated from an image`);
+        continue;
+    }
+    entries++;
+    if (st.type !== 'dir') links.set(st.inodeNumber, dest);
+    if (st.type !== 'dir' && st.type !== 'file') {
+      if (own) await fsp.lchown(dest, st.uid, st.gid);
+      if (!madeLink) await fsp.chmod(dest, st.mode & 0o7777);
+      await fsp.lutimes(dest, st.mtime, st.mtime);
+    }
+    if (opts.xattrs) {
+      const xa = reader.xattrsOf(e.inode);
+      if (xa.size > 0) {
+        xbatch.push({ path: dest, xattrs: xa });
+        for (const v of xa.values()) xbytes += v.length;
+        if (xbatch.length >= XATTR_BATCH_ENTRIES || xbytes >= XATTR_BATCH_BYTES) await flushXattrs();
+      }
+    } else if (!xattrWarned && reader.xattrsOf(e.inode).size > 0) {
+      xattrWarned = true;
+      warn('the image has extended attributes; they were not restored (pass xattrs: true)');
+    }
+  }
+  await flushXattrs();
+  // Directories last, deepest first, so their mode and mtime survive the creation of their contents.
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    const { dest, st } = dirs[i]!;
+    if (own) await fsp.lchown(dest, st.uid, st.gid);
+    await fsp.chmod(dest, st.mode & 0o7777);
+    await fsp.utimes(dest, st.mtime, st.mtime);
+  }
+  return { entries, bytes };
+}
+
+async function writeFile(reader: SquashfsReader, ino: Inode, dest: string, st: SqfsStat, own: boolean): Promise<number> {
+  if (ino.kind !== 'file') throw new UnsafePathError(`inode ${st.inodeNumber} is not a file`);
+  const c = fs.constants;
+  const fh = await fsp.open(dest, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o600);
+  try {
+    let pos = 0;
+    for (const chunk of reader.fileChunks(ino)) {
+      if (chunk.data !== null) {
+        let off = 0;
+        while (off < chunk.data.length) {
+          const { bytesWritten } = await fh.write(chunk.data, off, chunk.data.length - off, pos + off);
+          off += bytesWritten;
+        }
+      }
+      pos += chunk.length; // holes stay holes
+    }
+    await fh.truncate(pos);
+    if (own) await fh.chown(st.uid, st.gid);
+    await fh.chmod(st.mode & 0o7777);
+    await fh.utimes(st.mtime, st.mtime);
+    return pos;
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Random-access byte sources for the squashfs reader: an image file (optionally
+ * a window inside a larger file, e.g. a SIF partition) or an in-memory buffer.
+ * Every read is checked against the window size before anything is allocated.
+ */
+import * as fs from 'node:fs';
+import { addContext, SquashfsFormatError } from '../../../errors/index.js';
+
+export interface ImageSource {
+  /** Bytes available in the window. */
+  readonly size: number;
+  /** Exactly `len` bytes at `pos` (relative to the window); throws a typed error if out of bounds. */
+  read(pos: number, len: number): Uint8Array;
+  close(): Promise<void>;
+}
+
+export function checkRange(pos: number, len: number, size: number, what: string): void {
+  if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(len) || pos < 0 || len < 0 || pos + len > size) {
+    throw new SquashfsFormatError(
+      'HPCC_E_SQFS_OUT_OF_BOUNDS',
+      `${what}: ${len} bytes at offset ${pos} lie outside the image (${size} bytes)`,
+    );
+  }
+}
+
+export class FileImageSource implements ImageSource {
+  private fd: number | null;
+
+  private constructor(
+    fd: number,
+    private readonly offset: number,
+    readonly size: number,
+  ) {
+    this.fd = fd;
+  }
+
+  static open(path: string, opts: { offset?: number; size?: number } = {}): FileImageSource {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (e) {
+      throw addContext(`open squashfs image ${path}`, e);
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      const offset = opts.offset ?? 0;
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
+        throw new SquashfsFormatError('HPCC_E_SQFS_OUT_OF_BOUNDS', `offset ${offset} is outside ${path} (${st.size} bytes)`);
+      }
+      const avail = st.size - offset;
+      const size = opts.size ?? avail;
+      if (!Number.isSafeInteger(size) || size < 0 || size > avail) {
+        throw new SquashfsFormatError(
+          'HPCC_E_SQFS_OUT_OF_BOUNDS',
+          `partition of ${size} bytes at offset ${offset} runs past the end of ${path} (${st.size} bytes)`,
+        );
+      }
+      return new FileImageSource(fd, offset, size);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  read(pos: number, len: number): Uint8Array {
+    checkRange(pos, len, this.size, 'read');
+    if (this.fd === null) {
+      throw new SquashfsFormatError('HPCC_E_SQFS_CLOSED', 'the squashfs reader is closed', {
+        hint: 'Do not use a SquashfsReader after close().',
+      });
+    }
+    const buf = Buffer.allocUnsafe(len);
+    let done = 0;
+    try {
+      while (done < len) {
+        const n = fs.readSync(this.fd, buf, done, len - done, this.offset + pos + done);
+        if (n === 0) {
+          throw new SquashfsFormatError('HPCC_E_SQFS_TRUNCATED', `image file ended early at offset ${pos + done}`);
+        }
+        done += n;
+      }
+    } catch (e) {
+      throw addContext('read squashfs image', e);
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    if (this.fd !== null) {
+      const fd = this.fd;
+      this.fd = null;
+      fs.closeSync(fd);
+    }
+  }
+}
+
+export class BufferImageSource implements ImageSource {
+  readonly size: number;
+  constructor(private readonly buf: Uint8Array) {
+    this.size = buf.length;
+  }
+  read(pos: number, len: number): Uint8Array {
+    checkRange(pos, len, this.size, 'read');
+    return this.buf.subarray(pos, pos + len);
+  }
+  async close(): Promise<void> {}
+}
+
+/** A small least-recently-used map. */
+export class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly max: number) {}
+  get(k: K): V | undefined {
+    const v = this.map.get(k);
+    if (v !== undefined) {
+      this.map.delete(k);
+      this.map.set(k, v);
+    }
+    return v;
+  }
+  set(k: K, v: V): void {
+    this.map.delete(k);
+    this.map.set(k, v);
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K);
+  }
+  clear(): void {
+    this.map.clear();
+  }
+}
