@@ -1,0 +1,3 @@
+module hpcctools/sifcheck
+
+go 1.19
