@@ -1,0 +1,236 @@
+/**
+ * The data area (squashfs-format.md §4): file blocks and fragment blocks.
+ *
+ * Blocks are compressed on libuv's threadpool (Encoder.compress) with at most
+ * `concurrency` jobs in flight and written strictly in submission order, so
+ * one file's blocks are contiguous. A file's tail goes to the open fragment
+ * block only after all its full blocks are queued, so a fragment block is
+ * never flushed between two blocks of one file. All-zero blocks become
+ * sparse words (0) with nothing written; blocks that do not shrink are stored
+ * raw (bit 24).
+ *
+ * Dedupe: each file is hashed (sha256) while it streams; when (size, hash)
+ * was seen before, the file's queued blocks are dropped and the written ones
+ * are rewound (they are the last bytes written, because files are processed
+ * one at a time), and the file shares the first copy's FileData. The same
+ * rewind undoes a file whose data source fails.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { Encoder } from '../codecs/types.js';
+import { DATA_UNCOMPRESSED, INVALID32 } from '../layout.js';
+import type { ImageOutput } from './output.js';
+import { writeError } from './paths.js';
+import type { FileData } from './tree.js';
+
+interface Job {
+  readonly compressed: Promise<Uint8Array>;
+  readonly raw: Uint8Array;
+  readonly owner: object | null;
+  place(start: number, word: number): void;
+}
+
+export interface FragmentSlot {
+  start: number;
+  word: number;
+}
+
+export interface DataOptions {
+  blockSize: number;
+  concurrency: number;
+  fragments: boolean;
+  dedupe: boolean;
+}
+
+export type FileSource = AsyncIterable<Uint8Array> | Uint8Array;
+
+export function newFileData(): FileData {
+  return { size: 0, start: 0, words: [], fragment: INVALID32, fragOffset: 0, sparse: 0, state: 'pending' };
+}
+
+export class DataWriter {
+  private queue: Job[] = [];
+  private frag: { buf: Buffer; fill: number; index: number } | null = null;
+  /** Fragment table entries, by index (§4). */
+  readonly fragments: FragmentSlot[] = [];
+  private readonly seen = new Map<string, FileData>();
+  private stopped = false;
+  /** Set when a codec or write error made the image unusable. */
+  broken: unknown = undefined;
+  private readonly zero: Buffer;
+  private readonly bs: number;
+  /** Bytes of file data received and bytes saved by dedupe (for reporting). */
+  stats = { bytesIn: 0, dupFiles: 0, dupBytes: 0, sparseBlocks: 0, rawBlocks: 0 };
+
+  constructor(
+    private readonly out: ImageOutput,
+    private readonly enc: Encoder,
+    private readonly opts: DataOptions,
+  ) {
+    this.bs = opts.blockSize;
+    this.zero = Buffer.alloc(opts.blockSize);
+  }
+
+  /**
+   * Stream one file's bytes into the image. Returns the FileData the inode
+   * must use: `fd` itself, or the first copy's when the file is a duplicate.
+   */
+  async writeFile(src: FileSource, fd: FileData): Promise<FileData> {
+    const owner = {};
+    const track = { first: -1 };
+    const hash = this.opts.dedupe ? createHash('sha256') : null;
+    let tail: Uint8Array;
+    try {
+      tail = await this.streamBlocks(src, fd, owner, track, hash);
+    } catch (e) {
+      this.cancel(owner, track.first);
+      fd.state = 'failed';
+      throw e;
+    }
+    fd.size = fd.words.length * this.bs + tail.length;
+    this.stats.bytesIn += fd.size;
+    if (hash !== null && fd.size > 0) {
+      const key = `${fd.size}:${hash.digest('base64')}`;
+      const orig = this.seen.get(key);
+      if (orig !== undefined) {
+        this.cancel(owner, track.first);
+        fd.state = 'failed';
+        this.stats.dupFiles++;
+        this.stats.dupBytes += fd.size;
+        return orig;
+      }
+      this.seen.set(key, fd);
+    }
+    if (tail.length > 0) {
+      if (this.opts.fragments) await this.addFragment(tail, fd);
+      else await this.addBlock(tail, fd, owner, track);
+    }
+    fd.state = 'ready';
+    return fd;
+  }
+
+  /** Queue every full block; return the final partial block (maybe empty). */
+  private async streamBlocks(src: FileSource, fd: FileData, owner: object, track: { first: number }, hash: Hash | null): Promise<Uint8Array> {
+    const bs = this.bs;
+    if (src instanceof Uint8Array) {
+      hash?.update(src);
+      let off = 0;
+      for (; off + bs <= src.length; off += bs) await this.addBlock(src.subarray(off, off + bs), fd, owner, track);
+      return src.subarray(off);
+    }
+    if (src === null || typeof src !== 'object' || typeof (src as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] !== 'function') {
+      throw writeError('HPCC_E_SQFS_BAD_SOURCE', 'file data must be a Uint8Array or an async iterable of Uint8Array');
+    }
+    let block = Buffer.allocUnsafe(bs);
+    let fill = 0;
+    for await (const chunk of src) {
+      if (!(chunk instanceof Uint8Array)) {
+        throw writeError('HPCC_E_SQFS_BAD_SOURCE', 'file data chunks must be Uint8Array (a string chunk means the stream has an encoding set)');
+      }
+      hash?.update(chunk);
+      let off = 0;
+      while (off < chunk.length) {
+        const n = Math.min(bs - fill, chunk.length - off);
+        block.set(chunk.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === bs) {
+          await this.addBlock(block, fd, owner, track);
+          block = Buffer.allocUnsafe(bs);
+          fill = 0;
+        }
+      }
+    }
+    return block.subarray(0, fill);
+  }
+
+  /** One block of a file: sparse word, or a compression job. The block must not be reused. */
+  private async addBlock(block: Uint8Array, fd: FileData, owner: object, track: { first: number }): Promise<void> {
+    const i = fd.words.length;
+    if (this.isZero(block)) {
+      fd.words.push(0);
+      fd.sparse += block.length;
+      this.stats.sparseBlocks++;
+      return;
+    }
+    fd.words.push(-1);
+    await this.enqueue(block, owner, (start, word) => {
+      if (track.first < 0) {
+        track.first = start;
+        fd.start = start;
+      }
+      fd.words[i] = word;
+    });
+  }
+
+  private isZero(block: Uint8Array): boolean {
+    const z = block.length === this.bs ? this.zero : this.zero.subarray(0, block.length);
+    return Buffer.from(block.buffer, block.byteOffset, block.length).equals(z);
+  }
+
+  private async addFragment(tail: Uint8Array, fd: FileData): Promise<void> {
+    if (this.frag !== null && this.frag.fill + tail.length > this.bs) await this.flushFragment();
+    if (this.frag === null) {
+      this.frag = { buf: Buffer.allocUnsafe(this.bs), fill: 0, index: this.fragments.length };
+      this.fragments.push({ start: 0, word: 0 });
+    }
+    const f = this.frag;
+    f.buf.set(tail, f.fill);
+    fd.fragment = f.index;
+    fd.fragOffset = f.fill;
+    f.fill += tail.length;
+  }
+
+  /** Queue the open fragment block (between files only). */
+  async flushFragment(): Promise<void> {
+    const f = this.frag;
+    if (f === null) return;
+    this.frag = null;
+    const slot = this.fragments[f.index]!;
+    await this.enqueue(f.buf.subarray(0, f.fill), null, (start, word) => {
+      slot.start = start;
+      slot.word = word;
+    });
+  }
+
+  private async enqueue(raw: Uint8Array, owner: object | null, place: Job['place']): Promise<void> {
+    if (this.stopped) throw writeError('HPCC_E_SQFS_WRITER_STATE', 'the squashfs writer was aborted');
+    const compressed = this.enc.compress(raw);
+    compressed.catch(() => undefined); // awaited in drainOne; dropped jobs must not warn
+    this.queue.push({ compressed, raw, owner, place });
+    while (this.queue.length > this.opts.concurrency) await this.drainOne();
+  }
+
+  private async drainOne(): Promise<void> {
+    const job = this.queue.shift()!;
+    try {
+      const c = await job.compressed;
+      const stored = c.length < job.raw.length;
+      if (!stored) this.stats.rawBlocks++;
+      const bytes = stored ? c : job.raw;
+      const start = await this.out.write(bytes);
+      job.place(start, stored ? bytes.length : bytes.length | DATA_UNCOMPRESSED);
+    } catch (e) {
+      this.broken ??= e; // a codec or write failure leaves the image unusable
+      throw e;
+    }
+  }
+
+  /** Drop a file's queued jobs and rewind over its written blocks (they are the last bytes written). */
+  private cancel(owner: object, firstWritten: number): void {
+    this.queue = this.queue.filter((j) => j.owner !== owner);
+    if (firstWritten >= 0) this.out.rewind(firstWritten);
+  }
+
+  /** Flush the fragment block and write everything queued. */
+  async drain(): Promise<void> {
+    await this.flushFragment();
+    while (this.queue.length > 0) await this.drainOne();
+  }
+
+  /** Forget queued work (abort). */
+  discard(): void {
+    this.stopped = true;
+    this.queue = [];
+    this.frag = null;
+  }
+}
