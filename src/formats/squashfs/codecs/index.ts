@@ -6,6 +6,7 @@
 import { CodecError, SquashfsFormatError } from '../../../errors/index.js';
 import { Compressor } from '../layout.js';
 import { gzipDecoder, gzipEncoder } from './gzip.js';
+import type { CodecPool } from './pool.js';
 import type { CodecName, Decoder, Encoder, EncoderOptions } from './types.js';
 
 export type { CodecName, Decoder, Encoder, EncoderOptions } from './types.js';
@@ -23,10 +24,26 @@ export function codecName(id: number): CodecName | undefined {
   return (Object.keys(CODEC_IDS) as CodecName[]).find((k) => CODEC_IDS[k] === id);
 }
 
+/** Codecs hpcc can write. */
+export const ENCODABLE: readonly CodecName[] = ['gzip', 'zstd', 'xz', 'lz4'];
+/** Codecs hpcc can read. */
+export const DECODABLE: readonly CodecName[] = ['gzip', 'zstd', 'xz', 'lz4', 'lzo', 'lzma'];
+
+/**
+ * An encoder for `name`. Optional codec libraries are imported here, on
+ * first use; compress() runs on the libuv threadpool (gzip, xz, lz4) or in
+ * worker threads (zstd, lz4 HC).
+ */
 export async function createEncoder(name: CodecName, opts: EncoderOptions): Promise<Encoder> {
   switch (name) {
     case 'gzip':
       return gzipEncoder(opts);
+    case 'zstd':
+      return (await import('./zstd.js')).zstdEncoder(opts);
+    case 'xz':
+      return (await import('./xz.js')).xzEncoder(opts);
+    case 'lz4':
+      return (await import('./lz4.js')).lz4Encoder(opts);
     default:
       throw new CodecError('HPCC_E_CODEC_UNSUPPORTED', `hpcc cannot write ${name}-compressed squashfs images`, {
         hint: 'Use --comp gzip (the most widely supported codec).',
@@ -38,10 +55,20 @@ export async function createEncoder(name: CodecName, opts: EncoderOptions): Prom
  * A decoder for an image's compressor. `options` is the payload of the image's
  * compressor options block, or null when absent.
  */
-export async function createDecoder(id: number, _options: Uint8Array | null, _blockSize: number): Promise<Decoder> {
+export async function createDecoder(id: number, options: Uint8Array | null, blockSize: number): Promise<Decoder> {
   switch (id) {
     case Compressor.Gzip:
       return gzipDecoder();
+    case Compressor.Zstd:
+      return (await import('./zstd.js')).zstdDecoder();
+    case Compressor.Xz:
+      return (await import('./xz.js')).xzDecoder(options, blockSize);
+    case Compressor.Lzma:
+      return (await import('./xz.js')).lzmaDecoder(blockSize);
+    case Compressor.Lz4:
+      return (await import('./lz4.js')).lz4Decoder(options);
+    case Compressor.Lzo:
+      return (await import('./lzo.js')).lzoDecoder();
     default: {
       const name = codecName(id);
       if (name === undefined) {
@@ -50,4 +77,14 @@ export async function createDecoder(id: number, _options: Uint8Array | null, _bl
       throw new CodecError('HPCC_E_CODEC_UNSUPPORTED', `hpcc cannot read ${name}-compressed squashfs images`);
     }
   }
+}
+
+/**
+ * Stop the worker threads used by the zstd and lz4 HC encoders, if any were
+ * started. Idle workers never keep the process alive, so calling this is
+ * optional; it frees their memory early.
+ */
+export async function closeCodecWorkers(): Promise<void> {
+  const pool: CodecPool = (await import('./pool.js')).codecPool();
+  await pool.close();
 }
