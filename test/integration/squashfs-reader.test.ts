@@ -1,0 +1,208 @@
+/**
+ * The squashfs reader against images made by the real tools (mksquashfs for
+ * every codec and layout, tar2sqfs), compared with the source tree itself:
+ * lstat fields, sha256 of every file, link targets, getfattr's xattrs; then
+ * extractTree compared the same way.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { HpccError } from '../../src/errors/index.js';
+import { CODEC_IDS, type CodecName, createDecoder } from '../../src/formats/squashfs/codecs/index.js';
+import { SquashfsReader, extractTree } from '../../src/formats/squashfs/index.js';
+import { Flag, INVALID64 } from '../../src/formats/squashfs/layout.js';
+import { IS_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
+import { type SourceEntry, buildTree, scanTree, scanXattrs, sha256 } from '../fixtures/squashfs/tree.js';
+
+interface ImageCase {
+  name: string;
+  tool: 'mksquashfs' | 'tar2sqfs';
+  codec: CodecName;
+  args: string[];
+  many?: boolean; // use the tree with the 600-entry directory
+  noXattrs?: boolean;
+  check?: (r: SquashfsReader) => void;
+}
+
+const CASES: ImageCase[] = [
+  { name: 'gzip default', tool: 'mksquashfs', codec: 'gzip', args: [], many: true },
+  { name: 'gzip -b 4K', tool: 'mksquashfs', codec: 'gzip', args: ['-b', '4K'], many: true, check: (r) => expect(r.superblock.blockSize).to.equal(4096) },
+  { name: 'gzip -b 1M', tool: 'mksquashfs', codec: 'gzip', args: ['-b', '1M'], check: (r) => expect(r.superblock.blockSize).to.equal(1 << 20) },
+  {
+    name: 'gzip -noI -noD -noF -noX',
+    tool: 'mksquashfs',
+    codec: 'gzip',
+    args: ['-noI', '-noD', '-noF', '-noX'],
+    check: (r) => expect(r.superblock.flags & (Flag.NOI | Flag.NOD | Flag.NOF | Flag.NOX)).to.equal(0x10b),
+  },
+  { name: 'gzip -no-fragments', tool: 'mksquashfs', codec: 'gzip', args: ['-no-fragments'], check: (r) => expect(r.superblock.fragmentCount).to.equal(0) },
+  { name: 'gzip -always-use-fragments', tool: 'mksquashfs', codec: 'gzip', args: ['-always-use-fragments'] },
+  { name: 'gzip -no-exports', tool: 'mksquashfs', codec: 'gzip', args: ['-no-exports'], check: (r) => expect(r.superblock.exportTableStart).to.equal(INVALID64) },
+  { name: 'gzip -no-xattrs', tool: 'mksquashfs', codec: 'gzip', args: ['-no-xattrs'], noXattrs: true, check: (r) => expect(r.superblock.xattrTableStart).to.equal(INVALID64) },
+  {
+    name: 'gzip level 5 window 12 filtered',
+    tool: 'mksquashfs',
+    codec: 'gzip',
+    args: ['-Xcompression-level', '5', '-Xwindow-size', '12', '-Xstrategy', 'filtered'],
+    check: (r) => expect(r.superblock.flags & Flag.COMP_OPT).to.equal(Flag.COMP_OPT),
+  },
+  { name: 'lzo default', tool: 'mksquashfs', codec: 'lzo', args: [] },
+  { name: 'lzo -Xalgorithm lzo1x_1', tool: 'mksquashfs', codec: 'lzo', args: ['-Xalgorithm', 'lzo1x_1'] },
+  { name: 'lz4 default', tool: 'mksquashfs', codec: 'lz4', args: [] },
+  { name: 'lz4 -Xhc', tool: 'mksquashfs', codec: 'lz4', args: ['-Xhc'] },
+  { name: 'xz default', tool: 'mksquashfs', codec: 'xz', args: [] },
+  { name: 'xz dict 64K bcj x86,arm', tool: 'mksquashfs', codec: 'xz', args: ['-Xdict-size', '64K', '-Xbcj', 'x86,arm'] },
+  { name: 'zstd default', tool: 'mksquashfs', codec: 'zstd', args: [] },
+  { name: 'zstd level 19', tool: 'mksquashfs', codec: 'zstd', args: ['-Xcompression-level', '19'] },
+  { name: 'tar2sqfs gzip', tool: 'tar2sqfs', codec: 'gzip', args: [], many: true, check: (r) => expect(r.superblock.exportTableStart).to.equal(INVALID64) },
+  { name: 'tar2sqfs xz', tool: 'tar2sqfs', codec: 'xz', args: [] },
+];
+
+async function codecSupported(codec: CodecName): Promise<boolean> {
+  try {
+    await createDecoder(CODEC_IDS[codec], null, 131072);
+    return true;
+  } catch (e) {
+    if (e instanceof HpccError && e.code === 'HPCC_E_CODEC_UNSUPPORTED') return false;
+    return true; // e.g. options required: let the real open decide
+  }
+}
+
+function makeImage(c: ImageCase, src: string, out: string): void {
+  if (c.tool === 'mksquashfs') {
+    execFileSync('mksquashfs', [src, out, '-noappend', '-quiet', '-no-progress', '-comp', c.codec, ...c.args], { stdio: 'pipe' });
+    return;
+  }
+  const tar = spawnSync('tar', ['--xattrs', '--xattrs-include=*', '-C', src, '-cf', '-', '.'], { maxBuffer: 256 * 1024 * 1024 });
+  expect(tar.status, String(tar.stderr)).to.equal(0);
+  const r = spawnSync('tar2sqfs', ['-q', '-c', c.codec, ...c.args, out], { input: tar.stdout, maxBuffer: 16 * 1024 * 1024 });
+  expect(r.status, String(r.stderr)).to.equal(0);
+}
+
+function hex(v: Uint8Array): string {
+  return Buffer.from(v).toString('hex');
+}
+
+/** Compare the reader's view of the whole image with the source tree. */
+async function compareWithSource(r: SquashfsReader, src: Map<string, SourceEntry>, xattrs: Map<string, Map<string, string>>, c: ImageCase) {
+  const seen = new Set<string>();
+  const byInode = new Map<number, number>(); // image inode number → source ino
+  for await (const { path: p, stat } of r.walk()) {
+    const s = src.get(p);
+    expect(s, `${c.name}: unexpected entry ${p}`).to.not.equal(undefined);
+    seen.add(p);
+    const want = { type: s!.type, mode: s!.mode, uid: s!.uid, gid: s!.gid, mtime: s!.mtime };
+    expect({ type: stat.type, mode: stat.mode, uid: stat.uid, gid: stat.gid, mtime: stat.mtime }, `${c.name}: ${p}`).to.deep.equal(want);
+    if (stat.type === 'file' || stat.type === 'symlink') expect(stat.size, `${c.name}: size of ${p}`).to.equal(s!.size);
+    if (stat.type !== 'dir') expect(stat.nlink, `${c.name}: nlink of ${p}`).to.equal(s!.nlink);
+    if (stat.type === 'char' || stat.type === 'block') {
+      expect([stat.rdevMajor, stat.rdevMinor], `${c.name}: rdev of ${p}`).to.deep.equal([s!.rdevMajor, s!.rdevMinor]);
+    }
+    // Hard links: one image inode number per source inode and vice versa.
+    if (stat.type !== 'dir') {
+      const prev = byInode.get(stat.inodeNumber);
+      if (prev !== undefined) expect(prev, `${c.name}: hard link ${p}`).to.equal(s!.ino);
+      byInode.set(stat.inodeNumber, s!.ino);
+    }
+    if (stat.type === 'file') {
+      const data = await r.readFile(p);
+      expect(sha256(data), `${c.name}: bytes of ${p}`).to.equal(s!.sha256);
+    }
+    if (stat.type === 'symlink') expect(await r.readlink(p), `${c.name}: target of ${p}`).to.equal(s!.target);
+    const got = new Map([...(await r.getXattrs(p))].map(([k, v]) => [k, hex(v)]));
+    const exp = c.noXattrs ? new Map() : (xattrs.get(p) ?? new Map());
+    expect(Object.fromEntries(got), `${c.name}: xattrs of ${p}`).to.deep.equal(Object.fromEntries(exp));
+  }
+  const missing = [...src.keys()].filter((k) => !seen.has(k));
+  expect(missing, `${c.name}: entries missing from the walk`).to.deep.equal([]);
+  expect(new Set(byInode.values()).size, `${c.name}: distinct inodes`).to.equal(byInode.size);
+}
+
+/** Compare an extracted tree with the source (modes, owners, mtimes, bytes, links, hard links, xattrs). */
+function compareExtracted(out: string, src: Map<string, SourceEntry>, xattrs: Map<string, Map<string, string>>, c: ImageCase, owned: boolean) {
+  const got = scanTree(out);
+  const inoMap = new Map<number, number>();
+  for (const [p, s] of src) {
+    if ((s.type === 'char' || s.type === 'block') && !IS_ROOT) continue;
+    const g = got.get(p);
+    expect(g, `${c.name}: extracted ${p}`).to.not.equal(undefined);
+    expect(g!.type, `${c.name}: type of ${p}`).to.equal(s.type);
+    if (s.type !== 'symlink') expect(g!.mode.toString(8), `${c.name}: mode of ${p}`).to.equal(s.mode.toString(8));
+    if (owned) expect([g!.uid, g!.gid], `${c.name}: owner of ${p}`).to.deep.equal([s.uid, s.gid]);
+    expect(g!.mtime, `${c.name}: mtime of ${p}`).to.equal(s.mtime);
+    if (s.type === 'file') expect(g!.sha256, `${c.name}: bytes of ${p}`).to.equal(s.sha256);
+    if (s.type === 'symlink') expect(g!.target, `${c.name}: target of ${p}`).to.equal(s.target);
+    if (s.type === 'char' || s.type === 'block') expect([g!.rdevMajor, g!.rdevMinor]).to.deep.equal([s.rdevMajor, s.rdevMinor]);
+    if (s.type !== 'dir') {
+      expect(g!.nlink, `${c.name}: nlink of ${p}`).to.equal(s.nlink);
+      const prev = inoMap.get(s.ino);
+      if (prev !== undefined) expect(g!.ino, `${c.name}: hard link ${p}`).to.equal(prev);
+      inoMap.set(s.ino, g!.ino);
+    }
+  }
+  expect(got.size, `${c.name}: extracted entry count`).to.equal(IS_ROOT ? src.size : [...src.values()].filter((s) => s.type !== 'char' && s.type !== 'block').length);
+  const sparse = fs.statSync(path.join(out, 'sizes', 'sparse'));
+  expect(sparse.blocks * 512, `${c.name}: sparse file keeps its holes`).to.be.below(sparse.size);
+  if (!c.noXattrs) {
+    const gx = scanXattrs(out);
+    expect(Object.fromEntries([...gx].map(([k, v]) => [k, Object.fromEntries(v)]))).to.deep.equal(
+      Object.fromEntries([...xattrs].map(([k, v]) => [k, Object.fromEntries(v)])),
+    );
+  }
+}
+
+describe('squashfs reader on mksquashfs and tar2sqfs images', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  const trees: Record<'small' | 'many', { dir: string; entries: Map<string, SourceEntry>; xattrs: Map<string, Map<string, string>> }> =
+    {} as never;
+
+  before(function () {
+    requireTools(this, 'mksquashfs', 'tar2sqfs', 'setfattr', 'getfattr', 'truncate', 'mkfifo', 'tar');
+    tmp = makeTempDir('hpcc-sqfs-reader-');
+    for (const kind of ['small', 'many'] as const) {
+      const dir = path.join(tmp, `src-${kind}`);
+      buildTree(dir, { many: kind === 'many' });
+      trees[kind] = { dir, entries: scanTree(dir), xattrs: scanXattrs(dir) };
+    }
+  });
+
+  after(() => {
+    if (tmp) removeTree(tmp);
+  });
+
+  for (const c of CASES) {
+    it(`reads and extracts: ${c.name}`, async function () {
+      const tree = trees[c.many ? 'many' : 'small'];
+      const img = path.join(tmp, `${c.name.replace(/[^a-z0-9]+/gi, '_')}.sqfs`);
+      makeImage(c, tree.dir, img);
+      if (!(await codecSupported(c.codec))) {
+        // Until the codec lands: the reader must refuse with the typed error, not crash.
+        const err = await SquashfsReader.open(img).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err).to.be.instanceOf(HpccError);
+        expect((err as HpccError).code).to.equal('HPCC_E_CODEC_UNSUPPORTED');
+        this.skip(); // pending: enabled automatically once createDecoder supports the codec
+      }
+      const r = await SquashfsReader.open(img);
+      const out = path.join(tmp, `out-${path.basename(img)}`);
+      try {
+        expect(r.compressor).to.equal(c.codec);
+        c.check?.(r);
+        await compareWithSource(r, tree.entries, tree.xattrs, c);
+        const warnings: string[] = [];
+        const res = await extractTree(r, out, { xattrs: !c.noXattrs, onWarning: (m) => warnings.push(m) });
+        expect(res.entries).to.be.greaterThan(tree.entries.size - 5);
+        if (IS_ROOT) expect(warnings.filter((w) => !w.includes('socket'))).to.deep.equal([]);
+        compareExtracted(out, tree.entries, tree.xattrs, c, IS_ROOT);
+      } finally {
+        await r.close();
+        removeTree(out);
+        fs.rmSync(img, { force: true });
+      }
+    });
+  }
+});
