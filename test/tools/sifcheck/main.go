@@ -10,6 +10,8 @@
 //	    Write OUT with the reference writer. OBJ is TYPE:NAME:PATH with TYPE one
 //	    of deffile, json, generic, envvar, labels; or part:FS:PART:ARCH:NAME:PATH
 //	    with FS and PART as numbers (1 = squashfs, 2 = primary system).
+//	sifcheck siftool list|info|header|dump ...
+//	    The reference siftool commands themselves (pkg/siftool), for comparing views.
 package main
 
 import (
@@ -26,7 +28,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/sylabs/sif/v2/pkg/sif"
+	"github.com/sylabs/sif/v2/pkg/siftool"
 )
 
 type partJSON struct {
@@ -254,7 +258,22 @@ func create(args []string) {
 	}
 }
 
+func runSiftool(args []string) {
+	root := &cobra.Command{Use: "siftool", SilenceUsage: true, SilenceErrors: true}
+	if err := siftool.AddCommands(root); err != nil {
+		die(1, "%v", err)
+	}
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		die(1, "%v", err)
+	}
+}
+
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "siftool" {
+		runSiftool(os.Args[2:])
+		return
+	}
 	if len(os.Args) >= 3 && os.Args[1] == "list" {
 		list(os.Args[2])
 		return
@@ -263,5 +282,5 @@ func main() {
 		create(os.Args[2:])
 		return
 	}
-	die(2, "usage: sifcheck list FILE.sif | sifcheck create OUT.sif [flags] OBJ...")
+	die(2, "usage: sifcheck list FILE.sif | sifcheck create OUT.sif [flags] OBJ... | sifcheck siftool ...")
 }
