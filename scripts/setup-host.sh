@@ -10,7 +10,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       golang-go golang-github-sylabs-sif-dev busybox-static hyperfine
-      zstd xz-utils liblz4-tool ca-certificates libcap2-bin acl)
+      zstd xz-utils liblz4-tool ca-certificates libcap2-bin acl
+      time mmdebstrap)  # bench/squashfs-write.sh: /usr/bin/time, the rootfs
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
