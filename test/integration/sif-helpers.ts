@@ -2,11 +2,11 @@
  * Shared by the SIF integration tests: the sifcheck oracle (test/tools/sifcheck,
  * the reference Go library) and hpcc's listing in sifcheck's canonical shape.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SifDataType, SifReader, cryptoFormatName, dataTypeName, cryptoMessageName, sbomFormatName } from '../../src/formats/sif/index.js';
+import { FsType, PartType, SifDataType, SifReader, SifWriter, cryptoFormatName, dataTypeName, cryptoMessageName, sbomFormatName } from '../../src/formats/sif/index.js';
 import { fileURLToPath } from 'node:url';
 import { IN_CI } from '../helpers/env.js';
 
@@ -87,7 +87,11 @@ export async function hpccListing(file: string): Promise<unknown> {
         extraHex: hex(d.extra),
       };
       if (d.partition) o.partition = { fsType: d.partition.fsType, partType: d.partition.partType, arch: d.partition.arch };
-      if (d.signature) o.signature = { hash: d.signature.hashName ?? 'error: hash algorithm unsupported', fingerprint: d.signature.fingerprint ?? '' };
+      if (d.signature) {
+        // the reference returns no fingerprint once the hash type is unsupported
+        const ok = d.signature.hashName !== undefined;
+        o.signature = { hash: ok ? d.signature.hashName : 'error: hash algorithm unsupported', fingerprint: ok ? (d.signature.fingerprint ?? '') : '' };
+      }
       if (d.cryptoMessage) o.cryptoMessage = { format: cryptoFormatName(d.cryptoMessage.formatType), message: cryptoMessageName(d.cryptoMessage.messageType) };
       if (d.dataType === SifDataType.SBOM && d.sbom) o.sbom = sbomFormatName(d.sbom.format);
       o.dataSha256 = createHash('sha256').update(await r.readObject(d)).digest('hex');
@@ -124,4 +128,27 @@ export function comparable(listing: unknown): unknown {
 /** "OneGroupSignedLegacy" → "one-group-signed-legacy.sif" (the reference tests' naming). */
 export function imageForTestName(name: string): string {
   return path.join(SIF_IMAGES, name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase() + '.sif');
+}
+
+/** mksquashfs a small tree, then deffile + inspect-metadata.json + oci-config.json + partition (Apptainer's order). */
+export async function writeSquashSif(dir: string): Promise<{ img: string; sif: string; tree: string }> {
+  const tree = path.join(dir, 'tree');
+  fs.mkdirSync(path.join(tree, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'etc', 'hello.txt'), 'hello from hpcc\n');
+  fs.writeFileSync(path.join(tree, 'big.bin'), Buffer.alloc(300_000, 7));
+  const img = path.join(dir, 'img.sqfs');
+  execFileSync('mksquashfs', [tree, img, '-noappend', '-quiet', '-no-progress'], { stdio: 'ignore' });
+  const sif = path.join(dir, 'img.sif');
+  const w = await SifWriter.create(sif);
+  try {
+    await w.addObject({ type: SifDataType.Deffile, data: Buffer.from('BootStrap: docker\nFrom: busybox:1.33.1\n') });
+    await w.addObject({ type: SifDataType.GenericJSON, name: 'inspect-metadata.json', data: Buffer.from('{"data":{"attributes":{}}}') });
+    await w.addObject({ type: SifDataType.GenericJSON, name: 'oci-config.json', data: Buffer.from('{"Env":["PATH=/bin"]}') });
+    await w.addPartitionFromFile({ fsType: FsType.Squash, partType: PartType.PrimSys, arch: 'amd64' }, img);
+    await w.finish();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+  return { img, sif, tree };
 }

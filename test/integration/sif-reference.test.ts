@@ -8,10 +8,10 @@ import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FsType, PartType, SifDataType, SifReader, SifWriter, renderHeaderText, renderInfoText, renderListText } from '../../src/formats/sif/index.js';
+import { SifDataType, SifReader, SifWriter, renderHeaderText, renderInfoText, renderListText } from '../../src/formats/sif/index.js';
 import { makeTempDir, removeTree, requireTools } from '../helpers/env.js';
 import { SAMPLE_DEFFILE, SAMPLE_JSON, SAMPLE_PART, SAMPLE_SHA256, writeSample } from '../unit/formats/sif/sample.js';
-import { SIF_GOLDEN, SIF_IMAGES, comparable, hpccListing, imageForTestName, referenceListing, requireSifcheck, sifcheck, siftoolBytes } from './sif-helpers.js';
+import { SIF_GOLDEN, SIF_IMAGES, comparable, hpccListing, imageForTestName, referenceListing, requireSifcheck, sifcheck, siftoolBytes, writeSquashSif } from './sif-helpers.js';
 
 const IMAGES = fs.existsSync(SIF_IMAGES) ? fs.readdirSync(SIF_IMAGES).filter((n) => n.endsWith('.sif')).sort() : [];
 
@@ -158,27 +158,3 @@ describe('integration: SIF vs the reference library', function () {
     });
   });
 });
-
-/** mksquashfs a small tree, then deffile + inspect-metadata.json + oci-config.json + partition (Apptainer's order). */
-export async function writeSquashSif(dir: string): Promise<{ img: string; sif: string; tree: string }> {
-  const { execFileSync } = await import('node:child_process');
-  const tree = path.join(dir, 'tree');
-  fs.mkdirSync(path.join(tree, 'etc'), { recursive: true });
-  fs.writeFileSync(path.join(tree, 'etc', 'hello.txt'), 'hello from hpcc\n');
-  fs.writeFileSync(path.join(tree, 'big.bin'), Buffer.alloc(300_000, 7));
-  const img = path.join(dir, 'img.sqfs');
-  execFileSync('mksquashfs', [tree, img, '-noappend', '-quiet', '-no-progress'], { stdio: 'ignore' });
-  const sif = path.join(dir, 'img.sif');
-  const w = await SifWriter.create(sif);
-  try {
-    await w.addObject({ type: SifDataType.Deffile, data: Buffer.from('BootStrap: docker\nFrom: busybox:1.33.1\n') });
-    await w.addObject({ type: SifDataType.GenericJSON, name: 'inspect-metadata.json', data: Buffer.from('{"data":{"attributes":{}}}') });
-    await w.addObject({ type: SifDataType.GenericJSON, name: 'oci-config.json', data: Buffer.from('{"Env":["PATH=/bin"]}') });
-    await w.addPartitionFromFile({ fsType: FsType.Squash, partType: PartType.PrimSys, arch: 'amd64' }, img);
-    await w.finish();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
-  return { img, sif, tree };
-}

@@ -90,6 +90,8 @@ export interface SifDescriptor {
   id: number; // @5 uint32
   /** Group without the 0xF0000000 mask; 0 = no group (@9 uint32). */
   groupId: number;
+  /** The group field as stored, mask included. */
+  rawGroupId: number;
   /** Linked object or group id without the mask; 0 = none (@13 uint32). */
   linkedId: number;
   linkedIsGroup: boolean;
@@ -115,7 +117,7 @@ export interface SifDescriptor {
 }
 
 /** The fields an encoder needs (index and decoded extras are derived). */
-export type DescriptorFields = Omit<SifDescriptor, 'index' | 'relativeId' | 'partition' | 'signature' | 'cryptoMessage' | 'sbom' | 'ociDigest'>;
+export type DescriptorFields = Omit<SifDescriptor, 'index' | 'rawGroupId' | 'relativeId' | 'partition' | 'signature' | 'cryptoMessage' | 'sbom' | 'ociDigest'>;
 
 const utf8 = new TextDecoder('utf-8');
 const utf8enc = new TextEncoder();
@@ -237,6 +239,7 @@ export function decodeDescriptor(b: Uint8Array, index: number): SifDescriptor {
     used: b[4] !== 0,
     id: dv.getUint32(5, true),
     groupId: (rawGroup & ~GROUP_MASK) >>> 0,
+    rawGroupId: rawGroup,
     linkedId: (rawLink & ~GROUP_MASK) >>> 0,
     linkedIsGroup: (rawLink & GROUP_MASK) >>> 0 === GROUP_MASK,
     offset: i64(dv, 17, c, `${what} offset`),

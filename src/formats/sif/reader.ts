@@ -207,10 +207,10 @@ async function readDescriptors(src: ByteSource, h: SifHeader): Promise<SifDescri
   // Relative IDs as the reference computes them: per raw group field (mask included).
   const minIds = new Map<number, number>();
   for (const d of out) {
-    const m = minIds.get(d.groupId);
-    if (m === undefined || d.id < m) minIds.set(d.groupId, d.id);
+    const m = minIds.get(d.rawGroupId);
+    if (m === undefined || d.id < m) minIds.set(d.rawGroupId, d.id);
   }
-  for (const d of out) d.relativeId = d.id - minIds.get(d.groupId)!;
+  for (const d of out) d.relativeId = d.id - minIds.get(d.rawGroupId)!;
   return out;
 }
 
