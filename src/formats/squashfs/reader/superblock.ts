@@ -24,7 +24,6 @@ export function validateSuperblock(sb: Superblock, imageSize: number): void {
   if (sb.blockLog < MIN_BLOCK_LOG || sb.blockLog > MAX_BLOCK_LOG || sb.blockSize !== 2 ** sb.blockLog) {
     throw bad(`block_size ${sb.blockSize} / block_log ${sb.blockLog} (must be a power of two 4 KiB..1 MiB and match)`);
   }
-  if (sb.flags & Flag.CHECK) throw bad('flag CHECK (0x0004) is set; that is a squashfs 3.x image');
   if (sb.bytesUsed === INVALID64 || sb.bytesUsed < SUPERBLOCK_SIZE || sb.bytesUsed > imageSize) {
     throw new SquashfsFormatError(
       'HPCC_E_SQFS_TRUNCATED',
