@@ -216,6 +216,7 @@ export class SquashfsWriter {
         node.data = await eng.data.writeFile(data, fd);
       } catch (e) {
         if (eng.data.broken !== undefined) this.fatal = eng.data.broken;
+        else if (this.tree.lookup(parts) === node) this.tree.remove(parts); // drop the entry, keep going
         throw e;
       }
     });
