@@ -5,6 +5,7 @@
  * extractTree compared the same way.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
@@ -170,6 +171,77 @@ describe('squashfs reader on mksquashfs and tar2sqfs images', function () {
 
   after(() => {
     if (tmp) removeTree(tmp);
+  });
+
+  it('resolves paths inside the image only, with typed lookup errors', async function () {
+    const tree = trees.small;
+    const img = path.join(tmp, 'api.sqfs');
+    makeImage({ name: 'api', tool: 'mksquashfs', codec: 'gzip', args: [] }, tree.dir, img);
+    const r = await SquashfsReader.open(img);
+    const code = async (p: Promise<unknown>) =>
+      p.then(
+        () => 'no error',
+        (e: unknown) => (e instanceof HpccError ? e.code : `untyped: ${String(e)}`),
+      );
+    try {
+      expect((await r.lstat('links/rel')).type).to.equal('symlink');
+      expect((await r.stat('links/rel')).size).to.equal(1);
+      expect(await r.stat('/links/abs')).to.deep.equal(await r.lstat('d1/hard1'));
+      expect(await r.stat('links/escape')).to.deep.equal(await r.lstat('sizes/one'));
+      expect((await r.lstat('links/loop1')).type).to.equal('symlink');
+      expect(await code(r.stat('links/loop1'))).to.equal('HPCC_E_SQFS_SYMLINK_LOOP');
+      expect(await code(r.stat('links/dangling'))).to.equal('HPCC_E_SQFS_NOT_FOUND');
+      expect(await code(r.lstat('nope'))).to.equal('HPCC_E_SQFS_NOT_FOUND');
+      expect((await r.readdir('links/dirlink')).map((d) => d.name)).to.deep.equal(['hard2', 'sub']);
+      expect(sha256(await r.readFile('links/dirlink/sub/hard3'))).to.equal(tree.entries.get('/d1/hard1')!.sha256);
+      expect(await code(r.readdir('sizes/one'))).to.equal('HPCC_E_SQFS_NOT_DIR');
+      expect(await code(r.lstat('sizes/one/x'))).to.equal('HPCC_E_SQFS_NOT_DIR');
+      expect(await code(r.readlink('sizes/one'))).to.equal('HPCC_E_SQFS_NOT_LINK');
+      expect(await code(r.readFile('d1'))).to.equal('HPCC_E_SQFS_NOT_FILE');
+      expect(await code(r.readFile('sizes/big3m', { maxBytes: 1000 }))).to.equal('HPCC_E_SQFS_FILE_TOO_LARGE');
+      for (const p of ['', '/', '.', '..', '/../..']) expect((await r.lstat(p)).inodeNumber).to.equal(r.superblock.inodeCount);
+      expect(await r.lstat('d1/../sizes/./one')).to.deep.equal(await r.lstat('../../sizes//one'));
+      // Hard links share an inode number; nlink counts the names.
+      const h = await r.lstat('d1/hard1');
+      expect(h.nlink).to.equal(3);
+      expect((await r.lstat('d2/sub/hard3')).inodeNumber).to.equal(h.inodeNumber);
+      // Listings are in byte order, as stored.
+      const names = fs.readdirSync(tree.dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      expect((await r.readdir('/')).map((d) => d.name)).to.deep.equal(names);
+      const walked: string[] = [];
+      for await (const e of r.walk('d2')) walked.push(e.path);
+      expect(walked).to.deep.equal(['/d2', '/d2/hard2', '/d2/sub', '/d2/sub/hard3']);
+      // Streaming: block-sized chunks, same bytes.
+      let n = 0;
+      const hash = createHash('sha256');
+      for await (const c of r.createReadStream('sizes/big3m')) {
+        expect(c.length).to.be.at.most(r.superblock.blockSize);
+        hash.update(c);
+        n++;
+      }
+      expect(n).to.equal(24);
+      expect(hash.digest('hex')).to.equal(tree.entries.get('/sizes/big3m')!.sha256);
+    } finally {
+      await r.close();
+    }
+    expect(await code(r.lstat('/sizes/one'))).to.equal('HPCC_E_SQFS_CLOSED');
+    // A partition inside a larger file (as in a SIF), and bad opens.
+    const bytes = fs.readFileSync(img);
+    const sif = path.join(tmp, 'embedded.bin');
+    fs.writeFileSync(sif, Buffer.concat([Buffer.alloc(12345, 0xee), bytes, Buffer.alloc(100, 0xdd)]));
+    const e = await SquashfsReader.open(sif, { offset: 12345, size: bytes.length });
+    let count = 0;
+    for await (const x of e.walk()) {
+      if (x.stat.type !== 'file') continue;
+      expect(sha256(await e.readFile(x.path))).to.equal(tree.entries.get(x.path)!.sha256);
+      count++;
+    }
+    expect(count).to.be.greaterThan(20);
+    await e.close();
+    expect(await code(SquashfsReader.open(sif, { offset: 12345, size: 5000 }))).to.equal('HPCC_E_SQFS_TRUNCATED');
+    expect(await code(SquashfsReader.open(sif, { offset: 12345 + bytes.length + 200 }))).to.equal('HPCC_E_SQFS_OUT_OF_BOUNDS');
+    expect(await code(SquashfsReader.open(sif))).to.equal('HPCC_E_SQFS_BAD_MAGIC');
+    expect(await code(SquashfsReader.open(path.join(tmp, 'missing.sqfs')))).to.equal('HPCC_E_IO_ENOENT');
   });
 
   for (const c of CASES) {
