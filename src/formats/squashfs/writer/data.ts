@@ -17,13 +17,14 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Encoder } from '../codecs/types.js';
-import { DATA_UNCOMPRESSED, INVALID32 } from '../layout.js';
+import { DATA_SIZE_MASK, DATA_UNCOMPRESSED, INVALID32 } from '../layout.js';
 import type { ImageOutput } from './output.js';
 import { writeError } from './paths.js';
 import type { FileData } from './tree.js';
 
 interface Job {
-  readonly compressed: Promise<Uint8Array>;
+  /** null: store as is (a deterministic-mode tail in the spool). */
+  readonly compressed: Promise<Uint8Array> | null;
   readonly raw: Uint8Array;
   readonly owner: object | null;
   place(start: number, word: number): void;
@@ -44,7 +45,7 @@ export interface DataOptions {
 export type FileSource = AsyncIterable<Uint8Array> | Uint8Array;
 
 export function newFileData(): FileData {
-  return { size: 0, start: 0, words: [], fragment: INVALID32, fragOffset: 0, sparse: 0, state: 'pending' };
+  return { size: 0, start: 0, words: [], fragment: INVALID32, fragOffset: 0, sparse: 0, state: 'pending', tailAt: -1 };
 }
 
 export class DataWriter {
@@ -61,13 +62,23 @@ export class DataWriter {
   /** Bytes of file data received and bytes saved by dedupe (for reporting). */
   stats = { bytesIn: 0, dupFiles: 0, dupBytes: 0, sparseBlocks: 0, rawBlocks: 0 };
 
+  /** Where blocks go now: the image, or (deterministic mode) the spool until relayout(). */
+  private sink: ImageOutput;
+
+  /**
+   * With a spool (deterministic mode), blocks are compressed as they arrive
+   * but land in the spool, tails wait there raw, and relayout() copies them
+   * into the image in tree order so the image does not depend on arrival order.
+   */
   constructor(
     private readonly out: ImageOutput,
     private readonly enc: Encoder,
     private readonly opts: DataOptions,
+    private readonly spool: ImageOutput | null = null,
   ) {
     this.bs = opts.blockSize;
     this.zero = Buffer.alloc(opts.blockSize);
+    this.sink = spool ?? out;
   }
 
   /**
@@ -101,8 +112,9 @@ export class DataWriter {
       this.seen.set(key, fd);
     }
     if (tail.length > 0) {
-      if (this.opts.fragments) await this.addFragment(tail, fd);
-      else await this.addBlock(tail, fd, owner, track);
+      if (!this.opts.fragments) await this.addBlock(tail, fd, owner, track);
+      else if (this.spool === null) await this.addFragment(tail, fd);
+      else await this.spoolTail(tail, fd);
     }
     fd.state = 'ready';
     return fd;
@@ -192,10 +204,15 @@ export class DataWriter {
     });
   }
 
-  private async enqueue(raw: Uint8Array, owner: object | null, place: Job['place']): Promise<void> {
+  /** Deterministic mode: park a tail raw in the spool; relayout() packs it. */
+  private async spoolTail(tail: Uint8Array, fd: FileData): Promise<void> {
+    await this.enqueue(Buffer.from(tail), null, (start) => (fd.tailAt = start), false);
+  }
+
+  private async enqueue(raw: Uint8Array, owner: object | null, place: Job['place'], compress = true): Promise<void> {
     if (this.stopped) throw writeError('HPCC_E_SQFS_WRITER_STATE', 'the squashfs writer was aborted');
-    const compressed = this.enc.compress(raw);
-    compressed.catch(() => undefined); // awaited in drainOne; dropped jobs must not warn
+    const compressed = compress ? this.enc.compress(raw) : null;
+    compressed?.catch(() => undefined); // awaited in drainOne; dropped jobs must not warn
     this.queue.push({ compressed, raw, owner, place });
     while (this.queue.length > this.opts.concurrency) await this.drainOne();
   }
@@ -203,11 +220,15 @@ export class DataWriter {
   private async drainOne(): Promise<void> {
     const job = this.queue.shift()!;
     try {
+      if (job.compressed === null) {
+        job.place(await this.sink.write(job.raw), job.raw.length);
+        return;
+      }
       const c = await job.compressed;
       const stored = c.length < job.raw.length;
       if (!stored) this.stats.rawBlocks++;
       const bytes = stored ? c : job.raw;
-      const start = await this.out.write(bytes);
+      const start = await this.sink.write(bytes);
       job.place(start, stored ? bytes.length : bytes.length | DATA_UNCOMPRESSED);
     } catch (e) {
       this.broken ??= e; // a codec or write failure leaves the image unusable
@@ -218,13 +239,45 @@ export class DataWriter {
   /** Drop a file's queued jobs and rewind over its written blocks (they are the last bytes written). */
   private cancel(owner: object, firstWritten: number): void {
     this.queue = this.queue.filter((j) => j.owner !== owner);
-    if (firstWritten >= 0) this.out.rewind(firstWritten);
+    if (firstWritten >= 0) this.sink.rewind(firstWritten);
   }
 
   /** Flush the fragment block and write everything queued. */
   async drain(): Promise<void> {
     await this.flushFragment();
     while (this.queue.length > 0) await this.drainOne();
+  }
+
+  /**
+   * Deterministic mode: copy every file's blocks from the spool into the
+   * image in the given order (the tree's inode order) and pack the tails
+   * into fragment blocks in that order. Words (on-disk sizes) are unchanged.
+   */
+  async relayout(files: readonly FileData[]): Promise<void> {
+    const spool = this.spool;
+    if (spool === null) return;
+    await this.drain();
+    this.sink = this.out;
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (const fd of files) {
+      let len = 0;
+      for (const w of fd.words) len += w & DATA_SIZE_MASK;
+      const from = fd.start;
+      fd.start = len > 0 ? this.out.pos : 0;
+      for (let done = 0; done < len; ) {
+        const n = Math.min(buf.length, len - done);
+        await spool.readAt(buf.subarray(0, n), from + done);
+        await this.out.write(buf.subarray(0, n));
+        done += n;
+      }
+      const tailLen = fd.size % this.bs;
+      if (fd.tailAt >= 0 && tailLen > 0) {
+        const tail = Buffer.allocUnsafe(tailLen);
+        await spool.readAt(tail, fd.tailAt);
+        await this.addFragment(tail, fd);
+      }
+    }
+    await this.drain();
   }
 
   /** Forget queued work (abort). */

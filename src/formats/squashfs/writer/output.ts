@@ -13,7 +13,7 @@ export class ImageOutput {
   end = 0;
 
   constructor(
-    private readonly handle: FileHandle,
+    readonly handle: FileHandle,
     private readonly base: number,
     start: number,
   ) {
@@ -41,6 +41,20 @@ export class ImageOutput {
       throw addContext('write squashfs image', e);
     }
     this.end = Math.max(this.end, at + bytes.length);
+  }
+
+  /** Read bytes back (deterministic mode re-reads its spool). */
+  async readAt(buf: Buffer, at: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < buf.length) {
+        const { bytesRead } = await this.handle.read(buf, done, buf.length - done, this.base + at + done);
+        if (bytesRead <= 0) throw Object.assign(new Error('short read'), { code: 'EIO' });
+        done += bytesRead;
+      }
+    } catch (e) {
+      throw addContext('read squashfs spool', e);
+    }
   }
 
   /** Move the write position back (the bytes past it are unreferenced and will be overwritten). */

@@ -22,6 +22,8 @@ export interface FileData {
   /** Bytes saved by sparse blocks. */
   sparse: number;
   state: 'pending' | 'ready' | 'failed';
+  /** Deterministic mode only: where the raw tail waits in the spool (-1 when none). */
+  tailAt: number;
 }
 
 interface Common {

@@ -18,7 +18,10 @@
  * are fatal: every later call and finish() reject.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addContext } from '../../../errors/index.js';
 import { createEncoder, type CodecName, type Encoder } from '../codecs/index.js';
 import { encodeRdev, encodeSuperblock, Flag, MAX_BLOCK_LOG, MIN_BLOCK_LOG, SUPERBLOCK_SIZE, METADATA_UNCOMPRESSED, type XattrIdEntry } from '../layout.js';
 import { DataWriter, newFileData, type FileSource } from './data.js';
@@ -27,7 +30,7 @@ import { MetadataWriter } from './metadata.js';
 import { ImageOutput } from './output.js';
 import { splitPath, storedMeta, symlinkTarget, writeError, type StoredMeta } from './paths.js';
 import { writeTables } from './tables.js';
-import { EntryTree, makeDir, makeNode, type FileNode, type Node } from './tree.js';
+import { EntryTree, makeDir, makeNode, type FileData, type FileNode, type Node } from './tree.js';
 import { XattrRegistry } from './xattrs.js';
 
 export interface SquashfsWriterOptions {
@@ -47,10 +50,21 @@ export interface SquashfsWriterOptions {
   dedupe?: boolean;
   /** Write the NFS export table; default true (like mksquashfs). */
   exportTable?: boolean;
-  /** Fixed mkfs time (mkfsTime or 0), implicit directories get that time too. */
+  /**
+   * Byte-identical output for the same set of entries in any arrival order:
+   * fixed mkfs time (mkfsTime or 0, also used for implicit directories),
+   * inode order from the sorted tree, and the data area laid out in tree
+   * order at finish() (costs one extra copy of the compressed data; see spoolDir).
+   */
   deterministic?: boolean;
   /** Superblock time in seconds (default: now, or 0 when deterministic). */
   mkfsTime?: number;
+  /**
+   * Deterministic mode compresses data as it arrives into an unlinked spool
+   * file here (default os.tmpdir()) and copies it into the image in tree
+   * order at finish(), so the image does not depend on arrival order.
+   */
+  spoolDir?: string;
   /** Compression jobs in flight; default 2 × CPU cores. */
   concurrency?: number;
   /** Non-fatal problems (e.g. an xattr namespace squashfs cannot store). */
@@ -109,6 +123,7 @@ export class SquashfsWriter {
   private readonly concurrency: number;
   private readonly encoder: Promise<Encoder>;
   private started: Promise<Engine> | null = null;
+  private spool: FileHandle | null = null;
 
   /** Options are checked here; the codec is loaded on first use (see create()). */
   constructor(private readonly opts: SquashfsWriterOptions) {
@@ -142,20 +157,33 @@ export class SquashfsWriter {
 
   /** The codec, output and data pipeline, set up on first use. */
   private engine(): Promise<Engine> {
-    this.started ??= this.encoder.then((enc) => {
+    this.started ??= this.encoder.then(async (enc) => {
       const options = enc.optionsBlock();
       const dataStart = SUPERBLOCK_SIZE + (options === null ? 0 : 2 + options.length);
       const out = new ImageOutput(this.opts.handle, this.offset, dataStart);
-      const data = new DataWriter(out, enc, {
-        blockSize: this.blockSize,
-        concurrency: this.concurrency,
-        fragments: this.opts.fragments !== false,
-        dedupe: this.opts.dedupe !== false,
-      });
+      const spool = this.opts.deterministic === true ? await openSpool(this.opts.spoolDir ?? tmpdir()) : null;
+      this.spool = spool;
+      const data = new DataWriter(
+        out,
+        enc,
+        {
+          blockSize: this.blockSize,
+          concurrency: this.concurrency,
+          fragments: this.opts.fragments !== false,
+          dedupe: this.opts.dedupe !== false,
+        },
+        spool === null ? null : new ImageOutput(spool, 0, 0),
+      );
       this.dataWriter = data;
       return { enc, options, out, data };
     });
     return this.started;
+  }
+
+  private async closeSpool(): Promise<void> {
+    const s = this.spool;
+    this.spool = null;
+    await s?.close().catch(() => undefined);
   }
 
   /** Counters for reporting (bytes in, duplicate files/bytes, sparse and raw blocks). */
@@ -297,6 +325,10 @@ export class SquashfsWriter {
       await data.drain();
       const order = numberTree(this.tree.root);
       if (order.length > 0xfffffffe) throw writeError('HPCC_E_SQFS_TOO_MANY_INODES', `${order.length} inodes exceed the squashfs limit`);
+      if (this.spool !== null) {
+        await data.relayout(distinctFileData(order.map((v) => v.node)));
+        await this.closeSpool();
+      }
       const ctx = {
         inodes: new MetadataWriter(enc),
         dirs: new MetadataWriter(enc),
@@ -356,6 +388,7 @@ export class SquashfsWriter {
       return { bytesUsed: pos.bytesUsed, size, inodes: order.length };
     } catch (e) {
       this.fatal ??= e;
+      await this.closeSpool();
       throw e;
     }
   }
@@ -367,5 +400,33 @@ export class SquashfsWriter {
     this.dataWriter?.discard();
     await this.chain;
     this.dataWriter?.discard();
+    await this.started?.catch(() => undefined);
+    await this.closeSpool();
   }
+}
+
+/** Open an anonymous spool file (created then unlinked at once, so nothing is left behind). */
+async function openSpool(dir: string): Promise<FileHandle> {
+  try {
+    const d = await mkdtemp(join(dir, 'hpcc-sqfs-spool-'));
+    try {
+      return await open(join(d, 'spool'), 'w+');
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  } catch (e) {
+    throw addContext('create the squashfs spool file', e);
+  }
+}
+
+/** Each file's data once, in inode order (hard links and duplicates share one FileData). */
+function distinctFileData(nodes: readonly Node[]): FileData[] {
+  const seen = new Set<FileData>();
+  const out: FileData[] = [];
+  for (const n of nodes) {
+    if (n.kind !== 'file' || seen.has(n.data)) continue;
+    seen.add(n.data);
+    out.push(n.data);
+  }
+  return out;
 }
