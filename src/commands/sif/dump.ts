@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { pipeline } from 'node:stream/promises';
 import { HpccCommand } from '../../cli/base.js';
-import { SifReader } from '../../formats/sif/index.js';
+import { parseObjectId, SifReader } from '../../formats/sif/index.js';
 
 /** --json carries the bytes as base64, so it is capped; raw output streams. */
 const JSON_MAX_BYTES = 64 * 1024 * 1024;
@@ -11,15 +11,16 @@ export default class SifDump extends HpccCommand {
   static override examples = ['<%= config.bin %> sif dump image.sif 1 > deffile'];
   static override args = {
     image: Args.string({ description: 'SIF image', required: true }),
-    id: Args.integer({ description: 'object ID (see `sif list`)', required: true, min: 1, max: 0xffffffff }),
+    id: Args.string({ description: 'object ID (see `sif list`)', required: true }),
   };
   static override flags = { json: Flags.boolean({ description: 'print {id, size, encoding, data} with the bytes in base64', default: false }) };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(SifDump);
+    const id = parseObjectId(args.id);
     const sif = await SifReader.open(args.image);
     try {
-      const d = sif.descriptorById(args.id);
+      const d = sif.descriptorById(id);
       if (flags.json) {
         const data = await sif.readObject(d, JSON_MAX_BYTES);
         this.printJson({ id: d.id, size: d.size, encoding: 'base64', data: data.toString('base64') });

@@ -20,4 +20,4 @@ export {
 } from './layout.js';
 export { SifReader, isSifError, DEFAULT_MAX_OBJECT_BYTES, MAX_DESCRIPTORS } from './reader.js';
 export { SifWriter, type PartitionWriteFn, type SifObjectInput, type SifPartitionInput, type SifWriterOptions } from './writer.js';
-export { descriptorJson, headerJson, renderHeaderText, renderInfoText, renderListText, readableSize, goTime, typeSummary } from './view.js';
+export { descriptorJson, headerJson, renderHeaderText, renderInfoText, renderListText, readableSize, goTime, typeSummary, parseObjectId } from './view.js';

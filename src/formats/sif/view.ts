@@ -3,6 +3,7 @@
  * (sylabs/sif internal/app/siftool info.go: list, info, header).
  * Pure functions of decoded headers/descriptors.
  */
+import { UsageError } from '../../errors/index.js';
 import type { SifDescriptor, SifHeader } from './layout.js';
 import {
   GO_ZERO_TIME,
@@ -190,4 +191,15 @@ export function descriptorJson(d: SifDescriptor): Record<string, unknown> {
   if (d.sbom) out.sbom = { format: d.sbom.format, formatName: sbomFormatName(d.sbom.format) };
   if (d.ociDigest !== undefined) out.ociDigest = d.ociDigest;
   return out;
+}
+
+/** A command-line object ID: a decimal uint32 above zero (as siftool's ParseUint + WithID). */
+export function parseObjectId(s: string): number {
+  const n = /^[0-9]{1,10}$/.test(s) ? Number(s) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+    throw new UsageError(`object ID must be a whole number from 1 to 4294967295, not ${JSON.stringify(s)}`, {
+      hint: 'List the object IDs with `hpcc sif list IMAGE`.',
+    });
+  }
+  return n;
 }
