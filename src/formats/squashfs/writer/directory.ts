@@ -3,12 +3,13 @@
  *
  * A listing is runs of a 12-byte header + entries. A new run starts when the
  * current one has 256 entries, when the next inode lives in another inode
- * metadata block, when the inode-number delta would leave ±32767, or when
- * the listing has crossed into another directory metadata block (as
- * mksquashfs does, so the index can point at it). Each run that starts in a
- * new directory block (after the first) gets an index entry; the kernel then
- * resumes at block `start`, offset `(dir_offset + index) % 8192`, which
- * holds because every metadata chunk but the last is exactly 8192 bytes.
+ * metadata block, when the inode-number delta would leave ±32767, or, as
+ * mksquashfs does, when the next entry would end more than 8192 listing
+ * bytes after the last index point; such a run gets an index entry (its
+ * offset in the listing, the directory-table block its header starts in,
+ * its first name). The kernel resumes at block `start`, offset
+ * `(dir_offset + index) % 8192`, which holds because every metadata chunk
+ * but the last is exactly 8192 bytes.
  */
 import {
   DIR_ENTRY_SIZE,
@@ -31,35 +32,36 @@ export interface ListingEntry {
 }
 
 export interface Run {
-  /** Uncompressed stream position of the header. */
+  /** Offset of the header from the start of the listing. */
   at: number;
   inodeBlock: number;
   base: number;
   first: number;
   count: number;
+  /** This run starts an index point. */
+  indexed: boolean;
 }
 
-/** Cut sorted entries into runs, given the stream position where the listing starts. */
-export function planRuns(entries: readonly ListingEntry[], startAt: number): Run[] {
+/** Cut sorted entries into runs. */
+export function planRuns(entries: readonly ListingEntry[]): Run[] {
   const runs: Run[] = [];
   let cur: Run | null = null;
-  let at = startAt;
+  let at = 0;
+  let indexAt = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     const iblk = refBlock(e.ref);
-    if (
-      cur === null ||
-      cur.count === DIR_RUN_MAX ||
-      iblk !== cur.inodeBlock ||
-      Math.abs(e.ino - cur.base) > 32767 ||
-      Math.floor(at / METADATA_SIZE) !== Math.floor(cur.at / METADATA_SIZE)
-    ) {
-      cur = { at, inodeBlock: iblk, base: e.ino, first: i, count: 0 };
+    const size = DIR_ENTRY_SIZE + e.name.length;
+    const pastIndex = at + size - indexAt > METADATA_SIZE;
+    if (cur === null || cur.count === DIR_RUN_MAX || iblk !== cur.inodeBlock || Math.abs(e.ino - cur.base) > 32767 || pastIndex) {
+      const indexed = cur !== null && pastIndex;
+      if (indexed) indexAt = at;
+      cur = { at, inodeBlock: iblk, base: e.ino, first: i, count: 0, indexed };
       runs.push(cur);
       at += DIR_HEADER_SIZE;
     }
     cur.count++;
-    at += DIR_ENTRY_SIZE + e.name.length;
+    at += size;
   }
   return runs;
 }
@@ -76,16 +78,9 @@ export interface Listing {
 export async function writeListing(dirs: MetadataWriter, entries: readonly ListingEntry[]): Promise<Listing> {
   const ref = dirs.ref();
   const startAt = dirs.total;
-  const runs = planRuns(entries, startAt);
   const index: DirIndexEntry[] = [];
-  let lastIndexed = Math.floor(startAt / METADATA_SIZE);
-  for (const run of runs) {
-    const headerRef = dirs.ref();
-    const block = Math.floor(run.at / METADATA_SIZE);
-    if (block !== lastIndexed) {
-      index.push({ index: run.at - startAt, start: refBlock(headerRef), name: entries[run.first]!.name });
-      lastIndexed = block;
-    }
+  for (const run of planRuns(entries)) {
+    if (run.indexed) index.push({ index: run.at, start: refBlock(dirs.ref()), name: entries[run.first]!.name });
     const parts: Uint8Array[] = [encodeDirHeader({ count: run.count, start: run.inodeBlock, inodeNumber: run.base })];
     for (let i = run.first; i < run.first + run.count; i++) {
       const e = entries[i]!;

@@ -125,7 +125,8 @@ export async function writeInodes(order: readonly Visit[], ctx: InodeContext): P
           type: basicType(typeOf(c.node)),
         }));
         const listing = await writeListing(ctx.dirs, entries);
-        const ext = hasX || listing.size + 3 > 0xffff || listing.index.length > 0;
+        // extended like mksquashfs: xattrs, a big listing, an index, or more than one run's worth of entries
+        const ext = hasX || listing.size + 3 > 0xffff || listing.index.length > 0 || entries.length > 256;
         ino = {
           ...base,
           kind: 'dir',

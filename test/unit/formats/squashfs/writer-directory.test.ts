@@ -35,34 +35,40 @@ function inflateStream(blocks: Buffer[]): Buffer {
 
 describe('squashfs writer: directory listings (§6)', () => {
   it('starts a new header after 256 entries', () => {
-    const runs = planRuns(entries(600, { nameLen: 5 }), 0);
+    const runs = planRuns(entries(600, { nameLen: 5 }));
     // 600 × (8+5) bytes stays under 8192 only for ~600 entries: block crossing also cuts runs
     for (const r of runs) expect(r.count).to.be.at.most(256);
     expect(runs.reduce((n, r) => n + r.count, 0)).to.equal(600);
-    const small = planRuns(entries(300, { nameLen: 5 }), 0);
+    const small = planRuns(entries(300, { nameLen: 5 }));
     expect(small.map((r) => r.count)).to.deep.equal([256, 44]);
   });
 
   it('starts a new header when the inode block changes or the delta leaves s16', () => {
-    const byBlock = planRuns(entries(10, { block: (i) => (i < 4 ? 0 : 8000) }), 0);
+    const byBlock = planRuns(entries(10, { block: (i) => (i < 4 ? 0 : 8000) }));
     expect(byBlock.map((r) => [r.count, r.inodeBlock])).to.deep.equal([
       [4, 0],
       [6, 8000],
     ]);
-    const byDelta = planRuns(entries(3, { ino: (i) => [1, 32768, 32769][i]! }), 0);
+    const byDelta = planRuns(entries(3, { ino: (i) => [1, 32768, 32769][i]! }));
     // 32768 - 1 = 32767 fits; 32769 - 1 does not
     expect(byDelta.map((r) => [r.count, r.base])).to.deep.equal([
       [2, 1],
       [1, 32769],
     ]);
-    const negative = planRuns(entries(2, { ino: (i) => [40000, 7200][i]! }), 0);
+    const negative = planRuns(entries(2, { ino: (i) => [40000, 7200][i]! }));
     expect(negative.map((r) => r.count)).to.deep.equal([1, 1]); // 7200 - 40000 = -32800 leaves s16
   });
 
-  it('starts a new header when the listing crosses a metadata block', () => {
-    const runs = planRuns(entries(200, { nameLen: 100 }), 8000);
-    expect(Math.floor(runs[1]!.at / METADATA_SIZE)).to.equal(1);
-    expect(runs[0]!.count).to.equal(2); // entries at 8012 and 8120 start in block 0; the third (8228) does not
+  it('starts an indexed header once 8192 listing bytes follow the last index point (as mksquashfs)', () => {
+    const runs = planRuns(entries(200, { nameLen: 100 }));
+    // 12 + n × 108 ≤ 8192 → 75 entries fit after the first header
+    expect(runs[0]!.count).to.equal(75);
+    expect(runs[0]!.indexed).to.equal(false);
+    expect(runs[1]!.indexed).to.equal(true);
+    expect(runs[1]!.at).to.equal(12 + 75 * 108);
+    for (const r of runs) expect(r.count).to.be.at.most(75);
+    // count-limited headers in a short listing get no index
+    expect(planRuns(entries(300, { nameLen: 5 })).map((r) => r.indexed)).to.deep.equal([false, false]);
   });
 
   it('writes runs that decode back to the same entries, with an index at block crossings', async () => {
