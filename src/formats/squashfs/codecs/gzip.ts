@@ -43,13 +43,19 @@ export function gzipDecoder(): Decoder {
     id: Compressor.Gzip,
     name: 'gzip',
     decompress(src, maxOut) {
+      let out: Buffer;
       try {
-        return zlib.inflateSync(src, { maxOutputLength: Math.max(1, maxOut) });
+        out = zlib.inflateSync(src, { maxOutputLength: Math.max(1, maxOut) });
       } catch (e) {
         throw new SquashfsFormatError('HPCC_E_SQFS_DECOMPRESS', `gzip block does not decompress (${(e as Error).message})`, {
           cause: e,
         });
       }
+      // zlib checks maxOutputLength per output chunk, so enforce the exact bound here
+      if (out.length > maxOut) {
+        throw new SquashfsFormatError('HPCC_E_SQFS_DECOMPRESS', `gzip block decodes to more than ${maxOut} bytes`);
+      }
+      return out;
     },
   };
 }

@@ -6,7 +6,11 @@
 import { CodecError, SquashfsFormatError } from '../../../errors/index.js';
 import { Compressor } from '../layout.js';
 import { gzipDecoder, gzipEncoder } from './gzip.js';
-import type { CodecPool } from './pool.js';
+import { lz4Decoder, lz4Encoder } from './lz4.js';
+import { lzoDecoder } from './lzo.js';
+import { codecPool } from './pool.js';
+import { lzmaDecoder, xzDecoder, xzEncoder } from './xz.js';
+import { zstdDecoder, zstdEncoder } from './zstd.js';
 import type { CodecName, Decoder, Encoder, EncoderOptions } from './types.js';
 
 export type { CodecName, Decoder, Encoder, EncoderOptions } from './types.js';
@@ -30,8 +34,9 @@ export const ENCODABLE: readonly CodecName[] = ['gzip', 'zstd', 'xz', 'lz4'];
 export const DECODABLE: readonly CodecName[] = ['gzip', 'zstd', 'xz', 'lz4', 'lzo', 'lzma'];
 
 /**
- * An encoder for `name`. Optional codec libraries are imported here, on
- * first use; compress() runs on the libuv threadpool (gzip, xz, lz4) or in
+ * An encoder for `name`. The codec modules are small; the npm libraries
+ * behind them (lzma-native, @bokuweb/zstd-wasm, lz4-napi) are required only
+ * when an encoder or decoder is created (load.ts); compress() runs on the libuv threadpool (gzip, xz, lz4) or in
  * worker threads (zstd, lz4 HC).
  */
 export async function createEncoder(name: CodecName, opts: EncoderOptions): Promise<Encoder> {
@@ -39,11 +44,11 @@ export async function createEncoder(name: CodecName, opts: EncoderOptions): Prom
     case 'gzip':
       return gzipEncoder(opts);
     case 'zstd':
-      return (await import('./zstd.js')).zstdEncoder(opts);
+      return zstdEncoder(opts);
     case 'xz':
-      return (await import('./xz.js')).xzEncoder(opts);
+      return xzEncoder(opts);
     case 'lz4':
-      return (await import('./lz4.js')).lz4Encoder(opts);
+      return lz4Encoder(opts);
     default:
       throw new CodecError('HPCC_E_CODEC_UNSUPPORTED', `hpcc cannot write ${name}-compressed squashfs images`, {
         hint: 'Use --comp gzip (the most widely supported codec).',
@@ -60,15 +65,15 @@ export async function createDecoder(id: number, options: Uint8Array | null, bloc
     case Compressor.Gzip:
       return gzipDecoder();
     case Compressor.Zstd:
-      return (await import('./zstd.js')).zstdDecoder();
+      return zstdDecoder();
     case Compressor.Xz:
-      return (await import('./xz.js')).xzDecoder(options, blockSize);
+      return xzDecoder(options, blockSize);
     case Compressor.Lzma:
-      return (await import('./xz.js')).lzmaDecoder(blockSize);
+      return lzmaDecoder(blockSize);
     case Compressor.Lz4:
-      return (await import('./lz4.js')).lz4Decoder(options);
+      return lz4Decoder(options);
     case Compressor.Lzo:
-      return (await import('./lzo.js')).lzoDecoder();
+      return lzoDecoder();
     default: {
       const name = codecName(id);
       if (name === undefined) {
@@ -85,6 +90,5 @@ export async function createDecoder(id: number, options: Uint8Array | null, bloc
  * optional; it frees their memory early.
  */
 export async function closeCodecWorkers(): Promise<void> {
-  const pool: CodecPool = (await import('./pool.js')).codecPool();
-  await pool.close();
+  await codecPool().close();
 }

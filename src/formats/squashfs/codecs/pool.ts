@@ -3,7 +3,9 @@
  * (worker.ts) on all cores. Workers start on first use and are unref'd while
  * idle, so an idle pool never keeps the process alive.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CodecError } from '../../../errors/index.js';
 import type { WorkReply, WorkRequest } from './worker.js';
@@ -29,7 +31,7 @@ const fromSource = import.meta.url.endsWith('.ts');
 function startWorker(): Worker {
   if (!fromSource) return new Worker(new URL('./worker.js', import.meta.url));
   const target = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
-  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const api = JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href);
   const boot = `import(${api}).then((m) => m.tsImport(${target}, ${target}))` +
     `.catch((e) => { console.error(e); process.exit(70); });`;
   return new Worker(boot, { eval: true });
