@@ -10,7 +10,8 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { HpccError, UsageError, addContext } from '../errors/index.js';
 import { SifDataType, SifWriter, FsType, PartType, archToSif } from '../formats/sif/index.js';
-import { SquashfsWriter, addDirectoryTree, type CodecName } from '../formats/squashfs/index.js';
+import { SquashfsWriter, type CodecName } from '../formats/squashfs/index.js';
+import { addDirectoryTree } from '../formats/squashfs/from-dir.js';
 import { collectMetadata } from './metadata.js';
 import { directoryTreeView } from './tree-views.js';
 

@@ -2,7 +2,7 @@
  * Test environment facts and helpers shared by integration tests.
  * In CI (CI=true) a missing tool is a failure, never a silent skip.
  */
-import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncOptions, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -66,8 +66,8 @@ export function requireTestUser(ctx: Mocha.Context): void {
  * Run a command as the unprivileged test user when we are root (setpriv, with
  * the user's groups and a clean HOME), or as ourselves otherwise.
  */
-export function runUnprivileged(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
-  if (!IS_ROOT) return spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+export function runUnprivileged(cmd: string, args: string[], opts: SpawnSyncOptions = {}): SpawnSyncReturns<string> {
+  if (!IS_ROOT) return spawnSync(cmd, args, { ...opts, encoding: 'utf8' });
   const uid = execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim();
   const gid = execFileSync('id', ['-g', TEST_USER], { encoding: 'utf8' }).trim();
   const env = {
@@ -78,9 +78,9 @@ export function runUnprivileged(cmd: string, args: string[], opts: SpawnSyncOpti
     ...(opts.env ?? {}),
   };
   return spawnSync('setpriv', ['--reuid', uid, '--regid', gid, '--init-groups', '--', cmd, ...args], {
-    encoding: 'utf8',
     ...opts,
     env,
+    encoding: 'utf8',
   });
 }
 
@@ -105,6 +105,6 @@ export function removeTree(dir: string): void {
 }
 
 /** Run the hpcc CLI (built into dist/) as a subprocess. */
-export function runHpcc(args: string[], opts: SpawnSyncOptions = {}) {
-  return spawnSync(process.execPath, [HPCC_BIN, ...args], { encoding: 'utf8', ...opts });
+export function runHpcc(args: string[], opts: SpawnSyncOptions = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [HPCC_BIN, ...args], { ...opts, encoding: 'utf8' });
 }
