@@ -1,9 +1,10 @@
 /** `hpcc sif list|info|header|dump` as a subprocess: stdout, stderr, exit codes. */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SIF_GOLDEN, SIF_IMAGES } from '../integration/sif-helpers.js';
-import { makeTempDir, removeTree, runHpcc } from '../helpers/env.js';
+import { HPCC_BIN, makeTempDir, removeTree, runHpcc } from '../helpers/env.js';
 import { SAMPLE_DEFFILE, SAMPLE_JSON, SAMPLE_PART, writeSample } from '../unit/formats/sif/sample.js';
 
 describe('e2e: hpcc sif commands', function () {
@@ -66,6 +67,21 @@ describe('e2e: hpcc sif commands', function () {
     expect(Buffer.compare(r.stdout as unknown as Buffer, SAMPLE_PART)).to.equal(0);
     const d = runHpcc(['sif', 'dump', sample, '1']);
     expect(d.stdout).to.equal(SAMPLE_DEFFILE);
+  });
+
+  it('sif dump stops quietly when the reader goes away', async () => {
+    const { SifWriter, FsType, PartType } = await import('../../src/formats/sif/index.js');
+    const big = path.join(dir, 'big.sif');
+    const w = await SifWriter.create(big);
+    await w.addPartition({ fsType: FsType.Raw, partType: PartType.Data, arch: 'amd64' }, async (h, off) => {
+      const chunk = Buffer.alloc(1 << 20, 0x5a);
+      for (let i = 0; i < 8; i++) await h.write(chunk, 0, chunk.length, off + i * chunk.length);
+      return 8 << 20;
+    });
+    await w.finish();
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${HPCC_BIN}" sif dump "${big}" 1 | head -c 10 >/dev/null; echo "status=\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    expect(r.stdout).to.contain('status=0');
+    expect(r.stderr).to.not.contain('Error (');
   });
 
   it('--json shapes', () => {

@@ -25,7 +25,12 @@ export default class SifDump extends HpccCommand {
         const data = await sif.readObject(d, JSON_MAX_BYTES);
         this.printJson({ id: d.id, size: d.size, encoding: 'base64', data: data.toString('base64') });
       } else {
-        await pipeline(sif.objectStream(d), process.stdout, { end: false });
+        try {
+          await pipeline(sif.objectStream(d), process.stdout, { end: false });
+        } catch (e) {
+          // the reader went away (`| head`): stop quietly, as cat does
+          if ((e as { code?: string }).code !== 'EPIPE') throw e;
+        }
       }
     } finally {
       await sif.close();
