@@ -54,7 +54,7 @@ export function planRuns(entries: readonly ListingEntry[]): Run[] {
     const size = DIR_ENTRY_SIZE + e.name.length;
     const pastIndex = at + size - indexAt > METADATA_SIZE;
     if (cur === null || cur.count === DIR_RUN_MAX || iblk !== cur.inodeBlock || Math.abs(e.ino - cur.base) > 32767 || pastIndex) {
-      const indexed = cur !== null && pastIndex;
+      const indexed: boolean = cur !== null && pastIndex;
       if (indexed) indexAt = at;
       cur = { at, inodeBlock: iblk, base: e.ino, first: i, count: 0, indexed };
       runs.push(cur);
