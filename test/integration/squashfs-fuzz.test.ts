@@ -198,7 +198,7 @@ describe('squashfs reader fuzz (hostile images)', function () {
   const bases: Base[] = [];
 
   before(async function () {
-    requireTools(this, 'mksquashfs', 'setfattr');
+    requireTools(this, 'mksquashfs', 'tar2sqfs', 'tar', 'setfattr');
     tmp = makeTempDir('hpcc-sqfs-fuzz-');
     const src = path.join(tmp, 'src');
     fs.mkdirSync(path.join(src, 'dir', 'sub'), { recursive: true });
@@ -213,14 +213,27 @@ describe('squashfs reader fuzz (hostile images)', function () {
     execFileSync('setfattr', ['-n', 'user.a', '-v', 'x'.repeat(40), path.join(src, 'small')]);
     execFileSync('setfattr', ['-n', 'user.a', '-v', 'x'.repeat(40), path.join(src, 'zeros')]);
     execFileSync('setfattr', ['-n', 'user.d', '-v', 'dir', path.join(src, 'dir')]);
-    for (const [name, args, raw] of [
+    // Two gzip bases (compressed, and raw tables so flips hit fields directly), one per other codec
+    // (their decoders see hostile streams too), and a tar2sqfs layout (root parent 0, index on every dir).
+    const mk: Array<[string, string[], boolean]> = [
       ['gzip', [], false],
       ['raw', ['-noI', '-noD', '-noF', '-noX'], true],
-    ] as const) {
+      ['xz', ['-comp', 'xz'], false],
+      ['lz4', ['-comp', 'lz4'], false],
+      ['zstd', ['-comp', 'zstd'], false],
+      ['lzo', ['-comp', 'lzo'], false],
+    ];
+    for (const [name, args, raw] of mk) {
       const img = path.join(tmp, `${name}.sqfs`);
       execFileSync('mksquashfs', [src, img, '-noappend', '-quiet', '-no-progress', '-b', '4K', ...args], { stdio: 'pipe' });
       bases.push(await describeBase(name, new Uint8Array(fs.readFileSync(img)), raw));
     }
+    const tar = execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-C', src, '-cf', '-', '.'], { maxBuffer: 64 << 20 });
+    const t2s = path.join(tmp, 'tar2sqfs.sqfs');
+    execFileSync('tar2sqfs', ['-q', '-c', 'gzip', '-b', '4096', t2s], { input: tar });
+    bases.push(await describeBase('tar2sqfs', new Uint8Array(fs.readFileSync(t2s)), false));
+    // Raw bases get more mutants: their corruptions reach the most code.
+    bases.push(bases[1]!);
   });
 
   after(() => {
