@@ -76,6 +76,8 @@ OUT=$BENCH_DIR/out
 mkdir -p "$RES" "$OUT"
 LOAD_START=$(uptime)
 
+declare -A FAILED=()
+ok_tool() { [ -z "${FAILED[$1]:-}" ]; }
 out_of() { case "$1" in hpcc-cli) echo "$OUT/hpcc-cli.sif" ;; *) echo "$OUT/$1.sqfs" ;; esac; }
 
 # Sets CMD (array) and STDIN for one run of tool $1 writing $2; $3 = tag.
@@ -108,9 +110,10 @@ measure() {
   sync
   command_of "$tool" "$out" "$tag"
   if ! /usr/bin/time -f '%e %M %U %S' -o "$tf" "${CMD[@]}" < "$STDIN" > "$log" 2> "$log.err"; then
-    printf 'squashfs-write: %s failed (round %s):\n' "$tool" "$tag" >&2
-    tail -20 "$log" "$log.err" "$tf" >&2
-    exit 1
+    printf 'squashfs-write: %s failed (round %s), dropped from the benchmark:\n' "$tool" "$tag" >&2
+    tail -n 20 "$log" "$log.err" "$tf" >&2
+    FAILED[$tool]="round $tag: $(cat "$log" "$log.err" | grep -v '^\s*$' | tail -1 | cut -c1-300)"
+    return 0
   fi
   if [ "$tool" = hpcc-cli ]; then
     size=$(node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(j.imageSize)' "$log")
@@ -128,14 +131,20 @@ note "warming the page cache"
 tar -C "$ROOTFS" -cf - . | cat > /dev/null
 cat "$TARFILE" > /dev/null
 for ((w = 0; w < WARMUP; w++)); do
-  for tool in "${TOOLS[@]}"; do note "warm-up $tool"; measure "$tool" warmup; done
+  for tool in "${TOOLS[@]}"; do if ok_tool "$tool"; then note "warm-up $tool"; measure "$tool" warmup; fi; done
 done
 n=${#TOOLS[@]}
 for ((r = 1; r <= RUNS; r++)); do
   note "round $r/$RUNS ($(cut -d' ' -f1-3 /proc/loadavg))"
-  for ((i = 0; i < n; i++)); do measure "${TOOLS[$(((i + r - 1) % n))]}" "$r"; done
+  for ((i = 0; i < n; i++)); do
+    tool=${TOOLS[$(((i + r - 1) % n))]}
+    if ok_tool "$tool"; then measure "$tool" "$r"; fi
+  done
 done
 LOAD_END=$(uptime)
+DONE=()
+for tool in "${TOOLS[@]}"; do if ok_tool "$tool"; then DONE+=("$tool"); fi; done
+TOOLS=("${DONE[@]}")
 
 # ---------------------------------------------------------------- verification
 # Each output must be a valid image with the requested codec and block size,
@@ -210,7 +219,7 @@ declare -A WALL RSS SIZE CPU
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo)"
   echo "- load: start [$(sed 's/.*load average: //' <<< "$LOAD_START")], end [$(sed 's/.*load average: //' <<< "$LOAD_END")]"
-  echo "- versions: $(mksquashfs -version 2>&1 | head -1 | cut -d'(' -f1), $(tar2sqfs --version 2>&1 | head -1), node $(node --version), hpcc $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+dirty')"
+  echo "- versions: $(mksquashfs -version 2>&1 | head -1 | cut -d'(' -f1 | sed 's/ *$//'), $(tar2sqfs --version 2>&1 | head -1), node $(node --version), hpcc $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+dirty')"
   echo "- input: $ROOTFS, $(du -sb "$ROOTFS" | cut -f1) bytes, $(find "$ROOTFS" | wc -l) entries; tar for tar2sqfs $(stat -c %s "$TARFILE") bytes"
   echo "- settings: $CODEC level $LEVEL, block size $BLOCK_SIZE, $RUNS interleaved runs per tool (+$WARMUP warm-up), warm page cache"
   echo
@@ -245,6 +254,7 @@ declare -A WALL RSS SIZE CPU
     v=$(awk -v k="${RSS[hpcc]}" 'BEGIN {printf "%.1f", k*1024/1e6}')
     echo "| peak RSS hpcc | ${v} MB | ≤ ${T_RSS_MB} MB | $(verdict "$v" "$T_RSS_MB") |"
     echo
+    if have tar2sqfs; then echo "- CPU time (user+sys) hpcc / tar2sqfs: $(ratio "${CPU[hpcc]}" "${CPU[tar2sqfs]}")× (less sensitive to outside load than wall time)"; fi
     if have mksquashfs; then echo "- wall hpcc / mksquashfs: $(ratio "${WALL[hpcc]}" "${WALL[mksquashfs]}")×"; fi
     if have tar2sqfs; then echo "- size hpcc / tar2sqfs: $(ratio "${SIZE[hpcc]}" "${SIZE[tar2sqfs]}")×"; fi
     if have hpcc-cli; then echo "- wall hpcc-cli / hpcc (CLI start-up, metadata, SIF, fsync): $(ratio "${WALL[hpcc-cli]}" "${WALL[hpcc]}")×"; fi
@@ -255,6 +265,8 @@ declare -A WALL RSS SIZE CPU
         `main-thread busy ${(s.main_thread_busy * 100).toFixed(0)} %, threadpool ${s.uv_threadpool_size}`);' "$s"
     fi
   fi
+  echo
+  for tool in "${!FAILED[@]}"; do echo "- **$tool failed** (${FAILED[$tool]}); left out"; done
   echo
   echo "Verification:"
   echo
@@ -273,4 +285,5 @@ if [ "$PROFILE" = 1 ]; then
 fi
 echo
 echo "results: $RES"
+[ "${#FAILED[@]}" = 0 ] || { echo "squashfs-write: ${!FAILED[*]} failed (see $RES/log.*)" >&2; exit 1; }
 [ "$VERIFY_FAIL" = 0 ] || { echo "squashfs-write: an output failed verification (see $verify_log)" >&2; exit 1; }

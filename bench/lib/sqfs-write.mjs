@@ -50,7 +50,13 @@ try {
 } catch (e) {
   usage(`cannot load ${modPath} (${e.message}); build first: npx tsc -p . && make -s -C native`);
 }
-const { SquashfsWriter, addDirectoryTree } = mod;
+const { SquashfsWriter } = mod;
+let { addDirectoryTree } = mod;
+if (typeof addDirectoryTree !== 'function') {
+  // Not re-exported from the index yet: take it from its own module.
+  addDirectoryTree = (await import(pathToFileURL(path.join(path.dirname(modPath), 'from-dir.js')).href).catch(() => ({})))
+    .addDirectoryTree;
+}
 if (typeof SquashfsWriter !== 'function' || typeof addDirectoryTree !== 'function') {
   usage(`${modPath} does not export SquashfsWriter and addDirectoryTree yet`);
 }
@@ -71,7 +77,7 @@ try {
     deterministic: opts.deterministic,
   });
   try {
-    tree = await addDirectoryTree(writer, rootDir, { deterministic: opts.deterministic });
+    tree = await addDirectoryTree(writer, rootDir, { deterministic: opts.deterministic, blockSize: opts.blockSize });
     fin = await writer.finish();
   } catch (e) {
     if (typeof writer.abort === 'function') await writer.abort().catch(() => undefined);
