@@ -27,6 +27,8 @@ interface Job {
   readonly compressed: Promise<Uint8Array> | null;
   readonly raw: Uint8Array;
   readonly owner: object | null;
+  /** A pooled block buffer to reuse once this job is written. */
+  readonly recycle: Buffer | null;
   place(start: number, word: number): void;
 }
 
@@ -54,6 +56,7 @@ export class DataWriter {
   /** Fragment table entries, by index (§4). */
   readonly fragments: FragmentSlot[] = [];
   private readonly seen = new Map<string, FileData>();
+  private readonly pool: Buffer[] = [];
   private stopped = false;
   /** Set when a codec or write error made the image unusable. */
   broken: unknown = undefined;
@@ -90,8 +93,9 @@ export class DataWriter {
     const track = { first: -1 };
     const hash = this.opts.dedupe ? createHash('sha256') : null;
     let tail: Uint8Array;
+    let tailBuf: Buffer | null;
     try {
-      tail = await this.streamBlocks(src, fd, owner, track, hash);
+      ({ tail, buf: tailBuf } = await this.streamBlocks(src, fd, owner, track, hash));
     } catch (e) {
       this.cancel(owner, track.first);
       fd.state = 'failed';
@@ -107,32 +111,41 @@ export class DataWriter {
         fd.state = 'failed';
         this.stats.dupFiles++;
         this.stats.dupBytes += fd.size;
+        if (tailBuf !== null) this.give(tailBuf);
         return orig;
       }
       this.seen.set(key, fd);
     }
-    if (tail.length > 0) {
-      if (!this.opts.fragments) await this.addBlock(tail, fd, owner, track);
-      else if (this.spool === null) await this.addFragment(tail, fd);
-      else await this.spoolTail(tail, fd);
+    if (tail.length > 0 && !this.opts.fragments) {
+      await this.addBlock(tail, fd, owner, track, tailBuf);
+    } else {
+      if (tail.length > 0 && this.spool === null) await this.addFragment(tail, fd);
+      else if (tail.length > 0) await this.spoolTail(tail, fd);
+      if (tailBuf !== null) this.give(tailBuf); // the tail was copied
     }
     fd.state = 'ready';
     return fd;
   }
 
-  /** Queue every full block; return the final partial block (maybe empty). */
-  private async streamBlocks(src: FileSource, fd: FileData, owner: object, track: { first: number }, hash: Hash | null): Promise<Uint8Array> {
+  /** Queue every full block; return the final partial block (maybe empty) and its pooled buffer. */
+  private async streamBlocks(
+    src: FileSource,
+    fd: FileData,
+    owner: object,
+    track: { first: number },
+    hash: Hash | null,
+  ): Promise<{ tail: Uint8Array; buf: Buffer | null }> {
     const bs = this.bs;
     if (src instanceof Uint8Array) {
       hash?.update(src);
       let off = 0;
       for (; off + bs <= src.length; off += bs) await this.addBlock(src.subarray(off, off + bs), fd, owner, track);
-      return src.subarray(off);
+      return { tail: src.subarray(off), buf: null };
     }
     if (src === null || typeof src !== 'object' || typeof (src as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] !== 'function') {
       throw writeError('HPCC_E_SQFS_BAD_SOURCE', 'file data must be a Uint8Array or an async iterable of Uint8Array');
     }
-    let block = Buffer.allocUnsafe(bs);
+    let block = this.take();
     let fill = 0;
     for await (const chunk of src) {
       if (!(chunk instanceof Uint8Array)) {
@@ -146,32 +159,43 @@ export class DataWriter {
         fill += n;
         off += n;
         if (fill === bs) {
-          await this.addBlock(block, fd, owner, track);
-          block = Buffer.allocUnsafe(bs);
+          await this.addBlock(block, fd, owner, track, block);
+          block = this.take();
           fill = 0;
         }
       }
     }
-    return block.subarray(0, fill);
+    return { tail: block.subarray(0, fill), buf: block };
+  }
+
+  /** Block buffers are pooled: a few per job in flight, reused once written. */
+  private take(): Buffer {
+    return this.pool.pop() ?? Buffer.allocUnsafe(this.bs);
+  }
+
+  private give(buf: Buffer): void {
+    if (this.pool.length < this.opts.concurrency + 2) this.pool.push(buf);
   }
 
   /** One block of a file: sparse word, or a compression job. The block must not be reused. */
-  private async addBlock(block: Uint8Array, fd: FileData, owner: object, track: { first: number }): Promise<void> {
+  private async addBlock(block: Uint8Array, fd: FileData, owner: object, track: { first: number }, recycle: Buffer | null = null): Promise<void> {
     const i = fd.words.length;
     if (this.isZero(block)) {
       fd.words.push(0);
       fd.sparse += block.length;
       this.stats.sparseBlocks++;
+      if (recycle !== null) this.give(recycle);
       return;
     }
     fd.words.push(-1);
-    await this.enqueue(block, owner, (start, word) => {
+    const place = (start: number, word: number): void => {
       if (track.first < 0) {
         track.first = start;
         fd.start = start;
       }
       fd.words[i] = word;
-    });
+    };
+    await this.enqueue(block, owner, place, true, recycle);
   }
 
   private isZero(block: Uint8Array): boolean {
@@ -182,7 +206,7 @@ export class DataWriter {
   private async addFragment(tail: Uint8Array, fd: FileData): Promise<void> {
     if (this.frag !== null && this.frag.fill + tail.length > this.bs) await this.flushFragment();
     if (this.frag === null) {
-      this.frag = { buf: Buffer.allocUnsafe(this.bs), fill: 0, index: this.fragments.length };
+      this.frag = { buf: this.take(), fill: 0, index: this.fragments.length };
       this.fragments.push({ start: 0, word: 0 });
     }
     const f = this.frag;
@@ -198,10 +222,11 @@ export class DataWriter {
     if (f === null) return;
     this.frag = null;
     const slot = this.fragments[f.index]!;
-    await this.enqueue(f.buf.subarray(0, f.fill), null, (start, word) => {
+    const place = (start: number, word: number): void => {
       slot.start = start;
       slot.word = word;
-    });
+    };
+    await this.enqueue(f.buf.subarray(0, f.fill), null, place, true, f.buf);
   }
 
   /** Deterministic mode: park a tail raw in the spool; relayout() packs it. */
@@ -209,11 +234,11 @@ export class DataWriter {
     await this.enqueue(Buffer.from(tail), null, (start) => (fd.tailAt = start), false);
   }
 
-  private async enqueue(raw: Uint8Array, owner: object | null, place: Job['place'], compress = true): Promise<void> {
+  private async enqueue(raw: Uint8Array, owner: object | null, place: Job['place'], compress = true, recycle: Buffer | null = null): Promise<void> {
     if (this.stopped) throw writeError('HPCC_E_SQFS_WRITER_STATE', 'the squashfs writer was aborted');
     const compressed = compress ? this.enc.compress(raw) : null;
     compressed?.catch(() => undefined); // awaited in drainOne; dropped jobs must not warn
-    this.queue.push({ compressed, raw, owner, place });
+    this.queue.push({ compressed, raw, owner, place, recycle });
     while (this.queue.length > this.opts.concurrency) await this.drainOne();
   }
 
@@ -230,6 +255,7 @@ export class DataWriter {
       const bytes = stored ? c : job.raw;
       const start = await this.sink.write(bytes);
       job.place(start, stored ? bytes.length : bytes.length | DATA_UNCOMPRESSED);
+      if (job.recycle !== null) this.give(job.recycle); // compressed and written: no longer referenced
     } catch (e) {
       this.broken ??= e; // a codec or write failure leaves the image unusable
       throw e;
