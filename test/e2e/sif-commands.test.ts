@@ -62,9 +62,10 @@ describe('e2e: hpcc sif commands', function () {
   });
 
   it('sif dump IMAGE ID writes the raw bytes', () => {
-    const r = runHpcc(['sif', 'dump', sample, '3'], { encoding: 'buffer' });
+    // binary stdout: spawn directly (runHpcc decodes stdout as UTF-8)
+    const r = spawnSync(process.execPath, [HPCC_BIN, 'sif', 'dump', sample, '3']);
     expect(r.status, String(r.stderr)).to.equal(0);
-    expect(Buffer.compare(r.stdout as unknown as Buffer, SAMPLE_PART)).to.equal(0);
+    expect(Buffer.compare(r.stdout, SAMPLE_PART)).to.equal(0);
     const d = runHpcc(['sif', 'dump', sample, '1']);
     expect(d.stdout).to.equal(SAMPLE_DEFFILE);
   });

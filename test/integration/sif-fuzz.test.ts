@@ -3,7 +3,8 @@
  * counts, offsets, sizes, huge values) over thousands of seeded mutants.
  * Every mutant must either parse or fail with an HpccError, in bounded time
  * and memory. HPCC_FUZZ_ITERATIONS (default 3000) sets the count; the seed is
- * printed and HPCC_FUZZ_SEED reproduces a run.
+ * printed and HPCC_FUZZ_SEED reproduces a run. HPCC_FUZZ_DIFFERENTIAL (default
+ * 150) sets how many accepted mutants are re-read by the reference library.
  */
 import { expect } from 'chai';
 import * as fs from 'node:fs';
@@ -33,7 +34,7 @@ import { SIF_IMAGES, comparable, hpccListing, referenceListing, requireSifcheck 
 const ITERATIONS = Number(process.env.HPCC_FUZZ_ITERATIONS ?? 3000);
 const SEED = process.env.HPCC_FUZZ_SEED !== undefined ? Number(process.env.HPCC_FUZZ_SEED) : (Math.random() * 2 ** 32) >>> 0;
 /** Mutants that hpcc accepts and sifcheck re-reads (each one spawns the Go oracle). */
-const DIFFERENTIAL = Math.min(150, ITERATIONS);
+const DIFFERENTIAL = Math.min(Number(process.env.HPCC_FUZZ_DIFFERENTIAL ?? 150), ITERATIONS);
 
 /** mulberry32: small, seedable, good enough to pick mutations. */
 function rng(seed: number): () => number {

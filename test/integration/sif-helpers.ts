@@ -60,6 +60,8 @@ export async function hpccListing(file: string): Promise<unknown> {
   try {
     const h = r.header;
     const prim = (() => {
+      // the reference's GetDescriptor reports "no objects" whenever free == total, whatever the slots hold
+      if (h.descriptorsFree === h.descriptorsTotal) return 0;
       try {
         return r.primaryPartition().id;
       } catch {

@@ -86,6 +86,7 @@ export class SifWriter {
   private dataSize = 0;
   private archCode = ARCH_UNKNOWN_CODE;
   private primaryId = 0;
+  private busy = false;
   private done = false;
 
   private constructor(
@@ -138,9 +139,23 @@ export class SifWriter {
     return i;
   }
 
+  private checkFields(name: string, extra: Uint8Array): void {
+    if (Buffer.byteLength(name) > NAME_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `object name longer than ${NAME_LEN} bytes`);
+    if (extra.length > EXTRA_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `descriptor extra longer than ${EXTRA_LEN} bytes`);
+  }
+
+  /** Objects are appended one at a time: each add must be awaited before the next. */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.busy) throw writeError('HPCC_E_SIF_WRITER_BUSY', 'another object is still being added; await each add before the next');
+    this.busy = true;
+    try {
+      return await fn();
+    } finally {
+      this.busy = false;
+    }
+  }
+
   private record(i: number, f: Omit<DescriptorFields, 'id' | 'used' | 'createdAt' | 'modifiedAt' | 'uid' | 'gid'>, unaligned: number): number {
-    if (Buffer.byteLength(f.name) > NAME_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `object name longer than ${NAME_LEN} bytes`);
-    if (f.extra.length > EXTRA_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `descriptor extra longer than ${EXTRA_LEN} bytes`);
     const d: DescriptorFields = { ...f, id: i + 1, used: true, createdAt: this.time, modifiedAt: this.time, uid: 0, gid: 0 };
     d.sizeWithPadding = d.offset - unaligned + d.size;
     this.slots[i] = d;
@@ -155,7 +170,11 @@ export class SifWriter {
   }
 
   /** Append a data object; returns its ID. */
-  async addObject(o: SifObjectInput): Promise<number> {
+  addObject(o: SifObjectInput): Promise<number> {
+    return this.exclusive(() => this.appendObject(o));
+  }
+
+  private async appendObject(o: SifObjectInput): Promise<number> {
     const i = this.freeSlot();
     if (o.type === SifDataType.Partition) throw writeError('HPCC_E_SIF_BAD_OPTION', 'partitions are added with addPartition or addPartitionFromFile');
     const unaligned = this.end;
@@ -172,8 +191,10 @@ export class SifWriter {
       name: o.name ?? '',
       extra: o.extra ?? new Uint8Array(0),
     };
-    if (fields.extra.length > EXTRA_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `descriptor extra longer than ${EXTRA_LEN} bytes`);
-    if (Buffer.byteLength(fields.name) > NAME_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `object name longer than ${NAME_LEN} bytes`);
+    this.checkFields(fields.name, fields.extra);
+    if (!Number.isInteger(fields.linkedId) || fields.linkedId < 0 || fields.linkedId > (linkedIsGroup ? 0x0fffffff : 0xffffffff)) {
+      throw writeError('HPCC_E_SIF_BAD_OPTION', `linked ID ${fields.linkedId} out of range`);
+    }
     await this.io('write SIF object', () => this.writeAll(o.data, offset));
     return this.record(i, fields, unaligned);
   }
@@ -182,7 +203,11 @@ export class SifWriter {
    * Append a partition written by `write` at a 4096-aligned offset (so a
    * squashfs writer can stream straight into the SIF); returns its ID.
    */
-  async addPartition(p: SifPartitionInput, write: PartitionWriteFn): Promise<number> {
+  addPartition(p: SifPartitionInput, write: PartitionWriteFn): Promise<number> {
+    return this.exclusive(() => this.appendPartition(p, write));
+  }
+
+  private async appendPartition(p: SifPartitionInput, write: PartitionWriteFn): Promise<number> {
     const i = this.freeSlot();
     const archCode = sifArchCode(p.arch);
     if (archCode === undefined) throw writeError('HPCC_E_SIF_UNKNOWN_ARCH', `unknown architecture ${JSON.stringify(p.arch)}`);
@@ -192,7 +217,7 @@ export class SifWriter {
     const extra = encodePartitionExtra(p.fsType, p.partType, archCode);
     const groupId = this.groupOf(p.groupId);
     const name = p.name ?? '';
-    if (Buffer.byteLength(name) > NAME_LEN) throw writeError('HPCC_E_SIF_FIELD_TOO_LONG', `object name longer than ${NAME_LEN} bytes`);
+    this.checkFields(name, extra);
     const unaligned = this.end;
     const offset = nextAligned(unaligned, PARTITION_ALIGNMENT);
     const size = await write(this.fh, offset);
@@ -227,6 +252,7 @@ export class SifWriter {
 
   /** Write the descriptor table and header, fsync, and rename into place. */
   async finish(): Promise<void> {
+    if (this.busy) throw writeError('HPCC_E_SIF_WRITER_BUSY', 'an object is still being added; await it before finish()');
     if (this.done) throw writeError('HPCC_E_SIF_WRITER_CLOSED', 'the SIF writer is already finished or aborted');
     try {
       const table = Buffer.alloc(this.total * DESCRIPTOR_SIZE);

@@ -156,6 +156,22 @@ describe('formats/sif/writer', () => {
     expect(fs.readdirSync(dir)).to.deep.equal([]);
   });
 
+  it('refuses overlapping adds instead of interleaving them', async () => {
+    const w = await SifWriter.create(path.join(dir, 'b.sif'));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = w.addPartition({ fsType: FsType.Squash, partType: PartType.PrimSys, arch: 'amd64' }, async () => {
+      await gate;
+      return 0;
+    });
+    await expectCode(w.addObject({ type: SifDataType.Generic, data: Buffer.from('x') }), 'HPCC_E_SIF_WRITER_BUSY');
+    await expectCode(w.finish(), 'HPCC_E_SIF_WRITER_BUSY');
+    release();
+    expect(await first).to.equal(1);
+    expect(await w.addObject({ type: SifDataType.Generic, data: Buffer.from('x') })).to.equal(2);
+    await w.abort();
+  });
+
   it('maps Node arch names to SIF codes', () => {
     expect(archToSif('x64')).to.equal('02');
     expect(archToSif('arm64')).to.equal('04');
