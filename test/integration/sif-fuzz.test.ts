@@ -201,7 +201,7 @@ describe('integration: SIF hostile input fuzz', function () {
     }
     const rssGrowth = process.memoryUsage().rss - rssBefore;
     console.log(`      parsed ${parsed}, refused ${ITERATIONS - parsed}: ${[...codes].map(([c, n]) => `${c}=${n}`).join(' ')}; slowest ${slowest.toFixed(1)} ms; RSS +${(rssGrowth / 2 ** 20).toFixed(0)} MiB`);
-    expect(slowest, 'one mutant took too long').to.be.below(2000);
+    expect(slowest, 'one mutant took too long').to.be.below(5000);
     expect(rssGrowth, 'memory grew too much').to.be.below(300 * 2 ** 20);
     if (ITERATIONS >= 500) {
       // the mutator must actually reach both outcomes and the main refusal paths
