@@ -256,4 +256,43 @@ describe('squashfs writer: real-tool smoke (unsquashfs, sqfsdiff)', function () 
       expect(r.status, r.stdout + r.stderr).to.equal(0);
     }
   });
+
+  it('writes a file over 4 GiB (extended inode, u64 size; HPCC_TEST_LARGE=1)', async function () {
+    if (process.env.HPCC_TEST_LARGE !== '1') this.skip();
+    this.timeout(300000);
+    const file = path.join(dir, 'large.sqfs');
+    const fh = await open(file, 'w+');
+    try {
+      const w = new SquashfsWriter({ handle: fh, blockSize: 1 << 20 });
+      const zero = Buffer.alloc(1 << 20);
+      async function* src(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('head');
+        for (let i = 0; i < 4096; i++) yield zero;
+        yield Buffer.from('tail!');
+      }
+      await w.addFile('big', { mode: 0o644, uid: 0, gid: 0, mtime: T }, src());
+      await w.finish();
+    } finally {
+      await fh.close();
+    }
+    const out = execFileSync('unsquashfs', ['-lln', file], { encoding: 'utf8' });
+    expect(out).to.match(/ 4294967305 \S+ \S+ squashfs-root\/big\n/);
+    const ex = path.join(dir, 'large-out');
+    execFileSync('unsquashfs', ['-d', ex, '-no-progress', file], { stdio: 'pipe' }); // unsquashfs writes holes
+    const big = path.join(ex, 'big');
+    expect(fs.statSync(big).size).to.equal(4294967305);
+    const fd = fs.openSync(big, 'r');
+    try {
+      const b = Buffer.alloc(5);
+      fs.readSync(fd, b, 0, 4, 0);
+      expect(b.subarray(0, 4).toString()).to.equal('head');
+      fs.readSync(fd, b, 0, 5, 4294967300);
+      expect(b.toString()).to.equal('tail!');
+      fs.readSync(fd, b, 0, 5, 3_000_000_000);
+      expect([...b]).to.deep.equal([0, 0, 0, 0, 0]);
+    } finally {
+      fs.closeSync(fd);
+      removeTree(ex);
+    }
+  });
 });
