@@ -9,7 +9,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { HpccError, UsageError, addContext } from '../errors/index.js';
-import { SifDataType, SifWriter, FsType, PartType, archToSif } from '../formats/sif/index.js';
+import { SifDataType, SifWriter, FsType, PartType } from '../formats/sif/index.js';
 import { SquashfsWriter, type CodecName } from '../formats/squashfs/index.js';
 import { addDirectoryTree } from '../formats/squashfs/from-dir.js';
 import { collectMetadata } from './metadata.js';
@@ -120,7 +120,7 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
       data: new TextEncoder().encode(JSON.stringify(meta)),
     });
     await sif.addPartition(
-      { fsType: FsType.Squash, partType: PartType.PrimSys, arch: archToSif(process.arch) },
+      { fsType: FsType.Squash, partType: PartType.PrimSys, arch: process.arch },
       async (handle, offset) => {
         const writer = new SquashfsWriter({
           handle,

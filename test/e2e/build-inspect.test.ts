@@ -106,8 +106,15 @@ describe('e2e: hpcc build / inspect', function () {
       if (process.env.CI) throw new Error('sifcheck not built (test/tools/build.sh)');
       this.skip();
     }
-    const r = spawnSync(sifcheck, [sif], { encoding: 'utf8' });
+    const r = spawnSync(sifcheck, ['list', sif], { encoding: 'utf8' });
     expect(r.status, r.stderr).to.equal(0);
+    const ref = JSON.parse(r.stdout);
+    expect(ref.descriptors.map((d: { dataTypeName: string }) => d.dataTypeName)).to.deep.equal(['Def.FILE', 'JSON.Generic', 'FS']);
+    const part = ref.descriptors[2];
+    expect(ref.primary).to.equal(part.id);
+    expect(part.partition).to.deep.equal({ fsType: 1, partType: 2, arch: ref.arch });
+    expect(part.offset % 4096).to.equal(0);
+    expect(Buffer.from(ref.descriptors[1].nameHex, 'hex').toString()).to.equal('inspect-metadata.json');
   });
 
   it('inspect shows labels by default, and every section with --all --json', () => {
