@@ -19,9 +19,9 @@ import { makeTempDir, removeTree, requireTools } from '../helpers/env.js';
 
 const ITERATIONS = Number(process.env.HPCC_FUZZ_ITERATIONS ?? 3000);
 const SEED = process.env.HPCC_FUZZ_SEED !== undefined ? Number(process.env.HPCC_FUZZ_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
-const PER_MUTANT_MS = 3000;
-const MAX_FILE_BYTES = 16 * 1024 * 1024;
-const MAX_BYTES_PER_MUTANT = 64 * 1024 * 1024;
+const PER_MUTANT_MS = 10_000; // generous: CI machines are shared; typical mutants take < 10 ms
+const MAX_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_BYTES_PER_MUTANT = 16 * 1024 * 1024;
 
 /** mulberry32: small, seedable, good enough for fuzzing. */
 function prng(seed: number): () => number {
@@ -251,6 +251,7 @@ describe('squashfs reader fuzz (hostile images)', function () {
     const codes = new Map<string, number>();
     let ok = 0;
     let slowest = 0;
+    let slowestWhat = '';
     const t0 = Date.now();
     const rss0 = process.memoryUsage().rss;
     let maxRss = rss0;
@@ -282,13 +283,16 @@ describe('squashfs reader fuzz (hostile images)', function () {
         else if (failures.length < 20) failures.push(`#${i} ${base.name} [${m.kind}]: ${(e as Error)?.stack ?? e}`);
       }
       const took = Date.now() - start;
-      slowest = Math.max(slowest, took);
+      if (took > slowest) {
+        slowest = took;
+        slowestWhat = `#${i} ${base.name} [${m.kind}]`;
+      }
       if (took > PER_MUTANT_MS && failures.length < 20) failures.push(`#${i} ${base.name} [${m.kind}]: took ${took} ms`);
       if (i % 100 === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss);
     }
     const secs = (Date.now() - t0) / 1000;
     console.log(
-      `      ${ITERATIONS} mutants in ${secs.toFixed(1)} s (${(ITERATIONS / secs).toFixed(0)}/s), ${ok} read cleanly, slowest ${slowest} ms, ` +
+      `      ${ITERATIONS} mutants in ${secs.toFixed(1)} s (${(ITERATIONS / secs).toFixed(0)}/s), ${ok} read cleanly, slowest ${slowest} ms (${slowestWhat}), ` +
         `peak rss +${((maxRss - rss0) / 1048576).toFixed(0)} MiB`,
     );
     console.log(`      error codes: ${[...codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}:${n}`).join(' ')}`);
