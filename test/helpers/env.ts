@@ -8,7 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The checkout root: the nearest parent holding package.json (works from src and from dist/). */
+export const REPO_ROOT = (() => {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(d, 'package.json')) && path.dirname(d) !== d) d = path.dirname(d);
+  return d;
+})();
 export const HPCC_BIN = path.join(REPO_ROOT, 'bin', 'run.js');
 export const IS_ROOT = process.getuid?.() === 0;
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
