@@ -77,7 +77,7 @@ export interface WalkEntry {
   st: BigIntStats;
 }
 
-const XATTR_BATCH = 1024;
+const XATTR_BATCH = 4096;
 const STAT_CONCURRENCY = 32;
 const S_IFMT = 0o170000n;
 
