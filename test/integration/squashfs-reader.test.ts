@@ -56,6 +56,7 @@ const CASES: ImageCase[] = [
   { name: 'xz dict 64K bcj x86,arm', tool: 'mksquashfs', codec: 'xz', args: ['-Xdict-size', '64K', '-Xbcj', 'x86,arm'] },
   { name: 'zstd default', tool: 'mksquashfs', codec: 'zstd', args: [] },
   { name: 'zstd level 19', tool: 'mksquashfs', codec: 'zstd', args: ['-Xcompression-level', '19'] },
+  { name: 'lzma default (unsquashfs-only codec)', tool: 'mksquashfs', codec: 'lzma', args: [] },
   { name: 'tar2sqfs gzip', tool: 'tar2sqfs', codec: 'gzip', args: [], many: true, check: (r) => expect(r.superblock.exportTableStart).to.equal(INVALID64) },
   { name: 'tar2sqfs xz', tool: 'tar2sqfs', codec: 'xz', args: [] },
 ];
