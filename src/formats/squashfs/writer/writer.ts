@@ -18,19 +18,14 @@
  * are fatal: every later call and finish() reject.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { mkdtemp, open, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { addContext } from '../../../errors/index.js';
 import { createEncoder, type CodecName, type Encoder } from '../codecs/index.js';
-import { encodeRdev, encodeSuperblock, Flag, MAX_BLOCK_LOG, MIN_BLOCK_LOG, SUPERBLOCK_SIZE, METADATA_UNCOMPRESSED, type XattrIdEntry } from '../layout.js';
+import { encodeRdev, MAX_BLOCK_LOG, MIN_BLOCK_LOG, SUPERBLOCK_SIZE } from '../layout.js';
 import { DataWriter, newFileData, type FileSource } from './data.js';
-import { numberTree, writeInodes } from './inodes.js';
-import { MetadataWriter } from './metadata.js';
+import { finishImage, openSpool, type SquashfsWriteResult } from './finish.js';
 import { ImageOutput } from './output.js';
 import { splitPath, storedMeta, symlinkTarget, writeError, type StoredMeta } from './paths.js';
-import { writeTables } from './tables.js';
-import { EntryTree, makeDir, makeNode, type FileData, type FileNode, type Node } from './tree.js';
+import { EntryTree, makeDir, makeNode, type FileNode, type Node } from './tree.js';
 import { XattrRegistry } from './xattrs.js';
 
 export interface SquashfsWriterOptions {
@@ -81,14 +76,8 @@ export interface EntryMeta {
   xattrs?: ReadonlyMap<string, Uint8Array>;
 }
 
-export interface SquashfsWriteResult {
-  /** Image bytes up to the end of the last table (superblock bytes_used). */
-  bytesUsed: number;
-  /** Image size padded to 4096; the file ends at offset + size. */
-  size: number;
-  /** Distinct inodes. */
-  inodes: number;
-}
+
+export type { SquashfsWriteResult } from './finish.js';
 
 type State = 'open' | 'finishing' | 'done' | 'aborted';
 
@@ -323,69 +312,23 @@ export class SquashfsWriter {
       if (this.fatal !== undefined) throw this.fatal;
       const { enc, options, out, data } = await this.engine();
       await data.drain();
-      const order = numberTree(this.tree.root);
-      if (order.length > 0xfffffffe) throw writeError('HPCC_E_SQFS_TOO_MANY_INODES', `${order.length} inodes exceed the squashfs limit`);
-      if (this.spool !== null) {
-        await data.relayout(distinctFileData(order.map((v) => v.node)));
-        await this.closeSpool();
-      }
-      const ctx = {
-        inodes: new MetadataWriter(enc),
-        dirs: new MetadataWriter(enc),
-        kv: new MetadataWriter(enc),
+      const result = await finishImage({
+        root: this.tree.root,
         xattrs: this.xattrs,
-        xattrIds: [] as XattrIdEntry[],
-        ids: [] as number[],
-        blockSize: this.blockSize,
-      };
-      const refs = await writeInodes(order, ctx);
-      const exportTable = this.opts.exportTable !== false;
-      const pos = await writeTables(out, {
         enc,
-        inodes: ctx.inodes,
-        dirs: ctx.dirs,
-        fragments: data.fragments,
-        exportRefs: exportTable ? refs : null,
-        ids: ctx.ids,
-        kv: ctx.kv,
-        xattrIds: ctx.xattrIds,
+        options,
+        out,
+        data,
+        afterRelayout: this.spool === null ? null : () => this.closeSpool(),
+        mkfsTime: this.mkfsTime,
+        blockSize: this.blockSize,
+        blockLog: this.blockLog,
+        exportTable: this.opts.exportTable !== false,
+        fragments: this.opts.fragments !== false,
+        dedupe: this.opts.dedupe !== false,
       });
-      const fragments = this.opts.fragments !== false;
-      let flags = 0;
-      if (!fragments) flags |= Flag.NO_FRAG;
-      else flags |= Flag.ALWAYS_FRAG;
-      if (this.opts.dedupe !== false) flags |= Flag.DUPLICATE;
-      if (exportTable) flags |= Flag.EXPORT;
-      if (ctx.xattrIds.length === 0) flags |= Flag.NO_XATTR;
-      if (options !== null) flags |= Flag.COMP_OPT;
-      const head = [
-        encodeSuperblock({
-          inodeCount: order.length,
-          mkfsTime: this.mkfsTime,
-          blockSize: this.blockSize,
-          fragmentCount: data.fragments.length,
-          compressor: enc.id,
-          blockLog: this.blockLog,
-          flags,
-          idCount: ctx.ids.length,
-          versionMajor: 4,
-          versionMinor: 0,
-          rootInode: this.tree.root.ref,
-          ...pos,
-        }),
-      ];
-      if (options !== null) {
-        // Compressor options: one metadata block, always stored raw (§2).
-        const h = Buffer.alloc(2);
-        h.writeUInt16LE(options.length | METADATA_UNCOMPRESSED, 0);
-        head.push(h, options);
-      }
-      await out.writeAt(Buffer.concat(head), 0);
-      const size = Math.ceil(pos.bytesUsed / 4096) * 4096;
-      if (size > pos.bytesUsed) await out.writeAt(Buffer.alloc(size - pos.bytesUsed), pos.bytesUsed);
-      await out.truncateTo(size);
       this.state = 'done';
-      return { bytesUsed: pos.bytesUsed, size, inodes: order.length };
+      return result;
     } catch (e) {
       this.fatal ??= e;
       await this.closeSpool();
@@ -403,30 +346,4 @@ export class SquashfsWriter {
     await this.started?.catch(() => undefined);
     await this.closeSpool();
   }
-}
-
-/** Open an anonymous spool file (created then unlinked at once, so nothing is left behind). */
-async function openSpool(dir: string): Promise<FileHandle> {
-  try {
-    const d = await mkdtemp(join(dir, 'hpcc-sqfs-spool-'));
-    try {
-      return await open(join(d, 'spool'), 'w+');
-    } finally {
-      await rm(d, { recursive: true, force: true });
-    }
-  } catch (e) {
-    throw addContext('create the squashfs spool file', e);
-  }
-}
-
-/** Each file's data once, in inode order (hard links and duplicates share one FileData). */
-function distinctFileData(nodes: readonly Node[]): FileData[] {
-  const seen = new Set<FileData>();
-  const out: FileData[] = [];
-  for (const n of nodes) {
-    if (n.kind !== 'file' || seen.has(n.data)) continue;
-    seen.add(n.data);
-    out.push(n.data);
-  }
-  return out;
 }
