@@ -30,6 +30,8 @@ export interface CompareOptions {
   contents?: boolean;
   /** Relative paths to leave out (with everything below them). */
   ignore?: string[];
+  /** compareTreesAsUser only: kill the child after this long (default 170 s). */
+  timeoutMs?: number;
   /** Stop collecting after this many differences (default 200). */
   maxDiffs?: number;
 }
@@ -234,7 +236,7 @@ export function compareTreesAsUser(a: string, b: string, opts: CompareOptions = 
   const cli = path.join(path.dirname(here), fromSource ? 'tree-compare-cli.ts' : 'tree-compare-cli.js');
   const repoRoot = path.resolve(path.dirname(here), fromSource ? '../..' : '../../..');
   const args = [...(fromSource ? ['--import', 'tsx'] : []), cli, a, b, JSON.stringify(opts)];
-  const r = runUnprivileged(process.execPath, args, { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024, timeout: 170_000 });
+  const r = runUnprivileged(process.execPath, args, { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 170_000 });
   if (r.status !== 0) throw new Error(`tree-compare as ${TEST_USER} failed (${r.status ?? r.signal}): ${String(r.stderr).slice(0, 2000)}`);
   return JSON.parse(String(r.stdout)) as string[];
 }

@@ -38,8 +38,10 @@ const VARIANTS: Variant[] = [
   { name: 'no fragments, no dedupe', writer: { fragments: false, dedupe: false }, mksquashfs: ['-no-fragments', '-no-duplicates'], full: false },
 ];
 
+const LARGE = process.env.HPCC_TEST_LARGE === '1';
+
 function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}): SpawnSyncReturns<string> {
-  return spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: opts.timeout ?? 120_000, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  return spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: opts.timeout ?? (LARGE ? 1_200_000 : 120_000), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
 }
 
 function ok(r: SpawnSyncReturns<string>, what: string): string {
@@ -80,7 +82,7 @@ function getfattrDump(dir: string): Map<string, string> {
 const SPECIAL_DIFF = /^File .* is a (fifo|socket|character special file|block special file) while file .* is a (fifo|socket|character special file|block special file)$/;
 
 describe('squashfs writer proven with real tools (corpus)', function () {
-  this.timeout(300_000);
+  this.timeout(LARGE ? 1_800_000 : 300_000);
   let work: string;
   let corpus: string;
   let info: CorpusInfo;
@@ -97,7 +99,7 @@ describe('squashfs writer proven with real tools (corpus)', function () {
     }
     work = makeTempDir('hpcc-sqfs-tools-');
     corpus = path.join(work, 'corpus');
-    info = await makeCorpus(corpus, { large: process.env.HPCC_TEST_LARGE === '1' });
+    info = await makeCorpus(corpus, { large: LARGE });
     if (info.skipped.length > 0) console.log(`      corpus: ${info.entries} entries; skipped: ${info.skipped.join('; ')}`);
   });
 
@@ -220,7 +222,7 @@ describe('squashfs writer proven with real tools (corpus)', function () {
 
       it('extracts with unsquashfs -d into a tree equal to the corpus', async function () {
         const out = path.join(work, `extract-${vi}`);
-        ok(sh('unsquashfs', ['-no-progress', '-d', out, img], { timeout: 180_000 }), 'unsquashfs -d');
+        ok(sh('unsquashfs', ['-no-progress', '-d', out, img], { timeout: LARGE ? 1_200_000 : 180_000 }), 'unsquashfs -d');
         try {
           const d = sh('diff', ['-r', '--no-dereference', out, corpus]);
           const unexpected = d.stdout.split('\n').filter((l) => l !== '' && !SPECIAL_DIFF.test(l));
@@ -251,9 +253,9 @@ describe('squashfs writer proven with real tools (corpus)', function () {
             // High-level squashfuse invents inode numbers (no hard-link groups), and
             // squashfuse 0.1.105 swaps the trusted/security prefixes and hides empty
             // values — so xattrs are checked against mksquashfs's image seen the same way.
-            const diffs = compareTreesAsUser(mnt, corpus, { owners: true, mtimes: true, hardLinks: tool === 'squashfuse_ll' });
+            const diffs = compareTreesAsUser(mnt, corpus, { owners: true, mtimes: true, hardLinks: tool === 'squashfuse_ll', timeoutMs: LARGE ? 1_200_000 : 170_000 });
             expect(diffs).to.deep.equal([]);
-            const vsRef = compareTreesAsUser(mnt, refMnt, { owners: true, mtimes: true, xattrs: true, hardLinks: false, contents: false });
+            const vsRef = compareTreesAsUser(mnt, refMnt, { owners: true, mtimes: true, xattrs: true, hardLinks: false, contents: false, timeoutMs: LARGE ? 1_200_000 : 170_000 });
             expect(vsRef).to.deep.equal([]);
           } finally {
             unmount(mnt);
