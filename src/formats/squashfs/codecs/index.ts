@@ -69,7 +69,7 @@ export async function createDecoder(id: number, options: Uint8Array | null, bloc
     case Compressor.Xz:
       return xzDecoder(options, blockSize);
     case Compressor.Lzma:
-      return lzmaDecoder(blockSize);
+      return lzmaDecoder();
     case Compressor.Lz4:
       return lz4Decoder(options);
     case Compressor.Lzo:

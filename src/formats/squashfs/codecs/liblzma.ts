@@ -21,12 +21,14 @@ interface NativeStream {
   streamEncoder_(filters: LzmaFilter[], check: number): void;
   streamDecoder_(memlimit: number | null, flags: number): void;
   aloneDecoder_(memlimit: number | null): void;
+  rawDecoder_(filters: LzmaFilter[]): void;
   setBufsize(n: number): number;
   code(buf: Buffer | null, async: boolean): void;
 }
 
 export interface LzmaNative {
   Stream: new () => NativeStream;
+  FILTER_LZMA1: unknown;
   FILTER_LZMA2: unknown;
   FILTER_X86: unknown;
   FILTER_POWERPC: unknown;
@@ -59,6 +61,8 @@ export function liblzmaDecodeSync(
   init: (s: NativeStream) => void,
   src: Uint8Array,
   maxOut: number,
+  /** A raw decoder may not see an end marker: accept input exhaustion once this many bytes came out. */
+  expectedSize = -1,
 ): DecodeResult {
   const s = new lib.Stream();
   try {
@@ -86,8 +90,8 @@ export function liblzmaDecodeSync(
     s.code(input.subarray(off, Math.min(input.length, off + FEED_SLICE)), false);
   }
   if (!ended && error === null) s.code(null, false);
-  if (error !== null) return { ok: false, reason: error };
-  if (!ended) return { ok: false, reason: 'truncated stream' };
+  if (error !== null && !(expectedSize >= 0 && n === expectedSize)) return { ok: false, reason: error };
+  if (!ended && !(expectedSize >= 0 && n === expectedSize)) return { ok: false, reason: 'truncated stream' };
   return { ok: true, data: out.subarray(0, n) };
 }
 

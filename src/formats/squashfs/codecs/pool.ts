@@ -50,8 +50,11 @@ export class CodecPool {
     return new Promise<Uint8Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, slot });
       if (slot.busy++ === 0) slot.worker.ref();
-      const req: WorkRequest = { id, op, level, data };
-      slot.worker.postMessage(req);
+      // Structured clone copies a view's whole backing buffer (a block is often a view into a large
+      // file buffer), so send an exact copy of the block and transfer it instead.
+      const own = new Uint8Array(data); // a copy (Buffer#slice would be a view)
+      const req: WorkRequest = { id, op, level, data: own };
+      slot.worker.postMessage(req, [own.buffer as ArrayBuffer]);
     });
   }
 

@@ -102,9 +102,8 @@ export function xzDecoder(options: Uint8Array | null, blockSize: number): Decode
   };
 }
 
-export function lzmaDecoder(blockSize: number): Decoder {
+export function lzmaDecoder(): Decoder {
   const lib = lzmaNative('lzma');
-  const memlimit = Math.floor(memlimitFor(null, blockSize));
   return {
     id: Compressor.Lzma,
     name: 'lzma',
@@ -115,7 +114,14 @@ export function lzmaDecoder(blockSize: number): Decoder {
       const hi = v.getUint32(9, true);
       const known = !(lo === 0xffffffff && hi === 0xffffffff);
       if (known && (hi !== 0 || lo > maxOut)) throw decodeError('lzma', src, `header declares more than ${maxOut} bytes`);
-      const r = liblzmaDecodeSync(lib, (s) => s.aloneDecoder_(memlimit), src, maxOut);
+      // liblzma 5.2's "alone" decoder refuses mksquashfs's headers ("Data is corrupt") although xz 5.4
+      // reads them, so decode the raw LZMA1 payload with the header's parameters ourselves.
+      const props = src[0]!;
+      if (props >= 9 * 5 * 5) throw decodeError('lzma', src, `invalid properties byte ${props}`);
+      const dict = v.getUint32(1, true);
+      if (dict > MAX_DECODER_DICT) throw decodeError('lzma', src, `dictionary of ${dict} bytes is too large`);
+      const options = { dictSize: Math.max(dict, 4096), lc: props % 9, lp: Math.floor(props / 9) % 5, pb: Math.floor(props / 45) };
+      const r = liblzmaDecodeSync(lib, (s) => s.rawDecoder_([{ id: lib.FILTER_LZMA1, options }]), src.subarray(13), maxOut, known ? lo : -1);
       if (!r.ok) throw decodeError('lzma', src, r.reason);
       if (known && r.data.length !== lo) throw decodeError('lzma', src, `decoded ${r.data.length} bytes, header says ${lo}`);
       return r.data;
