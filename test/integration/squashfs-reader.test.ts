@@ -7,18 +7,20 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { HpccError } from '../../src/errors/index.js';
 import { CODEC_IDS, type CodecName, createDecoder } from '../../src/formats/squashfs/codecs/index.js';
-import { SquashfsReader, extractTree } from '../../src/formats/squashfs/index.js';
+import { addDirectoryTree } from '../../src/formats/squashfs/from-dir.js';
+import { SquashfsReader, SquashfsWriter, extractTree } from '../../src/formats/squashfs/index.js';
 import { Flag, INVALID64 } from '../../src/formats/squashfs/layout.js';
 import { IS_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
 import { type SourceEntry, buildTree, scanTree, scanXattrs, sha256 } from '../fixtures/squashfs/tree.js';
 
 interface ImageCase {
   name: string;
-  tool: 'mksquashfs' | 'tar2sqfs';
+  tool: 'mksquashfs' | 'tar2sqfs' | 'hpcc';
   codec: CodecName;
   args: string[];
   many?: boolean; // use the tree with the 600-entry directory
@@ -57,6 +59,8 @@ const CASES: ImageCase[] = [
   { name: 'zstd default', tool: 'mksquashfs', codec: 'zstd', args: [] },
   { name: 'zstd level 19', tool: 'mksquashfs', codec: 'zstd', args: ['-Xcompression-level', '19'] },
   { name: 'lzma default (unsquashfs-only codec)', tool: 'mksquashfs', codec: 'lzma', args: [] },
+  { name: 'hpcc writer gzip -b 4K', tool: 'hpcc', codec: 'gzip', args: ['4096'], many: true },
+  { name: 'hpcc writer zstd', tool: 'hpcc', codec: 'zstd', args: [] },
   { name: 'tar2sqfs gzip', tool: 'tar2sqfs', codec: 'gzip', args: [], many: true, check: (r) => expect(r.superblock.exportTableStart).to.equal(INVALID64) },
   { name: 'tar2sqfs xz', tool: 'tar2sqfs', codec: 'xz', args: [] },
 ];
@@ -71,7 +75,19 @@ async function codecSupported(codec: CodecName): Promise<boolean> {
   }
 }
 
-function makeImage(c: ImageCase, src: string, out: string): void {
+async function makeImage(c: ImageCase, src: string, out: string): Promise<void> {
+  if (c.tool === 'hpcc') {
+    // The project's own writer: the reader and writer must agree with the source tree, not just each other.
+    const fh = await fsp.open(out, 'w+');
+    try {
+      const w = new SquashfsWriter({ handle: fh, compressor: c.codec, ...(c.args[0] ? { blockSize: Number(c.args[0]) } : {}) });
+      await addDirectoryTree(w, src);
+      await w.finish();
+    } finally {
+      await fh.close();
+    }
+    return;
+  }
   if (c.tool === 'mksquashfs') {
     execFileSync('mksquashfs', [src, out, '-noappend', '-quiet', '-no-progress', '-comp', c.codec, ...c.args], { stdio: 'pipe' });
     return;
@@ -154,7 +170,7 @@ function compareExtracted(out: string, src: Map<string, SourceEntry>, xattrs: Ma
   }
 }
 
-describe('squashfs reader on mksquashfs and tar2sqfs images', function () {
+describe('squashfs reader on mksquashfs, tar2sqfs and hpcc-written images', function () {
   this.timeout(120_000);
   let tmp: string;
   const trees: Record<'small' | 'many', { dir: string; entries: Map<string, SourceEntry>; xattrs: Map<string, Map<string, string>> }> =
@@ -177,7 +193,7 @@ describe('squashfs reader on mksquashfs and tar2sqfs images', function () {
   it('resolves paths inside the image only, with typed lookup errors', async function () {
     const tree = trees.small;
     const img = path.join(tmp, 'api.sqfs');
-    makeImage({ name: 'api', tool: 'mksquashfs', codec: 'gzip', args: [] }, tree.dir, img);
+    await makeImage({ name: 'api', tool: 'mksquashfs', codec: 'gzip', args: [] }, tree.dir, img);
     const r = await SquashfsReader.open(img);
     const code = async (p: Promise<unknown>) =>
       p.then(
@@ -249,7 +265,7 @@ describe('squashfs reader on mksquashfs and tar2sqfs images', function () {
     it(`reads and extracts: ${c.name}`, async function () {
       const tree = trees[c.many ? 'many' : 'small'];
       const img = path.join(tmp, `${c.name.replace(/[^a-z0-9]+/gi, '_')}.sqfs`);
-      makeImage(c, tree.dir, img);
+      await makeImage(c, tree.dir, img);
       if (!(await codecSupported(c.codec))) {
         // Until the codec lands: the reader must refuse with the typed error, not crash.
         const err = await SquashfsReader.open(img).then(
