@@ -126,7 +126,8 @@ export async function* walkTree(
   const warn = opts.onWarning ?? (() => undefined);
   let rootSt: BigIntStats;
   try {
-    rootSt = await fsp.lstat(root, { bigint: true });
+    // The root itself may be given through a symlink (like mksquashfs); nothing below it is followed.
+    rootSt = await fsp.stat(root, { bigint: true });
   } catch (e) {
     throw ioError('read source directory', root, e);
   }

@@ -262,6 +262,16 @@ describe('formats/squashfs/from-dir (walker)', function () {
     }
   });
 
+  it('follows a symlink given as the root, but no symlink below it', async () => {
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.writeFileSync(path.join(dir, 'real/f'), 'x');
+    fs.symlinkSync('real', path.join(dir, 'root-link'));
+    fs.symlinkSync('..', path.join(dir, 'real/up'));
+    const w = new RecordingWriter();
+    await addDirectoryTree(w, path.join(dir, 'root-link'), { xattrs: false });
+    expect(w.calls.map((c) => `${c.op} ${c.path}`)).to.deep.equal(['dir ', 'file f', 'symlink up']);
+  });
+
   it('refuses a non-directory root', async () => {
     fs.writeFileSync(path.join(dir, 'f'), '');
     const err = await addDirectoryTree(new RecordingWriter(), path.join(dir, 'f')).then(
