@@ -114,7 +114,8 @@ export async function writeInodes(order: readonly Visit[], ctx: InodeContext): P
     const gidIdx = id(n.meta.gid);
     const xattr = n.xattrs === null ? INVALID32 : await ctx.xattrs.use(n.xattrs, ctx.kv, ctx.xattrIds);
     const hasX = xattr !== INVALID32;
-    const base = { mode: n.meta.mode, uidIdx, gidIdx, mtime: n.meta.mtime, inodeNumber: n.ino };
+    const { mode, mtime } = n.meta;
+    const inodeNumber = n.ino;
     let ino: Inode;
     switch (n.kind) {
       case 'dir': {
@@ -128,7 +129,7 @@ export async function writeInodes(order: readonly Visit[], ctx: InodeContext): P
         // extended like mksquashfs: xattrs, a big listing, an index, or more than one run's worth of entries
         const ext = hasX || listing.size + 3 > 0xffff || listing.index.length > 0 || entries.length > 256;
         ino = {
-          ...base,
+          mode, uidIdx, gidIdx, mtime, inodeNumber,
           kind: 'dir',
           type: ext ? InodeType.LDir : InodeType.Dir,
           dirBlock: Math.floor(listing.ref / 0x10000),
@@ -147,7 +148,7 @@ export async function writeInodes(order: readonly Visit[], ctx: InodeContext): P
         const sparse = d.sparse >= d.size ? Math.max(0, d.size - 1) : d.sparse;
         const ext = hasX || n.nlink > 1 || d.size >= TWO32 || d.start >= TWO32 || sparse > 0;
         ino = {
-          ...base,
+          mode, uidIdx, gidIdx, mtime, inodeNumber,
           kind: 'file',
           type: ext ? InodeType.LFile : InodeType.File,
           blocksStart: d.start,
@@ -162,21 +163,22 @@ export async function writeInodes(order: readonly Visit[], ctx: InodeContext): P
         break;
       }
       case 'symlink':
-        ino = { ...base, kind: 'symlink', type: hasX ? InodeType.LSymlink : InodeType.Symlink, nlink: n.nlink, target: n.target, xattr };
+        ino = { mode, uidIdx, gidIdx, mtime, inodeNumber, kind: 'symlink', type: hasX ? InodeType.LSymlink : InodeType.Symlink, nlink: n.nlink, target: n.target, xattr };
         break;
       case 'dev': {
         const t = n.block ? InodeType.BlockDev : InodeType.CharDev;
-        ino = { ...base, kind: 'dev', type: hasX ? t + 7 : t, nlink: n.nlink, rdev: n.rdev, xattr };
+        ino = { mode, uidIdx, gidIdx, mtime, inodeNumber, kind: 'dev', type: hasX ? t + 7 : t, nlink: n.nlink, rdev: n.rdev, xattr };
         break;
       }
       default: {
         const t = n.kind === 'fifo' ? InodeType.Fifo : InodeType.Socket;
-        ino = { ...base, kind: 'ipc', type: hasX ? t + 7 : t, nlink: n.nlink, xattr };
+        ino = { mode, uidIdx, gidIdx, mtime, inodeNumber, kind: 'ipc', type: hasX ? t + 7 : t, nlink: n.nlink, xattr };
       }
     }
     n.ref = ctx.inodes.ref();
     refs[n.ino - 1] = n.ref;
-    await ctx.inodes.write(encodeInode(ino));
+    const flushing = ctx.inodes.write(encodeInode(ino));
+    if (flushing !== undefined) await flushing; // only when a chunk filled up
   }
   return refs;
 }

@@ -38,8 +38,22 @@ export class MetadataWriter {
     return makeRef(this.flushed, this.fill);
   }
 
-  /** Append bytes; full chunks are compressed before this resolves. */
-  async write(bytes: Uint8Array): Promise<void> {
+  /**
+   * Append bytes. Returns undefined when they fit in the current chunk, else
+   * a promise that resolves once the full chunks are compressed; ref() is
+   * exact only after that.
+   */
+  write(bytes: Uint8Array): Promise<void> | undefined {
+    if (this.fill + bytes.length < METADATA_SIZE) {
+      this.chunk.set(bytes, this.fill);
+      this.fill += bytes.length;
+      this.total += bytes.length;
+      return undefined;
+    }
+    return this.writeSlow(bytes);
+  }
+
+  private async writeSlow(bytes: Uint8Array): Promise<void> {
     let off = 0;
     while (off < bytes.length) {
       const n = Math.min(METADATA_SIZE - this.fill, bytes.length - off);

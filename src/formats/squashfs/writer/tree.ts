@@ -62,7 +62,12 @@ export type Node = DirNode | FileNode | SymlinkNode | DevNode | IpcNode;
 type NewNode<T> = T extends Node ? Omit<T, 'ino' | 'ref' | 'nlink'> : never;
 
 export function makeNode(n: NewNode<Node>): Node {
-  return { ...n, ino: 0, ref: 0, nlink: 0 } as Node;
+  // Add the finish() fields in place: a spread copy here made V8 keep 10^5+ nodes in slow (dictionary) mode.
+  const node = n as Node;
+  node.ino = 0;
+  node.ref = 0;
+  node.nlink = 0;
+  return node;
 }
 
 export function implicitMeta(mtime: number): StoredMeta {
