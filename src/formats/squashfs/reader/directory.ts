@@ -28,6 +28,11 @@ export interface RawDirent {
 
 const utf8 = new TextDecoder('utf-8');
 
+/** Entries kept in parsed form across all cached listings. */
+const CACHE_ENTRIES = 256 * 1024;
+/** Largest directory accepted (entries); far above real trees, bounds memory on hostile ones. */
+export const MAX_DIR_ENTRIES = 4 * 1024 * 1024;
+
 /** Reject names that could not be a single path component (§6: no '/', no NUL, never '.' or '..'). */
 export function checkName(name: Uint8Array): void {
   const bad =
@@ -42,7 +47,8 @@ export function checkName(name: Uint8Array): void {
 }
 
 export class DirectoryReader {
-  private readonly cache = new Lru<number, RawDirent[]>(64);
+  /** Parsed listings, bounded by their total number of entries (not by directories). */
+  private readonly cache = new Lru<number, RawDirent[]>(CACHE_ENTRIES, (l) => l.length + 1);
 
   constructor(
     private readonly meta: MetadataReader,
@@ -72,6 +78,7 @@ export class DirectoryReader {
       const h = decodeDirHeader(cur);
       remaining -= DIR_HEADER_SIZE;
       if (h.start >= this.inodeTableLength) throw fail(`header points at inode block ${h.start}, outside the inode table`);
+      if (out.length + h.count > MAX_DIR_ENTRIES) throw fail(`more than ${MAX_DIR_ENTRIES} entries`);
       for (let i = 0; i < h.count; i++) {
         if (remaining < DIR_ENTRY_SIZE + 1) throw fail('listing ends inside an entry');
         const e = decodeDirEntry(cur);

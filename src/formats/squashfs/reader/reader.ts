@@ -81,6 +81,8 @@ export class SquashfsReader {
   private readonly data: FileDataReader;
   private readonly xattrReader: XattrReader | null;
   private readonly root: Resolved;
+  private readonly dirTable: TableBounds;
+  private dirCapacity = -1;
 
   private constructor(
     private readonly src: ImageSource,
@@ -107,9 +109,17 @@ export class SquashfsReader {
     let dirEnd = ids.firstBlock;
     if (frags) dirEnd = Math.min(dirEnd, frags.firstBlock);
     if (this.xattrReader) dirEnd = Math.min(dirEnd, this.xattrReader.kvStart);
+    if (sb.exportTableStart !== INVALID64 && sb.exportTableStart + 8 <= end) {
+      // The export table is never read, but its first block bounds the directory table (§8).
+      const x = src.read(sb.exportTableStart, 8);
+      const v = new DataView(x.buffer, x.byteOffset, 8);
+      const first = v.getUint32(0, true) + v.getUint32(4, true) * 2 ** 32;
+      if (first > sb.directoryTableStart && first < dirEnd) dirEnd = first;
+    }
     const inodeTable: TableBounds = { name: 'inode table', start: sb.inodeTableStart, end: sb.directoryTableStart };
     const dirTable: TableBounds = { name: 'directory table', start: sb.directoryTableStart, end: dirEnd };
     this.inodes = new InodeReader(this.meta, inodeTable, sb.blockSize, sb.inodeCount, idValues, sb.fragmentCount);
+    this.dirTable = dirTable;
     this.dirs = new DirectoryReader(this.meta, dirTable, sb.directoryTableStart - sb.inodeTableStart, sb.inodeCount);
     this.data = new FileDataReader(src, decoder, sb.blockSize, sb.inodeTableStart, frags);
     const rootInode = this.inodes.read(sb.rootInode);
@@ -294,10 +304,33 @@ export class SquashfsReader {
     return this.xattrReader.read(idx);
   }
 
+  /**
+   * Upper bound of the directory table's decompressed size (8 KiB per block
+   * header in its chain). Listings of distinct directories never overlap, so
+   * a walk that lists more than this is being fed the same bytes again
+   * (hostile sharing) and is stopped: walks stay linear in the table size.
+   */
+  private directoryCapacity(): number {
+    if (this.dirCapacity < 0) {
+      let p = this.dirTable.start;
+      let blocks = 0;
+      while (p + 2 <= this.dirTable.end) {
+        const h = this.src.read(p, 2);
+        const len = (h[0]! | (h[1]! << 8)) & 0x7fff;
+        if (len === 0) break;
+        p += 2 + len;
+        blocks++;
+      }
+      this.dirCapacity = blocks * METADATA_SIZE;
+    }
+    return this.dirCapacity;
+  }
+
   /** @internal Depth-first, sorted walk yielding inodes too (extraction uses them). */
   async *walkInodes(path = '/'): AsyncGenerator<{ path: string; stat: SqfsStat; inode: Inode; name: Uint8Array | null }> {
     const start = this.resolve(path, false);
     const seen = new Set<number>();
+    let listed = 0;
     const stack: Array<{ path: string; ref: number; inode: Inode; name: Uint8Array | null; depth: number }> = [
       { path: start.path, ref: start.ref, inode: start.inode, name: null, depth: 0 },
     ];
@@ -311,6 +344,10 @@ export class SquashfsReader {
       }
       seen.add(e.ref);
       seen.add(-e.inode.inodeNumber);
+      listed += Math.max(0, e.inode.fileSize - 3);
+      if (listed > this.directoryCapacity()) {
+        throw new SquashfsFormatError('HPCC_E_SQFS_BAD_DIR', `directory listings overlap: ${e.path} re-lists bytes already walked`);
+      }
       if (e.depth >= MAX_DEPTH) throw new SquashfsFormatError('HPCC_E_SQFS_DIR_LOOP', `directory ${e.path} is nested too deeply`);
       const list = this.listDir(e.ref, e.inode);
       for (let i = list.length - 1; i >= 0; i--) {

@@ -106,24 +106,42 @@ export class BufferImageSource implements ImageSource {
   async close(): Promise<void> {}
 }
 
-/** A small least-recently-used map. */
+/**
+ * A small least-recently-used map, bounded by total weight (default: one per
+ * entry). An item heavier than the whole budget is simply not kept.
+ */
 export class Lru<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly max: number) {}
+  private readonly map = new Map<K, { v: V; w: number }>();
+  private total = 0;
+  constructor(
+    private readonly max: number,
+    private readonly weigh: (v: V) => number = () => 1,
+  ) {}
   get(k: K): V | undefined {
-    const v = this.map.get(k);
-    if (v !== undefined) {
-      this.map.delete(k);
-      this.map.set(k, v);
-    }
-    return v;
+    const e = this.map.get(k);
+    if (e === undefined) return undefined;
+    this.map.delete(k);
+    this.map.set(k, e);
+    return e.v;
   }
   set(k: K, v: V): void {
-    this.map.delete(k);
-    this.map.set(k, v);
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K);
+    const old = this.map.get(k);
+    if (old !== undefined) {
+      this.map.delete(k);
+      this.total -= old.w;
+    }
+    const w = this.weigh(v);
+    if (w > this.max) return;
+    this.map.set(k, { v, w });
+    this.total += w;
+    while (this.total > this.max) {
+      const first = this.map.keys().next().value as K;
+      this.total -= this.map.get(first)!.w;
+      this.map.delete(first);
+    }
   }
   clear(): void {
     this.map.clear();
+    this.total = 0;
   }
 }

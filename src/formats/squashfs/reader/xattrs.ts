@@ -16,7 +16,7 @@ import {
   getU64,
 } from '../layout.js';
 import { MetaCursor, type MetadataReader, type TableBounds } from './metadata.js';
-import type { ImageSource } from './source.js';
+import { type ImageSource, Lru } from './source.js';
 import { LookupTable } from './tables.js';
 
 /** Linux caps one value at 64 KiB (XATTR_SIZE_MAX) and a list at 64 KiB of names. */
@@ -69,10 +69,26 @@ export class XattrReader {
     this.kv = { name: 'xattr kv', start: hdr.kvStart, end: this.ids.firstBlock };
   }
 
-  /** The attributes of xattr set `index` ("user.x" → value). */
+  /** Decoded sets by xattr index (many inodes share one set). */
+  private readonly cache = new Lru<number, Map<string, Uint8Array>>(8 * 1024 * 1024, (m) => {
+    let n = 64;
+    for (const [k, v] of m) n += k.length + v.length + 32;
+    return n;
+  });
+
+  /** The attributes of xattr set `index` ("user.x" → value); a fresh copy the caller may keep. */
   read(index: number): Map<string, Uint8Array> {
+    if (index === INVALID32) return new Map();
+    let set = this.cache.get(index);
+    if (set === undefined) {
+      set = this.decode(index);
+      this.cache.set(index, set);
+    }
+    return new Map([...set].map(([k, v]) => [k, v.slice()]));
+  }
+
+  private decode(index: number): Map<string, Uint8Array> {
     const out = new Map<string, Uint8Array>();
-    if (index === INVALID32) return out;
     const e = decodeXattrIdEntry(this.ids.entry(index));
     if (e.count > MAX_PAIRS) throw bad(`xattr set ${index} claims ${e.count} pairs`);
     if (e.count === 0) return out;

@@ -170,6 +170,29 @@ describe('squashfs reader: hostile directory contents', function () {
     expect(fs.readdirSync(parent)).to.deep.equal([]);
   });
 
+  it('stops a walk when directory inodes share one listing (work stays linear in the table size)', async () => {
+    const base = image('shared', (s) => {
+      fs.mkdirSync(path.join(s, 'a'));
+      fs.mkdirSync(path.join(s, 'b'));
+      for (let i = 0; i < 1200; i++) fs.writeFileSync(path.join(s, 'a', `entry-${String(i).padStart(8, '0')}`), '');
+      fs.writeFileSync(path.join(s, 'b', 'x'), '');
+    });
+    const r0 = await SquashfsReader.fromBuffer(base);
+    const a = r0.resolve('a', false);
+    const b = r0.resolve('b', false);
+    expect(a.inode.kind === 'dir' && b.inode.kind === 'dir' && a.inode.type === 8 && b.inode.type === 1).to.equal(true);
+    if (a.inode.kind !== 'dir') return;
+    const img = base.slice();
+    const dv = new DataView(img.buffer);
+    const at = (o: number) => rawPos(r0.superblock.inodeTableStart + refBlock(b.ref), refOffset(b.ref) + o);
+    dv.setUint32(at(16), a.inode.dirBlock, true); // basic dir: dir_block, file_size (u16), dir_offset
+    dv.setUint16(at(24), a.inode.fileSize, true);
+    dv.setUint16(at(26), a.inode.dirOffset, true);
+    const r = await SquashfsReader.fromBuffer(img);
+    expect((await r.readdir('b')).length).to.equal(1200); // lookups still work
+    expect(await code(walkAll(r))).to.equal('HPCC_E_SQFS_BAD_DIR');
+  });
+
   it('refuses a file inode whose size needs more block words than the table holds', async () => {
     const base = image('huge', (s) => fs.writeFileSync(path.join(s, 'f'), 'data'));
     const r0 = await SquashfsReader.fromBuffer(base);
