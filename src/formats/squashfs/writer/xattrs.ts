@@ -49,7 +49,11 @@ export class XattrRegistry {
 
   /** Validate and intern a set; null when nothing storable remains. */
   intern(map: ReadonlyMap<string, Uint8Array> | undefined, path: string): XattrSet | null {
-    if (map === undefined || map.size === 0) return null;
+    if (map === undefined || map === null) return null;
+    if (typeof map !== 'object' || typeof (map as Map<string, Uint8Array>)[Symbol.iterator] !== 'function') {
+      throw writeError('HPCC_E_SQFS_XATTR', `${path || '/'}: xattrs must be a Map of name → bytes`);
+    }
+    if (map.size === 0) return null;
     const pairs: Pair[] = [];
     let size = 0;
     for (const [full, value] of map) {

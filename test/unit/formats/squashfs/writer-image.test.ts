@@ -264,6 +264,10 @@ describe('squashfs writer: images', function () {
       expect(await codeOf(() => w.addFile('/', meta(), Buffer.alloc(0)))).to.equal('HPCC_E_SQFS_ROOT_NOT_DIR');
       expect(await codeOf(() => w.addDevice('dv', 'char', 4096, 0, meta()))).to.equal('HPCC_E_SQFS_BAD_DEVICE');
       expect(await codeOf(() => w.addFifo('f', meta({ uid: -1 })))).to.equal('HPCC_E_SQFS_BAD_META');
+      expect(await codeOf(() => w.addFifo('xa', { ...meta(), xattrs: { 'user.a': Buffer.from('1') } as never }))).to.equal('HPCC_E_SQFS_XATTR');
+      expect(await codeOf(() => w.addFifo('xb', { ...meta(), xattrs: new Map([['user.' + 'n'.repeat(251), Buffer.from('1')]]) }))).to.equal('HPCC_E_SQFS_XATTR');
+      expect(await codeOf(() => w.addFile('bad-src', meta(), 'text' as never))).to.equal('HPCC_E_SQFS_BAD_SOURCE');
+      expect(w.has('bad-src')).to.equal(false);
       w.addFifo('x'.repeat(256), meta()); // 256 bytes is the limit, allowed
       expect(w.has('x'.repeat(256))).to.equal(true);
     });
