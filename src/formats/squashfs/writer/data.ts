@@ -306,6 +306,25 @@ export class DataWriter {
     await this.drain();
   }
 
+  /**
+   * Drop fragment table entries no live file uses (their files were removed
+   * or replaced), renumbering the rest in order: unsquashfs refuses images
+   * with more fragments than inodes. The bytes stay as unreferenced data.
+   */
+  compactFragments(files: readonly FileData[]): void {
+    const used = new Uint8Array(this.fragments.length);
+    for (const fd of files) if (fd.fragment !== INVALID32) used[fd.fragment] = 1;
+    const renumber = new Int32Array(this.fragments.length);
+    let next = 0;
+    for (let i = 0; i < this.fragments.length; i++) {
+      renumber[i] = next;
+      if (used[i]) this.fragments[next++] = this.fragments[i]!;
+    }
+    if (next === this.fragments.length) return;
+    this.fragments.length = next;
+    for (const fd of files) if (fd.fragment !== INVALID32) fd.fragment = renumber[fd.fragment]!;
+  }
+
   /** Forget queued work (abort). */
   discard(): void {
     this.stopped = true;

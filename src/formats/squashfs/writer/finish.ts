@@ -50,9 +50,12 @@ export async function finishImage(f: FinishInput): Promise<SquashfsWriteResult> 
   await data.drain();
   const order = numberTree(f.root);
   if (order.length > 0xfffffffe) throw writeError('HPCC_E_SQFS_TOO_MANY_INODES', `${order.length} inodes exceed the squashfs limit`);
+  const files = distinctFileData(order.map((v) => v.node));
   if (f.afterRelayout !== null) {
-    await data.relayout(distinctFileData(order.map((v) => v.node)));
+    await data.relayout(files); // packs only live files' tails
     await f.afterRelayout();
+  } else {
+    data.compactFragments(files);
   }
   const ctx = {
     inodes: new MetadataWriter(enc),

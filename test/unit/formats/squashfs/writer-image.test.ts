@@ -219,6 +219,26 @@ describe('squashfs writer: images', function () {
     }
   });
 
+  it('keeps only the fragments that live files use (removed files leave no table entries)', async () => {
+    const tails = Array.from({ length: 20 }, (_, i) => bytes(3000, 500 + i)); // one tail per fragment block
+    const { file, bytes: img } = await writeImage(
+      async (w) => {
+        for (let i = 0; i < 20; i++) await w.addFile(`t/${i}`, meta(), tails[i]!);
+        for (let i = 0; i < 20; i++) if (i !== 13) expect(w.remove(`t/${i}`)).to.equal(true);
+      },
+      { blockSize: BS, deterministic: false },
+    );
+    const sb = checkLayout(img);
+    expect(sb.fragmentCount).to.equal(1);
+    expect(sb.inodeCount).to.equal(3);
+    const r = await SquashfsReader.open(file);
+    try {
+      expect((await r.readFile('t/13')).equals(tails[13]!)).to.equal(true);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('queues concurrent addFile calls safely and applies tree changes in call order', async () => {
     const data = Array.from({ length: 12 }, (_, i) => bytes(i * 1500 + 1, 100 + i));
     const { file } = await writeImage(
