@@ -295,3 +295,46 @@ describe('squashfs reader on mksquashfs, tar2sqfs and hpcc-written images', func
     });
   }
 });
+
+describe('squashfs reader: files over 4 GiB (HPCC_TEST_LARGE=1)', function () {
+  this.timeout(600_000);
+  let tmp: string | undefined;
+  after(() => tmp && removeTree(tmp));
+
+  it('streams and extracts a sparse 4 GiB + 4097 byte file with data across the 4 GiB boundary', async function () {
+    if (process.env.HPCC_TEST_LARGE !== '1') this.skip();
+    requireTools(this, 'mksquashfs', 'truncate');
+    tmp = makeTempDir('hpcc-sqfs-large-');
+    const src = path.join(tmp, 'src');
+    fs.mkdirSync(src);
+    const big = path.join(src, 'big');
+    const size = 2 ** 32 + 4097;
+    execFileSync('truncate', ['-s', String(size), big]);
+    const fd = fs.openSync(big, 'r+');
+    for (const [pos, text] of [[0, 'head'], [2 ** 32 - 3, 'across-4GiB'], [size - 10, 'tail-bytes']] as const) fs.writeSync(fd, text, pos);
+    fs.closeSync(fd);
+    const want = createHash('sha256');
+    for await (const c of fs.createReadStream(big, { highWaterMark: 1 << 20 })) want.update(c as Buffer);
+    const img = path.join(tmp, 'big.sqfs');
+    execFileSync('mksquashfs', [src, img, '-noappend', '-quiet', '-no-progress'], { stdio: 'pipe' });
+    const r = await SquashfsReader.open(img);
+    try {
+      expect((await r.lstat('big')).size).to.equal(size);
+      const got = createHash('sha256');
+      for await (const c of r.createReadStream('big')) got.update(c);
+      expect(got.digest('hex')).to.equal(want.digest('hex'));
+      const out = path.join(tmp, 'out');
+      await extractTree(r, out);
+      const st = fs.statSync(path.join(out, 'big'));
+      expect(st.size).to.equal(size);
+      expect(st.blocks * 512).to.be.below(1 << 20); // holes stayed holes
+      const probe = Buffer.alloc(11);
+      const ofd = fs.openSync(path.join(out, 'big'), 'r');
+      fs.readSync(ofd, probe, 0, 11, 2 ** 32 - 3);
+      fs.closeSync(ofd);
+      expect(probe.toString()).to.equal('across-4GiB');
+    } finally {
+      await r.close();
+    }
+  });
+});
