@@ -12,6 +12,7 @@ import {
 } from '../../../../src/formats/squashfs/codecs/index.js';
 import { lz4DecodeBlock, lz4EncodeBlock } from '../../../../src/formats/squashfs/codecs/lz4block.js';
 import { lzo1xDecode } from '../../../../src/formats/squashfs/codecs/lzo1x.js';
+import { loadCodecLibrary } from '../../../../src/formats/squashfs/codecs/load.js';
 import { xzDictSize } from '../../../../src/formats/squashfs/codecs/xz.js';
 
 /** Deterministic test inputs: text-like, binary, zeros, random, tiny. */
@@ -176,6 +177,16 @@ describe('squashfs codecs', function () {
       expect.fail('lzo encoder should not exist');
     } catch (e) {
       expect((e as HpccError).code).to.equal('HPCC_E_CODEC_UNSUPPORTED');
+    }
+  });
+
+  it('a missing codec library is a CodecError with a hint', () => {
+    try {
+      loadCodecLibrary('hpcc-no-such-codec-package', 'test');
+      expect.fail('should throw');
+    } catch (e) {
+      expect((e as HpccError).code).to.equal('HPCC_E_CODEC_MISSING');
+      expect((e as HpccError).hint).to.match(/npm ci/);
     }
   });
 
