@@ -7,6 +7,15 @@
  * Paths are '/'-separated and relative to the image root ('a/b' and '/a/b' are
  * the same); '..' never climbs above the root, and absolute symlink targets are
  * resolved against the image root.
+ *
+ * Stable error codes (SquashfsFormatError unless noted):
+ *   image:   HPCC_E_SQFS_BAD_MAGIC, _VERSION, _BAD_SUPERBLOCK, _TRUNCATED, _OUT_OF_BOUNDS,
+ *            _OFFSET_RANGE, _BAD_COMPRESSOR, _BAD_COMP_OPTIONS, _BAD_METADATA, _DECOMPRESS,
+ *            _BAD_TABLE, _BAD_INDEX, _BAD_REF, _BAD_INODE, _BAD_DIR, _BAD_NAME, _DIR_LOOP,
+ *            _BAD_BLOCK, _BAD_FRAGMENT, _BAD_XATTR; HPCC_E_CODEC_UNSUPPORTED (CodecError)
+ *   lookup:  HPCC_E_SQFS_NOT_FOUND, _NOT_DIR, _NOT_LINK, _NOT_FILE, _SYMLINK_LOOP, _BAD_PATH,
+ *            _FILE_TOO_LARGE (readFile over maxBytes), _CLOSED
+ *   extract: HPCC_E_EXTRACT_TARGET (HpccIOError), HPCC_E_UNSAFE_PATH, HPCC_E_IO_* (host errors)
  */
 import { HpccError, SquashfsFormatError } from '../../../errors/index.js';
 import { type CodecName, type Decoder, codecName, createDecoder } from '../codecs/index.js';
