@@ -40,7 +40,12 @@ export function lz4DecodeBlock(src: Uint8Array, maxOut: number): Uint8Array {
     }
     if (litLen > iend - ip) throw new Lz4BlockError('literals run past the end of the block');
     if (litLen > maxOut - op) throw new Lz4BlockError(`lz4 block decodes to more than ${maxOut} bytes`);
-    out.set(src.subarray(ip, ip + litLen), op);
+    if (litLen < 32) {
+      // short runs: a byte loop beats creating a subarray view
+      for (let k = 0; k < litLen; k++) out[op + k] = src[ip + k]!;
+    } else {
+      out.set(src.subarray(ip, ip + litLen), op);
+    }
     ip += litLen;
     op += litLen;
     if (ip === iend) break; // last sequence: literals only
@@ -61,11 +66,11 @@ export function lz4DecodeBlock(src: Uint8Array, maxOut: number): Uint8Array {
     matchLen += 4;
     if (matchLen > maxOut - op) throw new Lz4BlockError(`lz4 block decodes to more than ${maxOut} bytes`);
     let from = op - offset;
-    if (offset >= matchLen) {
+    if (offset >= matchLen && matchLen >= 32) {
       out.copyWithin(op, from, from + matchLen);
       op += matchLen;
     } else {
-      // overlapping copy: repeats the last `offset` bytes
+      // short or overlapping copy (overlap repeats the last `offset` bytes)
       const end = op + matchLen;
       while (op < end) out[op++] = out[from++]!;
     }
