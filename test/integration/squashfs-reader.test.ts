@@ -102,6 +102,25 @@ function hex(v: Uint8Array): string {
   return Buffer.from(v).toString('hex');
 }
 
+/** The walk order the reader promises: pre-order depth-first, siblings sorted by name bytes. */
+function expectedOrder(src: Map<string, SourceEntry>): string[] {
+  const kids = new Map<string, string[]>();
+  for (const p of src.keys()) {
+    if (p === '/') continue;
+    const parent = p.slice(0, p.lastIndexOf('/')) || '/';
+    if (!kids.has(parent)) kids.set(parent, []);
+    kids.get(parent)!.push(p);
+  }
+  const out: string[] = [];
+  const visit = (p: string) => {
+    out.push(p);
+    const k = (kids.get(p) ?? []).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const c of k) visit(c);
+  };
+  visit('/');
+  return out;
+}
+
 /** Compare the reader's view of the whole image with the source tree. */
 async function compareWithSource(r: SquashfsReader, src: Map<string, SourceEntry>, xattrs: Map<string, Map<string, string>>, c: ImageCase) {
   const seen = new Set<string>();
@@ -132,6 +151,10 @@ async function compareWithSource(r: SquashfsReader, src: Map<string, SourceEntry
     const exp = c.noXattrs ? new Map() : (xattrs.get(p) ?? new Map());
     expect(Object.fromEntries(got), `${c.name}: xattrs of ${p}`).to.deep.equal(Object.fromEntries(exp));
   }
+  // Depth-first, children in byte order of their names (as stored, §6).
+  const order: string[] = [];
+  for await (const e of r.walk()) order.push(e.path);
+  expect(order, `${c.name}: walk order`).to.deep.equal(expectedOrder(src));
   const missing = [...src.keys()].filter((k) => !seen.has(k));
   expect(missing, `${c.name}: entries missing from the walk`).to.deep.equal([]);
   expect(new Set(byInode.values()).size, `${c.name}: distinct inodes`).to.equal(byInode.size);
