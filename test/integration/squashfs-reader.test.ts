@@ -15,7 +15,8 @@ import { CODEC_IDS, type CodecName, createDecoder } from '../../src/formats/squa
 import { addDirectoryTree } from '../../src/formats/squashfs/from-dir.js';
 import { SquashfsReader, SquashfsWriter, extractTree } from '../../src/formats/squashfs/index.js';
 import { Flag, INVALID64 } from '../../src/formats/squashfs/layout.js';
-import { IS_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
+import { xattrToolPath } from '../../src/util/xattr.js';
+import { IN_CI, IS_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
 import { type SourceEntry, buildTree, scanTree, scanXattrs, sha256 } from '../fixtures/squashfs/tree.js';
 
 interface ImageCase {
@@ -161,6 +162,16 @@ async function compareWithSource(r: SquashfsReader, src: Map<string, SourceEntry
 }
 
 /** Compare an extracted tree with the source (modes, owners, mtimes, bytes, links, hard links, xattrs). */
+function xattrHelperBuilt(): boolean {
+  try {
+    xattrToolPath();
+    return true;
+  } catch (e) {
+    if (IN_CI) throw e; // CI builds native/ first; a missing helper is a failure there
+    return false;
+  }
+}
+
 function compareExtracted(out: string, src: Map<string, SourceEntry>, xattrs: Map<string, Map<string, string>>, c: ImageCase, owned: boolean) {
   const got = scanTree(out);
   const inoMap = new Map<number, number>();
@@ -185,7 +196,7 @@ function compareExtracted(out: string, src: Map<string, SourceEntry>, xattrs: Ma
   expect(got.size, `${c.name}: extracted entry count`).to.equal(IS_ROOT ? src.size : [...src.values()].filter((s) => s.type !== 'char' && s.type !== 'block').length);
   const sparse = fs.statSync(path.join(out, 'sizes', 'sparse'));
   expect(sparse.blocks * 512, `${c.name}: sparse file keeps its holes`).to.be.below(sparse.size);
-  if (!c.noXattrs) {
+  if (!c.noXattrs && xattrHelperBuilt()) {
     const gx = scanXattrs(out);
     expect(Object.fromEntries([...gx].map(([k, v]) => [k, Object.fromEntries(v)]))).to.deep.equal(
       Object.fromEntries([...xattrs].map(([k, v]) => [k, Object.fromEntries(v)])),
@@ -308,7 +319,7 @@ describe('squashfs reader on mksquashfs, tar2sqfs and hpcc-written images', func
         const warnings: string[] = [];
         const res = await extractTree(r, out, { xattrs: !c.noXattrs, onWarning: (m) => warnings.push(m) });
         expect(res.entries).to.be.greaterThan(tree.entries.size - 5);
-        if (IS_ROOT) expect(warnings.filter((w) => !w.includes('socket'))).to.deep.equal([]);
+        if (IS_ROOT && xattrHelperBuilt()) expect(warnings).to.deep.equal([]);
         compareExtracted(out, tree.entries, tree.xattrs, c, IS_ROOT);
       } finally {
         await r.close();
