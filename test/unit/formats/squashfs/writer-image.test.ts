@@ -5,7 +5,7 @@ import { SquashfsReader } from '../../../../src/formats/squashfs/reader/reader.j
 import { SquashfsWriteError } from '../../../../src/errors/index.js';
 import { Flag, INVALID32, INVALID64, InodeType } from '../../../../src/formats/squashfs/layout.js';
 import { SquashfsWriter } from '../../../../src/formats/squashfs/writer/writer.js';
-import { checkLayout, cleanupTemp, inodeAt, writeImage } from './writer-image.helpers.js';
+import { checkLayout, cleanupTemp, inodeAt, metaBlock, writeImage } from './writer-image.helpers.js';
 
 const BS = 4096;
 const meta = (over: Partial<{ mode: number; uid: number; gid: number; mtime: number }> = {}) => ({ mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000, ...over });
@@ -316,6 +316,41 @@ describe('squashfs writer: images', function () {
     const r = await SquashfsReader.open(file);
     try {
       expect([...(await r.getXattrs('f')).keys()]).to.deep.equal(['security.capability']);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('shares one xattr id between identical sets and orders ids by first use in the tree', async () => {
+    const set1 = new Map([
+      ['user.a', Buffer.from('1')],
+      ['security.b', Buffer.from('22')],
+    ]);
+    const set1Reordered = new Map([...set1].reverse());
+    const set2 = new Map([['trusted.c', Buffer.from('333')]]);
+    const { file, bytes: img } = await writeImage(async (w) => {
+      // arrival order differs from tree order on purpose
+      await w.addFile('z', { ...meta({ uid: 30, gid: 31 }), xattrs: set2 }, Buffer.from('z'));
+      await w.addFile('a', { ...meta({ uid: 10, gid: 11 }), xattrs: set1 }, Buffer.from('a'));
+      await w.addFile('m', { ...meta({ uid: 20, gid: 10 }), xattrs: set1Reordered }, Buffer.from('m'));
+    });
+    const sb = checkLayout(img);
+    expect(img.readUInt32LE(sb.xattrTableStart + 8)).to.equal(2); // xattr_id_count
+    const idIndex = Number(img.readBigUInt64LE(sb.idTableStart));
+    const ids = metaBlock(img, idIndex).data;
+    // tree (post-order) order: a, m, z, then the root (0/0)
+    expect(Array.from({ length: sb.idCount }, (_, i) => ids.readUInt32LE(4 * i))).to.deep.equal([10, 11, 20, 30, 31, 0]);
+    const r = await SquashfsReader.open(file);
+    try {
+      for (const [p, want] of [
+        ['a', set1],
+        ['m', set1],
+        ['z', set2],
+      ] as const) {
+        const got = await r.getXattrs(p);
+        expect([...got.keys()].sort()).to.deep.equal([...want.keys()].sort());
+        for (const [k, v] of want) expect(Buffer.from(got.get(k)!).equals(v)).to.equal(true);
+      }
     } finally {
       await r.close();
     }
