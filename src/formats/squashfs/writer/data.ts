@@ -46,8 +46,11 @@ export interface DataOptions {
 
 export type FileSource = AsyncIterable<Uint8Array> | Uint8Array;
 
+/** Shared by every file without blocks (most files fit in a fragment); replaced on the first block. */
+const NO_WORDS: number[] = [];
+
 export function newFileData(): FileData {
-  return { size: 0, start: 0, words: [], fragment: INVALID32, fragOffset: 0, sparse: 0, state: 'pending', tailAt: -1 };
+  return { size: 0, start: 0, words: NO_WORDS, fragment: INVALID32, fragOffset: 0, sparse: 0, state: 'pending', tailAt: -1 };
 }
 
 export class DataWriter {
@@ -104,7 +107,7 @@ export class DataWriter {
     fd.size = fd.words.length * this.bs + tail.length;
     this.stats.bytesIn += fd.size;
     if (hash !== null && fd.size > 0) {
-      const key = `${fd.size}:${hash.digest('base64')}`;
+      const key = hash.digest('binary') + fd.size; // 32 one-byte chars + the size: a compact Map key
       const orig = this.seen.get(key);
       if (orig !== undefined) {
         this.cancel(owner, track.first);
@@ -180,6 +183,7 @@ export class DataWriter {
   /** One block of a file: sparse word, or a compression job. The block must not be reused. */
   private async addBlock(block: Uint8Array, fd: FileData, owner: object, track: { first: number }, recycle: Buffer | null = null): Promise<void> {
     const i = fd.words.length;
+    if (fd.words === NO_WORDS) fd.words = [];
     if (this.isZero(block)) {
       fd.words.push(0);
       fd.sparse += block.length;

@@ -75,5 +75,14 @@ export function storedMeta(meta: { mode: number; uid: number; gid: number; mtime
     throw writeError('HPCC_E_SQFS_BAD_META', `mtime must be a number of seconds, got ${String(meta.mtime)}`);
   }
   const mtime = Math.min(0xffffffff, Math.max(0, Math.floor(meta.mtime)));
-  return { mode: meta.mode & 0o7777, uid: u32(meta.uid, 'uid'), gid: u32(meta.gid, 'gid'), mtime };
+  const mode = meta.mode & 0o7777;
+  const uid = u32(meta.uid, 'uid');
+  const gid = u32(meta.gid, 'gid');
+  // Consecutive entries usually share their metadata (same package, same owner): reuse the object.
+  const l = last;
+  if (l !== null && l.mode === mode && l.uid === uid && l.gid === gid && l.mtime === mtime) return l;
+  last = Object.freeze({ mode, uid, gid, mtime });
+  return last;
 }
+
+let last: StoredMeta | null = null;
