@@ -174,6 +174,9 @@ describe('squashfs writer proven with real tools (corpus)', function () {
         expect(out).to.match(/Found a valid SQUASHFS 4:0 superblock/);
         expect(out).to.match(new RegExp(`Block size ${v.writer.blockSize ?? 131072}\\b`));
         expect(out).to.match(/Compression gzip/);
+        if (v.writer.fragments === false) expect(out).to.match(/Number of fragments 0\b/);
+        else expect(out).to.match(/Number of fragments [1-9]/);
+        expect(out).to.contain(v.writer.dedupe === false ? 'Duplicates are not removed' : 'Duplicates are removed');
         const inodes = /Number of inodes (\d+)/.exec(out);
         const groups = info.hardLinkGroups.reduce((n, g) => n + g.length - 1, 0);
         expect(Number(inodes?.[1])).to.equal(info.entries - groups);
@@ -196,6 +199,24 @@ describe('squashfs writer proven with real tools (corpus)', function () {
         const real = r.stdout.split('\n').filter((l) => l !== '' && !/ has an extended type$/.test(l));
         expect(real, r.stdout + r.stderr).to.deep.equal([]);
         expect(r.status === 0 || (r.status === 1 && real.length === 0), `sqfsdiff exit ${r.status}: ${r.stderr}`).to.equal(true);
+      });
+
+      it(`stores identical files ${v.writer.dedupe === false ? 'separately' : 'once'} (rdsquashfs -s)`, function () {
+        requireTools(this, 'rdsquashfs');
+        const where = (p: string) => {
+          const out = ok(sh('rdsquashfs', ['-s', p, img]), `rdsquashfs -s ${p}`);
+          const f = (k: string) => new RegExp(`^${k}: (.*)$`, 'm').exec(out)?.[1];
+          return `${f('Blocks start')} ${f('Fragment index')} ${f('Fragment offset')}`;
+        };
+        for (const [group, trap] of [
+          [['/dupes/big-a', '/dupes/sub/big-b', '/dupes/sub/deeper/big-c'], '/dupes/big-same-size-differs'],
+          [['/dupes/small-a', '/dupes/sub/small-b', '/dupes/sub/deeper/small-c'], '/dupes/small-same-size-differs'],
+        ] as const) {
+          const locs = group.map(where);
+          if (v.writer.dedupe === false) expect(new Set(locs).size, locs.join('; ')).to.equal(locs.length);
+          else expect(new Set(locs).size, locs.join('; ')).to.equal(1);
+          expect(locs).to.not.include(where(trap));
+        }
       });
 
       it('mounts with the kernel: every entry, owner, mode, mtime, xattr and hard link as on disk', function () {
