@@ -33,7 +33,7 @@ type Variant = {
 };
 
 const VARIANTS: Variant[] = [
-  { name: 'gzip, 128 KiB blocks (defaults)', writer: {}, mksquashfs: [], full: true },
+  { name: 'gzip, 128 KiB blocks (defaults, deterministic)', writer: { deterministic: true, mkfsTime: 1_700_000_000 }, mksquashfs: [], full: true },
   { name: 'gzip, 4 KiB blocks', writer: { blockSize: 4096 }, mksquashfs: ['-b', '4096'], full: false },
   { name: 'no fragments, no dedupe', writer: { fragments: false, dedupe: false }, mksquashfs: ['-no-fragments', '-no-duplicates'], full: false },
 ];
@@ -240,6 +240,16 @@ describe('squashfs writer proven with real tools (corpus)', function () {
       });
 
       if (!v.full) return;
+
+      it('is byte-identical when written again in deterministic mode', async function () {
+        const again = path.join(work, `hpcc-${vi}-again.sqfs`);
+        images.push(again);
+        await writeImage(again, v.writer);
+        const [x, y] = [fs.readFileSync(img), fs.readFileSync(again)];
+        expect(x.length).to.equal(y.length);
+        expect(x.equals(y), 'images differ').to.equal(true);
+        fs.rmSync(again);
+      });
 
       it('extracts with unsquashfs -d into a tree equal to the corpus', async function () {
         const out = path.join(work, `extract-${vi}`);
