@@ -24,6 +24,8 @@ export interface CompareOptions {
   xattrs?: boolean;
   /** Also compare hard-link groups (default true). */
   hardLinks?: boolean;
+  /** Permission bits to compare (default 0o7777). */
+  modeMask?: number;
   /** Compare link counts (default true). */
   nlink?: boolean;
   /** Compare file contents by sha256 (default true). */
@@ -171,8 +173,9 @@ export async function compareTrees(a: string, b: string, opts: CompareOptions = 
       add(`${name}: type ${ta} vs ${typeOf(sb)}`);
       continue;
     }
-    const ma = sa.mode & 0o7777n;
-    const mb = sb.mode & 0o7777n;
+    const mask = BigInt(opts.modeMask ?? 0o7777);
+    const ma = sa.mode & mask;
+    const mb = sb.mode & mask;
     // Symlink permission bits are meaningless (always 0777 on Linux).
     if (ta !== 'symlink' && ma !== mb) add(`${name}: mode ${ma.toString(8)} vs ${mb.toString(8)}`);
     if (opts.nlink !== false && sa.nlink !== sb.nlink) add(`${name}: nlink ${sa.nlink} vs ${sb.nlink}`);

@@ -19,8 +19,8 @@ import * as path from 'node:path';
 import { addDirectoryTree } from '../../src/formats/squashfs/from-dir.js';
 import { SquashfsWriter, type SquashfsWriterOptions } from '../../src/formats/squashfs/index.js';
 import { xattrToolPath } from '../../src/util/xattr.js';
-import { makeCorpus, type CorpusInfo } from '../fixtures/corpus.js';
-import { IN_CI, IS_ROOT, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { makeCorpus, removeCorpus, type CorpusInfo } from '../fixtures/corpus.js';
+import { IN_CI, IS_ROOT, makeTempDir, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { compareTrees, compareTreesAsUser } from '../helpers/tree-compare.js';
 
 type Variant = {
@@ -122,7 +122,7 @@ describe('squashfs writer proven with real tools (corpus)', function () {
         }
       }
     }
-    if (work) removeTree(work);
+    if (work) removeCorpus(work); // also clears read-only directories as non-root
   });
 
   async function writeImage(file: string, opts: Partial<SquashfsWriterOptions>): Promise<void> {
@@ -226,7 +226,7 @@ describe('squashfs writer proven with real tools (corpus)', function () {
         return (async () => {
           try {
             const diffs = await compareTrees(mnt, corpus, { owners: true, mtimes: true, xattrs: true });
-            expect(diffs).to.deep.equal([]);
+            expect(diffs, diffs.join('\n')).to.deep.equal([]);
             // Independent xattr view through attr's getfattr.
             const ours = getfattrDump(mnt);
             expect(ours.get('xattrs/large-1')).to.match(/^user\.large=0x/m);
@@ -258,11 +258,11 @@ describe('squashfs writer proven with real tools (corpus)', function () {
           const d = sh('diff', ['-r', '--no-dereference', out, corpus]);
           const unexpected = d.stdout.split('\n').filter((l) => l !== '' && !SPECIAL_DIFF.test(l));
           expect(unexpected.slice(0, 30), d.stderr).to.deep.equal([]);
-          // unsquashfs restores owners and xattrs only as root; hard links always.
-          const diffs = await compareTrees(out, corpus, { owners: IS_ROOT, mtimes: true, xattrs: IS_ROOT });
-          expect(diffs).to.deep.equal([]);
+          // unsquashfs restores owners, xattrs and setuid/setgid bits only as root; hard links always.
+          const diffs = await compareTrees(out, corpus, { owners: IS_ROOT, mtimes: true, xattrs: IS_ROOT, modeMask: IS_ROOT ? 0o7777 : 0o1777 });
+          expect(diffs, diffs.join('\n')).to.deep.equal([]);
         } finally {
-          removeTree(out);
+          removeCorpus(out);
         }
       });
 
@@ -285,9 +285,9 @@ describe('squashfs writer proven with real tools (corpus)', function () {
             // squashfuse 0.1.105 swaps the trusted/security prefixes and hides empty
             // values — so xattrs are checked against mksquashfs's image seen the same way.
             const diffs = compareTreesAsUser(mnt, corpus, { owners: true, mtimes: true, hardLinks: tool === 'squashfuse_ll', timeoutMs: LARGE ? 1_200_000 : 170_000 });
-            expect(diffs).to.deep.equal([]);
+            expect(diffs, diffs.join('\n')).to.deep.equal([]);
             const vsRef = compareTreesAsUser(mnt, refMnt, { owners: true, mtimes: true, xattrs: true, hardLinks: false, contents: false, timeoutMs: LARGE ? 1_200_000 : 170_000 });
-            expect(vsRef).to.deep.equal([]);
+            expect(vsRef, vsRef.join('\n')).to.deep.equal([]);
           } finally {
             unmount(mnt);
             unmount(refMnt);
