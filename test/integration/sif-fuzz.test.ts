@@ -30,23 +30,12 @@ import {
 import { makeTempDir, removeTree } from '../helpers/env.js';
 import { writeSample } from '../unit/formats/sif/sample.js';
 import { SIF_IMAGES, comparable, hpccListing, referenceListing, requireSifcheck } from './sif-helpers.js';
+import { FUZZ_ITERATIONS, FUZZ_SEED, prng as rng } from '../helpers/fuzz.js';
 
-const ITERATIONS = Number(process.env.HPCC_FUZZ_ITERATIONS ?? 3000);
-const SEED = process.env.HPCC_FUZZ_SEED !== undefined ? Number(process.env.HPCC_FUZZ_SEED) : (Math.random() * 2 ** 32) >>> 0;
+const ITERATIONS = FUZZ_ITERATIONS;
+const SEED = FUZZ_SEED;
 /** Mutants that hpcc accepts and sifcheck re-reads (each one spawns the Go oracle). */
 const DIFFERENTIAL = Math.min(Number(process.env.HPCC_FUZZ_DIFFERENTIAL ?? 150), ITERATIONS);
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING = [0n, 1n, -1n, 4095n, 4096n, 32176n, 32768n, 585n, 48n, 1n << 31n, (1n << 32n) - 1n, 1n << 32n, 1n << 53n, (1n << 53n) + 1n, 1n << 62n, (1n << 63n) - 1n, -(1n << 63n)];
 

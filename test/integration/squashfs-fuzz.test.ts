@@ -16,24 +16,13 @@ import { HpccError } from '../../src/errors/index.js';
 import { SquashfsReader, extractTree } from '../../src/formats/squashfs/index.js';
 import { METADATA_SIZE, refBlock, refOffset } from '../../src/formats/squashfs/layout.js';
 import { makeTempDir, removeTree, requireTools } from '../helpers/env.js';
+import { FUZZ_ITERATIONS, FUZZ_SEED, prng } from '../helpers/fuzz.js';
 
-const ITERATIONS = Number(process.env.HPCC_FUZZ_ITERATIONS ?? 3000);
-const SEED = process.env.HPCC_FUZZ_SEED !== undefined ? Number(process.env.HPCC_FUZZ_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
+const ITERATIONS = FUZZ_ITERATIONS;
+const SEED = FUZZ_SEED;
 const PER_MUTANT_MS = 10_000; // generous: CI machines are shared; typical mutants take < 10 ms
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 const MAX_BYTES_PER_MUTANT = 16 * 1024 * 1024;
-
-/** mulberry32: small, seedable, good enough for fuzzing. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Field {
   pos: number;
