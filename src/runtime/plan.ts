@@ -1,0 +1,94 @@
+/**
+ * LaunchPlan: the frozen, serialisable description of one container launch.
+ * TypeScript decides everything (plan builder, pure); the C helper in
+ * native/ executes a plan and holds no policy. Versioned: the helper refuses
+ * a plan whose version it does not know.
+ *
+ * Execution order in the helper:
+ *  1. refuse setuid/setgid execution, set PR_SET_NO_NEW_PRIVS
+ *  2. unshare(CLONE_NEWUSER | CLONE_NEWNS [| CLONE_NEWPID]); write setgroups=deny,
+ *     uid_map "inside outside 1", gid_map likewise
+ *  3. make every mount private (MS_REC|MS_PRIVATE on /)
+ *  4. set up the root: `rootfs` (squashfuse_ll child serving the SIF partition at
+ *     `rootfs.mountpoint`, readiness by polling /proc/self/mountinfo; or a directory)
+ *  5. run `mounts` in order (paths of `dst` are inside the new root, relative to
+ *     `stage`, the directory that becomes "/")
+ *  6. pivot_root into `stage`, detach the old root, chdir(cwd)
+ *  7. fork: child execve(argv[0] resolved with PATH from env, argv, env); parent
+ *     forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2/SIGQUIT/SIGCONT/SIGWINCH,
+ *     waits, stops the FUSE server, exits with the child's status (128+N on signal N)
+ * Setup failures are reported on the status fd as "op N failed, errno E".
+ */
+
+export const PLAN_VERSION = 1;
+
+export interface IdMap {
+  /** id inside the container */
+  inside: number;
+  /** id on the host */
+  outside: number;
+}
+
+export type RootfsSpec =
+  | {
+      kind: 'squashfuse';
+      /** path of the SIF (or raw squashfs) image on the host */
+      image: string;
+      /** byte offset of the squashfs partition */
+      offset: number;
+      /** absolute path of squashfuse_ll (or squashfuse) to run */
+      fuseHelper: string;
+      /** host directory where the image is mounted (inside the new mount namespace) */
+      mountpoint: string;
+    }
+  | {
+      kind: 'dir';
+      /** an extracted or sandbox directory on the host */
+      path: string;
+    };
+
+export type MountOp =
+  /** bind a host path to a container path; `optional` skips a missing source silently */
+  | { op: 'bind'; src: string; dst: string; readonly: boolean; optional?: boolean }
+  /** a fresh tmpfs at dst (mode, size in bytes; 0 = kernel default) */
+  | { op: 'tmpfs'; dst: string; mode: number; size: number }
+  /** mount a new proc (needs a PID namespace) or bind the host /proc otherwise */
+  | { op: 'proc'; dst: string }
+  /** create a directory (in a writable layer: tmpfs or overlay upper) */
+  | { op: 'mkdir'; dst: string; mode: number }
+  /** write a generated file (e.g. /etc/passwd) into a writable layer, then bind it read-only */
+  | { op: 'file'; dst: string; content: string; mode: number }
+  /** overlay: lower = the current root contents, upper/work on a tmpfs; makes mount points creatable */
+  | { op: 'overlay'; dst: string; writable: boolean }
+  /** remount dst read-only (after creating mount points in an overlay) */
+  | { op: 'remount-ro'; dst: string };
+
+export interface LaunchPlan {
+  version: typeof PLAN_VERSION;
+  uid: IdMap;
+  gid: IdMap;
+  /** also unshare the PID namespace (the helper becomes PID 1's parent) */
+  pidNamespace: boolean;
+  rootfs: RootfsSpec;
+  /** host directory that becomes the container's "/" (created by the helper, private to the mount ns) */
+  stage: string;
+  mounts: MountOp[];
+  /** working directory inside the container */
+  cwd: string;
+  /** the complete environment, K=V */
+  env: string[];
+  /** argv[0] may be a bare name: resolved with the PATH in env, inside the container */
+  argv: string[];
+}
+
+/** Deep-freeze a plan (plans are values: built once, never mutated). */
+export function freezePlan(plan: LaunchPlan): Readonly<LaunchPlan> {
+  const freeze = (o: unknown): void => {
+    if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+      Object.freeze(o);
+      for (const v of Object.values(o as Record<string, unknown>)) freeze(v);
+    }
+  };
+  freeze(plan);
+  return plan;
+}
