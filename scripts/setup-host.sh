@@ -11,7 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       golang-go golang-github-sylabs-sif-dev busybox-static hyperfine
       zstd xz-utils liblz4-tool ca-certificates libcap2-bin acl
-      time mmdebstrap)  # bench/squashfs-write.sh: /usr/bin/time, the rootfs
+      time mmdebstrap  # bench/squashfs-write.sh: /usr/bin/time, the rootfs
+      docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
