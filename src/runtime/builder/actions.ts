@@ -1,0 +1,115 @@
+/**
+ * How exec/run/shell/test become the payload's argv and environment.
+ *
+ * Like Apptainer's /.singularity.d/actions, the image's env scripts are
+ * sourced by the image's own /bin/sh, in lexical (byte) order, before the
+ * payload is exec'd. hpcc passes a small POSIX sh program as argv:
+ *
+ *   /bin/sh -c '<wrapper>' hpcc-<action> CMD ARGS...
+ *
+ * The wrapper sources the scripts, applies the injected variables (carried
+ * in the environment as __HPCC_SET_<NAME>), PREPEND_PATH/APPEND_PATH
+ * (__HPCC_PREPEND_PATH, __HPCC_APPEND_PATH), restores host variables still
+ * unset (__HPCC_HOST_<NAME>), removes its own variables, then `exec "$@"`.
+ * Only variable NAMES appear in the program text, never values. An image
+ * without /bin/sh gets the payload exec'd directly with the environment
+ * computed here (no env scripts can run there anyway).
+ */
+import { UsageError } from '../../errors/index.js';
+import { finalEnvWithoutScripts, type EnvPlan } from './env.js';
+import type { Action, ImageFacts } from './types.js';
+
+export const RUNSCRIPT = '/.singularity.d/runscript';
+export const TESTSCRIPT = '/.singularity.d/test';
+export const ENV_DIR = '/.singularity.d/env';
+export const LIBS_DIR = '/.singularity.d/libs';
+
+export interface ActionResult {
+  argv: string[];
+  env: string[];
+  /** the image's env scripts are sourced (the image has /bin/sh) */
+  sourcesScripts: boolean;
+}
+
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Env script names in the order Apptainer sources them (byte order of the names, *.sh only). */
+export function orderedEnvScripts(names: string[]): string[] {
+  return names.filter((n) => n.endsWith('.sh') && !n.includes('/')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function isFile(image: ImageFacts, p: string): boolean {
+  return image.lookup(p)?.kind === 'file';
+}
+
+/** The program the action runs, before the wrapper: [argv0, ...args]. */
+export function payloadArgv(action: Action, args: string[], image: ImageFacts, shell: string): string[] {
+  switch (action) {
+    case 'exec':
+      if (args.length === 0 || args[0] === '') {
+        throw new UsageError('exec needs a command to run', { hint: 'Write: hpcc exec IMAGE.sif COMMAND [ARGS...]' });
+      }
+      return args;
+    case 'run':
+      if (isFile(image, RUNSCRIPT)) return [RUNSCRIPT, ...args];
+      if (image.lookup('/singularity')?.kind === 'file') return ['/singularity', ...args];
+      throw new UsageError('the image has no runscript (/.singularity.d/runscript or /singularity)', {
+        hint: 'Use `hpcc exec IMAGE COMMAND` to run a command, or rebuild the image with a %runscript.',
+      });
+    case 'test':
+      if (isFile(image, TESTSCRIPT)) return ['/bin/sh', TESTSCRIPT, ...args];
+      return ['/bin/sh', '-c', 'echo "No test script found in the image, exiting" >&2'];
+    case 'shell':
+      return [shell, ...args];
+    default:
+      throw new UsageError(`unknown action ${String(action)}`);
+  }
+}
+
+/** The sh wrapper program (names only; values travel in the environment). */
+export function wrapperScript(scripts: string[], e: EnvPlan, withLibs: boolean): string {
+  const lines: string[] = [];
+  for (const s of scripts) lines.push(`. ${shQuote(`${ENV_DIR}/${s}`)}`);
+  const setNames = [...new Set(e.inject.map((v) => v.name))];
+  if (setNames.length > 0) {
+    lines.push(`for __hpcc_n in ${setNames.join(' ')}; do eval "export $__hpcc_n=\\"\\$__HPCC_SET_$__hpcc_n\\"; unset __HPCC_SET_$__hpcc_n"; done`);
+  }
+  if (e.prependPath) lines.push('PATH="$__HPCC_PREPEND_PATH${PATH:+:$PATH}"; export PATH; unset __HPCC_PREPEND_PATH');
+  if (e.appendPath) lines.push('PATH="${PATH:+$PATH:}$__HPCC_APPEND_PATH"; export PATH; unset __HPCC_APPEND_PATH');
+  if (withLibs) lines.push(`LD_LIBRARY_PATH="\${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}${LIBS_DIR}"; export LD_LIBRARY_PATH`);
+  if (e.restore.length > 0) {
+    const names = e.restore.map((v) => v.name).join(' ');
+    lines.push(
+      `for __hpcc_n in ${names}; do eval "[ -n \\"\\\${$__hpcc_n+x}\\" ] || export $__hpcc_n=\\"\\$__HPCC_HOST_$__hpcc_n\\"; unset __HPCC_HOST_$__hpcc_n"; done`,
+    );
+  }
+  lines.push('unset __hpcc_n');
+  lines.push('exec "$@"');
+  return lines.join('\n');
+}
+
+/** argv and env for the helper. `shell` is the interactive shell for `hpcc shell`. */
+export function buildAction(action: Action, args: string[], image: ImageFacts, e: EnvPlan, shell: string): ActionResult {
+  const payload = payloadArgv(action, args, image, shell);
+  const hasSh = isFile(image, '/bin/sh');
+  const withLibs = image.lookup(LIBS_DIR)?.kind === 'dir';
+  if (!hasSh) {
+    const env = finalEnvWithoutScripts(e);
+    if (withLibs) {
+      const cur = env.get('LD_LIBRARY_PATH');
+      env.set('LD_LIBRARY_PATH', { name: 'LD_LIBRARY_PATH', value: cur ? `${cur.value}:${LIBS_DIR}` : LIBS_DIR, source: 'hpcc' });
+    }
+    return { argv: payload, env: [...env.values()].map((v) => `${v.name}=${v.value}`), sourcesScripts: false };
+  }
+  const env: string[] = e.base.map((v) => `${v.name}=${v.value}`);
+  const last = new Map<string, string>();
+  for (const v of e.inject) last.set(v.name, v.value);
+  for (const [k, v] of last) env.push(`__HPCC_SET_${k}=${v}`);
+  if (e.prependPath) env.push(`__HPCC_PREPEND_PATH=${e.prependPath.value}`);
+  if (e.appendPath) env.push(`__HPCC_APPEND_PATH=${e.appendPath.value}`);
+  for (const v of e.restore) env.push(`__HPCC_HOST_${v.name}=${v.value}`);
+  const script = wrapperScript(orderedEnvScripts(image.envScripts), e, withLibs);
+  return { argv: ['/bin/sh', '-c', script, `hpcc-${action}`, ...payload], env, sourcesScripts: true };
+}

@@ -1,0 +1,155 @@
+/**
+ * buildPlan: image facts + host facts + flags + config → a frozen LaunchPlan.
+ * A pure function: the same input gives the same plan (golden-tested).
+ *
+ * Mount order in the plan:
+ *   [overlay over the image root, when a target must be created or with --writable-tmpfs]
+ *   system mounts (/dev, /proc, /sys, /etc/hosts, /etc/localtime, /etc/resolv.conf, /tmp, /var/tmp),
+ *   $HOME, /scratch, config binds, HPCC_BIND, -B binds, the working directory,
+ *   generated /etc/passwd and /etc/group
+ * with mkdir ops for missing parent directories just before each mount (the
+ * helper creates the mount point itself). A non-writable overlay is made
+ * read-only by the helper after the last op.
+ */
+import * as path from 'node:path';
+import { HpccError, UsageError } from '../../errors/index.js';
+import { PLAN_VERSION, freezePlan, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
+import { buildAction } from './actions.js';
+import { normPath, planHome, planMounts } from './binds.js';
+import { planEnv, type EnvPlan } from './env.js';
+import { generateGroup, generatePasswd } from './passwd.js';
+import { TargetResolver } from './targets.js';
+import type { BuildInput, PathKind } from './types.js';
+import type { MountIntent } from './binds.js';
+
+export interface BuiltLaunch {
+  plan: Readonly<LaunchPlan>;
+  /** the environment decisions (for --explain-env) */
+  env: EnvPlan;
+  /** whether the payload starts through the sh wrapper that sources the image's env scripts */
+  sourcesScripts: boolean;
+  /** default binds left out, and why */
+  skipped: { dst: string; reason: string }[];
+}
+
+function rootfsOf(input: BuildInput): RootfsSpec {
+  const { image, host } = input;
+  if (image.rootDir) return { kind: 'dir', path: image.rootDir };
+  if (!host.fuseHelper) {
+    throw new HpccError('HPCC_E_LAUNCH_NO_SQUASHFUSE', 'neither squashfuse_ll nor squashfuse is installed', {
+      exitCode: 96,
+      hint: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run with --unsquash to use an extracted copy.',
+    });
+  }
+  return { kind: 'squashfuse', image: image.path, offset: image.offset, fuseHelper: host.fuseHelper, mountpoint: path.posix.join(host.stageDir, 'image') };
+}
+
+function pushMount(r: TargetResolver, i: MountIntent, skipped: { dst: string; reason: string }[]): void {
+  const want: PathKind = i.kind === 'bind' && i.srcKind !== 'dir' ? 'file' : 'dir';
+  const t = r.ensure(normPath(i.dst), want);
+  if ('reason' in t) {
+    if (i.kind === 'bind' && !i.optional) {
+      throw new UsageError(`${i.origin}: cannot bind ${i.src} to ${i.dst}: ${t.reason}`, {
+        hint: 'Choose a destination that exists in the image, or one below a directory that does.',
+        details: { source: i.src, destination: i.dst },
+      });
+    }
+    skipped.push({ dst: i.dst, reason: t.reason });
+    return;
+  }
+  const dst = t.path;
+  if (i.kind === 'bind') {
+    r.ops.push({ op: 'bind', src: i.src, dst, readonly: i.readonly, ...(i.optional ? { optional: true } : {}) });
+    r.mounted({ dst, kind: 'bind', src: i.src });
+  } else if (i.kind === 'tmpfs') {
+    r.ops.push({ op: 'tmpfs', dst, mode: i.mode, size: i.size });
+    r.mounted({ dst, kind: 'tmpfs' });
+  } else {
+    r.ops.push({ op: 'proc', dst });
+    r.mounted({ dst, kind: 'proc' });
+  }
+}
+
+/** Generated /etc/passwd or /etc/group: placed when its directory can be made. */
+function pushGenerated(r: TargetResolver, dst: string, content: string, skipped: { dst: string; reason: string }[]): void {
+  const dir = r.ensure(path.posix.dirname(dst), 'dir');
+  if ('reason' in dir) {
+    skipped.push({ dst, reason: dir.reason });
+    return;
+  }
+  const at = path.posix.join(dir.path, path.posix.basename(dst));
+  const cur = r.kindOf(at);
+  if (cur.kind === 'dir') {
+    skipped.push({ dst, reason: `${at} is a directory in the image` });
+    return;
+  }
+  if (cur.kind === null && !r.writableAt(at)) {
+    skipped.push({ dst, reason: `the image has no ${at}, and this node does not allow overlay mounts in a user namespace` });
+    return;
+  }
+  r.ops.push({ op: 'file', dst: cur.kind === null ? at : cur.real, content, mode: 0o644 });
+}
+
+/** Build the plan and the decisions behind it. */
+export function buildLaunch(input: BuildInput): BuiltLaunch {
+  const { image, host, flags, config } = input;
+  const overlayAllowed = host.overlayInUserns;
+  if (flags.writableTmpfs && !overlayAllowed) {
+    throw new HpccError('HPCC_E_LAUNCH_NO_OVERLAY', '--writable-tmpfs needs overlay mounts in a user namespace, which this node does not allow', {
+      exitCode: 96,
+      hint: 'Run `hpcc doctor` to see why; kernel overlayfs is allowed in user namespaces from Linux 5.11.',
+    });
+  }
+  const home = planHome(input);
+  const { intents } = planMounts(input, home);
+  const r = new TargetResolver(input, overlayAllowed);
+  const skipped: { dst: string; reason: string }[] = [];
+  for (const i of intents) pushMount(r, i, skipped);
+
+  // Working directory: --pwd, else the host's when visible in the container, else $HOME, else /.
+  let cwd: string;
+  if (flags.pwd !== undefined) {
+    if (!flags.pwd.startsWith('/')) throw new UsageError(`--pwd ${flags.pwd} is not an absolute path`, { hint: 'Give the working directory inside the container as an absolute path.' });
+    cwd = normPath(flags.pwd);
+  } else {
+    const contain = Boolean(flags.contain || flags.containAll || config.contain);
+    const hostCwd = normPath(host.cwd);
+    if (!contain && r.kindOf(hostCwd).kind === 'dir') cwd = hostCwd;
+    else if (home.mounted && r.kindOf(home.dst).kind === 'dir') cwd = home.dst;
+    else cwd = '/';
+  }
+
+  const shellCandidate = host.env.SHELL;
+  const shell = shellCandidate && shellCandidate.startsWith('/') && image.lookup(shellCandidate)?.kind === 'file' ? shellCandidate : '/bin/sh';
+  if (config.mount.passwd && host.user) {
+    pushGenerated(r, '/etc/passwd', generatePasswd(image.passwd, host.user, home.dst, shell), skipped);
+    if (host.group) pushGenerated(r, '/etc/group', generateGroup(image.group, host.group, host.user.name), skipped);
+  }
+
+  const ops: MountOp[] = [...r.ops];
+  if (r.overlay || flags.writableTmpfs) {
+    // The helper makes a non-writable overlay read-only once every op ran.
+    ops.unshift({ op: 'overlay', dst: '/', writable: Boolean(flags.writableTmpfs) });
+  }
+
+  const env = planEnv(input, home.dst, cwd);
+  const action = buildAction(flags.action, flags.args, image, env, shell);
+  const plan: LaunchPlan = {
+    version: PLAN_VERSION,
+    uid: { inside: host.uid, outside: host.uid },
+    gid: { inside: host.gid, outside: host.gid },
+    pidNamespace: Boolean(flags.pid || flags.containAll),
+    rootfs: rootfsOf(input),
+    stage: host.stageDir,
+    mounts: ops,
+    cwd,
+    env: action.env,
+    argv: action.argv,
+  };
+  return { plan: freezePlan(plan), env, sourcesScripts: action.sourcesScripts, skipped };
+}
+
+/** The plan alone. */
+export function buildPlan(input: BuildInput): Readonly<LaunchPlan> {
+  return buildLaunch(input).plan;
+}

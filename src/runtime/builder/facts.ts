@@ -1,0 +1,158 @@
+/**
+ * Host facts for the plan builder, gathered once per launch (the only
+ * impure part of src/runtime/builder/): identity, the caller's passwd and
+ * group entries (the files first, `getent` once when the user is not in
+ * them, e.g. LDAP), $HOME, cwd, the environment, path look-ups, the FUSE
+ * helper, whether overlayfs works in a user namespace, and the stage.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { HpccIOError } from '../../errors/index.js';
+import { findById, parseGroupLine, parsePasswdLine } from './passwd.js';
+import type { GroupEntry, HostFacts, LaunchConfig, PathInfo, UserEntry } from './types.js';
+
+function readText(p: string): string | null {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function getent(db: 'passwd' | 'group', id: number): string | null {
+  const r = spawnSync('getent', [db, String(id)], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 && r.stdout ? r.stdout.split('\n')[0]! : null;
+}
+
+export function lookupUser(uid: number): UserEntry | null {
+  const text = readText('/etc/passwd');
+  const e = text ? findById(text, parsePasswdLine, 'uid', uid) : null;
+  if (e) return e;
+  const line = getent('passwd', uid);
+  return line ? parsePasswdLine(line) : null;
+}
+
+export function lookupGroup(gid: number): GroupEntry | null {
+  const text = readText('/etc/group');
+  const e = text ? findById(text, parseGroupLine, 'gid', gid) : null;
+  if (e) return e;
+  const line = getent('group', gid);
+  return line ? parseGroupLine(line) : null;
+}
+
+/** A host path look-up with symlinks followed; cached for one launch. */
+export function hostLookup(): (p: string) => PathInfo | null {
+  const cache = new Map<string, PathInfo | null>();
+  return (p: string) => {
+    if (cache.has(p)) return cache.get(p)!;
+    let info: PathInfo | null = null;
+    try {
+      const real = fs.realpathSync(p);
+      const st = fs.statSync(real);
+      info = { kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other', real };
+    } catch {
+      info = null;
+    }
+    cache.set(p, info);
+    return info;
+  };
+}
+
+function onPath(name: string, envPath: string | undefined): string | null {
+  for (const d of (envPath ?? '').split(':').concat(['/usr/bin', '/bin', '/usr/sbin', '/sbin'])) {
+    if (!d.startsWith('/')) continue;
+    const p = path.join(d, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+/** squashfuse_ll (multithreaded, faster), else squashfuse; config or HPCC_SQUASHFUSE first. */
+export function findFuseHelper(env: Record<string, string | undefined>, config: LaunchConfig): string | null {
+  const explicit = env.HPCC_SQUASHFUSE ?? config.squashfuse;
+  if (explicit !== undefined) {
+    if (explicit === '' || explicit === 'none') return null;
+    return explicit.startsWith('/') ? explicit : onPath(explicit, env.PATH);
+  }
+  return onPath('squashfuse_ll', env.PATH) ?? onPath('squashfuse', env.PATH);
+}
+
+/** Kernel release as [major, minor]. */
+export function kernelVersion(release = os.release()): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+/** Kernel overlayfs may be mounted in a user namespace from Linux 5.11. HPCC_NO_OVERLAY=1 turns it off. */
+export function overlayInUserns(env: Record<string, string | undefined>): boolean {
+  if (env.HPCC_NO_OVERLAY === '1') return false;
+  const [maj, min] = kernelVersion();
+  if (maj < 5 || (maj === 5 && min < 11)) return false;
+  const fsList = readText('/proc/filesystems');
+  return fsList === null || /\toverlay$/m.test(fsList) || fs.existsSync(`/lib/modules/${os.release()}/kernel/fs/overlayfs`);
+}
+
+/**
+ * The stage: a fixed per-user directory (never a per-launch one, so a killed
+ * launch leaves nothing behind). $XDG_RUNTIME_DIR/hpcc when that exists, else
+ * $HPCC_TMPDIR, $TMPDIR or /tmp + /hpcc-<uid>. Created 0700 and checked to be
+ * a directory we own (not a symlink planted by someone else).
+ */
+export function stageDir(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string {
+  const xdg = env.XDG_RUNTIME_DIR;
+  let base: string;
+  if (xdg && xdg.startsWith('/') && fs.existsSync(xdg)) base = path.join(xdg, 'hpcc');
+  else base = path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
+  try {
+    fs.mkdirSync(base, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new HpccIOError('HPCC_E_IO_STAGE', `cannot create the launch directory ${base}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'Set HPCC_TMPDIR to a directory you can write to.',
+      });
+    }
+  }
+  const st = fs.lstatSync(base);
+  if (!st.isDirectory() || st.uid !== uid) {
+    throw new HpccIOError('HPCC_E_IO_STAGE', `${base} is not a directory owned by uid ${uid}`, {
+      hint: `Remove ${base}, or set HPCC_TMPDIR to a directory of your own.`,
+    });
+  }
+  return base;
+}
+
+export function gatherHostFacts(config: LaunchConfig, env: Record<string, string | undefined> = process.env): HostFacts {
+  const uid = process.getuid!();
+  const gid = process.getgid!();
+  const user = lookupUser(uid);
+  const group = lookupGroup(gid);
+  let cwd: string;
+  try {
+    cwd = process.cwd();
+  } catch {
+    cwd = '/';
+  }
+  const cleanEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) cleanEnv[k] = v;
+  return {
+    uid,
+    gid,
+    user,
+    group,
+    home: env.HOME || user?.home || '/',
+    cwd,
+    env: cleanEnv,
+    lookup: hostLookup(),
+    fuseHelper: findFuseHelper(env, config),
+    overlayInUserns: overlayInUserns(env),
+    stageDir: stageDir(env, config, uid),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Inputs of the pure launch-plan builder. Everything the builder needs to
+ * know about the world arrives here as data (or as pure look-up functions
+ * over immutable data): the image, the host, the user's flags, the config.
+ * src/runtime/builder/facts.ts and src/core/launch.ts gather them.
+ */
+
+export type Action = 'exec' | 'run' | 'shell' | 'test';
+
+/** What a path is, after following symlinks (inside the image: within the image). */
+export type PathKind = 'dir' | 'file' | 'other';
+
+export interface PathInfo {
+  kind: PathKind;
+  /** the canonical path once symlinks are followed (inside the image: an image path) */
+  real: string;
+}
+
+/** Facts about the image, read without mounting it. */
+export interface ImageFacts {
+  /** absolute host path of the SIF (or extracted directory when rootDir is set) */
+  path: string;
+  /** byte offset of the primary squashfs partition in the SIF */
+  offset: number;
+  /** an extracted copy of the image to use instead of squashfuse (extraction fallback) */
+  rootDir?: string;
+  /** the image's /etc/passwd and /etc/group (null when absent) */
+  passwd: string | null;
+  group: string | null;
+  /** names of the regular files in /.singularity.d/env, any order (the builder sorts) */
+  envScripts: string[];
+  /** the contents of those scripts (for --explain-env's static scan); may be partial */
+  envScriptText?: Record<string, string>;
+  /** look a path up inside the image (symlinks followed inside the image); null when absent */
+  lookup: (path: string) => PathInfo | null;
+}
+
+export interface UserEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  gecos: string;
+  home: string;
+  shell: string;
+}
+
+export interface GroupEntry {
+  name: string;
+  gid: number;
+}
+
+/** Facts about the host and the caller, gathered once per launch by facts.ts. */
+export interface HostFacts {
+  uid: number;
+  gid: number;
+  /** the caller's passwd entry (one lookup per launch); null when unknown */
+  user: UserEntry | null;
+  /** the caller's primary group entry; null when unknown */
+  group: GroupEntry | null;
+  /** $HOME, else the passwd home */
+  home: string;
+  cwd: string;
+  /** the caller's environment */
+  env: Record<string, string>;
+  /** look a host path up (symlinks followed); null when absent */
+  lookup: (path: string) => PathInfo | null;
+  /** absolute path of squashfuse_ll / squashfuse; null when neither is installed */
+  fuseHelper: string | null;
+  /** whether the kernel lets an unprivileged user mount overlayfs in a user namespace */
+  overlayInUserns: boolean;
+  /**
+   * the helper's stage: an existing host directory on which the helper mounts
+   * a private tmpfs inside the new mount namespace (so nothing is left on the
+   * host); a fixed per-user directory, reused by every launch
+   */
+  stageDir: string;
+}
+
+/** User choices: command-line flags (Apptainer names) plus the action's arguments. */
+export interface LaunchFlags {
+  action: Action;
+  /** exec: [CMD, ...ARGS]; run/test: ARGS; shell: [] (extra shell arguments) */
+  args: string[];
+  /** -B/--bind values, each a comma list of src[:dst[:ro|rw]] */
+  bind: string[];
+  /** -H/--home src[:dst] */
+  home?: string;
+  noHome?: boolean;
+  pwd?: string;
+  contain?: boolean;
+  containAll?: boolean;
+  cleanEnv?: boolean;
+  /** --env K=V, in order */
+  env?: string[];
+  /** --env-file contents, in order (read by the caller) */
+  envFiles?: { path: string; text: string }[];
+  writableTmpfs?: boolean;
+  /** also unshare the PID namespace */
+  pid?: boolean;
+}
+
+/** Merged site + user configuration (config.ts). */
+export interface LaunchConfig {
+  /** extra binds, src[:dst[:ro|rw]] */
+  bindPaths: string[];
+  mount: {
+    home: boolean;
+    cwd: boolean;
+    tmp: boolean;
+    dev: boolean;
+    proc: boolean;
+    sys: boolean;
+    scratch: boolean;
+    hosts: boolean;
+    localtime: boolean;
+    resolv: boolean;
+    passwd: boolean;
+  };
+  /** defaults applied when the flag is not given */
+  contain: boolean;
+  cleanEnv: boolean;
+  /** explicit squashfuse binary (else PATH look-up) */
+  squashfuse?: string;
+  /** where per-launch directories go (else $HPCC_TMPDIR, $TMPDIR, /tmp) */
+  tmpdir?: string;
+}
+
+export interface BuildInput {
+  image: ImageFacts;
+  host: HostFacts;
+  flags: LaunchFlags;
+  config: LaunchConfig;
+}

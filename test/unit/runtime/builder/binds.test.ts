@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import { UsageError } from '../../../../src/errors/index.js';
+import { parseBindList, parseHome } from '../../../../src/runtime/builder/binds.js';
+import { buildLaunch } from '../../../../src/runtime/builder/build.js';
+import { input, treeLookup, HOST_TREE } from './fixtures.js';
+
+describe('runtime/builder: binds', () => {
+  it('parses src[:dst[:ro|rw]] comma lists, relative sources from cwd', () => {
+    expect(parseBindList('/a,/b:/c,/d:/e:ro, ,x:/y:rw', '/w', '-B')).to.deep.equal([
+      { src: '/a', dst: '/a', readonly: false },
+      { src: '/b', dst: '/c', readonly: false },
+      { src: '/d', dst: '/e', readonly: true },
+      { src: '/w/x', dst: '/y', readonly: false },
+    ]);
+    expect(parseBindList('/a//b/../c/', '/', '-B')[0]).to.deep.equal({ src: '/a/c', dst: '/a/c', readonly: false });
+  });
+
+  for (const bad of ['/a:/b:rx', '/a:b', ':/b', '/a:/b:ro:x']) {
+    it(`rejects ${JSON.stringify(bad)} as a usage error`, () => {
+      expect(() => parseBindList(bad, '/', '--bind')).to.throw(UsageError).with.property('exitCode', 2);
+    });
+  }
+
+  it('parses --home src[:dst]', () => {
+    expect(parseHome('/scratch/me:/home/me', '/')).to.deep.equal({ src: '/scratch/me', dst: '/home/me' });
+    expect(parseHome('h', '/w')).to.deep.equal({ src: '/w/h', dst: '/w/h' });
+    expect(() => parseHome('/a:rel', '/')).to.throw(UsageError);
+  });
+
+  it('a missing bind source is a usage error naming the path, with a hint', () => {
+    try {
+      buildLaunch(input({ bind: ['/nope:/x'] }));
+      expect.fail('should throw');
+    } catch (e) {
+      expect(e).to.be.instanceOf(UsageError);
+      expect((e as UsageError).message).to.contain('/nope').and.contain('does not exist');
+      expect((e as UsageError).hint).to.match(/Create \/nope/);
+    }
+  });
+
+  it('HPCC_BIND and config binds come before -B, in that order', () => {
+    const i = input({ bind: ['/opt/site:/b3'] }, { host: { env: { HPCC_BIND: '/data:/b2' } } });
+    i.config.bindPaths.push('/scratch:/b1');
+    const dsts = buildLaunch(i).plan.mounts.filter((m) => m.op === 'bind').map((m) => m.dst);
+    expect(dsts.indexOf('/b1')).to.be.lessThan(dsts.indexOf('/b2'));
+    expect(dsts.indexOf('/b2')).to.be.lessThan(dsts.indexOf('/b3'));
+  });
+
+  it('--no-home: no home bind, but the working directory is still bound (as Apptainer does)', () => {
+    const { plan } = buildLaunch(input({ noHome: true }));
+    expect(plan.mounts.some((m) => m.op === 'bind' && m.dst === '/home/alice')).to.equal(false);
+    expect(plan.mounts.some((m) => m.op === 'bind' && m.src === '/home/alice/work')).to.equal(true);
+    expect(plan.cwd).to.equal('/home/alice/work');
+  });
+
+  it('--pwd wins; a relative --pwd is refused', () => {
+    expect(buildLaunch(input({ pwd: '/tmp' })).plan.cwd).to.equal('/tmp');
+    expect(() => buildLaunch(input({ pwd: 'tmp' }))).to.throw(UsageError);
+  });
+
+  it('--contain: tmpfs /tmp, /var/tmp and $HOME, minimal /dev, no cwd or /scratch bind, cwd = $HOME', () => {
+    const { plan } = buildLaunch(input({ contain: true }));
+    const by = (dst: string) => plan.mounts.filter((m) => m.dst === dst).map((m) => m.op);
+    expect(by('/tmp')).to.deep.equal(['tmpfs']);
+    expect(by('/var/tmp')).to.deep.equal(['tmpfs']);
+    expect(by('/home/alice')).to.deep.equal(['mkdir', 'tmpfs']);
+    expect(by('/dev')).to.deep.equal(['tmpfs']);
+    expect(by('/dev/null')).to.deep.equal(['bind']);
+    expect(by('/scratch')).to.deep.equal([]);
+    expect(plan.cwd).to.equal('/home/alice');
+    expect(plan.pidNamespace).to.equal(false);
+    expect(buildLaunch(input({ containAll: true })).plan.pidNamespace).to.equal(true);
+  });
+
+  it('a bind target inside another bind must exist on the host (hpcc never creates host paths)', () => {
+    expect(() => buildLaunch(input({ bind: ['/data:/home/alice/newdir'] }))).to.throw(UsageError, /does not exist inside the bind of \/home\/alice/);
+    const ok = buildLaunch(input({ bind: ['/data:/home/alice/work'] })).plan.mounts;
+    expect(ok.filter((m) => m.dst === '/home/alice/work').map((m) => m.op)).to.deep.equal(['bind']);
+  });
+
+  it('a target below a tmpfs is created in the tmpfs; a file source gets a file target', () => {
+    const { plan } = buildLaunch(input({ contain: true, bind: ['/home/alice/notes.txt:/home/alice/sub/n.txt'] }));
+    const ops = plan.mounts.map((m) => `${m.op} ${m.dst}`);
+    expect(ops).to.include.members(['mkdir /home/alice/sub', 'bind /home/alice/sub/n.txt']);
+    expect(ops.indexOf('mkdir /home/alice/sub')).to.be.greaterThan(ops.indexOf('tmpfs /home/alice'));
+    expect(plan.mounts.some((m) => m.op === 'mkdir' && m.dst === '/home/alice/sub/n.txt')).to.equal(false);
+  });
+
+  it('without overlay support, default binds to missing targets are skipped and user binds fail', () => {
+    const b = buildLaunch(input({}, { host: { overlayInUserns: false } }));
+    expect(b.plan.mounts.some((m) => m.op === 'overlay')).to.equal(false);
+    expect(b.skipped.map((s) => s.dst)).to.include.members(['/home/alice', '/scratch']);
+    expect(() => buildLaunch(input({ bind: ['/data:/newdir'] }, { host: { overlayInUserns: false } }))).to.throw(UsageError, /overlay/);
+  });
+
+  it('targets that are symlinks in the image are resolved inside the image', () => {
+    const { plan } = buildLaunch(input());
+    const lt = plan.mounts.find((m) => m.op === 'bind' && m.src.includes('zoneinfo'));
+    expect(lt).to.deep.include({ dst: '/usr/share/zoneinfo/Etc/UTC', readonly: true });
+  });
+
+  it('default binds whose host source is absent are left out (no /scratch on the host)', () => {
+    const tree = { ...HOST_TREE };
+    delete tree['/scratch'];
+    const { plan } = buildLaunch(input({}, { host: { lookup: treeLookup(tree) } }));
+    expect(plan.mounts.some((m) => m.dst === '/scratch')).to.equal(false);
+  });
+
+  it('--writable-tmpfs makes the overlay writable; no overlay support is then an error', () => {
+    expect(buildLaunch(input({ writableTmpfs: true })).plan.mounts[0]).to.deep.equal({ op: 'overlay', dst: '/', writable: true });
+    expect(() => buildLaunch(input({ writableTmpfs: true }, { host: { overlayInUserns: false } }))).to.throw(/overlay/);
+  });
+
+  it('config mount toggles switch default binds off', () => {
+    const i = input();
+    Object.assign(i.config.mount, { home: false, tmp: false, sys: false, hosts: false, passwd: false });
+    const dsts = buildLaunch(i).plan.mounts.filter((m) => m.op !== 'mkdir').map((m) => m.dst);
+    for (const d of ['/home/alice', '/tmp', '/var/tmp', '/sys', '/etc/hosts', '/etc/passwd']) expect(dsts).to.not.include(d);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * Golden plans: the builder is a pure function, so each scenario's plan is
+ * compared byte for byte with a committed JSON file. After an intended
+ * change, regenerate with HPCC_UPDATE_GOLDEN=1 and review the diff.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildPlan } from '../../../../src/runtime/builder/build.js';
+import type { BuildInput } from '../../../../src/runtime/builder/types.js';
+import { REPO_ROOT } from '../../../helpers/env.js';
+import { input } from './fixtures.js';
+
+const GOLDEN = path.join(REPO_ROOT, 'test/unit/runtime/builder/golden');
+
+const scenarios: Record<string, () => BuildInput> = {
+  'exec-defaults': () => input(),
+  'exec-binds-ro': () => input({ bind: ['/data:/mnt/data:ro,/opt/site', 'set1:/work/set1'] }, { host: { lookup: input().host.lookup, cwd: '/data' } }),
+  'run-contain-pid': () => input({ action: 'run', args: ['a b', 'c'], contain: true, pid: true }),
+  'shell-containall-home': () => input({ action: 'shell', args: [], containAll: true, home: '/scratch:/home/alice' }),
+  'exec-cleanenv-env': () =>
+    input(
+      { cleanEnv: true, env: ['FOO=bar', 'PREPEND_PATH=/pre'], envFiles: [{ path: 'e.env', text: 'export A="1"\n# c\nB=two\n' }] },
+      { host: { env: { HPCCENV_X: 'y', HPCCENV_APPEND_PATH: '/app', TERM: 'dumb', HOME: '/home/alice' } } },
+    ),
+  'exec-no-sh-no-overlay': () =>
+    input({ args: ['/app'], noHome: true, writableTmpfs: false }, { image: { lookup: (p) => (p === '/app' || p === '/' ? { kind: p === '/' ? 'dir' : 'file', real: p } : null), passwd: null, group: null, envScripts: [] }, host: { overlayInUserns: false } }),
+  'test-extracted-root': () => input({ action: 'test', args: [] }, { image: { rootDir: '/home/alice/.cache/hpcc/rootfs/abc' } }),
+};
+
+describe('runtime/builder: golden plans', () => {
+  for (const [name, make] of Object.entries(scenarios)) {
+    it(name, () => {
+      const plan = buildPlan(make());
+      expect(Object.isFrozen(plan)).to.equal(true);
+      expect(Object.isFrozen(plan.mounts)).to.equal(true);
+      const text = JSON.stringify(plan, null, 2) + '\n';
+      expect(JSON.stringify(buildPlan(make()), null, 2) + '\n', 'deterministic').to.equal(text);
+      const file = path.join(GOLDEN, `${name}.json`);
+      if (process.env.HPCC_UPDATE_GOLDEN === '1') fs.writeFileSync(file, text);
+      expect(text).to.equal(fs.readFileSync(file, 'utf8'));
+    });
+  }
+});
