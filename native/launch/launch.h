@@ -1,0 +1,117 @@
+/*
+ * hpcc-launch: the single-threaded helper that executes one LaunchPlan
+ * (src/runtime/plan.ts). TypeScript decides; this program only acts. It
+ * parses no images, merges no environment, reads no configuration.
+ *
+ * Files: plan.c (wire-format parser), status.c (status records, exit
+ * codes), setup.c (namespaces, rootfs, mount ops, pivot_root), main.c
+ * (command line, process tree, signal forwarding, exec).
+ *
+ * Exit codes (the launcher band 96..111 of src/errors/index.ts, plus the
+ * shell's 126/127 for a payload that cannot be executed):
+ *   96  usage error (bad command line)
+ *   97  refused: running setuid/setgid, or prctl failed
+ *   98  the plan is malformed (wrong magic/version, truncated, bounds)
+ *   99  namespace setup failed (unshare, setgroups, uid_map, gid_map)
+ *  100  the image root failed (image missing, FUSE server failed to mount)
+ *  101  a mount op failed
+ *  102  pivot_root, chdir(cwd) or dropping capabilities failed
+ *  103  internal failure (fork, out of memory, signal setup)
+ *  126  the payload was found but could not be executed (EACCES, ...)
+ *  127  the payload was not found (ENOENT)
+ * Otherwise the payload's own status: its exit code, or 128+N when it was
+ * killed by signal N.
+ */
+#ifndef HPCC_LAUNCH_H
+#define HPCC_LAUNCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HPCC_PLAN_MAGIC "HPCC-PLAN"
+#define HPCC_PLAN_VERSION 1
+
+enum {
+  EXL_USAGE = 96,
+  EXL_PRIV = 97,
+  EXL_PLAN = 98,
+  EXL_NS = 99,
+  EXL_ROOTFS = 100,
+  EXL_MOUNT = 101,
+  EXL_ROOT = 102,
+  EXL_INTERNAL = 103,
+  EXL_NOEXEC = 126,
+  EXL_NOTFOUND = 127,
+};
+
+/* Bounds of the wire format (mirrored in src/runtime/codec.ts). */
+#define PLAN_MAX_BYTES (16u << 20)
+#define PLAN_MAX_PATH 4095u
+#define PLAN_MAX_STRING (128u << 10) /* env entries, argv (MAX_ARG_STRLEN) */
+#define PLAN_MAX_CONTENT (4u << 20)  /* `file` op content */
+#define PLAN_MAX_MOUNTS 1024u
+#define PLAN_MAX_ENV 8192u
+#define PLAN_MAX_ARGV 65536u
+
+enum op_kind { OP_BIND, OP_TMPFS, OP_PROC, OP_MKDIR, OP_FILE, OP_OVERLAY, OP_REMOUNT_RO };
+
+struct mount_op {
+  enum op_kind kind;
+  const char *src;     /* bind */
+  const char *dst;     /* every op: absolute path inside the container */
+  const char *content; /* file */
+  size_t content_len;
+  unsigned mode;       /* tmpfs, mkdir, file */
+  uint64_t size;       /* tmpfs, 0 = kernel default */
+  int readonly, optional, writable;
+};
+
+struct plan {
+  uint32_t uid_in, uid_out, gid_in, gid_out;
+  int pidns;
+  int rootfs_fuse; /* 1: squashfuse, 0: dir */
+  const char *image, *fuse_helper, *mountpoint; /* squashfuse */
+  uint64_t offset;
+  const char *rootdir; /* dir */
+  const char *stage;
+  size_t nmounts;
+  struct mount_op *mounts;
+  const char *cwd;
+  size_t nenv;
+  char **env; /* NULL-terminated */
+  size_t nargv;
+  char **argv; /* NULL-terminated */
+};
+
+/* plan.c */
+int plan_read_fd(int fd, char **buf, size_t *len, char *err, size_t errlen);
+int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen);
+const char *op_name(enum op_kind k);
+
+/* status.c: a failure is reported once, on the status fd when one was
+ * given (else on stderr as one line), and the process exits with `code`. */
+extern int g_status_fd;
+void report(int index, const char *step, int err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+_Noreturn void fail(int index, const char *step, int err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* setup.c */
+struct rootfs_state {
+  pid_t fuse_pid; /* 0 when none */
+  int made_stage, made_mountpoint, stage_mounted, fuse_mounted;
+  char newroot[PLAN_MAX_PATH + 16];
+  char scratch[PLAN_MAX_PATH + 16];
+};
+void setup_namespaces(const struct plan *p);
+void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs);
+void run_mount_ops(const struct plan *p, const struct rootfs_state *rs);
+void enter_root(const struct plan *p, const struct rootfs_state *rs);
+void drop_capabilities(void);
+void stop_fuse(struct rootfs_state *rs);
+void cleanup_host(const struct plan *p, struct rootfs_state *rs);
+/* main.c: undo host-side setup when fail() ends the helper process itself */
+void on_fail_cleanup(void);
+
+#endif

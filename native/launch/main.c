@@ -1,0 +1,246 @@
+/*
+ * hpcc-launch: run one container launch plan (see launch.h for exit codes,
+ * plan.c for the wire format, status.c for status records).
+ *
+ * Usage:
+ *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--] [CMD ARGS...]
+ *   hpcc-launch --version
+ * CMD ARGS, when given, replace the plan's argv (one saved plan, many
+ * commands). Without --status-fd, failures are printed to stderr.
+ *
+ * Process tree: the helper (H) sets up the namespaces and the root, starts
+ * the FUSE server (F) when the root is a squashfuse image, then forks the
+ * container child (C). C runs the mount ops, pivot_roots, drops every
+ * capability and execs the payload. With a PID namespace C is PID 1 of the
+ * new namespace: it forks the payload (P, PID 2), forwards signals to it,
+ * reaps orphans and exits with P's status. H forwards SIGTERM, SIGINT,
+ * SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCONT and SIGWINCH when they were
+ * sent by a process (si_code <= 0); signals the kernel generates for the
+ * terminal already reach the whole foreground process group, payload
+ * included, and are not sent twice. No process group or session is
+ * created, so the payload stays in the terminal's foreground group and
+ * interactive shells work. When C has ended, H stops F and exits with C's
+ * status: the exit code, or 128+N for a death by signal N.
+ */
+#include "launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct plan g_plan;
+static struct rootfs_state g_rs;
+static pid_t g_helper_pid;
+
+void on_fail_cleanup(void)
+{
+  if (g_helper_pid && getpid() == g_helper_pid) cleanup_host(&g_plan, &g_rs);
+}
+
+static const int fwd_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCONT, SIGWINCH};
+
+static int parse_fd(const char *s)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || end == s || v < 0 || v > 1 << 20) fail(-1, "args", EINVAL, EXL_USAGE, "bad fd '%s'", s);
+  return (int)v;
+}
+
+static void usage(void)
+{
+  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--] [CMD ARGS...]\n"
+                  "       hpcc-launch --version\n");
+  _exit(EXL_USAGE);
+}
+
+static const char *env_get(char **env, const char *key)
+{
+  size_t n = strlen(key);
+  for (; *env; env++)
+    if (strncmp(*env, key, n) == 0 && (*env)[n] == '=') return *env + n + 1;
+  return NULL;
+}
+
+static void try_exec(const char *path, char **argv, char **env)
+{
+  execve(path, argv, env);
+  if (errno == ENOEXEC) { /* like execvpe: a script without #! runs under /bin/sh */
+    size_t n = 0;
+    while (argv[n]) n++;
+    char **v = calloc(n + 2, sizeof *v);
+    if (!v) return;
+    v[0] = (char *)"/bin/sh";
+    v[1] = (char *)path;
+    for (size_t i = 1; i <= n; i++) v[i + 1] = argv[i];
+    execve("/bin/sh", v, env);
+    free(v);
+    errno = ENOEXEC;
+  }
+}
+
+/* execvpe with the plan's PATH (default /bin:/usr/bin); exit 127/126 on failure. */
+static _Noreturn void exec_payload(const struct plan *p, const sigset_t *mask, mode_t um)
+{
+  const char *cmd = p->argv[0];
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  umask(um);
+  if (strchr(cmd, '/')) {
+    try_exec(cmd, p->argv, p->env);
+  } else {
+    const char *path = env_get(p->env, "PATH");
+    if (!path) path = "/bin:/usr/bin";
+    int saw_eacces = 0, last = ENOENT;
+    char buf[PLAN_MAX_PATH + 256];
+    for (const char *s = path;;) {
+      const char *e = strchr(s, ':');
+      size_t n = e ? (size_t)(e - s) : strlen(s);
+      if (n + strlen(cmd) + 2 < sizeof buf) {
+        snprintf(buf, sizeof buf, "%.*s%s%s", (int)n, n ? s : ".", "/", cmd);
+        if (n == 0) snprintf(buf, sizeof buf, "./%s", cmd);
+        try_exec(buf, p->argv, p->env);
+        last = errno;
+        if (errno == EACCES) saw_eacces = 1;
+        else if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG) break;
+      }
+      if (!e) break;
+      s = e + 1;
+    }
+    errno = saw_eacces ? EACCES : last;
+  }
+  int e = errno;
+  fail(-1, "exec", e, e == ENOENT || e == ENOTDIR ? EXL_NOTFOUND : EXL_NOEXEC, "execute '%s' in the container", cmd);
+}
+
+static int status_code(int st)
+{
+  return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EXL_INTERNAL;
+}
+
+/* Wait for `child` with `set` blocked, forwarding signals sent by processes.
+ * Returns the child's wait status. Other children are reaped (`other` is
+ * cleared when it ends). */
+static int supervise(pid_t child, const sigset_t *set, pid_t *other)
+{
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      if (si.si_code <= 0) kill(child, sig);
+      continue;
+    }
+    int st;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (w == child) return st;
+      if (other && w == *other) *other = 0;
+    }
+  }
+}
+
+int main(int argc, char **argv)
+{
+  const char *plan_file = NULL;
+  int plan_fd = -1, die_with_parent = 0, i;
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--plan") && i + 1 < argc) plan_file = argv[++i];
+    else if (!strcmp(a, "--plan-fd") && i + 1 < argc) plan_fd = parse_fd(argv[++i]);
+    else if (!strcmp(a, "--status-fd") && i + 1 < argc) g_status_fd = parse_fd(argv[++i]);
+    else if (!strcmp(a, "--die-with-parent")) die_with_parent = 1;
+    else if (!strcmp(a, "--version")) {
+      printf("hpcc-launch plan-version %d\n", HPCC_PLAN_VERSION);
+      return 0;
+    } else if (!strcmp(a, "--")) {
+      i++;
+      break;
+    } else if (a[0] == '-') usage();
+    else break;
+  }
+  if (!plan_file == (plan_fd < 0)) usage();
+  if (g_status_fd >= 0 && fcntl(g_status_fd, F_SETFD, FD_CLOEXEC) != 0)
+    fail(-1, "args", errno, EXL_USAGE, "status fd %d", g_status_fd);
+
+  if (getresuid(&ru, &eu, &su) || getresgid(&rg, &eg, &sg) || ru != eu || eu != su || rg != eg || eg != sg)
+    fail(-1, "privileges", EPERM, EXL_PRIV, "refusing to run setuid or setgid");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(-1, "privileges", errno, EXL_PRIV, "PR_SET_NO_NEW_PRIVS");
+  if (die_with_parent) {
+    pid_t pp = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != pp) _exit(EXL_INTERNAL);
+  }
+
+  char err[512], *buf;
+  size_t len;
+  if (plan_file) {
+    plan_fd = open(plan_file, O_RDONLY | O_CLOEXEC);
+    if (plan_fd < 0) fail(-1, "plan", errno, EXL_PLAN, "open plan %s", plan_file);
+  }
+  fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
+  if (plan_read_fd(plan_fd, &buf, &len, err, sizeof err) != 0) fail(-1, "plan", errno, EXL_PLAN, "%s", err);
+  close(plan_fd);
+  if (plan_parse(buf, len, &g_plan, err, sizeof err) != 0) fail(-1, "plan", EINVAL, EXL_PLAN, "%s", err);
+  if (i < argc) {
+    g_plan.argv = argv + i;
+    g_plan.nargv = (size_t)(argc - i);
+  }
+  if (g_plan.uid_out != ru || g_plan.gid_out != rg)
+    fail(-1, "uid_map", EPERM, EXL_NS, "the plan maps host uid %u gid %u but the helper runs as uid %u gid %u",
+         g_plan.uid_out, g_plan.gid_out, (unsigned)ru, (unsigned)rg);
+
+  mode_t um = umask(0);
+  setup_namespaces(&g_plan);
+  g_helper_pid = getpid();
+  setup_stage_and_root(&g_plan, &g_rs);
+
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (size_t k = 0; k < sizeof fwd_signals / sizeof fwd_signals[0]; k++) sigaddset(&set, fwd_signals[k]);
+  sigaddset(&set, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &set, &old) != 0) fail(-1, "signals", errno, EXL_INTERNAL, "block signals");
+
+  if (g_plan.pidns && unshare(CLONE_NEWPID) != 0) {
+    int e = errno;
+    fail(-1, "pidns", e, EXL_NS, "unshare(CLONE_NEWPID)");
+  }
+  pid_t helper = getpid();
+  pid_t child = fork();
+  if (child < 0) {
+    int e = errno;
+    fail(-1, "fork", e, EXL_INTERNAL, "fork the container process");
+  }
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != helper && !g_plan.pidns) _exit(EXL_INTERNAL);
+    /* a mount namespace of the container's own: the helper keeps the host
+     * view to clean up after it */
+    if (unshare(CLONE_NEWNS) != 0) fail(-1, "unshare", errno, EXL_NS, "unshare(CLONE_NEWNS) for the container");
+    run_mount_ops(&g_plan, &g_rs);
+    enter_root(&g_plan, &g_rs);
+    drop_capabilities();
+    if (!g_plan.pidns) exec_payload(&g_plan, &old, um);
+    /* PID 1 of the new namespace: start the payload, forward, reap. */
+    pid_t payload = fork();
+    if (payload < 0) fail(-1, "fork", errno, EXL_INTERNAL, "fork the payload");
+    if (payload == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      exec_payload(&g_plan, &old, um);
+    }
+    _exit(status_code(supervise(payload, &set, NULL)));
+  }
+  int st = supervise(child, &set, &g_rs.fuse_pid);
+  cleanup_host(&g_plan, &g_rs);
+  return status_code(st);
+}

@@ -1,0 +1,449 @@
+/*
+ * Namespaces, the image root, the mount ops and the switch to the new root.
+ * Every failure ends in fail() with the step (or op index) and errno.
+ *
+ * Layout inside the private mount namespace: a tmpfs is mounted on the
+ * plan's `stage` directory; STAGE/root becomes "/" (a bind of the squashfuse
+ * mount point or of the rootfs directory), STAGE/scratch holds what the
+ * helper makes itself (generated files, overlay upper/work dirs, the FUSE
+ * server's log). Both vanish with the namespace: after pivot_root the old
+ * root, STAGE included, is detached.
+ */
+#include "launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define HPCC_MOUNT_ATTR_RDONLY 0x00000001ULL
+struct hpcc_mount_attr { /* struct mount_attr of linux/mount.h (which clashes with sys/mount.h) */
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+static void write_file(const char *path, const char *text, const char *step, int ignore_enoent)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && ignore_enoent && errno == ENOENT) return;
+  if (fd < 0) fail(-1, step, errno, EXL_NS, "open %s", path);
+  size_t n = strlen(text);
+  if (write(fd, text, n) != (ssize_t)n) fail(-1, step, errno, EXL_NS, "write '%.40s' to %s", text, path);
+  close(fd);
+}
+
+void setup_namespaces(const struct plan *p)
+{
+  char buf[64];
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+    fail(-1, "unshare", errno, EXL_NS, "unshare(CLONE_NEWUSER|CLONE_NEWNS)");
+  write_file("/proc/self/setgroups", "deny", "setgroups", 1);
+  snprintf(buf, sizeof buf, "%u %u 1\n", p->uid_in, p->uid_out);
+  write_file("/proc/self/uid_map", buf, "uid_map", 0);
+  snprintf(buf, sizeof buf, "%u %u 1\n", p->gid_in, p->gid_out);
+  write_file("/proc/self/gid_map", buf, "gid_map", 0);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    fail(-1, "private", errno, EXL_NS, "make every mount private");
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+  char tmp[PLAN_MAX_PATH + 16];
+  if (strlen(path) >= sizeof tmp) return errno = ENAMETOOLONG, -1;
+  strcpy(tmp, path);
+  for (char *c = tmp + 1;; c++) {
+    if (*c == '/' || *c == '\0') {
+      char save = *c;
+      *c = '\0';
+      if (mkdir(tmp, mode) != 0 && errno != EEXIST) return -1;
+      if (save == '\0') break;
+      *c = save;
+    }
+  }
+  struct stat st;
+  if (stat(path, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, -1;
+  return 0;
+}
+
+/* path of a container path before pivot_root: NEWROOT + dst */
+static void cpath(char *out, size_t n, const struct rootfs_state *rs, const char *dst)
+{
+  snprintf(out, n, "%s%s", rs->newroot, strcmp(dst, "/") == 0 ? "" : dst);
+}
+
+/*
+ * The image root. The helper opens /dev/fuse and mounts the FUSE file system
+ * itself (it holds CAP_SYS_ADMIN in the new user namespace; the FUSE server
+ * it execs as the mapped user would not), then starts the server in the
+ * foreground on the open device: `HELPER -f -o offset=N IMAGE /dev/fd/K`
+ * (libfuse >= 3.3 takes a pre-mounted device as /dev/fd/K). Readiness: the
+ * first stat() of the mount point is answered only after the server read
+ * the image and handled FUSE_INIT; if the server exits first the device
+ * closes and stat() fails with ENOTCONN. The server's stderr goes to
+ * SCRATCH/fuse.log and is quoted in the error.
+ */
+static void fuse_failed(const struct plan *p, struct rootfs_state *rs, int logfd, int e, const char *what)
+{
+  char msg[512] = "";
+  int st = 0;
+  struct timespec ts = {0, 1000000};
+  for (int i = 0; i < 200 && rs->fuse_pid > 0; i++) { /* give the server 200 ms to finish its message */
+    if (waitpid(rs->fuse_pid, &st, WNOHANG) == rs->fuse_pid) rs->fuse_pid = 0;
+    else nanosleep(&ts, NULL);
+  }
+  stop_fuse(rs);
+  ssize_t n = pread(logfd, msg, sizeof msg - 1, 0);
+  msg[n > 0 ? n : 0] = '\0';
+  fail(-1, "fuse", e, EXL_ROOTFS, "%s %s %s: %s", p->fuse_helper, what, p->image, msg[0] ? msg : "no output");
+}
+
+static void start_fuse(const struct plan *p, struct rootfs_state *rs)
+{
+  char log[PLAN_MAX_PATH + 32], opt[64], mopts[160], devfd[32];
+  int fd = open(p->image, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(-1, "image", errno, EXL_ROOTFS, "open image %s", p->image);
+  close(fd);
+  if (access(p->fuse_helper, X_OK) != 0)
+    fail(-1, "fuse-helper", errno, EXL_ROOTFS, "FUSE server %s cannot be executed", p->fuse_helper);
+  struct stat pre;
+  rs->made_mountpoint = lstat(p->mountpoint, &pre) != 0;
+  if (mkdir_p(p->mountpoint, 0700) != 0) fail(-1, "rootfs", errno, EXL_ROOTFS, "create mount point %s", p->mountpoint);
+  int dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (dev < 0) fail(-1, "fuse-device", errno, EXL_ROOTFS, "open /dev/fuse");
+  snprintf(mopts, sizeof mopts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions", dev, p->uid_in,
+           p->gid_in);
+  const char *base = strrchr(p->fuse_helper, '/') + 1;
+  char fstype[64];
+  snprintf(fstype, sizeof fstype, "fuse.%.50s", base);
+  if (mount(p->image, p->mountpoint, fstype, MS_NOSUID | MS_NODEV | MS_RDONLY, mopts) != 0)
+    fail(-1, "fuse-mount", errno, EXL_ROOTFS, "mount FUSE on %s", p->mountpoint);
+  rs->fuse_mounted = 1;
+  snprintf(log, sizeof log, "%s/fuse.log", rs->scratch);
+  int logfd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (logfd < 0) fail(-1, "fuse", errno, EXL_ROOTFS, "create %s", log);
+  snprintf(opt, sizeof opt, "offset=%llu", (unsigned long long)p->offset);
+  snprintf(devfd, sizeof devfd, "/dev/fd/%d", dev);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) fail(-1, "fork", errno, EXL_INTERNAL, "fork the FUSE server");
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0) dup2(nul, 0);
+    dup2(logfd, 1);
+    dup2(logfd, 2);
+    fcntl(dev, F_SETFD, 0);
+    execl(p->fuse_helper, p->fuse_helper, "-f", "-o", opt, p->image, devfd, (char *)NULL);
+    dprintf(2, "exec %s: %s\n", p->fuse_helper, strerror(errno));
+    _exit(127);
+  }
+  rs->fuse_pid = pid;
+  close(dev);
+  struct stat st;
+  if (stat(p->mountpoint, &st) != 0) fuse_failed(p, rs, logfd, errno, "did not serve");
+  close(logfd);
+}
+
+void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs)
+{
+  struct stat pre;
+  rs->made_stage = lstat(p->stage, &pre) != 0;
+  if (mkdir_p(p->stage, 0700) != 0) fail(-1, "stage", errno, EXL_ROOTFS, "create stage %s", p->stage);
+  if (mount("tmpfs", p->stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0)
+    fail(-1, "stage", errno, EXL_ROOTFS, "mount a tmpfs on stage %s", p->stage);
+  rs->stage_mounted = 1;
+  snprintf(rs->newroot, sizeof rs->newroot, "%s/root", p->stage);
+  snprintf(rs->scratch, sizeof rs->scratch, "%s/scratch", p->stage);
+  if (mkdir(rs->newroot, 0755) != 0 || mkdir(rs->scratch, 0700) != 0)
+    fail(-1, "stage", errno, EXL_ROOTFS, "populate stage %s", p->stage);
+  const char *src = p->rootdir;
+  if (p->rootfs_fuse) {
+    start_fuse(p, rs);
+    src = p->mountpoint;
+  } else {
+    struct stat st;
+    if (stat(src, &st) != 0) fail(-1, "rootfs", errno, EXL_ROOTFS, "root directory %s", src);
+    if (!S_ISDIR(st.st_mode)) fail(-1, "rootfs", ENOTDIR, EXL_ROOTFS, "root %s is not a directory", src);
+  }
+  if (mount(src, rs->newroot, NULL, MS_BIND | MS_REC, NULL) != 0)
+    fail(-1, "rootfs", errno, EXL_ROOTFS, "bind %s to %s", src, rs->newroot);
+}
+
+/* Read-only: mount_setattr (recursive) where the kernel has it; else a
+ * bind remount keeping the flags the kernel locks in a user namespace. */
+static int make_ro(const char *path, int recursive)
+{
+  struct hpcc_mount_attr a = {HPCC_MOUNT_ATTR_RDONLY, 0, 0, 0};
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &a, sizeof a) == 0) return 0;
+  if (errno != ENOSYS) return -1;
+  struct statvfs sv;
+  if (statvfs(path, &sv) != 0) return -1;
+  unsigned long keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME);
+  return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+}
+
+/* Create a missing mount point: a directory, or an empty file for files. */
+static int ensure_target(const char *path, int dir)
+{
+  struct stat st;
+  if (lstat(path, &st) == 0 || errno != ENOENT) return 0;
+  if (dir) return mkdir(path, 0755);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return -1;
+  close(fd);
+  return 0;
+}
+
+static size_t ovl_escape(char *out, size_t n, const char *s)
+{
+  size_t o = 0;
+  for (; *s && o + 2 < n; s++) {
+    if (*s == ',' || *s == ':' || *s == '\\') out[o++] = '\\';
+    out[o++] = *s;
+  }
+  out[o] = '\0';
+  return o;
+}
+
+/* 1 when the op needs a mount point (or directory) at its dst; *dir says which kind. */
+static int op_target_kind(const struct mount_op *o, int *dir)
+{
+  struct stat st;
+  switch (o->kind) {
+  case OP_BIND:
+    if (stat(o->src, &st) != 0) return !o->optional; /* a skipped optional bind needs no mount point */
+    *dir = S_ISDIR(st.st_mode);
+    return 1;
+  case OP_FILE:
+    *dir = 0;
+    return 1;
+  case OP_TMPFS:
+  case OP_PROC:
+  case OP_MKDIR:
+  case OP_OVERLAY:
+    *dir = 1;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/*
+ * Make the mount points of later ops under the overlay's dst creatable. In a
+ * user namespace that maps only the caller, the image's directories belong
+ * to an unmapped owner, so nobody may create entries in them, not even
+ * through the overlay. Missing targets are therefore created in the upper
+ * directory before the overlay is mounted: intermediate directories that
+ * exist below keep their mode, a missing final component becomes a
+ * directory (or an empty file for file binds). A path that crosses a
+ * non-directory below is left alone (the op itself then reports it).
+ */
+static void prepare_upper(const struct plan *p, size_t idx, const char *upper, const struct rootfs_state *rs)
+{
+  const char *base = p->mounts[idx].dst;
+  size_t blen = strcmp(base, "/") == 0 ? 0 : strlen(base);
+  for (size_t n = idx + 1; n < p->nmounts; n++) {
+    const struct mount_op *o = &p->mounts[n];
+    int dir = 1;
+    if (!op_target_kind(o, &dir)) continue;
+    if (strncmp(o->dst, base, blen) != 0 || (o->dst[blen] != '/' && o->dst[blen] != '\0')) continue;
+    const char *rel = o->dst + blen; /* "" or "/a/b" */
+    char low[2 * PLAN_MAX_PATH + 32], up[2 * PLAN_MAX_PATH + 64];
+    for (const char *c = rel; *c;) {
+      const char *e = strchr(c + 1, '/');
+      size_t plen = e ? (size_t)(e - rel) : strlen(rel);
+      int last = e == NULL;
+      snprintf(low, sizeof low, "%s%s%.*s", rs->newroot, blen ? base : "", (int)plen, rel);
+      snprintf(up, sizeof up, "%s%.*s", upper, (int)plen, rel);
+      struct stat st;
+      if (lstat(low, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) break;
+        if (mkdir(up, st.st_mode & 07777) != 0 && errno != EEXIST) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
+      } else {
+        if (last && !dir) {
+          int fd = open(up, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+          if (fd < 0) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
+          close(fd);
+        } else if (mkdir(up, 0755) != 0 && errno != EEXIST) {
+          fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
+        }
+      }
+      if (last) break;
+      c = e;
+    }
+  }
+}
+
+static void op_overlay(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs)
+{
+  int i = (int)idx;
+  const struct mount_op *o = &p->mounts[idx];
+  char up[PLAN_MAX_PATH + 48], wk[PLAN_MAX_PATH + 48], opts[8 * PLAN_MAX_PATH + 128];
+  char el[2 * PLAN_MAX_PATH + 8], eu[2 * PLAN_MAX_PATH + 100], ew[2 * PLAN_MAX_PATH + 100];
+  snprintf(up, sizeof up, "%s/ovl%d", rs->scratch, i);
+  if (mkdir(up, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
+  snprintf(wk, sizeof wk, "%s/ovl%d/work", rs->scratch, i);
+  snprintf(up, sizeof up, "%s/ovl%d/upper", rs->scratch, i);
+  struct stat st;
+  if (stat(target, &st) != 0) fail(i, "overlay", errno, EXL_MOUNT, "overlay target %s", o->dst);
+  if (mkdir(up, st.st_mode & 07777) != 0 || mkdir(wk, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
+  prepare_upper(p, idx, up, rs);
+  ovl_escape(el, sizeof el, target);
+  ovl_escape(eu, sizeof eu, up);
+  ovl_escape(ew, sizeof ew, wk);
+  snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", el, eu, ew);
+  if (mount("overlay", target, "overlay", 0, opts) != 0)
+    fail(i, "overlay", errno, EXL_MOUNT, "kernel overlayfs on %s refused in this user namespace", o->dst);
+}
+
+static void op_file(int i, const struct mount_op *o, const char *target, const struct rootfs_state *rs)
+{
+  char tmp[PLAN_MAX_PATH + 32];
+  snprintf(tmp, sizeof tmp, "%s/file%d", rs->scratch, i);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) fail(i, "file", errno, EXL_MOUNT, "create %s", tmp);
+  for (size_t off = 0; off < o->content_len;) {
+    ssize_t w = write(fd, o->content + off, o->content_len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) fail(i, "file", errno, EXL_MOUNT, "write %s", tmp);
+    off += (size_t)w;
+  }
+  if (fchmod(fd, o->mode) != 0) fail(i, "file", errno, EXL_MOUNT, "chmod %s", tmp);
+  close(fd);
+  if (ensure_target(target, 0) != 0) fail(i, "file", errno, EXL_MOUNT, "create mount point %s", o->dst);
+  if (mount(tmp, target, NULL, MS_BIND, NULL) != 0) fail(i, "file", errno, EXL_MOUNT, "bind onto %s", o->dst);
+  if (make_ro(target, 0) != 0) fail(i, "file", errno, EXL_MOUNT, "make %s read-only", o->dst);
+}
+
+void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
+{
+  char target[2 * PLAN_MAX_PATH + 32], opts[64];
+  for (size_t n = 0; n < p->nmounts; n++) {
+    const struct mount_op *o = &p->mounts[n];
+    int i = (int)n;
+    cpath(target, sizeof target, rs, o->dst);
+    switch (o->kind) {
+    case OP_BIND: {
+      struct stat st;
+      if (stat(o->src, &st) != 0) {
+        if (o->optional && (errno == ENOENT || errno == ENOTDIR)) break;
+        fail(i, "bind", errno, EXL_MOUNT, "bind source %s", o->src);
+      }
+      if (ensure_target(target, S_ISDIR(st.st_mode)) != 0)
+        fail(i, "bind", errno, EXL_MOUNT, "create mount point %s for %s", o->dst, o->src);
+      if (mount(o->src, target, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail(i, "bind", errno, EXL_MOUNT, "bind %s to %s", o->src, o->dst);
+      if (o->readonly && make_ro(target, 1) != 0) fail(i, "bind", errno, EXL_MOUNT, "make %s read-only", o->dst);
+      break;
+    }
+    case OP_TMPFS:
+      if (o->size)
+        snprintf(opts, sizeof opts, "mode=%o,size=%llu", o->mode, (unsigned long long)o->size);
+      else
+        snprintf(opts, sizeof opts, "mode=%o", o->mode);
+      if (ensure_target(target, 1) != 0) fail(i, "tmpfs", errno, EXL_MOUNT, "create mount point %s", o->dst);
+      if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+        fail(i, "tmpfs", errno, EXL_MOUNT, "mount tmpfs on %s", o->dst);
+      break;
+    case OP_PROC:
+      if (ensure_target(target, 1) != 0) fail(i, "proc", errno, EXL_MOUNT, "create mount point %s", o->dst);
+      if (p->pidns ? mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
+                   : mount("/proc", target, NULL, MS_BIND | MS_REC, NULL))
+        fail(i, "proc", errno, EXL_MOUNT, "%s on %s", p->pidns ? "mount proc" : "bind /proc", o->dst);
+      break;
+    case OP_MKDIR: {
+      struct stat st;
+      if (mkdir(target, o->mode) != 0 && !(errno == EEXIST && stat(target, &st) == 0 && S_ISDIR(st.st_mode)))
+        fail(i, "mkdir", errno, EXL_MOUNT, "mkdir %s", o->dst);
+      break;
+    }
+    case OP_FILE:
+      op_file(i, o, target, rs);
+      break;
+    case OP_OVERLAY:
+      op_overlay(p, n, target, rs);
+      break;
+    case OP_REMOUNT_RO:
+      if (make_ro(target, 1) != 0) fail(i, "remount-ro", errno, EXL_MOUNT, "make %s read-only", o->dst);
+      break;
+    }
+  }
+  /* overlays that are not `writable` become read-only once every op ran */
+  for (size_t n = 0; n < p->nmounts; n++) {
+    const struct mount_op *o = &p->mounts[n];
+    if (o->kind != OP_OVERLAY || o->writable) continue;
+    cpath(target, sizeof target, rs, o->dst);
+    if (make_ro(target, 0) != 0) fail((int)n, "overlay-ro", errno, EXL_MOUNT, "make overlay %s read-only", o->dst);
+  }
+}
+
+void enter_root(const struct plan *p, const struct rootfs_state *rs)
+{
+  if (chdir(rs->newroot) != 0) fail(-1, "pivot_root", errno, EXL_ROOT, "chdir %s", rs->newroot);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) fail(-1, "pivot_root", errno, EXL_ROOT, "pivot_root into %s", rs->newroot);
+  if (umount2(".", MNT_DETACH) != 0) fail(-1, "pivot_root", errno, EXL_ROOT, "detach the old root");
+  if (chdir("/") != 0) fail(-1, "pivot_root", errno, EXL_ROOT, "chdir /");
+  if (chdir(p->cwd) != 0) fail(-1, "chdir", errno, EXL_ROOT, "working directory %s in the container", p->cwd);
+}
+
+void drop_capabilities(void)
+{
+  for (unsigned long cap = 0; cap < 64; cap++)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break;
+      fail(-1, "caps", errno, EXL_ROOT, "drop capability %lu from the bounding set", cap);
+    }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  if (syscall(SYS_capset, &h, d) != 0) fail(-1, "caps", errno, EXL_ROOT, "clear capabilities");
+}
+
+/* In the helper's (outer) mount namespace after the container ended or
+ * setup failed: stop the FUSE server, detach the mounts, remove the stage
+ * and mount point directories the helper created (leaves only). */
+void cleanup_host(const struct plan *p, struct rootfs_state *rs)
+{
+  stop_fuse(rs);
+  if (rs->fuse_mounted && umount2(p->mountpoint, MNT_DETACH) == 0) rs->fuse_mounted = 0;
+  if (rs->stage_mounted && umount2(p->stage, MNT_DETACH) == 0) rs->stage_mounted = 0;
+  if (p->rootfs_fuse && rs->made_mountpoint && !rs->fuse_mounted) rmdir(p->mountpoint);
+  if (rs->made_stage && !rs->stage_mounted) rmdir(p->stage);
+}
+
+void stop_fuse(struct rootfs_state *rs)
+{
+  if (rs->fuse_pid <= 0) return;
+  kill(rs->fuse_pid, SIGTERM);
+  struct timespec ts = {0, 1000000};
+  for (int i = 0; i < 1000; i++) {
+    if (waitpid(rs->fuse_pid, NULL, WNOHANG) == rs->fuse_pid) {
+      rs->fuse_pid = 0;
+      return;
+    }
+    nanosleep(&ts, NULL);
+  }
+  kill(rs->fuse_pid, SIGKILL);
+  waitpid(rs->fuse_pid, NULL, 0);
+  rs->fuse_pid = 0;
+}
