@@ -4,6 +4,11 @@ import { HpccCommand } from '../cli/base.js';
 import { UsageError } from '../errors/index.js';
 import { buildSifFromDirectory } from '../core/build.js';
 import { extractSifToSandbox } from '../core/sandbox.js';
+import { convertImage } from '../core/convert.js';
+import { bootstrapOf, isImageReference, parseReference } from '../oci/reference.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
+import { resolveSource } from '../oci/sources.js';
+import type { OciPlatform } from '../oci/types.js';
 
 export default class Build extends HpccCommand {
   static override summary = 'Build a SIF image from a directory tree, or unpack a SIF into a sandbox directory.';
@@ -15,10 +20,13 @@ directory OUT instead. Output appears only when complete (written to a temporary
     '<%= config.bin %> build image.sif ./rootfs',
     '<%= config.bin %> build --compressor zstd --level 3 image.sif ./rootfs',
     '<%= config.bin %> build --sandbox ./rootfs image.sif',
+    '<%= config.bin %> build image.sif oci:./layout:latest',
+    '<%= config.bin %> build --platform linux/arm64 image.sif oci-archive:image.tar',
+    '<%= config.bin %> build image.sif docker-archive:saved.tar',
   ];
   static override args = {
     output: Args.string({ required: true, description: 'output SIF file (or directory with --sandbox)' }),
-    source: Args.string({ required: true, description: 'source directory (or SIF file with --sandbox)' }),
+    source: Args.string({ required: true, description: 'source directory, image reference (oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:name:tag]), or SIF file with --sandbox' }),
   };
   static override flags = {
     sandbox: Flags.boolean({ char: 's', description: 'unpack SOURCE (a SIF) into the directory OUTPUT' }),
@@ -35,17 +43,58 @@ directory OUT instead. Output appears only when complete (written to a temporary
     }),
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors' }),
     json: Flags.boolean({ description: 'print the result as JSON' }),
+    arch: Flags.string({ description: 'image references: architecture to take from a multi-platform image (default: the host)' }),
+    platform: Flags.string({ description: 'image references: os/arch[/variant] to take from a multi-platform image' }),
   };
+
+  private async buildFromReference(
+    out: string,
+    source: string,
+    flags: { quiet: boolean; json: boolean; force: boolean; compressor: string; level?: number; 'block-size': string; deterministic: boolean; arch?: string; platform?: string },
+  ): Promise<void> {
+    if (flags.arch !== undefined && flags.platform !== undefined) throw new UsageError('give --arch or --platform, not both');
+    const platform: OciPlatform | undefined =
+      flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
+    const blockSize = parseSize(flags['block-size']);
+    const ref = parseReference(source);
+    const talk = !flags.quiet && !flags.json;
+    const image = await resolveSource(ref).resolve(platform ? { platform } : {});
+    try {
+      if (talk) process.stderr.write(`Converting ${image.reference} (${formatPlatform(image.platform)}, ${image.layers.length} layers) into ${out}\n`);
+      const r = await convertImage(image, out, {
+        compressor: flags.compressor as 'gzip',
+        ...(flags.level !== undefined ? { level: flags.level } : {}),
+        blockSize,
+        deterministic: flags.deterministic || process.env.SOURCE_DATE_EPOCH !== undefined,
+        force: flags.force,
+        bootstrap: bootstrapOf(ref),
+        onProgress: (p) => {
+          if (talk && p.done) {
+            process.stderr.write(`Layer ${p.index + 1}/${p.count} ${p.digest.slice(0, 19)}: ${formatBytes(p.bytesRead)}, ${p.entries} entries so far\n`);
+          }
+        },
+        onWarning: (m) => {
+          if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
+        },
+      });
+      if (flags.json) this.printJson({ status: 'ok', ...r });
+      else if (talk) {
+        process.stderr.write(`Built ${r.output}: ${r.layers} layers, ${r.entries} entries, squashfs ${formatBytes(r.imageSize)} at offset ${r.partitionOffset}\n`);
+      }
+    } finally {
+      await image.close();
+    }
+  }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Build);
     const warn = (m: string) => {
       if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
     };
-    if (/^[a-z][a-z0-9+-]*:\/\//.test(args.source) || /^(oci|oci-archive|docker-archive):/.test(args.source)) {
-      throw new UsageError(`image references such as ${args.source} are not supported by this version of hpcc`, {
-        hint: 'Build from a local directory tree for now: hpcc build OUT.sif DIR',
-      });
+    if (isImageReference(args.source) || /^[a-z][a-z0-9+-]*:\/\//.test(args.source)) {
+      if (flags.sandbox) throw new UsageError('--sandbox unpacks a SIF file; it cannot be used with an image reference');
+      await this.buildFromReference(args.output, args.source, flags);
+      return;
     }
     if (flags.sandbox) {
       const st = await fs.stat(args.source).catch(() => null);

@@ -43,7 +43,7 @@ export function deterministicTime(): number {
   return 0;
 }
 
-async function checkOutput(out: string, force: boolean): Promise<void> {
+export async function checkOutput(out: string, force: boolean): Promise<void> {
   let st;
   try {
     st = await fs.lstat(out);

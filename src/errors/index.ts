@@ -104,6 +104,28 @@ export class UnsafePathError extends HpccError {
   }
 }
 
+/** OCI image problems: bad references, manifests, configs, layers (issue 4). */
+export class OciError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 69, ...opts });
+  }
+}
+
+/** A blob's bytes do not match its digest or size (HPCC_E_OCI_DIGEST). */
+export class DigestMismatchError extends OciError {
+  readonly expected: string;
+  readonly actual: string;
+  constructor(message: string, expected: string, actual: string, opts: HpccErrorOptions = {}) {
+    super('HPCC_E_OCI_DIGEST', message, {
+      hint: 'The blob is corrupt or was tampered with; remove it from the cache or re-download it.',
+      details: { expected, actual },
+      ...opts,
+    });
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
 export function isHpccError(e: unknown): e is HpccError {
   return e instanceof HpccError;
 }
@@ -195,4 +217,38 @@ export function renderError(e: unknown): string {
 export function renderErrorJson(e: unknown): string {
   const err = e instanceof HpccError ? e : addContext('unexpected error', e);
   return JSON.stringify({ status: 'error', error: err.toJSON() });
+}
+
+/** A launch plan that cannot be encoded, or bytes that are not a valid plan (src/runtime/codec.ts). */
+export class LaunchPlanError extends HpccError {
+  constructor(message: string, opts: HpccErrorOptions = {}) {
+    super('HPCC_E_PLAN_INVALID', message, {
+      exitCode: 98,
+      hint: 'The launch plan is malformed; write it again with the hpcc version that matches the helper.',
+      ...opts,
+    });
+  }
+}
+
+/**
+ * The launch helper (native/launch) failed while setting up the container:
+ * `opIndex` is the failing mount op (-1 for other steps), `op` the op or step
+ * name, `errno` the Linux errno name (e.g. EPERM). Exit codes 96..111, or
+ * 126/127 when the payload cannot be executed / is not found.
+ */
+export class LaunchSetupError extends HpccError {
+  readonly opIndex: number;
+  readonly op: string;
+  readonly errno: string;
+  constructor(
+    code: string,
+    message: string,
+    where: { opIndex: number; op: string; errno: string },
+    opts: HpccErrorOptions = {},
+  ) {
+    super(code, message, { exitCode: 103, ...opts, details: { ...where, ...(opts.details ?? {}) } });
+    this.opIndex = where.opIndex;
+    this.op = where.op;
+    this.errno = where.errno;
+  }
 }

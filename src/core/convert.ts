@@ -1,0 +1,147 @@
+/**
+ * OCI image → SIF: the layers stream, in order, through the whiteout-aware
+ * flattener straight into the squashfs partition of the SIF (nothing is
+ * unpacked to disk), then /.singularity.d is generated from the OCI config.
+ * Objects in Apptainer's order for an OCI build (sif-format.md "What
+ * Apptainer writes for a docker:// build"): deffile, the generic JSON
+ * objects sorted by name (inspect-metadata.json, oci-config.json), the
+ * primary squashfs partition. The SIF is written to a temporary file and
+ * renamed; any failure (a digest mismatch included) leaves nothing at OUT.
+ */
+import * as path from 'node:path';
+import { HpccError, addContext } from '../errors/index.js';
+import { FsType, PartType, SifDataType, SifReader, SifWriter } from '../formats/sif/index.js';
+import { SquashfsWriter, type CodecName } from '../formats/squashfs/index.js';
+import { flattenLayers, type LayerProgress } from '../oci/flatten/flatten.js';
+import { deffileFor, singularityFiles, type GeneratedFile } from '../oci/metadata.js';
+import type { ResolvedImage } from '../oci/types.js';
+import { checkOutput, deterministicTime } from './build.js';
+import { collectMetadata, type TreeView } from './metadata.js';
+
+export interface ConvertOptions {
+  compressor?: CodecName;
+  level?: number;
+  blockSize?: number;
+  deterministic?: boolean;
+  force?: boolean;
+  /** Deffile header; default BootStrap: docker / From: the image reference. */
+  bootstrap?: { bootstrap: string; from: string };
+  onProgress?: (p: LayerProgress) => void;
+  onWarning?: (msg: string) => void;
+}
+
+export interface ConvertResult {
+  output: string;
+  layers: number;
+  entries: number;
+  whiteouts: number;
+  imageSize: number;
+  partitionOffset: number;
+  manifestDigest: string;
+  platform: string;
+}
+
+/** A read-only view of the generated files, for collectMetadata. */
+function generatedView(files: readonly GeneratedFile[]): TreeView {
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  return {
+    async readFile(p: string, maxBytes: number) {
+      const f = byPath.get(p.replace(/^\/+/, ''));
+      if (f?.kind !== 'file' || f.data === undefined) return null;
+      const b = Buffer.from(f.data, 'utf8');
+      return b.length > maxBytes ? null : b;
+    },
+    async listDir(p: string) {
+      const dir = p.replace(/^\/+|\/+$/g, '');
+      if (!files.some((f) => f.path === dir && f.kind === 'dir')) return null;
+      return files.filter((f) => path.posix.dirname(f.path) === dir).map((f) => path.posix.basename(f.path));
+    },
+  };
+}
+
+async function addGenerated(writer: SquashfsWriter, files: readonly GeneratedFile[], mtime: number): Promise<void> {
+  for (const f of files) {
+    const meta = { mode: f.mode, uid: 0, gid: 0, mtime };
+    if (f.kind === 'dir') writer.addDirectory(f.path, meta);
+    else if (f.kind === 'symlink') {
+      writer.remove(f.path);
+      writer.addSymlink(f.path, f.data!, meta);
+    } else {
+      writer.remove(f.path);
+      await writer.addFile(f.path, meta, Buffer.from(f.data ?? '', 'utf8'));
+    }
+  }
+}
+
+export async function convertImage(image: ResolvedImage, out: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  await checkOutput(out, opts.force ?? false);
+  const time = opts.deterministic ? deterministicTime() : Math.floor(Date.now() / 1000);
+  const boot = opts.bootstrap ?? { bootstrap: 'docker', from: image.reference.replace(/^docker:\/\//, '') };
+  const deffile = deffileFor(boot.bootstrap, boot.from);
+  const files = singularityFiles(image.config, deffile);
+  const meta = await collectMetadata(generatedView(files));
+  const arch = image.platform.architecture;
+  const enc = new TextEncoder();
+
+  const sif = await SifWriter.create(out, { deterministic: opts.deterministic ?? false, createdAt: time });
+  let imageSize = 0;
+  let layers = 0;
+  let entries = 0;
+  let whiteouts = 0;
+  try {
+    await sif.addObject({ type: SifDataType.Deffile, data: enc.encode(deffile) });
+    await sif.addObject({ type: SifDataType.GenericJSON, name: 'inspect-metadata.json', data: enc.encode(JSON.stringify(meta)) });
+    await sif.addObject({ type: SifDataType.GenericJSON, name: 'oci-config.json', data: image.configBytes });
+    await sif.addPartition({ fsType: FsType.Squash, partType: PartType.PrimSys, arch }, async (handle, offset) => {
+      const writer = new SquashfsWriter({
+        handle,
+        offset,
+        compressor: opts.compressor ?? 'gzip',
+        ...(opts.level !== undefined ? { level: opts.level } : {}),
+        ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+        deterministic: opts.deterministic ?? false,
+        mkfsTime: time,
+        ...(opts.onWarning ? { onWarning: (_c: string, m: string) => opts.onWarning!(m) } : {}),
+      });
+      try {
+        const r = await flattenLayers(image.layers, writer, {
+          ...(image.config.rootfs?.diff_ids ? { diffIds: image.config.rootfs.diff_ids } : {}),
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+        });
+        layers = r.layers;
+        entries = r.entries;
+        whiteouts = r.whiteouts;
+        await addGenerated(writer, files, time);
+        const fin = await writer.finish();
+        imageSize = fin.size;
+        return fin.size;
+      } catch (e) {
+        await writer.abort().catch(() => undefined);
+        throw e;
+      }
+    });
+    await sif.finish();
+  } catch (e) {
+    await sif.abort().catch(() => undefined);
+    throw e instanceof HpccError ? e : addContext(`convert ${image.reference} to ${out}`, e);
+  }
+  const r = await SifReader.open(out);
+  let partitionOffset: number;
+  try {
+    partitionOffset = r.primaryPartition().offset;
+  } finally {
+    await r.close();
+  }
+  const p = image.platform;
+  return {
+    output: path.resolve(out),
+    layers,
+    entries,
+    whiteouts,
+    imageSize,
+    partitionOffset,
+    manifestDigest: image.manifestDigest,
+    platform: `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`,
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * A streaming tar reader for layer tars: yields one entry at a time with its
+ * body as a bounded sub-stream; bodies the consumer does not read are
+ * skipped. Applies GNU long names/links ('L'/'K'), pax extended and global
+ * headers (path, linkpath, size, uid, gid, mtime, uname, gname; SCHILY.xattr.*
+ * and LIBARCHIVE.xattr.* as raw bytes), and sparse files: GNU old format
+ * ('S') and pax GNU.sparse 0.0, 0.1 and 1.0 — holes come out as zeros.
+ * Limits keep hostile input bounded: extended headers ≤ 1 MiB, sparse maps ≤
+ * 65536 segments.
+ */
+import { ByteReader } from './byte-reader.js';
+import { BLOCK, isZeroBlock, padded, parseHeader, parsePax, parseSparseEntries, tarError, type RawHeader } from './tar-header.js';
+
+export type EntryKind = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
+
+export interface TarEntry {
+  path: string;
+  kind: EntryKind;
+  typeflag: string;
+  linkname: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  /** size of the file's contents (the real size for sparse files) */
+  size: number;
+  devmajor: number;
+  devminor: number;
+  xattrs: Map<string, Uint8Array>;
+  sparse: boolean;
+}
+
+export interface TarItem {
+  entry: TarEntry;
+  body: AsyncIterable<Uint8Array>;
+}
+
+const MAX_EXT = 1 << 20;
+const MAX_SEGMENTS = 65536;
+const ZERO_CHUNK = 1 << 20;
+
+function text(v: Buffer[] | undefined): string | undefined {
+  return v === undefined ? undefined : v[v.length - 1]!.toString('utf8');
+}
+
+function num(v: Buffer[] | undefined, field: string): number | undefined {
+  const s = text(v);
+  if (s === undefined) return undefined;
+  if (!/^-?\d+(\.\d*)?$/.test(s)) throw tarError(`bad pax ${field} ${JSON.stringify(s.slice(0, 40))}`);
+  const n = Math.floor(Number(s));
+  if (!Number.isSafeInteger(n) || n < 0) throw tarError(`pax ${field} out of range`);
+  return n;
+}
+
+/** Sparse body: data segments (stored back to back) spread over a file of realSize with zero holes. */
+async function* sparseBody(data: AsyncIterable<Buffer>, map: Array<[number, number]>, realSize: number): AsyncGenerator<Uint8Array> {
+  const it = data[Symbol.asyncIterator]();
+  let cur: Buffer = Buffer.alloc(0);
+  let pos = 0;
+  async function* zeros(n: number): AsyncGenerator<Uint8Array> {
+    while (n > 0) {
+      const k = Math.min(n, ZERO_CHUNK);
+      yield Buffer.alloc(k);
+      n -= k;
+    }
+  }
+  for (const [off, len] of map) {
+    if (off < pos || off + len > realSize) throw tarError('sparse map out of order or beyond the file size');
+    yield* zeros(off - pos);
+    let left = len;
+    while (left > 0) {
+      if (cur.length === 0) {
+        const r = await it.next();
+        if (r.done) throw tarError('sparse data shorter than its map');
+        cur = r.value;
+      }
+      const take = Math.min(left, cur.length);
+      yield cur.subarray(0, take);
+      cur = cur.subarray(take);
+      left -= take;
+    }
+    pos = off + len;
+  }
+  yield* zeros(realSize - pos);
+}
+
+/** Read a GNU.sparse 1.0 map from the start of the data: decimal lines, padded to 512. */
+async function readSparse10Map(r: ByteReader, size: number): Promise<{ map: Array<[number, number]>; used: number }> {
+  let used = 0;
+  let pending = '';
+  const nums: number[] = [];
+  let want = -1;
+  while (want < 0 || nums.length < 1 + 2 * want) {
+    if (used + BLOCK > size) throw tarError('sparse 1.0 map runs past the entry');
+    const blk = (await r.readExact(BLOCK)) ?? Buffer.alloc(0);
+    if (blk.length < BLOCK) throw tarError('truncated sparse map');
+    used += BLOCK;
+    pending += blk.toString('latin1');
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const l of lines) {
+      if (want >= 0 && nums.length >= 1 + 2 * want) break;
+      if (!/^\d{1,18}$/.test(l)) throw tarError('bad sparse 1.0 map');
+      nums.push(Number(l));
+      if (nums.length === 1) {
+        want = nums[0]!;
+        if (want > MAX_SEGMENTS) throw tarError('sparse map too large');
+      }
+    }
+  }
+  const map: Array<[number, number]> = [];
+  for (let i = 0; i < want; i++) map.push([nums[1 + 2 * i]!, nums[2 + 2 * i]!]);
+  return { map, used };
+}
+
+function kindOf(h: RawHeader): EntryKind {
+  switch (h.type) {
+    case 'file':
+    case 'gnuSparse':
+      return 'file';
+    case 'link':
+    case 'symlink':
+    case 'char':
+    case 'block':
+    case 'dir':
+    case 'fifo':
+      return h.type;
+    default:
+      return 'other';
+  }
+}
+
+/** Iterate the entries of a tar stream (the whole stream is read, trailing data included). */
+export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<TarItem> {
+  const r = new ByteReader(src);
+  let global = new Map<string, Buffer[]>();
+  let pax: Map<string, Buffer[]> | null = null;
+  let longName: string | null = null;
+  let longLink: string | null = null;
+  try {
+    for (;;) {
+      const blk = await r.readExact(BLOCK);
+      if (blk === null) break; // no end marker: accepted, as GNU tar does
+      if (isZeroBlock(blk)) break;
+      const h = parseHeader(blk);
+      if (h.type === 'pax' || h.type === 'paxGlobal' || h.type === 'gnuLongName' || h.type === 'gnuLongLink') {
+        if (h.size > MAX_EXT) throw tarError(`extended header of ${h.size} bytes (limit ${MAX_EXT})`);
+        const data = (await r.readExact(padded(h.size))) ?? Buffer.alloc(0);
+        if (data.length < h.size) throw tarError('truncated extended header');
+        const body = data.subarray(0, h.size);
+        if (h.type === 'pax') pax = parsePax(body);
+        else if (h.type === 'paxGlobal') global = new Map([...global, ...parsePax(body)]);
+        else {
+          const nul = body.indexOf(0);
+          const s = body.subarray(0, nul < 0 ? body.length : nul).toString('utf8');
+          if (h.type === 'gnuLongName') longName = s;
+          else longLink = s;
+        }
+        continue;
+      }
+      const ext = pax === null ? global : new Map([...global, ...pax]);
+      pax = null;
+      const entry: TarEntry = {
+        path: text(ext.get('path')) ?? longName ?? h.name,
+        kind: kindOf(h),
+        typeflag: h.typeflag,
+        linkname: text(ext.get('linkpath')) ?? longLink ?? h.linkname,
+        mode: h.mode & 0o7777,
+        uid: num(ext.get('uid'), 'uid') ?? h.uid,
+        gid: num(ext.get('gid'), 'gid') ?? h.gid,
+        mtime: num(ext.get('mtime'), 'mtime') ?? h.mtime,
+        size: 0,
+        devmajor: h.devmajor,
+        devminor: h.devminor,
+        xattrs: new Map(),
+        sparse: false,
+      };
+      longName = null;
+      longLink = null;
+      for (const [k, v] of ext) {
+        if (k.startsWith('SCHILY.xattr.')) entry.xattrs.set(k.slice(13), v[v.length - 1]!);
+        else if (k.startsWith('LIBARCHIVE.xattr.')) {
+          const name = decodeURIComponent(k.slice(17));
+          if (!entry.xattrs.has(name)) entry.xattrs.set(name, Buffer.from(v[v.length - 1]!.toString('latin1'), 'base64'));
+        }
+      }
+      const stored = num(ext.get('size'), 'size') ?? h.size;
+      // Header-only types (links, devices, dirs, fifos) have no data blocks whatever their size field says.
+      const dataLen = entry.kind === 'file' || h.type === 'other' ? stored : 0;
+      let map: Array<[number, number]> | null = null;
+      let realSize = stored;
+      let used = 0;
+      if (h.type === 'gnuSparse') {
+        map = [...h.sparse!.map];
+        realSize = h.sparse!.realSize;
+        let extended = h.sparse!.isExtended;
+        while (extended) {
+          const eb = await r.readExact(BLOCK);
+          if (eb === null || eb.length < BLOCK) throw tarError('truncated sparse extension');
+          map.push(...parseSparseEntries(eb, 0, 21));
+          if (map.length > MAX_SEGMENTS) throw tarError('sparse map too large');
+          extended = eb[504] !== 0;
+        }
+      } else if (entry.kind === 'file' && (ext.has('GNU.sparse.major') || ext.has('GNU.sparse.map') || ext.has('GNU.sparse.offset'))) {
+        const major = text(ext.get('GNU.sparse.major'));
+        realSize = num(ext.get('GNU.sparse.realsize') ?? ext.get('GNU.sparse.size'), 'sparse size') ?? stored;
+        const sname = text(ext.get('GNU.sparse.name'));
+        if (sname !== undefined) entry.path = sname;
+        if (major === '1') {
+          const m = await readSparse10Map(r, stored);
+          map = m.map;
+          used = m.used;
+        } else if (ext.has('GNU.sparse.map')) {
+          const parts = text(ext.get('GNU.sparse.map'))!.split(',').filter((x) => x !== '');
+          if (parts.length % 2 !== 0 || parts.length > 2 * MAX_SEGMENTS || parts.some((x) => !/^\d{1,18}$/.test(x))) throw tarError('bad GNU.sparse.map');
+          map = [];
+          for (let i = 0; i < parts.length; i += 2) map.push([Number(parts[i]), Number(parts[i + 1])]);
+        } else {
+          const offs = ext.get('GNU.sparse.offset') ?? [];
+          const lens = ext.get('GNU.sparse.numbytes') ?? [];
+          if (offs.length !== lens.length || offs.length > MAX_SEGMENTS) throw tarError('bad GNU.sparse 0.0 map');
+          map = offs.map((o, i) => [Number(o.toString()), Number(lens[i]!.toString())] as [number, number]);
+          if (map.some(([a, b]) => !Number.isSafeInteger(a) || !Number.isSafeInteger(b))) throw tarError('bad GNU.sparse 0.0 map');
+        }
+      }
+      const left = dataLen - used;
+      if (left < 0) throw tarError('sparse map longer than the entry');
+      let consumedBody = 0;
+      const raw = (async function* (): AsyncGenerator<Buffer> {
+        for await (const c of r.chunks(left)) {
+          consumedBody += c.length;
+          yield c;
+        }
+      })();
+      if (map !== null) {
+        const total = map.reduce((s, [, n]) => s + n, 0);
+        if (total !== left) throw tarError(`sparse map covers ${total} bytes but the entry stores ${left}`);
+        entry.sparse = true;
+        entry.size = realSize;
+      } else {
+        entry.size = entry.kind === 'file' ? left : 0;
+      }
+      const body: AsyncIterable<Uint8Array> = map !== null ? sparseBody(raw, map, realSize) : entry.kind === 'file' ? raw : (async function* () {})();
+      yield { entry, body };
+      await r.skip(left - consumedBody);
+      await r.skip(padded(dataLen) - dataLen);
+    }
+    await r.drain();
+  } finally {
+    await r.close();
+  }
+}
