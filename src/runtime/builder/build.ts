@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { HpccError, UsageError } from '../../errors/index.js';
 import { PLAN_VERSION, freezePlan, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
 import { buildAction } from './actions.js';
-import { normPath, planHome, planMounts } from './binds.js';
+import { isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
 import { generateGroup, generatePasswd } from './passwd.js';
 import { TargetResolver } from './targets.js';
@@ -32,7 +32,15 @@ export interface BuiltLaunch {
   skipped: { dst: string; reason: string }[];
 }
 
-function rootfsOf(input: BuildInput): RootfsSpec {
+/** The first stage candidate that no bind source contains or lies under. */
+export function pickStage(stageDirs: string[], intents: MountIntent[]): string {
+  if (stageDirs.length === 0) throw new HpccError('HPCC_E_INTERNAL', 'no stage directory candidates', { exitCode: 70 });
+  const sources = intents.flatMap((i) => (i.kind === 'bind' ? [i.src] : []));
+  const ok = stageDirs.find((d) => !sources.some((s) => isUnder(s, d) || isUnder(d, s)));
+  return ok ?? stageDirs[stageDirs.length - 1]!;
+}
+
+function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
   const { image, host } = input;
   if (image.rootDir) return { kind: 'dir', path: image.rootDir };
   if (!host.fuseHelper) {
@@ -41,7 +49,7 @@ function rootfsOf(input: BuildInput): RootfsSpec {
       hint: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run with --unsquash to use an extracted copy.',
     });
   }
-  return { kind: 'squashfuse', image: image.path, offset: image.offset, fuseHelper: host.fuseHelper, mountpoint: path.posix.join(host.stageDir, 'image') };
+  return { kind: 'squashfuse', image: image.path, offset: image.offset, fuseHelper: host.fuseHelper, mountpoint: path.posix.join(stage, 'image') };
 }
 
 function pushMount(r: TargetResolver, i: MountIntent, skipped: { dst: string; reason: string }[]): void {
@@ -132,6 +140,7 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
     ops.unshift({ op: 'overlay', dst: '/', writable: Boolean(flags.writableTmpfs) });
   }
 
+  const stage = pickStage(host.stageDirs, intents);
   const env = planEnv(input, home.dst, cwd);
   const action = buildAction(flags.action, flags.args, image, env, shell);
   const plan: LaunchPlan = {
@@ -139,8 +148,8 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
     uid: { inside: host.uid, outside: host.uid },
     gid: { inside: host.gid, outside: host.gid },
     pidNamespace: Boolean(flags.pid || flags.containAll),
-    rootfs: rootfsOf(input),
-    stage: host.stageDir,
+    rootfs: rootfsOf(input, stage),
+    stage,
     mounts: ops,
     cwd,
     env: action.env,

@@ -100,16 +100,34 @@ export function overlayInUserns(env: Record<string, string | undefined>): boolea
 }
 
 /**
- * The stage: a fixed per-user directory (never a per-launch one, so a killed
- * launch leaves nothing behind). $XDG_RUNTIME_DIR/hpcc when that exists, else
- * $HPCC_TMPDIR, $TMPDIR or /tmp + /hpcc-<uid>. Created 0700 and checked to be
- * a directory we own (not a symlink planted by someone else).
+ * Stage candidates (see HostFacts.stageDirs): $XDG_RUNTIME_DIR/hpcc, then
+ * directories that exist on nearly every node and are rarely bound (the
+ * helper only mounts a private tmpfs over them, inside its own namespace),
+ * then a per-user fallback, $HPCC_TMPDIR, $TMPDIR or /tmp + /hpcc-<uid>,
+ * created 0700 and checked to be a directory we own. All are fixed paths,
+ * reused by every launch, so a killed launch leaves nothing behind.
  */
-export function stageDir(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string {
+export function stageDirs(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string[] {
+  const out: string[] = [];
+  const isDir = (p: string): boolean => {
+    try {
+      return fs.statSync(p).isDirectory();
+    } catch {
+      return false;
+    }
+  };
   const xdg = env.XDG_RUNTIME_DIR;
-  let base: string;
-  if (xdg && xdg.startsWith('/') && fs.existsSync(xdg)) base = path.join(xdg, 'hpcc');
-  else base = path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
+  if (xdg && xdg.startsWith('/') && isDir(xdg)) {
+    const d = path.join(xdg, 'hpcc');
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch {
+      /* exists or not creatable: checked below */
+    }
+    if (isDir(d)) out.push(d);
+  }
+  for (const d of ['/mnt', '/media', '/srv']) if (isDir(d)) out.push(d);
+  const base = path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
   try {
     fs.mkdirSync(base, { mode: 0o700 });
   } catch (e) {
@@ -126,7 +144,8 @@ export function stageDir(env: Record<string, string | undefined>, config: Launch
       hint: `Remove ${base}, or set HPCC_TMPDIR to a directory of your own.`,
     });
   }
-  return base;
+  out.push(base);
+  return out;
 }
 
 export function gatherHostFacts(config: LaunchConfig, env: Record<string, string | undefined> = process.env): HostFacts {
@@ -153,6 +172,6 @@ export function gatherHostFacts(config: LaunchConfig, env: Record<string, string
     lookup: hostLookup(),
     fuseHelper: findFuseHelper(env, config),
     overlayInUserns: overlayInUserns(env),
-    stageDir: stageDir(env, config, uid),
+    stageDirs: stageDirs(env, config, uid),
   };
 }

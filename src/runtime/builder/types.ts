@@ -69,11 +69,14 @@ export interface HostFacts {
   /** whether the kernel lets an unprivileged user mount overlayfs in a user namespace */
   overlayInUserns: boolean;
   /**
-   * the helper's stage: an existing host directory on which the helper mounts
-   * a private tmpfs inside the new mount namespace (so nothing is left on the
-   * host); a fixed per-user directory, reused by every launch
+   * candidates for the helper's stage, in order of preference: existing host
+   * directories on which the helper mounts a private tmpfs inside the new
+   * mount namespace (nothing is written to them on the host). The builder
+   * takes the first that no bind source overlaps (a recursive bind of a
+   * parent would otherwise carry the stage into the container). The last is
+   * a per-user fallback directory.
    */
-  stageDir: string;
+  stageDirs: string[];
 }
 
 /** User choices: command-line flags (Apptainer names) plus the action's arguments. */

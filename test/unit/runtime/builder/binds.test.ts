@@ -118,3 +118,15 @@ describe('runtime/builder: binds', () => {
     for (const d of ['/home/alice', '/tmp', '/var/tmp', '/sys', '/etc/hosts', '/etc/passwd']) expect(dsts).to.not.include(d);
   });
 });
+
+describe('runtime/builder: stage choice', () => {
+  it('takes the first stage candidate no bind source overlaps', () => {
+    expect(buildLaunch(input()).plan.stage).to.equal('/mnt');
+    expect(buildLaunch(input({ bind: ['/data:/mnt'] })).plan.stage).to.equal('/mnt', 'a destination may overlap');
+    const i = input({}, { host: { lookup: treeLookup({ ...HOST_TREE, '/mnt': 'dir', '/mnt/x': 'dir' }) } });
+    i.flags.bind = ['/mnt/x:/x'];
+    const p = buildLaunch(i).plan;
+    expect(p.stage).to.equal('/tmp/hpcc-1000');
+    expect(p.rootfs).to.deep.include({ mountpoint: '/tmp/hpcc-1000/image' });
+  });
+});

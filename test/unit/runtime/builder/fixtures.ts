@@ -133,7 +133,7 @@ export function host(over: Partial<HostFacts> = {}): HostFacts {
     lookup: treeLookup(HOST_TREE),
     fuseHelper: '/usr/bin/squashfuse_ll',
     overlayInUserns: true,
-    stageDir: '/run/user/1000/hpcc',
+    stageDirs: ['/mnt', '/tmp/hpcc-1000'],
     ...over,
   };
 }

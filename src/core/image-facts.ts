@@ -1,0 +1,77 @@
+/**
+ * Image facts for the plan builder, read from a SIF without mounting it:
+ * the primary partition's offset, /etc/passwd and /etc/group, the names of
+ * /.singularity.d/env scripts, and path look-ups (symlinks followed inside
+ * the image) served by hpcc's squashfs reader. The image stays open until
+ * close(): the builder's look-ups read it lazily.
+ */
+import * as path from 'node:path';
+import { HpccError } from '../errors/index.js';
+import type { ImageFacts, PathInfo } from '../runtime/builder/types.js';
+import { openSifRootfs } from './image.js';
+
+const MAX_SMALL_FILE = 4 * 1024 * 1024;
+const ENV_DIR = '/.singularity.d/env';
+
+function notFound(e: unknown): boolean {
+  const code = e instanceof HpccError ? e.code : '';
+  return code === 'HPCC_E_SQFS_NOT_FOUND' || code === 'HPCC_E_SQFS_NOT_DIR' || code === 'HPCC_E_SQFS_SYMLINK_LOOP';
+}
+
+export interface OpenImageFacts {
+  facts: ImageFacts;
+  close(): Promise<void>;
+}
+
+/** Open `image` (an absolute path) and read its facts; `withScriptText` also reads the env scripts (for --explain-env). */
+export async function readImageFacts(image: string, withScriptText = false): Promise<OpenImageFacts> {
+  const img = await openSifRootfs(image);
+  try {
+    const fsr = img.rootfs;
+    const cache = new Map<string, PathInfo | null>();
+    const lookup = (p: string): PathInfo | null => {
+      if (cache.has(p)) return cache.get(p)!;
+      let info: PathInfo | null = null;
+      try {
+        const r = fsr.resolve(p, true);
+        const k = r.inode.kind;
+        info = { kind: k === 'dir' ? 'dir' : k === 'file' ? 'file' : 'other', real: r.path };
+      } catch (e) {
+        if (!notFound(e)) throw e;
+      }
+      cache.set(p, info);
+      return info;
+    };
+    const readSmall = async (p: string): Promise<string | null> => {
+      const info = lookup(p);
+      if (info?.kind !== 'file') return null;
+      return (await fsr.readFile(info.real, { maxBytes: MAX_SMALL_FILE })).toString('utf8');
+    };
+    let envScripts: string[] = [];
+    const envText: Record<string, string> = {};
+    if (lookup(ENV_DIR)?.kind === 'dir') {
+      const ents = await fsr.readdir(ENV_DIR);
+      envScripts = ents.filter((d) => (d.type === 'file' || d.type === 'symlink') && lookup(path.posix.join(ENV_DIR, d.name))?.kind === 'file').map((d) => d.name);
+      if (withScriptText) {
+        for (const n of envScripts) {
+          if (!n.endsWith('.sh')) continue;
+          const t = await readSmall(path.posix.join(ENV_DIR, n));
+          if (t !== null) envText[n] = t;
+        }
+      }
+    }
+    const facts: ImageFacts = {
+      path: image,
+      offset: img.partitionOffset,
+      passwd: await readSmall('/etc/passwd'),
+      group: await readSmall('/etc/group'),
+      envScripts,
+      ...(withScriptText ? { envScriptText: envText } : {}),
+      lookup,
+    };
+    return { facts, close: () => img.close() };
+  } catch (e) {
+    await img.close();
+    throw e;
+  }
+}
