@@ -383,7 +383,8 @@ void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
       op_overlay(p, n, target, rs);
       break;
     case OP_REMOUNT_RO:
-      if (make_ro(target, 1) != 0) fail(i, "remount-ro", errno, EXL_MOUNT, "make %s read-only", o->dst);
+      /* this mount only: binds made below it keep their own mode */
+      if (make_ro(target, 0) != 0) fail(i, "remount-ro", errno, EXL_MOUNT, "make %s read-only", o->dst);
       break;
     }
   }

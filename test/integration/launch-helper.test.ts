@@ -1,0 +1,274 @@
+/**
+ * The C launch helper (dist/native/hpcc-launch) on a real kernel, run by the
+ * unprivileged test user: identity and privileges, read-only image, binds,
+ * exit statuses, signals, stdin, saved plans, the squashfuse root (and that
+ * nothing is left behind), typed failures. Plans are encoded by hand with
+ * the codec (the plan builder is tested elsewhere).
+ */
+import { expect } from 'chai';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildSifFromDirectory } from '../../src/core/build.js';
+import { encodePlan } from '../../src/runtime/codec.js';
+import type { LaunchPlan, MountOp } from '../../src/runtime/plan.js';
+import { parseStatusRecords, startLaunch } from '../../src/runtime/spawn.js';
+import { LaunchSetupError } from '../../src/errors/index.js';
+import {
+  IN_CI, IS_ROOT, REPO_ROOT, TEST_USER, findTool, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds,
+} from '../helpers/env.js';
+
+const HELPER = path.join(REPO_ROOT, 'dist', 'native', 'hpcc-launch');
+const APPLETS = ['sh', 'id', 'cat', 'echo', 'ls', 'true', 'sleep', 'grep', 'touch', 'mkdir', 'kill', 'pwd', 'head'];
+
+function requireHelper(ctx: Mocha.Context): void {
+  if (fs.existsSync(HELPER)) return;
+  if (IN_CI) throw new Error(`${HELPER} missing: npm run build compiles native/`);
+  ctx.skip();
+}
+
+/** A busybox root: /bin/busybox + applet links, mount points for the tests. */
+function makeRootfs(dir: string): void {
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'dev', 'mnt', 'data', 'home']) fs.mkdirSync(path.join(dir, d), { recursive: true, mode: 0o755 });
+  fs.copyFileSync(findTool('busybox')!, path.join(dir, 'bin/busybox'));
+  fs.chmodSync(path.join(dir, 'bin/busybox'), 0o755);
+  for (const a of APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
+  fs.writeFileSync(path.join(dir, 'etc/hello'), 'hello from the image\n', { mode: 0o644 });
+  fs.writeFileSync(path.join(dir, 'bin/script.sh'), 'echo from script\n', { mode: 0o755 }); // no #!: ENOEXEC -> /bin/sh
+  fs.writeFileSync(path.join(dir, 'bin/noexec'), '#!/bin/sh\n', { mode: 0o644 });
+}
+
+describe('integration: hpcc-launch runs plans as an unprivileged user', function () {
+  this.timeout(60_000);
+  let tmp: string; // root-owned 0755: rootfs, SIF, plans
+  let work: string; // owned by the test user: stages, bind sources
+  let rootfs: string;
+  let sif: string;
+  let offset: number;
+  let ids: { uid: number; gid: number };
+  let n = 0;
+
+  before(async function () {
+    requireTools(this, 'busybox', 'squashfuse_ll', 'setpriv', 'pgrep');
+    requireTestUser(this);
+    requireHelper(this);
+    ids = testUserIds();
+    tmp = makeTempDir('hpcc-launch-');
+    work = path.join(tmp, 'work');
+    fs.mkdirSync(work, { mode: 0o755 });
+    if (IS_ROOT) fs.chownSync(work, ids.uid, ids.gid);
+    rootfs = path.join(tmp, 'rootfs');
+    makeRootfs(rootfs);
+    sif = path.join(tmp, 'img.sif');
+    offset = (await buildSifFromDirectory(sif, rootfs, { compressor: 'gzip', level: 1 })).partitionOffset;
+    fs.chmodSync(sif, 0o644);
+  });
+  after(() => {
+    if (tmp) removeTree(tmp);
+  });
+
+  function plan(over: Partial<LaunchPlan> = {}, fuse = false): LaunchPlan {
+    const k = n++;
+    return {
+      version: 1,
+      uid: { inside: ids.uid, outside: ids.uid },
+      gid: { inside: ids.gid, outside: ids.gid },
+      pidNamespace: false,
+      rootfs: fuse
+        ? { kind: 'squashfuse', image: sif, offset, fuseHelper: findTool('squashfuse_ll')!, mountpoint: path.join(work, `stage${k}`, 'image') }
+        : { kind: 'dir', path: rootfs },
+      stage: path.join(work, `stage${k}`),
+      mounts: [{ op: 'proc', dst: '/proc' }, { op: 'remount-ro', dst: '/' }],
+      cwd: '/',
+      env: ['PATH=/bin', 'HOME=/'],
+      argv: ['true'],
+      ...over,
+    };
+  }
+
+  function planFile(p: LaunchPlan): string {
+    const f = path.join(tmp, `plan-${n++}`);
+    fs.writeFileSync(f, encodePlan(p), { mode: 0o644 });
+    return f;
+  }
+
+  /** Run the helper on a saved plan as the test user (optional argv override). */
+  function run(p: LaunchPlan, args: string[] = [], input?: string) {
+    return runUnprivileged(HELPER, ['--plan', planFile(p), '--status-fd', '2', ...args], { timeout: 30_000, input: input ?? '', cwd: '/' });
+  }
+
+  function sh(p: LaunchPlan, script: string, input?: string) {
+    return run(p, ['sh', '-c', script], input);
+  }
+
+  it('maps the caller to themselves, with no capabilities and no_new_privs', () => {
+    const r = sh(plan(), 'id -u; id -g; grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/self/status');
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.split('\n').slice(0, 2)).to.deep.equal([String(ids.uid), String(ids.gid)]);
+    expect(r.stdout).to.match(/CapPrm:\s+0000000000000000/);
+    expect(r.stdout).to.match(/CapEff:\s+0000000000000000/);
+    expect(r.stdout).to.match(/NoNewPrivs:\s+1/);
+  });
+
+  it('the image root is read-only; read-only and read-write binds behave', () => {
+    const src = path.join(work, 'bindsrc');
+    fs.mkdirSync(src, { recursive: true });
+    if (IS_ROOT) fs.chownSync(src, ids.uid, ids.gid);
+    const mounts: MountOp[] = [
+      { op: 'bind', src, dst: '/mnt', readonly: true },
+      { op: 'bind', src, dst: '/data', readonly: false },
+      { op: 'bind', src: path.join(work, 'missing'), dst: '/home', readonly: false, optional: true },
+      { op: 'remount-ro', dst: '/' },
+    ];
+    const r = sh(plan({ mounts }), 'touch /x 2>&1; touch /mnt/ro 2>&1; touch /data/rw && echo rw-ok; ls /mnt');
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/touch: \/x: Read-only file system/);
+    expect(r.stdout).to.match(/touch: \/mnt\/ro: Read-only file system/);
+    expect(r.stdout).to.match(/rw-ok\nrw\n$/);
+    expect(fs.existsSync(path.join(src, 'rw'))).to.equal(true);
+    expect(fs.existsSync(path.join(src, 'ro'))).to.equal(false);
+  });
+
+  it('passes exit statuses through: 0, 1, 42, 255, and 128+9 for SIGKILL', () => {
+    const p = plan();
+    for (const code of [0, 1, 42, 255]) expect(sh(p, `exit ${code}`).status).to.equal(code);
+    expect(sh(p, 'kill -9 $$').status).to.equal(137);
+  });
+
+  it('exec failures exit 127/126 with a status record; scripts without #! run under /bin/sh', () => {
+    const nf = run(plan(), ['nosuch']);
+    expect(nf.status).to.equal(127);
+    expect(parseStatusRecords(nf.stderr)[0]).to.include({ op: 'exec', errno: 2, exitCode: 127 });
+    const denied = run(plan(), ['/bin/noexec']);
+    expect(denied.status).to.equal(126);
+    expect(parseStatusRecords(denied.stderr)[0]).to.include({ op: 'exec', errno: 13 });
+    const script = run(plan(), ['script.sh']);
+    expect([script.status, script.stdout]).to.deep.equal([0, 'from script\n']);
+  });
+
+  it('pipes stdin to the payload', () => {
+    const r = run(plan(), ['cat'], 'line one\nline two\n');
+    expect([r.status, r.stdout]).to.deep.equal([0, 'line one\nline two\n']);
+  });
+
+  it('forwards SIGTERM to the payload (its trap runs, its exit code comes back)', async () => {
+    const f = planFile(plan());
+    const script = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.05; done';
+    const args = ['--plan', f, 'sh', '-c', script];
+    const u = testUserIds();
+    const child = IS_ROOT
+      ? spawn('setpriv', ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', HELPER, ...args], { cwd: '/' })
+      : spawn(HELPER, args, { cwd: '/' });
+    let out = '';
+    const done = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    await new Promise<void>((res) => child.stdout!.on('data', (d: Buffer) => ((out += d), out.includes('ready') && res())));
+    child.kill('SIGTERM');
+    expect(await done).to.equal(3);
+    expect(out).to.equal('ready\ngot-term\n');
+  });
+
+  it('a PID namespace: new /proc, the payload is PID 2 under a forwarding init, signals reach it', () => {
+    const r = sh(plan({ pidNamespace: true }), 'echo $$; ls /proc | grep -c "^[0-9]"; kill -TERM $$');
+    expect(r.status, r.stderr).to.equal(143);
+    const [pid, count] = r.stdout.split('\n');
+    expect(pid).to.equal('2');
+    expect(Number(count)).to.be.lessThan(6);
+  });
+
+  it('runs a squashfuse root from a SIF; afterwards no squashfuse process, mount or stage dir remains', () => {
+    const p = plan({ mounts: [{ op: 'proc', dst: '/proc' }] }, true);
+    const r = sh(p, 'cat /etc/hello; touch /etc/x 2>&1; grep -c " / fuse" /proc/self/mounts');
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^hello from the image\ntouch: \/etc\/x: Read-only file system\n1\n$/);
+    const pg = runUnprivileged('pgrep', ['-u', TEST_USER, '-f', 'squashfuse']);
+    expect(pg.stdout).to.equal('');
+    expect(fs.readFileSync('/proc/mounts', 'utf8')).to.not.include(p.stage);
+    expect(fs.existsSync(p.stage)).to.equal(false);
+  });
+
+  it('overlay over the image makes missing mount points; generated files; then read-only', () => {
+    const src = path.join(work, 'ovl-src');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'f'), 'bound\n');
+    fs.chmodSync(src, 0o755);
+    const mounts: MountOp[] = [
+      { op: 'overlay', dst: '/', writable: false },
+      { op: 'proc', dst: '/proc' },
+      { op: 'mkdir', dst: '/new', mode: 0o755 },
+      { op: 'bind', src, dst: '/new/deep', readonly: true },
+      { op: 'bind', src: path.join(src, 'f'), dst: '/etc/bound-file', readonly: true },
+      { op: 'tmpfs', dst: '/scratch', mode: 0o1777, size: 1 << 20 },
+      { op: 'file', dst: '/etc/passwd', mode: 0o644, content: `me:x:${ids.uid}:${ids.gid}::/:/bin/sh\n` },
+    ];
+    const r = sh(plan({ mounts }, true), 'cat /new/deep/f /etc/bound-file /etc/passwd; id -un; touch /scratch/t && echo tmp-ok; touch /etc/y 2>&1; exit 0');
+    expect(r.status, r.stderr + r.stdout).to.equal(0);
+    expect(r.stdout).to.equal(`bound\nbound\nme:x:${ids.uid}:${ids.gid}::/:/bin/sh\nme\ntmp-ok\ntouch: /etc/y: Read-only file system\n`);
+  });
+
+  it('a saved plan runs without Node, also from --plan-fd, and a given command replaces argv', () => {
+    const f = planFile(plan({ argv: ['echo', 'from-plan'] }));
+    const a = runUnprivileged(HELPER, ['--plan', f], { timeout: 30_000, cwd: '/' });
+    expect([a.status, a.stdout]).to.deep.equal([0, 'from-plan\n']);
+    const b = runUnprivileged('sh', ['-c', `exec "$0" --plan-fd 5 echo via-fd 5<"$1"`, HELPER, f], { timeout: 30_000, cwd: '/' });
+    expect([b.status, b.stdout]).to.deep.equal([0, 'via-fd\n']);
+  });
+
+  it('bad plans are refused with exit 98 and a plan status record', () => {
+    const good = Buffer.from(encodePlan(plan()));
+    const cases = [good.subarray(0, good.length - 3), Buffer.from(good.toString('latin1').replace('HPCC-PLAN 1', 'HPCC-PLAN 9'), 'latin1'), Buffer.from('junk')];
+    for (const bytes of cases) {
+      const f = path.join(tmp, `bad-${n++}`);
+      fs.writeFileSync(f, bytes, { mode: 0o644 });
+      const r = runUnprivileged(HELPER, ['--plan', f, '--status-fd', '2'], { timeout: 30_000 });
+      expect(r.status).to.equal(98);
+      expect(parseStatusRecords(r.stderr)[0]).to.include({ op: 'plan', exitCode: 98 });
+    }
+  });
+
+  it('typed failures: missing image, missing cwd, missing bind source, a damaged image', () => {
+    const img = plan({}, true);
+    const missing = run({ ...img, rootfs: { ...(img.rootfs as { kind: 'squashfuse' } & LaunchPlan['rootfs'] & object), image: path.join(tmp, 'nope.sif') } as LaunchPlan['rootfs'] });
+    expect(missing.status).to.equal(100);
+    expect(parseStatusRecords(missing.stderr)[0]).to.include({ op: 'image', errno: 2 });
+    expect(fs.existsSync(img.stage)).to.equal(false);
+    const cwd = run(plan({ cwd: '/nonexistent' }));
+    expect([cwd.status, parseStatusRecords(cwd.stderr)[0]?.op]).to.deep.equal([102, 'chdir']);
+    const bind = run(plan({ mounts: [{ op: 'bind', src: path.join(work, 'absent'), dst: '/mnt', readonly: true }] }));
+    expect(bind.status).to.equal(101);
+    expect(parseStatusRecords(bind.stderr)[0]).to.include({ opIndex: 0, op: 'bind', errno: 2 });
+    const bad = plan({}, true);
+    const damaged = run({ ...bad, rootfs: { ...(bad.rootfs as Extract<LaunchPlan['rootfs'], { kind: 'squashfuse' }>), offset: 4096 } });
+    expect(damaged.status).to.equal(100);
+    expect(parseStatusRecords(damaged.stderr)[0]?.op).to.equal('fuse');
+    expect(runUnprivileged('pgrep', ['-u', TEST_USER, '-f', 'squashfuse']).stdout).to.equal('');
+  });
+
+  it('refuses to run setuid', function () {
+    requireRoot(this);
+    const copy = path.join(tmp, 'suid-launch');
+    fs.copyFileSync(HELPER, copy);
+    fs.chmodSync(copy, 0o4755);
+    const r = runUnprivileged(copy, ['--plan', planFile(plan())], { timeout: 30_000 });
+    expect(r.status).to.equal(97);
+    expect(r.stderr).to.match(/refusing to run setuid/);
+  });
+
+  it('spawn.ts: plan over a pipe, payload status back, setup failures as LaunchSetupError', async () => {
+    // runs as the current user (root in CI: uid 0 mapped to itself)
+    const self = { uid: process.getuid!(), gid: process.getgid!() };
+    const base = plan({ uid: { inside: self.uid, outside: self.uid }, gid: { inside: self.gid, outside: self.gid } });
+    base.stage = path.join(tmp, `self-stage-${n++}`);
+    const ok = startLaunch({ ...base, argv: ['sh', '-c', 'exit 42'] }, { stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(await ok.result).to.equal(42);
+    let err: unknown;
+    try {
+      await startLaunch({ ...base, argv: ['nosuch'] }, { stdio: ['ignore', 'pipe', 'pipe'] }).result;
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(LaunchSetupError);
+    expect((err as LaunchSetupError).code).to.equal('HPCC_E_LAUNCH_EXEC_NOT_FOUND');
+    expect((err as LaunchSetupError).exitCode).to.equal(127);
+    expect(spawnSync('true').status).to.equal(0);
+  });
+});
