@@ -1,0 +1,80 @@
+/**
+ * `hpcc exec|run|shell|test`: gather facts (config, host, image), build the
+ * plan with the pure builder, then run it with the C helper, write it to a
+ * file (--plan-out), or explain the environment (--explain-env).
+ * Orchestration only: decisions live in src/runtime/builder/.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { addContext, UsageError } from '../errors/index.js';
+import { buildLaunch, type BuiltLaunch } from '../runtime/builder/build.js';
+import { loadConfig } from '../runtime/builder/config.js';
+import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
+import { gatherHostFacts } from '../runtime/builder/facts.js';
+import type { LaunchFlags } from '../runtime/builder/types.js';
+import type { LaunchPlan } from '../runtime/plan.js';
+import { readImageFacts } from './image-facts.js';
+
+export interface LaunchRequest {
+  image: string;
+  flags: LaunchFlags;
+  /** env files named by --env-file (read here) */
+  envFilePaths?: string[];
+  /** write the plan to this file instead of running it */
+  planOut?: string;
+  /** print where each variable comes from instead of running */
+  explainEnv?: boolean;
+}
+
+export type LaunchOutcome =
+  | { kind: 'exited'; status: number }
+  | { kind: 'plan-written'; path: string }
+  | { kind: 'explained'; rows: EnvExplanation[]; text: string };
+
+function readEnvFiles(paths: string[]): { path: string; text: string }[] {
+  return paths.map((p) => {
+    try {
+      return { path: p, text: fs.readFileSync(p, 'utf8') };
+    } catch (e) {
+      throw addContext(`read --env-file ${p}`, e);
+    }
+  });
+}
+
+/** Facts + builder: the plan and the decisions behind it. */
+export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltLaunch; rows?: EnvExplanation[] }> {
+  const image = path.resolve(req.image);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(image);
+  } catch (e) {
+    throw addContext(`open image ${req.image}`, e);
+  }
+  if (st.isDirectory()) {
+    throw new UsageError(`${req.image} is a directory; hpcc runs SIF images`, { hint: `Pack it first: hpcc build image.sif ${req.image}` });
+  }
+  const config = loadConfig();
+  const flags: LaunchFlags = { ...req.flags };
+  if (req.envFilePaths && req.envFilePaths.length > 0) flags.envFiles = [...(flags.envFiles ?? []), ...readEnvFiles(req.envFilePaths)];
+  const host = gatherHostFacts(config);
+  const img = await readImageFacts(image, Boolean(req.explainEnv));
+  try {
+    const built = buildLaunch({ image: img.facts, host, flags, config });
+    return req.explainEnv ? { built, rows: explainEnv(built, img.facts) } : { built };
+  } finally {
+    await img.close();
+  }
+}
+
+export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
+  const { built, rows } = await prepareLaunch(req);
+  if (rows) return { kind: 'explained', rows, text: renderExplanation(rows) };
+  if (req.planOut) {
+    const { writePlanFile } = await import('../runtime/plan-file.js');
+    await writePlanFile(req.planOut, built.plan as LaunchPlan);
+    return { kind: 'plan-written', path: req.planOut };
+  }
+  const { launch: runPlan } = await import('../runtime/spawn.js');
+  const status = await runPlan(built.plan as LaunchPlan);
+  return { kind: 'exited', status };
+}
