@@ -74,6 +74,18 @@ export class ByteReader {
     for await (const _ of this.chunks(n)) void _;
   }
 
+  /** Skip up to n bytes; returns how many were there (fewer only at the end of the stream). */
+  async skipUpTo(n: number): Promise<number> {
+    let left = n;
+    while (left > 0 && (await this.fill())) {
+      const take = Math.min(left, this.buf.length - this.pos);
+      this.pos += take;
+      this.consumed += take;
+      left -= take;
+    }
+    return n - left;
+  }
+
   /** Read whatever is left (to let a verifying source check digest and size). */
   async drain(): Promise<void> {
     this.pos = this.buf.length;

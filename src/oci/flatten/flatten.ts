@@ -218,6 +218,8 @@ export class Flattener {
 /** Apply every layer in order into `writer`. The caller finishes or aborts the writer. */
 export async function flattenLayers(layers: readonly LayerRef[], writer: SquashfsWriter, opts: FlattenOptions = {}): Promise<FlattenResult> {
   const f = new Flattener(writer, opts);
+  // The root as umoci leaves it when no layer has a "./" entry: 0755 root:root, time 0.
+  writer.addDirectory('', { mode: 0o755, uid: 0, gid: 0, mtime: 0 });
   for (let i = 0; i < layers.length; i++) await f.applyLayer(layers[i]!, i, layers.length);
   return { layers: layers.length, entries: f.entries, whiteouts: f.whiteouts };
 }

@@ -243,7 +243,9 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
       const body: AsyncIterable<Uint8Array> = map !== null ? sparseBody(raw, map, realSize) : entry.kind === 'file' ? raw : (async function* () {})();
       yield { entry, body };
       await r.skip(left - consumedBody);
-      await r.skip(padded(dataLen) - dataLen);
+      // Padding after the last entry may be missing (umoci 0.4 writes such layers; Go's reader accepts them).
+      const pad = padded(dataLen) - dataLen;
+      if ((await r.skipUpTo(pad)) < pad) break;
     }
     await r.drain();
   } finally {
