@@ -112,6 +112,18 @@ static void fuse_failed(const struct plan *p, struct rootfs_state *rs, int logfd
   fail(-1, "fuse", e, EXL_ROOTFS, "%s %s %s: %s", p->fuse_helper, what, p->image, msg[0] ? msg : "no output");
 }
 
+/* Readiness watchdog: a server that never answers FUSE_INIT is killed, so
+ * the blocked stat() returns (the connection aborts) after FUSE_READY_S. */
+#define FUSE_READY_S 10
+static volatile pid_t g_watch_pid;
+static volatile sig_atomic_t g_watch_fired;
+static void on_alarm(int sig)
+{
+  (void)sig;
+  g_watch_fired = 1;
+  if (g_watch_pid > 0) kill(g_watch_pid, SIGKILL);
+}
+
 static void start_fuse(const struct plan *p, struct rootfs_state *rs)
 {
   char log[PLAN_MAX_PATH + 32], opt[64], mopts[160], devfd[32];
@@ -158,8 +170,19 @@ static void start_fuse(const struct plan *p, struct rootfs_state *rs)
   }
   rs->fuse_pid = pid;
   close(dev);
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, &old);
+  g_watch_pid = pid;
+  alarm(FUSE_READY_S);
   struct stat st;
-  if (stat(p->mountpoint, &st) != 0) fuse_failed(p, rs, logfd, errno, "did not serve");
+  int r = stat(p->mountpoint, &st), e = errno;
+  alarm(0);
+  g_watch_pid = 0;
+  sigaction(SIGALRM, &old, NULL);
+  if (g_watch_fired) fuse_failed(p, rs, logfd, ETIMEDOUT, "did not answer within 10 s for");
+  if (r != 0) fuse_failed(p, rs, logfd, e, "did not serve");
   close(logfd);
 }
 

@@ -243,6 +243,42 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     expect(runUnprivileged('pgrep', ['-u', TEST_USER, '-f', 'squashfuse']).stdout).to.equal('');
   });
 
+  /** Live (not zombie) processes of the test user whose command name starts with one of `names`. */
+  function live(names: string[]): string[] {
+    const out: string[] = [];
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+        if (state !== 'Z' && fs.statSync(`/proc/${pid}`).uid === ids.uid && names.some((n) => comm.startsWith(n))) out.push(`${pid} ${comm}`);
+      } catch {
+        /* gone */
+      }
+    }
+    return out;
+  }
+
+  it('--die-with-parent: SIGKILL of the parent ends payload, helper and squashfuse, and cleans up', async () => {
+    const p = plan({ mounts: [], argv: ['sh', '-c', 'echo ready; exec sleep 30'] }, true);
+    const f = planFile(p);
+    const script = `"$0" --die-with-parent --plan "$1" & wait`;
+    const child = IS_ROOT
+      ? spawn('setpriv', ['--reuid', String(ids.uid), '--regid', String(ids.gid), '--init-groups', '--', 'sh', '-c', script, HELPER, f], { cwd: '/' })
+      : spawn('sh', ['-c', script, HELPER, f], { cwd: '/' });
+    await new Promise<void>((res) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res()));
+    expect(live(['squashfuse', 'sleep', 'hpcc-launch']).length).to.be.greaterThanOrEqual(3);
+    child.kill('SIGKILL');
+    let left: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      left = live(['squashfuse', 'sleep', 'hpcc-launch']);
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(left).to.deep.equal([]);
+    expect(fs.existsSync(p.stage)).to.equal(false);
+  });
+
   it('refuses to run setuid', function () {
     requireRoot(this);
     const copy = path.join(tmp, 'suid-launch');
