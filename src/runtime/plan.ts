@@ -18,6 +18,25 @@
  *     forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2/SIGQUIT/SIGCONT/SIGWINCH,
  *     waits, stops the FUSE server, exits with the child's status (128+N on signal N)
  * Setup failures are reported on the status fd as "op N failed, errno E".
+ *
+ * As implemented by native/launch (hpcc-launch; wire format in codec.ts):
+ *  - the helper mounts a private tmpfs on `stage`; STAGE/root becomes "/"
+ *    and STAGE/scratch holds its own files (generated `file` contents,
+ *    overlay upper/work). It removes `stage` and `rootfs.mountpoint` again
+ *    when it created them. Concurrent launches may share one stage path.
+ *  - squashfuse: the helper opens /dev/fuse and mounts it itself, then runs
+ *    `fuseHelper -f -o offset=N image /dev/fd/K` (libfuse >= 3.3).
+ *  - mount ops run in a mount namespace of the container's own (nested in
+ *    the helper's), so the helper keeps the host view to clean up.
+ *  - bind/tmpfs/proc/file create a missing mount point (directory, or an
+ *    empty file for a file source) when the layer allows it; `readonly`
+ *    binds are read-only recursively; `remount-ro` acts on one mount.
+ *  - overlay: before mounting, the mount points of later ops below `dst`
+ *    are created in the upper dir (the image's dirs belong to an unmapped
+ *    owner, so nothing could be created through the overlay); a
+ *    non-`writable` overlay is made read-only after the last op.
+ *  - exit: payload status (128+N for signal N), 96..111 for setup failures,
+ *    126/127 when the payload cannot be executed / is not found.
  */
 
 export const PLAN_VERSION = 1;
