@@ -1,0 +1,235 @@
+/**
+ * hpcc exec/run/shell/test end to end: the hpcc binary, run as the
+ * unprivileged test user, on a SIF built from a static-busybox tree with an
+ * Apptainer-style /.singularity.d (env scripts, runscript, test). Real user
+ * and mount namespaces, real squashfuse, the real C helper.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  HPCC_BIN,
+  IS_ROOT,
+  REPO_ROOT,
+  findTool,
+  makeTempDir,
+  removeTree,
+  requireTestUser,
+  requireTools,
+  runHpcc,
+  runUnprivileged,
+  testUserIds,
+} from '../helpers/env.js';
+
+const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'pwd', 'touch', 'grep', 'env', 'kill', 'sleep', 'true', 'false', 'mkdir', 'rm', 'test', '['];
+
+/** A busybox root with an Apptainer-style /.singularity.d. */
+function makeTree(root: string, busybox: string): void {
+  for (const d of ['bin', 'etc', 'tmp', 'var/tmp', 'dev', 'proc', 'sys', 'home', 'opt/tools', '.singularity.d/env', '.singularity.d/libs']) {
+    fs.mkdirSync(path.join(root, d), { recursive: true });
+  }
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  fs.writeFileSync(path.join(root, 'opt/tools/mytool'), '#!/bin/sh\necho mytool\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
+  const sd = path.join(root, '.singularity.d');
+  fs.writeFileSync(path.join(sd, 'env/01-base.sh'), '#!/bin/sh\nexport ORDER="01"\n');
+  fs.writeFileSync(path.join(sd, 'env/10-docker2singularity.sh'), '#!/bin/sh\nexport PATH="/usr/local/bin:/usr/bin:/bin"\nexport FROM_OCI="${FROM_OCI:-"oci-default"}"\nexport ORDER="$ORDER 10"\n');
+  fs.writeFileSync(path.join(sd, 'env/90-environment.sh'), '#!/bin/sh\nexport IMG_VAR=image\nexport ORDER="$ORDER 90"\n');
+  fs.writeFileSync(path.join(sd, 'runscript'), '#!/bin/sh\necho "runscript $# args:"\nfor a in "$@"; do echo "[$a]"; done\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(sd, 'test'), '#!/bin/sh\necho "testing $IMG_VAR"\nexit 3\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(sd, 'labels.json'), '{"org.hpcc.test":"e2e"}\n');
+}
+
+describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
+  this.timeout(180_000);
+  let tmp: string;
+  let sif: string;
+  let hostDir: string;
+  const uid = () => testUserIds().uid;
+
+  /** Run hpcc as the test user in `tmp`. */
+  function hpcc(args: string[], opts: { env?: Record<string, string>; input?: string } = {}) {
+    return runUnprivileged(process.execPath, [HPCC_BIN, ...args], {
+      cwd: tmp,
+      env: { HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...(opts.env ?? {}) },
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      timeout: 60_000,
+    });
+  }
+  const exec = (cmd: string, extra: string[] = [], env?: Record<string, string>) => hpcc(['exec', ...extra, sif, 'sh', '-c', cmd], env ? { env } : {});
+
+  before(function () {
+    requireTools(this, 'squashfuse_ll', 'busybox', 'unshare');
+    requireTestUser(this);
+    if (!fs.existsSync(path.join(REPO_ROOT, 'dist/native/hpcc-launch'))) throw new Error('run npm run build first (dist/native/hpcc-launch missing)');
+    const bb = findTool('busybox')!;
+    if (!/not a dynamic|statically linked/.test(spawnSync('ldd', [bb], { encoding: 'utf8' }).stdout + spawnSync('ldd', [bb], { encoding: 'utf8' }).stderr)) {
+      this.skip();
+    }
+    tmp = makeTempDir('hpcc-e2e-launch-');
+    const tree = path.join(tmp, 'tree');
+    makeTree(tree, bb);
+    sif = path.join(tmp, 'img.sif');
+    const r = runHpcc(['build', sif, tree]);
+    expect(r.status, r.stderr).to.equal(0);
+    fs.chmodSync(sif, 0o644);
+    hostDir = path.join(tmp, 'hostdir');
+    fs.mkdirSync(hostDir);
+    fs.writeFileSync(path.join(hostDir, 'in.txt'), 'from the host\n');
+    if (IS_ROOT) {
+      execFileSync('chown', ['-R', `${uid()}:${testUserIds().gid}`, hostDir]);
+      execFileSync('chown', [`${uid()}:${testUserIds().gid}`, tmp]);
+    }
+  });
+  after(() => {
+    if (tmp) removeTree(tmp);
+  });
+
+  it('runs as the caller: same uid/gid, no capabilities, no_new_privs, a passwd entry', () => {
+    const { uid: u, gid: g } = testUserIds();
+    const r = exec('id -u; id -g; id -un; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status');
+    expect(r.status, r.stderr).to.equal(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, 2)).to.deep.equal([String(u), String(g)]);
+    if (IS_ROOT) expect(lines[2]).to.equal('hpcctest');
+    expect(r.stdout).to.match(/CapEff:\s+0000000000000000/).and.match(/NoNewPrivs:\s+1/);
+  });
+
+  it('the image is read-only', () => {
+    const r = exec('touch /bin/new 2>&1; echo rc=$?');
+    expect(r.stdout).to.match(/Read-only file system/).and.match(/rc=1/);
+  });
+
+  it('passes exit codes 0, 1, 42, 255 through', () => {
+    for (const code of [0, 1, 42, 255]) expect(exec(`exit ${code}`).status).to.equal(code);
+  });
+
+  it('a payload killed by a signal gives 128+N', () => {
+    expect(exec('kill -TERM $$').status).to.equal(143);
+    expect(exec('kill -KILL $$').status).to.equal(137);
+  });
+
+  it('pipes stdin to the payload', () => {
+    const r = hpcc(['exec', sif, 'cat'], { input: 'piped line\n' });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('piped line\n');
+  });
+
+  it('sources /.singularity.d/env/*.sh in order; --env and HPCCENV_ override the image; host vars fill the rest', () => {
+    const r = exec('echo "$ORDER|$IMG_VAR|$FROM_OCI|$FOO|$LD_LIBRARY_PATH|$HPCCENV_A|$A|$PATH"', ['--env', 'IMG_VAR=flag'], {
+      FOO: 'host-foo',
+      LD_LIBRARY_PATH: '/host/lib',
+      HPCCENV_A: 'a',
+      HPCCENV_PREPEND_PATH: '/opt/tools',
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.trim()).to.equal('01 10 90|flag|oci-default|host-foo|/.singularity.d/libs||a|/opt/tools:/usr/local/bin:/usr/bin:/bin');
+    expect(hpcc(['exec', sif, 'mytool'], { env: { HPCCENV_APPEND_PATH: '/opt/tools' } }).stdout).to.equal('mytool\n');
+  });
+
+  it('--cleanenv drops host variables but keeps --env; --env-file applies', () => {
+    const envFile = path.join(tmp, 'vars.env');
+    fs.writeFileSync(envFile, '# comment\nexport FROM_FILE="file value"\n');
+    fs.chmodSync(envFile, 0o644);
+    const r = exec('echo "[$FOO][$KEEP][$FROM_FILE]"', ['--cleanenv', '--env', 'KEEP=kept', '--env-file', envFile], { FOO: 'host-foo' });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.trim()).to.equal('[][kept][file value]');
+  });
+
+  it('--explain-env shows where variables come from', () => {
+    const r = hpcc(['exec', '--explain-env', '--env', 'IMG_VAR=x', sif, 'true']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^IMG_VAR=x\n {4}from --env \(overrides image \/\.singularity\.d\/env\/90-environment\.sh\)$/m);
+  });
+
+  it('-B src:dst:ro and rw binds; writes through a rw bind reach the host', () => {
+    const r = exec('cat /data/in.txt; touch /data/x 2>&1 | grep -c Read-only; echo w > /rw/out.txt', ['-B', `${hostDir}:/data:ro`, '--bind', `${hostDir}:/rw`]);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('from the host\n1\n');
+    expect(fs.readFileSync(path.join(hostDir, 'out.txt'), 'utf8')).to.equal('w\n');
+  });
+
+  it('binds the working directory and $HOME by default; --no-home leaves $HOME out; --pwd sets the directory', () => {
+    const home = IS_ROOT ? '/home/hpcctest' : process.env.HOME!;
+    let r = exec('pwd; test -d "$HOME" && echo home-there', []);
+    expect(r.stdout).to.equal(`${tmp}\nhome-there\n`);
+    r = exec('test -d "$HOME" && echo home-there || echo no-home; echo $HOME', ['--no-home']);
+    expect(r.stdout).to.equal(`no-home\n${home}\n`);
+    r = exec('pwd', ['--pwd', '/opt']);
+    expect(r.stdout).to.equal('/opt\n');
+  });
+
+  it('--contain: private /tmp and $HOME, cwd is $HOME', () => {
+    const marker = path.join('/tmp', `hpcc-e2e-marker-${process.pid}`);
+    fs.writeFileSync(marker, 'x');
+    try {
+      const r = exec(`test -e ${marker} && echo visible || echo hidden; pwd; ls -A "$HOME" | wc -l`, ['--contain']);
+      expect(r.status, r.stderr).to.equal(0);
+      const home = IS_ROOT ? '/home/hpcctest' : process.env.HOME!;
+      expect(r.stdout.trim().split('\n')).to.deep.equal(['hidden', home, '0']);
+    } finally {
+      fs.rmSync(marker, { force: true });
+    }
+  });
+
+  it('hpcc run follows the runscript with its arguments', () => {
+    const r = hpcc(['run', sif, 'a b', '', '-x']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('runscript 3 args:\n[a b]\n[]\n[-x]\n');
+  });
+
+  it('hpcc test runs /.singularity.d/test with the image environment', () => {
+    const r = hpcc(['test', sif]);
+    expect(r.stdout).to.equal('testing image\n');
+    expect(r.status).to.equal(3);
+  });
+
+  it('hpcc shell reads commands from a piped stdin', () => {
+    const r = hpcc(['shell', sif], { input: 'echo in-shell $IMG_VAR\n' });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('in-shell image\n');
+  });
+
+  it('--plan-out writes a plan the helper runs without Node', () => {
+    const plan = path.join(tmp, 'saved.plan');
+    let r = hpcc(['exec', '--plan-out', plan, sif, 'sh', '-c', 'echo saved $IMG_VAR; exit 7']);
+    expect(r.status, r.stderr).to.equal(0);
+    r = runUnprivileged(path.join(REPO_ROOT, 'dist/native/hpcc-launch'), ['--plan', plan], { cwd: tmp });
+    expect(r.stdout).to.equal('saved image\n');
+    expect(r.status).to.equal(7);
+  });
+
+  it('errors: missing image (80), not a SIF (64), missing bind source (2, with a hint), exec without a command (2)', () => {
+    let r = hpcc(['exec', path.join(tmp, 'missing.sif'), 'true']);
+    expect(r.status).to.equal(80);
+    expect(r.stderr).to.contain('HPCC_E_IO_ENOENT');
+    const notSif = path.join(tmp, 'not.sif');
+    fs.writeFileSync(notSif, 'hello, not a SIF file at all, just text\n'.repeat(4));
+    fs.chmodSync(notSif, 0o644);
+    r = hpcc(['exec', notSif, 'true']);
+    expect(r.status).to.equal(64);
+    expect(r.stderr).to.contain('HPCC_E_SIF_BAD_MAGIC');
+    r = hpcc(['exec', '-B', '/no/such/dir:/x', sif, 'true']);
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.contain('/no/such/dir').and.contain('Try this:');
+    r = hpcc(['exec', sif]);
+    expect(r.status).to.equal(2);
+  });
+
+  it('leaves no mounts, squashfuse processes or stage contents after 20 sequential launches', () => {
+    for (let i = 0; i < 20; i++) expect(exec('true').status).to.equal(0);
+    // (other suites may run squashfuse as the test user concurrently: look for ours only)
+    const fuse = spawnSync('pgrep', ['-u', String(uid()), '-f', `squashfuse.*${sif}`], { encoding: 'utf8' });
+    expect(fuse.stdout.trim(), 'squashfuse processes left').to.equal('');
+    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    expect(mounts).to.not.contain(sif);
+    expect(mounts).to.not.match(/hpcc-\d+/);
+    const stage = `/tmp/hpcc-${uid()}`;
+    if (fs.existsSync(stage)) expect(fs.readdirSync(stage)).to.deep.equal([]);
+  });
+});
