@@ -221,6 +221,14 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.status).to.equal(2);
   });
 
+  it('hpcc doctor passes on this node (as the test user) and prints each check', () => {
+    const r = hpcc(['doctor']);
+    expect(r.stdout).to.contain('user+mount namespace probe').and.contain('/dev/fuse').and.contain('squashfuse');
+    expect(r.status, r.stdout).to.equal(0);
+    const j = hpcc(['doctor', '--json']);
+    expect(JSON.parse(j.stdout).status).to.equal('ok');
+  });
+
   it('leaves no mounts, squashfuse processes or stage contents after 20 sequential launches', () => {
     for (let i = 0; i < 20; i++) expect(exec('true').status).to.equal(0);
     // (other suites may run squashfuse as the test user concurrently: look for ours only)

@@ -1,0 +1,152 @@
+/**
+ * `hpcc doctor`: what this node allows an unprivileged launch to do, each
+ * problem with the fix. Reads kernel settings and probes for real (unshare,
+ * an overlay mount inside a user namespace), as the calling user.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { findFuseHelper, kernelVersion } from '../runtime/builder/facts.js';
+import { loadConfig } from '../runtime/builder/config.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  /** how to fix it (when not ok) */
+  fix?: string;
+}
+
+function readSysctl(p: string): string | null {
+  try {
+    return fs.readFileSync(p, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function run(cmd: string, args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}`.trim() };
+}
+
+export function checkKernel(release = os.release()): Check {
+  const [maj, min] = kernelVersion(release);
+  const v = maj * 1000 + min;
+  if (v < 4018) {
+    return { name: 'kernel', status: 'fail', detail: `Linux ${release}: FUSE mounts in a user namespace need 4.18+`, fix: 'Upgrade the kernel to 4.18 or later (5.11+ for overlay mounts), or use --unsquash.' };
+  }
+  if (v < 5011) {
+    return { name: 'kernel', status: 'warn', detail: `Linux ${release}: overlayfs in a user namespace needs 5.11+`, fix: 'Images must already hold every bind target; upgrade the kernel to 5.11+ for overlay mounts.' };
+  }
+  return { name: 'kernel', status: 'ok', detail: `Linux ${release}` };
+}
+
+export function checkUsernsSysctls(read: (p: string) => string | null = readSysctl): Check[] {
+  const out: Check[] = [];
+  const max = read('/proc/sys/user/max_user_namespaces');
+  if (max !== null && Number(max) === 0) {
+    out.push({ name: 'user.max_user_namespaces', status: 'fail', detail: 'user namespaces are disabled (0)', fix: 'As root: sysctl -w user.max_user_namespaces=15000 (persist it in /etc/sysctl.d/).' });
+  } else out.push({ name: 'user.max_user_namespaces', status: 'ok', detail: max ?? 'not present' });
+  const clone = read('/proc/sys/kernel/unprivileged_userns_clone');
+  if (clone !== null) {
+    out.push(
+      clone === '0'
+        ? { name: 'kernel.unprivileged_userns_clone', status: 'fail', detail: 'unprivileged user namespaces are disabled (0)', fix: 'As root: sysctl -w kernel.unprivileged_userns_clone=1 (persist it in /etc/sysctl.d/).' }
+        : { name: 'kernel.unprivileged_userns_clone', status: 'ok', detail: clone },
+    );
+  }
+  const aa = read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
+  if (aa !== null) {
+    out.push(
+      aa === '1'
+        ? {
+            name: 'kernel.apparmor_restrict_unprivileged_userns',
+            status: 'fail',
+            detail: "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): launches fail with 'Permission denied'",
+            fix: 'As root, either add an AppArmor profile granting "userns," to hpcc-launch (see docs/launcher.md) or: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0',
+          }
+        : { name: 'kernel.apparmor_restrict_unprivileged_userns', status: 'ok', detail: aa },
+    );
+  }
+  return out;
+}
+
+function checkUnshare(): Check {
+  const r = run('unshare', ['-U', 'true']);
+  if (r.ok) {
+    const m = run('unshare', ['-rm', 'true']);
+    return m.ok
+      ? { name: 'user+mount namespace probe', status: 'ok', detail: 'unshare -rm true works' }
+      : { name: 'user+mount namespace probe', status: 'fail', detail: `unshare -rm failed: ${m.out}`, fix: 'Mount namespaces are blocked (seccomp or LSM policy); ask the admin to allow them for unprivileged users.' };
+  }
+  return {
+    name: 'user+mount namespace probe',
+    status: 'fail',
+    detail: `unshare -U true failed: ${r.out || 'unshare not found'}`,
+    fix: 'Enable unprivileged user namespaces (see the sysctl checks above); on Ubuntu, AppArmor may block them.',
+  };
+}
+
+function checkFuseDevice(): Check {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync('/dev/fuse');
+  } catch {
+    return { name: '/dev/fuse', status: 'fail', detail: 'missing', fix: 'As root: modprobe fuse (and add it to /etc/modules), or run images with --unsquash.' };
+  }
+  const mode = (st.mode & 0o777).toString(8);
+  try {
+    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    return { name: '/dev/fuse', status: 'fail', detail: `mode ${mode}: not readable and writable by you`, fix: 'As root: chmod 0666 /dev/fuse (udev does this on most distributions), or run images with --unsquash.' };
+  }
+  return { name: '/dev/fuse', status: 'ok', detail: `character device, mode ${mode}` };
+}
+
+function checkSquashfuse(): Check {
+  const p = findFuseHelper(process.env, loadConfig());
+  if (!p) return { name: 'squashfuse', status: 'fail', detail: 'neither squashfuse_ll nor squashfuse is on PATH', fix: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run images with --unsquash.' };
+  if (path.basename(p) !== 'squashfuse_ll') {
+    return { name: 'squashfuse', status: 'warn', detail: `${p} (single-threaded)`, fix: 'Install squashfuse_ll (multithreaded, much faster): Debian/Ubuntu ship it in the squashfuse package.' };
+  }
+  return { name: 'squashfuse', status: 'ok', detail: p };
+}
+
+function checkOverlay(): Check {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hpcc-doctor-'));
+  try {
+    const script = 'cd "$1" && mkdir l u w m && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w,userxattr m && umount m';
+    const r = run('unshare', ['-rm', 'sh', '-c', script, 'probe', dir]);
+    return r.ok
+      ? { name: 'overlay in a user namespace', status: 'ok', detail: 'kernel overlayfs mounts' }
+      : {
+          name: 'overlay in a user namespace',
+          status: 'warn',
+          detail: `kernel overlayfs refused: ${r.out}`,
+          fix: 'Binds to paths the image lacks and --writable-tmpfs need it: use a 5.11+ kernel with overlayfs, or images that hold the bind targets.',
+        };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** All checks, in order. */
+export function runDoctor(): Check[] {
+  return [checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), checkOverlay()];
+}
+
+export function renderChecks(checks: Check[]): string {
+  const mark: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };
+  const out: string[] = [];
+  for (const c of checks) {
+    out.push(`[${mark[c.status]}] ${c.name}: ${c.detail}`);
+    if (c.fix && c.status !== 'ok') out.push(`       fix: ${c.fix}`);
+  }
+  const bad = checks.filter((c) => c.status === 'fail').length;
+  out.push(bad === 0 ? 'This node can run hpcc containers unprivileged.' : `${bad} problem(s) stop unprivileged launches here; see the fixes above.`);
+  return out.join('\n') + '\n';
+}
