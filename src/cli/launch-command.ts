@@ -22,6 +22,7 @@ export const launchFlags = {
   pid: Flags.boolean({ char: 'p', description: 'run in a new PID namespace' }),
   'plan-out': Flags.string({ description: 'write the launch plan to FILE instead of running it (run it with hpcc-launch --plan FILE)' }),
   'explain-env': Flags.boolean({ description: 'print where each container variable comes from, then exit' }),
+  json: Flags.boolean({ char: 'j', description: 'print hpcc errors as JSON' }),
 };
 
 const VALUE_FLAGS = new Set(['-B', '--bind', '-H', '--home', '--pwd', '--env', '--env-file', '--plan-out']);
