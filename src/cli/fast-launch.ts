@@ -16,7 +16,7 @@ const VALUE: Record<string, string> = {
 const BOOL: Record<string, string> = {
   '--no-home': 'no-home', '-c': 'contain', '--contain': 'contain', '-C': 'containall', '--containall': 'containall',
   '-e': 'cleanenv', '--cleanenv': 'cleanenv', '--writable-tmpfs': 'writable-tmpfs', '-p': 'pid', '--pid': 'pid',
-  '--explain-env': 'explain-env', '--json': 'json',
+  '--explain-env': 'explain-env', '--json': 'json', '--unsquash': 'unsquash',
 };
 const MULTI = new Set(['bind', 'env', 'env-file']);
 
@@ -92,6 +92,7 @@ export async function fastLaunch(command: string, argv: string[]): Promise<boole
       envFilePaths: p.values['env-file'] ?? [],
       ...(p.values['plan-out'] ? { planOut: p.values['plan-out'][0]! } : {}),
       explainEnv: p.bools.has('explain-env'),
+      unsquash: p.bools.has('unsquash'),
     });
     if (out.kind === 'explained') process.stdout.write(out.text);
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);

@@ -19,6 +19,7 @@ export const launchFlags = {
   env: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'set NAME=VALUE inside the container (repeatable)' }),
   'env-file': Flags.string({ multiple: true, multipleNonGreedy: true, description: 'set the NAME=VALUE lines of a file (repeatable)' }),
   'writable-tmpfs': Flags.boolean({ description: 'a writable (temporary) layer over the image' }),
+  unsquash: Flags.boolean({ description: 'run from an extraction of the image in the cache (no FUSE needed)' }),
   pid: Flags.boolean({ char: 'p', description: 'run in a new PID namespace' }),
   'plan-out': Flags.string({ description: 'write the launch plan to FILE instead of running it (run it with hpcc-launch --plan FILE)' }),
   'explain-env': Flags.boolean({ description: 'print where each container variable comes from, then exit' }),
@@ -79,6 +80,7 @@ export abstract class LaunchCommand extends HpccCommand {
       envFilePaths: flags['env-file'] ?? [],
       ...(flags['plan-out'] ? { planOut: flags['plan-out'] } : {}),
       explainEnv: flags['explain-env'],
+      unsquash: flags.unsquash,
     });
     if (out.kind === 'explained') process.stdout.write(out.text);
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);

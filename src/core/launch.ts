@@ -24,6 +24,8 @@ export interface LaunchRequest {
   planOut?: string;
   /** print where each variable comes from instead of running */
   explainEnv?: boolean;
+  /** run from an extraction of the image in the cache instead of a squashfuse mount */
+  unsquash?: boolean;
 }
 
 export type LaunchOutcome =
@@ -59,6 +61,11 @@ export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltL
   const host = gatherHostFacts(config);
   const img = await readImageFacts(image, Boolean(req.explainEnv));
   try {
+    // Extraction fallback: no squashfuse here, or --unsquash (a plan file only records the choice).
+    if ((req.unsquash || !host.fuseHelper) && !req.explainEnv) {
+      const { extractedRoot } = await import('./extract-cache.js');
+      img.facts.rootDir = await extractedRoot(image, (m) => process.stderr.write(`${m}\n`));
+    }
     const built = buildLaunch({ image: img.facts, host, flags, config });
     return req.explainEnv ? { built, rows: explainEnv(built, img.facts) } : { built };
   } finally {

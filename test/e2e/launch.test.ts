@@ -221,6 +221,22 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.status).to.equal(2);
   });
 
+  it('extraction fallback: without squashfuse (or with --unsquash) the image runs from a cached extraction, made once', () => {
+    const cache = path.join(tmp, 'cache');
+    const env = { HPCC_CACHEDIR: cache, HPCC_SQUASHFUSE: 'none' };
+    let r = hpcc(['exec', sif, 'sh', '-c', 'id -u; echo $IMG_VAR; touch /bin/new 2>&1 | grep -c Read-only'], { env });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal(`${uid()}\nimage\n1\n`);
+    expect(r.stderr).to.contain('Extracting');
+    const entries = fs.readdirSync(path.join(cache, 'rootfs'));
+    expect(entries).to.have.length(1);
+    r = hpcc(['exec', '--unsquash', '--writable-tmpfs', sif, 'sh', '-c', 'echo x > /bin/new && cat /bin/new'], { env: { HPCC_CACHEDIR: cache } });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('x\n');
+    expect(r.stderr).to.not.contain('Extracting');
+    expect(fs.existsSync(path.join(cache, 'rootfs', entries[0]!, 'bin/new')), 'the cached tree is never written').to.equal(false);
+  });
+
   it('hpcc doctor passes on this node (as the test user) and prints each check', () => {
     const r = hpcc(['doctor']);
     expect(r.stdout).to.contain('user+mount namespace probe').and.contain('/dev/fuse').and.contain('squashfuse');

@@ -139,6 +139,9 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
     // The helper makes a non-writable overlay read-only once every op ran.
     ops.unshift({ op: 'overlay', dst: '/', writable: Boolean(flags.writableTmpfs) });
   }
+  // An extracted root is the user's own (writable) directory: make its bind
+  // read-only before anything is mounted below it (the op is recursive).
+  if (image.rootDir) ops.unshift({ op: 'remount-ro', dst: '/' });
 
   const stage = pickStage(host.stageDirs, intents);
   const env = planEnv(input, home.dst, cwd);

@@ -1,0 +1,79 @@
+/**
+ * The extraction fallback: when FUSE or squashfuse is unavailable, or on
+ * --unsquash, the image's root filesystem is extracted with hpcc's own
+ * squashfs reader into the user's cache and launched from there.
+ *
+ * One extraction per image: the cache key hashes the SIF's identity
+ * (device, inode, size, mtime of the file, partition offset and size), so a
+ * rebuilt or replaced image gets a new entry. Atomic and safe under
+ * concurrency: each process extracts into its own temporary directory and
+ * renames it into place; a process that loses the race removes its copy
+ * and uses the winner's. A reader never sees a half-written tree.
+ *
+ * Cache: $HPCC_CACHEDIR, else $XDG_CACHE_HOME/hpcc, else ~/.cache/hpcc;
+ * entries live in rootfs/<key>.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { addContext } from '../errors/index.js';
+import { extractTree } from '../formats/squashfs/index.js';
+import { openSifRootfs } from './image.js';
+
+export function cacheDir(env: Record<string, string | undefined> = process.env): string {
+  if (env.HPCC_CACHEDIR) return env.HPCC_CACHEDIR;
+  if (env.XDG_CACHE_HOME) return path.join(env.XDG_CACHE_HOME, 'hpcc');
+  return path.join(env.HOME || '/tmp', '.cache', 'hpcc');
+}
+
+/** Make every directory of a tree writable by its owner, so it can be removed. */
+function makeRemovable(dir: string): void {
+  try {
+    fs.chmodSync(dir, 0o700);
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) makeRemovable(path.join(dir, e.name));
+  } catch {
+    /* best effort */
+  }
+}
+
+function removeTree(dir: string): void {
+  makeRemovable(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** The extracted root of `image` (absolute path), extracting it first when the cache lacks it. */
+export async function extractedRoot(image: string, onNotice: (msg: string) => void = () => undefined): Promise<string> {
+  const img = await openSifRootfs(image);
+  try {
+    const st = fs.statSync(image);
+    const part = img.sif.primaryPartition();
+    const key = createHash('sha256')
+      .update(JSON.stringify([st.dev, st.ino, st.size, Math.floor(st.mtimeMs), part.offset, part.size]))
+      .digest('hex')
+      .slice(0, 32);
+    const root = path.join(cacheDir(), 'rootfs');
+    const final = path.join(root, key);
+    if (fs.existsSync(final)) return final;
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    onNotice(`Extracting ${image} into ${final} (once per image; FUSE mounts are unavailable or --unsquash was given)`);
+    try {
+      await extractTree(img.rootfs, tmp, { applyOwnership: false });
+      // extractTree applies the image's directory modes; the root itself must be traversable.
+      fs.chmodSync(tmp, 0o755);
+      try {
+        fs.renameSync(tmp, final);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        removeTree(tmp); // another launch finished first: use its copy
+      }
+    } catch (e) {
+      removeTree(tmp);
+      throw addContext(`extract ${image} into the cache`, e);
+    }
+    return final;
+  } finally {
+    await img.close();
+  }
+}
