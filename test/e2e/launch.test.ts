@@ -5,7 +5,7 @@
  * and mount namespaces, real squashfuse, the real C helper.
  */
 import { expect } from 'chai';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -33,6 +33,14 @@ function makeTree(root: string, busybox: string): void {
   fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
   for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  // a setuid-root copy of busybox (only root can make one): it must gain nothing inside
+  if (IS_ROOT) {
+    // named after the applet it runs (busybox picks the applet from argv[0])
+    fs.mkdirSync(path.join(root, 'suid'));
+    fs.copyFileSync(busybox, path.join(root, 'suid/id'));
+    fs.chownSync(path.join(root, 'suid/id'), 0, 0);
+    fs.chmodSync(path.join(root, 'suid/id'), 0o4755);
+  }
   fs.writeFileSync(path.join(root, 'opt/tools/mytool'), '#!/bin/sh\necho mytool\n', { mode: 0o755 });
   fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
@@ -43,6 +51,40 @@ function makeTree(root: string, busybox: string): void {
   fs.writeFileSync(path.join(sd, 'runscript'), '#!/bin/sh\necho "runscript $# args:"\nfor a in "$@"; do echo "[$a]"; done\n', { mode: 0o755 });
   fs.writeFileSync(path.join(sd, 'test'), '#!/bin/sh\necho "testing $IMG_VAR"\nexit 3\n', { mode: 0o755 });
   fs.writeFileSync(path.join(sd, 'labels.json'), '{"org.hpcc.test":"e2e"}\n');
+}
+
+/** Start hpcc as the test user without waiting (signals, SIGKILL, concurrency). */
+function spawnUnprivileged(args: string[], cwd: string, env: Record<string, string> = {}): ChildProcess {
+  const base = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...env };
+  if (!IS_ROOT) return spawn(process.execPath, [HPCC_BIN, ...args], { cwd, env: base, stdio: ['pipe', 'pipe', 'pipe'] });
+  const { uid, gid } = testUserIds();
+  return spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, HPCC_BIN, ...args], {
+    cwd,
+    env: base,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+function waitFor(child: ChildProcess, text: string, ms = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${text}; got ${out}`)), ms);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(text)) {
+        clearTimeout(t);
+        resolve(out);
+      }
+    });
+  });
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => resolve({ code, out }));
+  });
 }
 
 describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
@@ -98,6 +140,15 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(lines.slice(0, 2)).to.deep.equal([String(u), String(g)]);
     if (IS_ROOT) expect(lines[2]).to.equal('hpcctest');
     expect(r.stdout).to.match(/CapEff:\s+0000000000000000/).and.match(/NoNewPrivs:\s+1/);
+  });
+
+  it('a setuid-root binary inside gains nothing', function () {
+    if (!IS_ROOT) this.skip();
+    const r = exec('ls -ln /suid/id; /suid/id -u; /suid/id -un');
+    expect(r.status, r.stderr).to.equal(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).to.match(/^-rwsr-xr-x/);
+    expect(lines.slice(1)).to.deep.equal([String(uid()), 'hpcctest']);
   });
 
   it('the image is read-only', () => {
@@ -235,6 +286,45 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.stdout).to.equal('x\n');
     expect(r.stderr).to.not.contain('Extracting');
     expect(fs.existsSync(path.join(cache, 'rootfs', entries[0]!, 'bin/new')), 'the cached tree is never written').to.equal(false);
+  });
+
+  it('SIGTERM, SIGHUP and SIGUSR1 sent to hpcc reach the payload', async () => {
+    for (const [sig, code] of [['SIGTERM', 5], ['SIGHUP', 6], ['SIGUSR1', 7]] as const) {
+      const name = sig.slice(3);
+      const child = spawnUnprivileged(['exec', sif, 'sh', '-c', `trap "echo got-${name}; exit ${code}" ${name}; echo ready; while :; do sleep 0.1; done`], tmp);
+      const done = exitOf(child);
+      await waitFor(child, 'ready');
+      child.kill(sig);
+      const r = await done;
+      expect(r.out, sig).to.contain(`got-${name}`);
+      expect(r.code, sig).to.equal(code);
+    }
+  });
+
+  it('16 concurrent launches all succeed', async () => {
+    const runs = Array.from({ length: 16 }, (_, i) => exitOf(spawnUnprivileged(['exec', sif, 'sh', '-c', `echo run-${i}; exit ${i}`], tmp)));
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => {
+      expect(r.out).to.equal(`run-${i}\n`);
+      expect(r.code).to.equal(i);
+    });
+  });
+
+  it('SIGKILL of hpcc mid-run ends the container: no payload, squashfuse or mount left', async () => {
+    const tag = `hpcc-sigkill-${process.pid}`;
+    const child = spawnUnprivileged(['exec', sif, 'sh', '-c', `echo ready; exec sleep 1000 # ${tag}`], tmp);
+    const done = exitOf(child);
+    await waitFor(child, 'ready');
+    child.kill('SIGKILL');
+    await done;
+    let left = '';
+    for (let i = 0; i < 50; i++) {
+      left = spawnSync('pgrep', ['-u', String(uid()), '-f', `squashfuse.*${sif}|sleep 1000`], { encoding: 'utf8' }).stdout.trim();
+      if (left === '') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(left, 'processes left').to.equal('');
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).to.not.contain(sif);
   });
 
   it('hpcc doctor passes on this node (as the test user) and prints each check', () => {
