@@ -1,5 +1,6 @@
 /*
- * Namespaces, the image root, the mount ops and the switch to the new root.
+ * Namespaces, the image root and the switch to the new root (the mount
+ * ops are in ops.c).
  * Every failure ends in fail() with the step (or op index) and errno.
  *
  * Layout inside the private mount namespace: a tmpfs is mounted on the
@@ -22,19 +23,11 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#define HPCC_MOUNT_ATTR_RDONLY 0x00000001ULL
-struct hpcc_mount_attr { /* struct mount_attr of linux/mount.h (which clashes with sys/mount.h) */
-  uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
 
 static void write_file(const char *path, const char *text, const char *step, int ignore_enoent)
 {
@@ -78,12 +71,6 @@ static int mkdir_p(const char *path, mode_t mode)
   if (stat(path, &st) != 0) return -1;
   if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, -1;
   return 0;
-}
-
-/* path of a container path before pivot_root: NEWROOT + dst */
-static void cpath(char *out, size_t n, const struct rootfs_state *rs, const char *dst)
-{
-  snprintf(out, n, "%s%s", rs->newroot, strcmp(dst, "/") == 0 ? "" : dst);
 }
 
 /*
@@ -209,215 +196,6 @@ void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs)
   }
   if (mount(src, rs->newroot, NULL, MS_BIND | MS_REC, NULL) != 0)
     fail(-1, "rootfs", errno, EXL_ROOTFS, "bind %s to %s", src, rs->newroot);
-}
-
-/* Read-only: mount_setattr (recursive) where the kernel has it; else a
- * bind remount keeping the flags the kernel locks in a user namespace. */
-static int make_ro(const char *path, int recursive)
-{
-  struct hpcc_mount_attr a = {HPCC_MOUNT_ATTR_RDONLY, 0, 0, 0};
-  if (syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &a, sizeof a) == 0) return 0;
-  if (errno != ENOSYS) return -1;
-  struct statvfs sv;
-  if (statvfs(path, &sv) != 0) return -1;
-  unsigned long keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME);
-  return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
-}
-
-/* Create a missing mount point: a directory, or an empty file for files. */
-static int ensure_target(const char *path, int dir)
-{
-  struct stat st;
-  if (lstat(path, &st) == 0 || errno != ENOENT) return 0;
-  if (dir) return mkdir(path, 0755);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return -1;
-  close(fd);
-  return 0;
-}
-
-static size_t ovl_escape(char *out, size_t n, const char *s)
-{
-  size_t o = 0;
-  for (; *s && o + 2 < n; s++) {
-    if (*s == ',' || *s == ':' || *s == '\\') out[o++] = '\\';
-    out[o++] = *s;
-  }
-  out[o] = '\0';
-  return o;
-}
-
-/* 1 when the op needs a mount point (or directory) at its dst; *dir says which kind. */
-static int op_target_kind(const struct mount_op *o, int *dir)
-{
-  struct stat st;
-  switch (o->kind) {
-  case OP_BIND:
-    if (stat(o->src, &st) != 0) return !o->optional; /* a skipped optional bind needs no mount point */
-    *dir = S_ISDIR(st.st_mode);
-    return 1;
-  case OP_FILE:
-    *dir = 0;
-    return 1;
-  case OP_TMPFS:
-  case OP_PROC:
-  case OP_MKDIR:
-  case OP_OVERLAY:
-    *dir = 1;
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/*
- * Make the mount points of later ops under the overlay's dst creatable. In a
- * user namespace that maps only the caller, the image's directories belong
- * to an unmapped owner, so nobody may create entries in them, not even
- * through the overlay. Missing targets are therefore created in the upper
- * directory before the overlay is mounted: intermediate directories that
- * exist below keep their mode, a missing final component becomes a
- * directory (or an empty file for file binds). A path that crosses a
- * non-directory below is left alone (the op itself then reports it).
- */
-static void prepare_upper(const struct plan *p, size_t idx, const char *upper, const struct rootfs_state *rs)
-{
-  const char *base = p->mounts[idx].dst;
-  size_t blen = strcmp(base, "/") == 0 ? 0 : strlen(base);
-  for (size_t n = idx + 1; n < p->nmounts; n++) {
-    const struct mount_op *o = &p->mounts[n];
-    int dir = 1;
-    if (!op_target_kind(o, &dir)) continue;
-    if (strncmp(o->dst, base, blen) != 0 || (o->dst[blen] != '/' && o->dst[blen] != '\0')) continue;
-    const char *rel = o->dst + blen; /* "" or "/a/b" */
-    char low[2 * PLAN_MAX_PATH + 32], up[2 * PLAN_MAX_PATH + 64];
-    for (const char *c = rel; *c;) {
-      const char *e = strchr(c + 1, '/');
-      size_t plen = e ? (size_t)(e - rel) : strlen(rel);
-      int last = e == NULL;
-      snprintf(low, sizeof low, "%s%s%.*s", rs->newroot, blen ? base : "", (int)plen, rel);
-      snprintf(up, sizeof up, "%s%.*s", upper, (int)plen, rel);
-      struct stat st;
-      if (lstat(low, &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) break;
-        if (mkdir(up, st.st_mode & 07777) != 0 && errno != EEXIST) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
-      } else {
-        if (last && !dir) {
-          int fd = open(up, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-          if (fd < 0) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
-          close(fd);
-        } else if (mkdir(up, 0755) != 0 && errno != EEXIST) {
-          fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
-        }
-      }
-      if (last) break;
-      c = e;
-    }
-  }
-}
-
-static void op_overlay(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs)
-{
-  int i = (int)idx;
-  const struct mount_op *o = &p->mounts[idx];
-  char up[PLAN_MAX_PATH + 48], wk[PLAN_MAX_PATH + 48], opts[8 * PLAN_MAX_PATH + 128];
-  char el[2 * PLAN_MAX_PATH + 8], eu[2 * PLAN_MAX_PATH + 100], ew[2 * PLAN_MAX_PATH + 100];
-  snprintf(up, sizeof up, "%s/ovl%d", rs->scratch, i);
-  if (mkdir(up, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
-  snprintf(wk, sizeof wk, "%s/ovl%d/work", rs->scratch, i);
-  snprintf(up, sizeof up, "%s/ovl%d/upper", rs->scratch, i);
-  struct stat st;
-  if (stat(target, &st) != 0) fail(i, "overlay", errno, EXL_MOUNT, "overlay target %s", o->dst);
-  if (mkdir(up, st.st_mode & 07777) != 0 || mkdir(wk, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
-  prepare_upper(p, idx, up, rs);
-  ovl_escape(el, sizeof el, target);
-  ovl_escape(eu, sizeof eu, up);
-  ovl_escape(ew, sizeof ew, wk);
-  snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", el, eu, ew);
-  if (mount("overlay", target, "overlay", 0, opts) != 0)
-    fail(i, "overlay", errno, EXL_MOUNT, "kernel overlayfs on %s refused in this user namespace", o->dst);
-}
-
-static void op_file(int i, const struct mount_op *o, const char *target, const struct rootfs_state *rs)
-{
-  char tmp[PLAN_MAX_PATH + 32];
-  snprintf(tmp, sizeof tmp, "%s/file%d", rs->scratch, i);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) fail(i, "file", errno, EXL_MOUNT, "create %s", tmp);
-  for (size_t off = 0; off < o->content_len;) {
-    ssize_t w = write(fd, o->content + off, o->content_len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) fail(i, "file", errno, EXL_MOUNT, "write %s", tmp);
-    off += (size_t)w;
-  }
-  if (fchmod(fd, o->mode) != 0) fail(i, "file", errno, EXL_MOUNT, "chmod %s", tmp);
-  close(fd);
-  if (ensure_target(target, 0) != 0) fail(i, "file", errno, EXL_MOUNT, "create mount point %s", o->dst);
-  if (mount(tmp, target, NULL, MS_BIND, NULL) != 0) fail(i, "file", errno, EXL_MOUNT, "bind onto %s", o->dst);
-  if (make_ro(target, 0) != 0) fail(i, "file", errno, EXL_MOUNT, "make %s read-only", o->dst);
-}
-
-void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
-{
-  char target[2 * PLAN_MAX_PATH + 32], opts[64];
-  for (size_t n = 0; n < p->nmounts; n++) {
-    const struct mount_op *o = &p->mounts[n];
-    int i = (int)n;
-    cpath(target, sizeof target, rs, o->dst);
-    switch (o->kind) {
-    case OP_BIND: {
-      struct stat st;
-      if (stat(o->src, &st) != 0) {
-        if (o->optional && (errno == ENOENT || errno == ENOTDIR)) break;
-        fail(i, "bind", errno, EXL_MOUNT, "bind source %s", o->src);
-      }
-      if (ensure_target(target, S_ISDIR(st.st_mode)) != 0)
-        fail(i, "bind", errno, EXL_MOUNT, "create mount point %s for %s", o->dst, o->src);
-      if (mount(o->src, target, NULL, MS_BIND | MS_REC, NULL) != 0)
-        fail(i, "bind", errno, EXL_MOUNT, "bind %s to %s", o->src, o->dst);
-      if (o->readonly && make_ro(target, 1) != 0) fail(i, "bind", errno, EXL_MOUNT, "make %s read-only", o->dst);
-      break;
-    }
-    case OP_TMPFS:
-      if (o->size)
-        snprintf(opts, sizeof opts, "mode=%o,size=%llu", o->mode, (unsigned long long)o->size);
-      else
-        snprintf(opts, sizeof opts, "mode=%o", o->mode);
-      if (ensure_target(target, 1) != 0) fail(i, "tmpfs", errno, EXL_MOUNT, "create mount point %s", o->dst);
-      if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
-        fail(i, "tmpfs", errno, EXL_MOUNT, "mount tmpfs on %s", o->dst);
-      break;
-    case OP_PROC:
-      if (ensure_target(target, 1) != 0) fail(i, "proc", errno, EXL_MOUNT, "create mount point %s", o->dst);
-      if (p->pidns ? mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
-                   : mount("/proc", target, NULL, MS_BIND | MS_REC, NULL))
-        fail(i, "proc", errno, EXL_MOUNT, "%s on %s", p->pidns ? "mount proc" : "bind /proc", o->dst);
-      break;
-    case OP_MKDIR: {
-      struct stat st;
-      if (mkdir(target, o->mode) != 0 && !(errno == EEXIST && stat(target, &st) == 0 && S_ISDIR(st.st_mode)))
-        fail(i, "mkdir", errno, EXL_MOUNT, "mkdir %s", o->dst);
-      break;
-    }
-    case OP_FILE:
-      op_file(i, o, target, rs);
-      break;
-    case OP_OVERLAY:
-      op_overlay(p, n, target, rs);
-      break;
-    case OP_REMOUNT_RO:
-      /* this mount only: binds made below it keep their own mode */
-      if (make_ro(target, 0) != 0) fail(i, "remount-ro", errno, EXL_MOUNT, "make %s read-only", o->dst);
-      break;
-    }
-  }
-  /* overlays that are not `writable` become read-only once every op ran */
-  for (size_t n = 0; n < p->nmounts; n++) {
-    const struct mount_op *o = &p->mounts[n];
-    if (o->kind != OP_OVERLAY || o->writable) continue;
-    cpath(target, sizeof target, rs, o->dst);
-    if (make_ro(target, 0) != 0) fail((int)n, "overlay-ro", errno, EXL_MOUNT, "make overlay %s read-only", o->dst);
-  }
 }
 
 void enter_root(const struct plan *p, const struct rootfs_state *rs)

@@ -59,6 +59,10 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     if (IS_ROOT) fs.chownSync(work, ids.uid, ids.gid);
     rootfs = path.join(tmp, 'rootfs');
     makeRootfs(rootfs);
+    // an absolute symlink in the image that names a host directory the test user may write to
+    fs.mkdirSync(path.join(work, 'host-target'));
+    if (IS_ROOT) fs.chownSync(path.join(work, 'host-target'), ids.uid, ids.gid);
+    fs.symlinkSync(path.join(work, 'host-target'), path.join(rootfs, 'escape'));
     sif = path.join(tmp, 'img.sif');
     offset = (await buildSifFromDirectory(sif, rootfs, { compressor: 'gzip', level: 1 })).partitionOffset;
     fs.chmodSync(sif, 0o644);
@@ -205,6 +209,16 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     expect(r.stdout).to.equal(`bound\nbound\nme:x:${ids.uid}:${ids.gid}::/:/bin/sh\nme\ntmp-ok\ntouch: /etc/y: Read-only file system\n`);
   });
 
+  it('mount destinations resolve inside the image: an absolute symlink never reaches the host', () => {
+    const hostDir = path.join(work, 'host-target');
+    const f = run(plan({ mounts: [{ op: 'file', dst: '/escape/created', mode: 0o644, content: 'x\n' }] }));
+    expect(f.status).to.equal(101);
+    expect(parseStatusRecords(f.stderr)[0]).to.include({ opIndex: 0, op: 'file', errno: 2 });
+    const b = run(plan({ mounts: [{ op: 'bind', src: work, dst: '/escape', readonly: true }] }));
+    expect(b.status).to.equal(101); // the link's target does not exist inside the image
+    expect(fs.readdirSync(hostDir)).to.deep.equal([]);
+  });
+
   it('a saved plan runs without Node, also from --plan-fd, and a given command replaces argv', () => {
     const f = planFile(plan({ argv: ['echo', 'from-plan'] }));
     const a = runUnprivileged(HELPER, ['--plan', f], { timeout: 30_000, cwd: '/' });
@@ -243,20 +257,38 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     expect(runUnprivileged('pgrep', ['-u', TEST_USER, '-f', 'squashfuse']).stdout).to.equal('');
   });
 
-  /** Live (not zombie) processes of the test user whose command name starts with one of `names`. */
-  function live(names: string[]): string[] {
-    const out: string[] = [];
+  /** pid -> [ppid, state, comm] of every process now. */
+  function procTable(): Map<number, [number, string, string]> {
+    const t = new Map<number, [number, string, string]>();
     for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
       try {
         const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-        const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
-        if (state !== 'Z' && fs.statSync(`/proc/${pid}`).uid === ids.uid && names.some((n) => comm.startsWith(n))) out.push(`${pid} ${comm}`);
+        const close = st.lastIndexOf(')');
+        const [state, ppid] = st.slice(close + 2).split(' ');
+        t.set(Number(pid), [Number(ppid), state!, st.slice(st.indexOf('(') + 1, close)]);
       } catch {
         /* gone */
       }
     }
+    return t;
+  }
+
+  /** All descendants of `root`, as "pid comm". */
+  function descendants(root: number): Map<number, string> {
+    const t = procTable();
+    const out = new Map<number, string>();
+    const todo = [root];
+    while (todo.length > 0) {
+      const p = todo.pop()!;
+      for (const [pid, [ppid, , comm]] of t) if (ppid === p && !out.has(pid)) (out.set(pid, comm), todo.push(pid));
+    }
     return out;
+  }
+
+  /** Which of `pids` still run (zombies do not count). */
+  function alive(pids: Map<number, string>): string[] {
+    const t = procTable();
+    return [...pids].filter(([pid]) => t.has(pid) && t.get(pid)![1] !== 'Z').map(([pid, comm]) => `${pid} ${comm}`);
   }
 
   it('--die-with-parent: SIGKILL of the parent ends payload, helper and squashfuse, and cleans up', async () => {
@@ -267,11 +299,16 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
       ? spawn('setpriv', ['--reuid', String(ids.uid), '--regid', String(ids.gid), '--init-groups', '--', 'sh', '-c', script, HELPER, f], { cwd: '/' })
       : spawn('sh', ['-c', script, HELPER, f], { cwd: '/' });
     await new Promise<void>((res) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res()));
-    expect(live(['squashfuse', 'sleep', 'hpcc-launch']).length).to.be.greaterThanOrEqual(3);
+    let tree = descendants(child.pid!);
+    for (let i = 0; i < 100 && ![...tree.values()].includes('sleep'); i++) {
+      await new Promise((r) => setTimeout(r, 20)); // `exec sleep` follows the echo
+      tree = descendants(child.pid!);
+    }
+    expect([...tree.values()].sort()).to.include.members(['hpcc-launch', 'sleep', 'squashfuse_ll']);
     child.kill('SIGKILL');
     let left: string[] = [];
     for (let i = 0; i < 100; i++) {
-      left = live(['squashfuse', 'sleep', 'hpcc-launch']);
+      left = alive(tree);
       if (left.length === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }

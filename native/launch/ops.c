@@ -1,0 +1,297 @@
+/*
+ * The mount ops of a plan, run in the container's own mount namespace
+ * before pivot_root. Every destination is a container path: it is resolved
+ * under the new root with openat2(RESOLVE_IN_ROOT), so a symlink in the
+ * image (even an absolute one, or "..") never leads onto the host, and the
+ * mount goes onto the resolved object through its /proc/self/fd/N path.
+ * Kernels without openat2 (< 5.6) fall back to plain path resolution.
+ */
+#include "launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define HPCC_MOUNT_ATTR_RDONLY 0x00000001ULL
+struct hpcc_mount_attr { /* struct mount_attr of linux/mount.h (which clashes with sys/mount.h) */
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* O_PATH fd of container path `dst` under the new root, or -1 (errno). */
+static int root_open(const struct rootfs_state *rs, const char *dst)
+{
+  int rfd = open(rs->newroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) return -1;
+  const char *rel = dst[1] ? dst + 1 : ".";
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = (int)syscall(SYS_openat2, rfd, rel, &how, sizeof how);
+  if (fd < 0 && errno == ENOSYS) fd = openat(rfd, rel, O_PATH | O_CLOEXEC);
+  int e = errno;
+  close(rfd);
+  errno = e;
+  return fd;
+}
+
+/*
+ * Resolve `dst` for mounting: writes "/proc/self/fd/N" to `out` and returns
+ * N (the caller closes it), or -1 with errno. A missing final component is
+ * created first when `create` is 1 (a directory, 0755) or 2 (an empty file,
+ * 0644), inside the parent as resolved under the root.
+ */
+static int target_fd(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n)
+{
+  int fd = root_open(rs, dst);
+  if (fd < 0 && errno == ENOENT && create) {
+    char parent[PLAN_MAX_PATH + 1];
+    const char *slash = strrchr(dst, '/');
+    size_t plen = slash == dst ? 1 : (size_t)(slash - dst);
+    memcpy(parent, dst, plen);
+    parent[plen] = '\0';
+    int pfd = root_open(rs, parent);
+    if (pfd < 0) return -1;
+    int r;
+    if (create == 1) {
+      r = mkdirat(pfd, slash + 1, 0755);
+    } else {
+      r = openat(pfd, slash + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (r >= 0) r = close(r);
+    }
+    int e = errno;
+    close(pfd);
+    if (r != 0 && e != EEXIST) return errno = e, -1;
+    fd = root_open(rs, dst);
+  }
+  if (fd >= 0) snprintf(out, n, "/proc/self/fd/%d", fd);
+  return fd;
+}
+
+/* Read-only: mount_setattr (recursive) where the kernel has it; else a
+ * bind remount keeping the flags the kernel locks in a user namespace. */
+static int make_ro(const char *path, int recursive)
+{
+  struct hpcc_mount_attr a = {HPCC_MOUNT_ATTR_RDONLY, 0, 0, 0};
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &a, sizeof a) == 0) return 0;
+  if (errno != ENOSYS) return -1;
+  struct statvfs sv;
+  if (statvfs(path, &sv) != 0) return -1;
+  unsigned long keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME);
+  return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+}
+
+static size_t ovl_escape(char *out, size_t n, const char *s)
+{
+  size_t o = 0;
+  for (; *s && o + 2 < n; s++) {
+    if (*s == ',' || *s == ':' || *s == '\\') out[o++] = '\\';
+    out[o++] = *s;
+  }
+  out[o] = '\0';
+  return o;
+}
+
+/* 1 when the op needs a mount point (or directory) at its dst; *dir says which kind. */
+static int op_target_kind(const struct mount_op *o, int *dir)
+{
+  struct stat st;
+  switch (o->kind) {
+  case OP_BIND:
+    if (stat(o->src, &st) != 0) return !o->optional; /* a skipped optional bind needs no mount point */
+    *dir = S_ISDIR(st.st_mode);
+    return 1;
+  case OP_FILE:
+    *dir = 0;
+    return 1;
+  case OP_TMPFS:
+  case OP_PROC:
+  case OP_MKDIR:
+  case OP_OVERLAY:
+    *dir = 1;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/*
+ * Make the mount points of later ops under the overlay's dst creatable. In a
+ * user namespace that maps only the caller, the image's directories belong
+ * to an unmapped owner, so nobody may create entries in them, not even
+ * through the overlay. Missing targets are therefore created in the upper
+ * directory before the overlay is mounted: intermediate directories that
+ * exist below keep their mode, a missing final component becomes a
+ * directory (or an empty file for file binds). A path that crosses a
+ * non-directory below is left alone (the op itself then reports it).
+ */
+static void prepare_upper(const struct plan *p, size_t idx, const char *upper, const struct rootfs_state *rs)
+{
+  const char *base = p->mounts[idx].dst;
+  size_t blen = strcmp(base, "/") == 0 ? 0 : strlen(base);
+  for (size_t n = idx + 1; n < p->nmounts; n++) {
+    const struct mount_op *o = &p->mounts[n];
+    int dir = 1;
+    if (!op_target_kind(o, &dir)) continue;
+    if (strncmp(o->dst, base, blen) != 0 || (o->dst[blen] != '/' && o->dst[blen] != '\0')) continue;
+    const char *rel = o->dst + blen; /* "" or "/a/b" */
+    char low[2 * PLAN_MAX_PATH + 32], up[2 * PLAN_MAX_PATH + 64];
+    for (const char *c = rel; *c;) {
+      const char *e = strchr(c + 1, '/');
+      size_t plen = e ? (size_t)(e - rel) : strlen(rel);
+      int last = e == NULL;
+      snprintf(low, sizeof low, "%s%s%.*s", rs->newroot, blen ? base : "", (int)plen, rel);
+      snprintf(up, sizeof up, "%s%.*s", upper, (int)plen, rel);
+      struct stat st;
+      if (lstat(low, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) break;
+        if (mkdir(up, st.st_mode & 07777) != 0 && errno != EEXIST) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
+      } else {
+        if (last && !dir) {
+          int fd = open(up, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+          if (fd < 0) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
+          close(fd);
+        } else if (mkdir(up, 0755) != 0 && errno != EEXIST) {
+          fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
+        }
+      }
+      if (last) break;
+      c = e;
+    }
+  }
+}
+
+static void op_overlay(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs)
+{
+  int i = (int)idx;
+  const struct mount_op *o = &p->mounts[idx];
+  char up[PLAN_MAX_PATH + 48], wk[PLAN_MAX_PATH + 48], opts[8 * PLAN_MAX_PATH + 128];
+  char el[2 * PLAN_MAX_PATH + 8], eu[2 * PLAN_MAX_PATH + 100], ew[2 * PLAN_MAX_PATH + 100];
+  snprintf(up, sizeof up, "%s/ovl%d", rs->scratch, i);
+  if (mkdir(up, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
+  snprintf(wk, sizeof wk, "%s/ovl%d/work", rs->scratch, i);
+  snprintf(up, sizeof up, "%s/ovl%d/upper", rs->scratch, i);
+  struct stat st;
+  if (stat(target, &st) != 0) fail(i, "overlay", errno, EXL_MOUNT, "overlay target %s", o->dst);
+  if (mkdir(up, st.st_mode & 07777) != 0 || mkdir(wk, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
+  prepare_upper(p, idx, up, rs);
+  ovl_escape(el, sizeof el, target);
+  ovl_escape(eu, sizeof eu, up);
+  ovl_escape(ew, sizeof ew, wk);
+  snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", el, eu, ew);
+  if (mount("overlay", target, "overlay", 0, opts) != 0)
+    fail(i, "overlay", errno, EXL_MOUNT, "kernel overlayfs on %s refused in this user namespace", o->dst);
+}
+
+static void op_file(int i, const struct mount_op *o, const struct rootfs_state *rs)
+{
+  char target[64];
+  char tmp[PLAN_MAX_PATH + 32];
+  snprintf(tmp, sizeof tmp, "%s/file%d", rs->scratch, i);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) fail(i, "file", errno, EXL_MOUNT, "create %s", tmp);
+  for (size_t off = 0; off < o->content_len;) {
+    ssize_t w = write(fd, o->content + off, o->content_len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) fail(i, "file", errno, EXL_MOUNT, "write %s", tmp);
+    off += (size_t)w;
+  }
+  if (fchmod(fd, o->mode) != 0) fail(i, "file", errno, EXL_MOUNT, "chmod %s", tmp);
+  close(fd);
+  int tfd = target_fd(rs, o->dst, 2, target, sizeof target);
+  if (tfd < 0) fail(i, "file", errno, EXL_MOUNT, "create mount point %s", o->dst);
+  if (mount(tmp, target, NULL, MS_BIND, NULL) != 0) fail(i, "file", errno, EXL_MOUNT, "bind onto %s", o->dst);
+  close(tfd);
+  /* the bind read-only: remount the new mount itself, a fresh resolution reaches it */
+  if ((tfd = target_fd(rs, o->dst, 0, target, sizeof target)) < 0 || make_ro(target, 0) != 0)
+    fail(i, "file", errno, EXL_MOUNT, "make %s read-only", o->dst);
+  close(tfd);
+}
+
+/* make the mount now at `dst` read-only */
+static void ro_at(int i, const char *step, const struct rootfs_state *rs, const char *dst, int recursive)
+{
+  char target[64];
+  int fd = target_fd(rs, dst, 0, target, sizeof target);
+  if (fd < 0 || make_ro(target, recursive) != 0) fail(i, step, errno, EXL_MOUNT, "make %s read-only", dst);
+  close(fd);
+}
+
+void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
+{
+  char target[64], opts[64];
+  for (size_t n = 0; n < p->nmounts; n++) {
+    const struct mount_op *o = &p->mounts[n];
+    int i = (int)n, fd = -1;
+    const char *step = op_name(o->kind);
+    switch (o->kind) {
+    case OP_BIND: {
+      struct stat st;
+      if (stat(o->src, &st) != 0) {
+        if (o->optional && (errno == ENOENT || errno == ENOTDIR)) break;
+        fail(i, step, errno, EXL_MOUNT, "bind source %s", o->src);
+      }
+      if ((fd = target_fd(rs, o->dst, S_ISDIR(st.st_mode) ? 1 : 2, target, sizeof target)) < 0)
+        fail(i, step, errno, EXL_MOUNT, "mount point %s for %s", o->dst, o->src);
+      if (mount(o->src, target, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail(i, step, errno, EXL_MOUNT, "bind %s to %s", o->src, o->dst);
+      if (o->readonly) ro_at(i, step, rs, o->dst, 1);
+      break;
+    }
+    case OP_TMPFS:
+      if (o->size)
+        snprintf(opts, sizeof opts, "mode=%o,size=%llu", o->mode, (unsigned long long)o->size);
+      else
+        snprintf(opts, sizeof opts, "mode=%o", o->mode);
+      if ((fd = target_fd(rs, o->dst, 1, target, sizeof target)) < 0)
+        fail(i, step, errno, EXL_MOUNT, "mount point %s", o->dst);
+      if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+        fail(i, step, errno, EXL_MOUNT, "mount tmpfs on %s", o->dst);
+      break;
+    case OP_PROC:
+      if ((fd = target_fd(rs, o->dst, 1, target, sizeof target)) < 0)
+        fail(i, step, errno, EXL_MOUNT, "mount point %s", o->dst);
+      if (p->pidns ? mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
+                   : mount("/proc", target, NULL, MS_BIND | MS_REC, NULL))
+        fail(i, step, errno, EXL_MOUNT, "%s on %s", p->pidns ? "mount proc" : "bind /proc", o->dst);
+      break;
+    case OP_MKDIR: {
+      struct stat st;
+      if ((fd = target_fd(rs, o->dst, 1, target, sizeof target)) < 0)
+        fail(i, step, errno, EXL_MOUNT, "mkdir %s", o->dst);
+      if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) fail(i, step, ENOTDIR, EXL_MOUNT, "mkdir %s", o->dst);
+      if ((st.st_mode & 07777) != o->mode && st.st_uid == geteuid()) chmod(target, o->mode);
+      break;
+    }
+    case OP_FILE:
+      op_file(i, o, rs);
+      break;
+    case OP_OVERLAY:
+      if ((fd = target_fd(rs, o->dst, 0, target, sizeof target)) < 0)
+        fail(i, step, errno, EXL_MOUNT, "overlay target %s", o->dst);
+      op_overlay(p, n, target, rs);
+      break;
+    case OP_REMOUNT_RO:
+      /* this mount only: binds made below it keep their own mode */
+      ro_at(i, step, rs, o->dst, 0);
+      break;
+    }
+    if (fd >= 0) close(fd);
+  }
+  /* overlays that are not `writable` become read-only once every op ran */
+  for (size_t n = 0; n < p->nmounts; n++) {
+    const struct mount_op *o = &p->mounts[n];
+    if (o->kind == OP_OVERLAY && !o->writable) ro_at((int)n, "overlay-ro", rs, o->dst, 0);
+  }
+}
