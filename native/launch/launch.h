@@ -3,8 +3,9 @@
  * (src/runtime/plan.ts). TypeScript decides; this program only acts. It
  * parses no images, merges no environment, reads no configuration.
  *
- * Files: plan.c (wire-format parser), status.c (status records, exit
- * codes), setup.c (namespaces, rootfs, mount ops, pivot_root), main.c
+ * Files: plan.c (wire-format parser), status.c (status records), setup.c
+ * (namespaces, stage, squashfuse root, pivot_root, capabilities, cleanup),
+ * ops.c (the mount ops, destinations resolved inside the new root), main.c
  * (command line, process tree, signal forwarding, exec).
  *
  * Exit codes (the launcher band 96..111 of src/errors/index.ts, plus the

@@ -28,6 +28,8 @@
  *    `fuseHelper -f -o offset=N image /dev/fd/K` (libfuse >= 3.3).
  *  - mount ops run in a mount namespace of the container's own (nested in
  *    the helper's), so the helper keeps the host view to clean up.
+ *  - every `dst` is resolved inside the new root (openat2 RESOLVE_IN_ROOT):
+ *    image symlinks, absolute or "..", never lead onto the host.
  *  - bind/tmpfs/proc/file create a missing mount point (directory, or an
  *    empty file for a file source) when the layer allows it; `readonly`
  *    binds are read-only recursively; `remount-ro` acts on one mount.
