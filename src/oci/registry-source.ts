@@ -1,0 +1,189 @@
+/**
+ * docker:// images: an ImageSource over an OCI distribution registry.
+ * resolve(): manifest by tag or digest (index → platform manifest, bounded
+ * depth) → config; then every layer is downloaded into the blob cache by a
+ * bounded pool (default 3 at a time) in the background. A layer's open()
+ * waits for its own download and streams the cached file, verified again.
+ */
+import { OciError } from '../errors/index.js';
+import { checkLayerType, isIndexType, parseImageConfig, parseManifest } from './manifest.js';
+import { formatPlatform, hostPlatform, selectManifest } from './platform.js';
+import { dockerName, type DockerRef } from './reference.js';
+import { lookupCredentials } from './registry/auth.js';
+import { RegistryClient } from './registry/client.js';
+import { isInsecureRegistry } from './registry/config.js';
+import { BlobCache } from './cache/store.js';
+import type { ImageSource, LayerRef, OciDescriptor, OciPlatform, ResolvedImage } from './types.js';
+
+export type PullEvent =
+  | { type: 'manifest'; reference: string; digest: string; platform: OciPlatform; layers: number; bytes: number }
+  | { type: 'layer-start'; index: number; digest: string; size: number }
+  | { type: 'layer-wait'; index: number; digest: string; size: number }
+  | { type: 'layer-progress'; index: number; digest: string; size: number; bytes: number }
+  | { type: 'layer-done'; index: number; digest: string; size: number; fetched: boolean; ms: number };
+
+export interface RegistrySourceOptions {
+  /** plain HTTP for this registry (also: [registries] insecure in hpcc.conf, HPCC_INSECURE_REGISTRIES) */
+  insecure?: boolean;
+  cache?: BlobCache;
+  /** parallel layer downloads (default 3, HPCC_PULL_CONCURRENCY) */
+  concurrency?: number;
+  onEvent?: (ev: PullEvent) => void;
+  client?: RegistryClient;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RegistryResolvedImage extends ResolvedImage {
+  /** wait until every layer is in the cache (rejects with the first failure) */
+  fetchAll(): Promise<void>;
+  /** cache paths of the layers (valid after fetchAll) */
+  layerPaths(): string[];
+  cache: BlobCache;
+}
+
+const MAX_INDEX_DEPTH = 4;
+
+export class RegistrySource implements ImageSource {
+  constructor(
+    readonly ref: DockerRef,
+    private readonly opts: RegistrySourceOptions = {},
+  ) {}
+
+  private async client(): Promise<RegistryClient> {
+    if (this.opts.client) return this.opts.client;
+    const env = this.opts.env ?? process.env;
+    return new RegistryClient({
+      registry: this.ref.registry,
+      insecure: this.opts.insecure === true || isInsecureRegistry(this.ref.registry, env),
+      credentials: await lookupCredentials(this.ref.registry, env),
+    });
+  }
+
+  async resolve(o: { platform?: OciPlatform } = {}): Promise<RegistryResolvedImage> {
+    const client = await this.client();
+    const cache = this.opts.cache ?? new BlobCache();
+    const emit = this.opts.onEvent ?? (() => undefined);
+    const repo = this.ref.repository;
+    const reference = dockerName(this.ref);
+    const want = o.platform ?? hostPlatform();
+
+    let m = await client.getManifest(repo, this.ref.digest ?? this.ref.tag ?? 'latest');
+    let parsed = parseManifest(m.bytes, m.mediaType);
+    let chosen: OciDescriptor | undefined;
+    for (let depth = 0; parsed.kind === 'index'; depth++) {
+      if (depth >= MAX_INDEX_DEPTH) throw new OciError('HPCC_E_OCI_MANIFEST', `indexes nested more than ${MAX_INDEX_DEPTH} deep in ${reference}`);
+      chosen = selectManifest(parsed.manifests, want, reference);
+      m = await client.getManifest(repo, chosen.digest);
+      if (chosen.size !== m.bytes.length) {
+        throw new OciError('HPCC_E_OCI_MANIFEST', `manifest ${chosen.digest} is ${m.bytes.length} bytes, the index says ${chosen.size}`);
+      }
+      parsed = parseManifest(m.bytes, chosen.mediaType || m.mediaType);
+    }
+    if (chosen && isIndexType(chosen.mediaType)) throw new OciError('HPCC_E_OCI_MANIFEST', `descriptor says index but ${chosen.digest} is a manifest`);
+    const manifest = parsed;
+    for (const l of manifest.layers) checkLayerType(l.mediaType);
+
+    const configBytes = await client.getBlobBytes(repo, manifest.config.digest, manifest.config.size);
+    const config = parseImageConfig(configBytes);
+    const platform: OciPlatform = {
+      os: config.os ?? chosen?.platform?.os ?? 'linux',
+      architecture: config.architecture ?? chosen?.platform?.architecture ?? want.architecture,
+    };
+    const variant = config.variant ?? chosen?.platform?.variant;
+    if (variant) platform.variant = variant;
+    if (o.platform !== undefined && chosen === undefined && config.architecture !== undefined && config.architecture !== want.architecture) {
+      throw new OciError('HPCC_E_OCI_PLATFORM', `${reference} is ${formatPlatform(platform)}, not ${formatPlatform(want)}`, {
+        hint: 'Drop --platform/--arch to convert the image as it is.',
+      });
+    }
+    emit({
+      type: 'manifest',
+      reference,
+      digest: m.digest,
+      platform,
+      layers: manifest.layers.length,
+      bytes: manifest.layers.reduce((a, l) => a + l.size, 0),
+    });
+
+    // Background downloads, bounded.
+    const limit = Math.max(1, this.opts.concurrency ?? (Number(process.env.HPCC_PULL_CONCURRENCY) || 3));
+    let cancelled = false;
+    const queue: Array<() => void> = [];
+    let running = 0;
+    const slot = () =>
+      new Promise<void>((resolve) => {
+        if (running < limit) {
+          running++;
+          resolve();
+        } else queue.push(() => {
+          running++;
+          resolve();
+        });
+      });
+    const freeSlot = () => {
+      running--;
+      queue.shift()?.();
+    };
+    const fetchLayer = async (l: OciDescriptor, index: number): Promise<string> => {
+      await slot();
+      try {
+        if (cancelled) throw new OciError('HPCC_E_OCI_CANCELLED', `download of ${l.digest} cancelled`);
+        const t0 = Date.now();
+        emit({ type: 'layer-start', index, digest: l.digest, size: l.size });
+        let lastEmit = 0;
+        const r = await cache.ensureBlob(
+          l.digest,
+          l.size,
+          (fh) =>
+            client.downloadBlob(repo, l.digest, l.size, fh, (bytes) => {
+              const now = Date.now();
+              if (now - lastEmit >= 200 || bytes === l.size) {
+                lastEmit = now;
+                emit({ type: 'layer-progress', index, digest: l.digest, size: l.size, bytes });
+              }
+            }),
+          () => emit({ type: 'layer-wait', index, digest: l.digest, size: l.size }),
+        );
+        emit({ type: 'layer-done', index, digest: l.digest, size: l.size, fetched: r.fetched, ms: Date.now() - t0 });
+        return r.path;
+      } finally {
+        freeSlot();
+      }
+    };
+    const downloads = manifest.layers.map((l, i) => fetchLayer(l, i));
+    for (const d of downloads) d.catch(() => undefined); // observed by open()/fetchAll()
+    const paths: string[] = [];
+    const layers: LayerRef[] = manifest.layers.map((l, i) => ({
+      digest: l.digest,
+      size: l.size,
+      mediaType: l.mediaType,
+      open: async () => {
+        paths[i] = await downloads[i]!;
+        return cache.readBlob(l.digest, l.size);
+      },
+    }));
+    return {
+      reference,
+      manifestDigest: m.digest,
+      configBytes,
+      config,
+      layers,
+      platform,
+      cache,
+      async fetchAll() {
+        try {
+          const p = await Promise.all(downloads);
+          p.forEach((x, i) => (paths[i] = x));
+        } catch (e) {
+          cancelled = true;
+          throw e;
+        }
+      },
+      layerPaths: () => paths.slice(),
+      async close() {
+        cancelled = true;
+        await Promise.allSettled(downloads);
+      },
+    };
+  }
+}
