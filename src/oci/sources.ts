@@ -4,9 +4,9 @@
  * registry part) through registerTransport, so callers only ever use
  * resolveSource().
  */
-import { OciError } from '../errors/index.js';
 import { OciArchiveSource, DockerArchiveSource } from './local/archives.js';
 import { OciLayoutSource } from './local/layout.js';
+import { RegistrySource } from './registry-source.js';
 import { formatReference, parseReference, type ImageRef } from './reference.js';
 import type { ImageSource } from './types.js';
 
@@ -32,8 +32,6 @@ export function resolveSource(ref: string | ImageRef): ImageSource {
     case 'docker-archive':
       return new DockerArchiveSource(r.path, { ...(r.ref !== undefined ? { ref: r.ref } : {}), ...(r.index !== undefined ? { index: r.index } : {}) }, text);
     case 'docker':
-      throw new OciError('HPCC_E_OCI_TRANSPORT', `registry references (${text}) are not available in this build`, {
-        hint: 'Use oci:DIR, oci-archive:FILE or docker-archive:FILE, or pull with skopeo first.',
-      });
+      return new RegistrySource(r);
   }
 }
