@@ -200,16 +200,18 @@ int main(int argc, char **argv)
     fail(-1, "uid_map", EPERM, EXL_NS, "the plan maps host uid %u gid %u but the helper runs as uid %u gid %u",
          g_plan.uid_out, g_plan.gid_out, (unsigned)ru, (unsigned)rg);
 
-  mode_t um = umask(0);
-  setup_namespaces(&g_plan);
-  g_helper_pid = getpid();
-  setup_stage_and_root(&g_plan, &g_rs);
-
+  /* From here on, signals to forward stay pending until the container
+   * process exists (supervise() then passes them on), so a SIGTERM during
+   * setup still ends the payload and the cleanup runs. */
   sigset_t set, old;
   sigemptyset(&set);
   for (size_t k = 0; k < sizeof fwd_signals / sizeof fwd_signals[0]; k++) sigaddset(&set, fwd_signals[k]);
   sigaddset(&set, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &set, &old) != 0) fail(-1, "signals", errno, EXL_INTERNAL, "block signals");
+  mode_t um = umask(0);
+  setup_namespaces(&g_plan);
+  g_helper_pid = getpid();
+  setup_stage_and_root(&g_plan, &g_rs);
 
   if (g_plan.pidns && unshare(CLONE_NEWPID) != 0) {
     int e = errno;
