@@ -190,6 +190,14 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     expect(fs.existsSync(p.stage)).to.equal(false);
   });
 
+  it('plain squashfuse (high-level libfuse) serves the root too', function () {
+    requireTools(this, 'squashfuse');
+    const p = plan({ mounts: [] }, true);
+    const r = sh({ ...p, rootfs: { ...(p.rootfs as Extract<LaunchPlan['rootfs'], { kind: 'squashfuse' }>), fuseHelper: findTool('squashfuse')! } }, 'cat /etc/hello');
+    expect([r.status, r.stdout]).to.deep.equal([0, 'hello from the image\n']);
+    expect(fs.existsSync(p.stage)).to.equal(false);
+  });
+
   it('overlay over the image makes missing mount points; generated files; then read-only', () => {
     const src = path.join(work, 'ovl-src');
     fs.mkdirSync(src, { recursive: true });
