@@ -94,7 +94,7 @@ export async function fastLaunch(command: string, argv: string[]): Promise<boole
       explainEnv: p.bools.has('explain-env'),
       unsquash: p.bools.has('unsquash'),
     });
-    if (out.kind === 'explained') process.stdout.write(out.text);
+    if (out.kind === 'explained') process.stdout.write(json ? JSON.stringify({ status: 'ok', variables: out.rows }, null, 2) + '\n' : out.text);
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);
     else process.exitCode = out.status;
   } catch (e) {

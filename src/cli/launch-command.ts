@@ -82,7 +82,10 @@ export abstract class LaunchCommand extends HpccCommand {
       explainEnv: flags['explain-env'],
       unsquash: flags.unsquash,
     });
-    if (out.kind === 'explained') process.stdout.write(out.text);
+    if (out.kind === 'explained') {
+      if (flags.json) this.printJson({ status: 'ok', variables: out.rows });
+      else process.stdout.write(out.text);
+    }
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);
     else process.exitCode = out.status;
   }

@@ -196,6 +196,9 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     const r = hpcc(['exec', '--explain-env', '--env', 'IMG_VAR=x', sif, 'true']);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/^IMG_VAR=x\n {4}from --env \(overrides image \/\.singularity\.d\/env\/90-environment\.sh\)$/m);
+    const j = hpcc(['exec', '--explain-env', '--json', '--env', 'IMG_VAR=x', sif, 'true']);
+    const row = (JSON.parse(j.stdout) as { variables: { name: string; source: string }[] }).variables.find((v) => v.name === 'IMG_VAR');
+    expect(row).to.deep.include({ source: '--env' });
   });
 
   it('-B src:dst:ro and rw binds; writes through a rw bind reach the host', () => {

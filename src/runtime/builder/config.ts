@@ -17,12 +17,19 @@
  * parseConfig/mergeConfig are pure; loadConfig reads the files.
  */
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { parse as parseIni } from 'ini';
+import type * as Ini from 'ini';
 import { UsageError } from '../../errors/index.js';
 import type { LaunchConfig } from './types.js';
 
 export const SITE_CONFIG = '/etc/hpcc/hpcc.conf';
+
+// `ini` is loaded only when a config file exists (most launches read none; start-up matters).
+const requireCjs = createRequire(import.meta.url);
+function parseIni(text: string): Record<string, unknown> {
+  return (requireCjs('ini') as typeof Ini).parse(text) as Record<string, unknown>;
+}
 
 export function defaultConfig(): LaunchConfig {
   return {
@@ -60,7 +67,7 @@ function section(o: Record<string, unknown>, name: string): Record<string, unkno
 export function parseConfig(text: string, file: string): PartialConfig {
   let o: Record<string, unknown>;
   try {
-    o = parseIni(text) as Record<string, unknown>;
+    o = parseIni(text);
   } catch (e) {
     throw new UsageError(`config ${file}: cannot parse`, { cause: e, hint: 'Check the ini syntax of the file.' });
   }
