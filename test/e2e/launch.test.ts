@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SifReader } from '../../src/formats/sif/index.js';
 import {
   HPCC_BIN,
   IS_ROOT,
@@ -258,7 +259,7 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.status).to.equal(7);
   });
 
-  it('errors: missing image (80), not a SIF (64), missing bind source (2, with a hint), exec without a command (2)', () => {
+  it('errors: missing image (80), not a SIF (64), missing bind source (2, with a hint), exec without a command (2), damaged squashfs (65)', async () => {
     let r = hpcc(['exec', path.join(tmp, 'missing.sif'), 'true']);
     expect(r.status).to.equal(80);
     expect(r.stderr).to.contain('HPCC_E_IO_ENOENT');
@@ -273,6 +274,22 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.stderr).to.contain('/no/such/dir').and.contain('Try this:');
     r = hpcc(['exec', sif]);
     expect(r.status).to.equal(2);
+    // a damaged squashfs partition (superblock magic overwritten) is a format error before any launch
+    const bad = path.join(tmp, 'bad.sif');
+    fs.copyFileSync(sif, bad);
+    const reader = await SifReader.open(sif);
+    const offset = reader.primaryPartition().offset;
+    await reader.close();
+    const fd = fs.openSync(bad, 'r+');
+    try {
+      fs.writeSync(fd, Buffer.from('XXXX'), 0, 4, offset);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.chmodSync(bad, 0o644);
+    r = hpcc(['exec', bad, 'true']);
+    expect(r.status, r.stderr).to.equal(65);
+    expect(r.stderr).to.contain('HPCC_E_SQFS_BAD_MAGIC');
   });
 
   it('extraction fallback: without squashfuse (or with --unsquash) the image runs from a cached extraction, made once', () => {

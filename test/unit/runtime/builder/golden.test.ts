@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildPlan } from '../../../../src/runtime/builder/build.js';
+import { decodePlan, encodePlan } from '../../../../src/runtime/codec.js';
 import type { BuildInput } from '../../../../src/runtime/builder/types.js';
 import { REPO_ROOT } from '../../../helpers/env.js';
 import { input } from './fixtures.js';
@@ -39,6 +40,8 @@ describe('runtime/builder: golden plans', () => {
       const file = path.join(GOLDEN, `${name}.json`);
       if (process.env.HPCC_UPDATE_GOLDEN === '1') fs.writeFileSync(file, text);
       expect(text).to.equal(fs.readFileSync(file, 'utf8'));
+      // every plan the builder makes is valid on the helper's wire format
+      expect(JSON.parse(JSON.stringify(decodePlan(encodePlan(plan))))).to.deep.equal(JSON.parse(text));
     });
   }
 });
