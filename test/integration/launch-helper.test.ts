@@ -101,6 +101,11 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     return runUnprivileged(HELPER, ['--plan', planFile(p), '--status-fd', '2', ...args], { timeout: 30_000, input: input ?? '', cwd: '/' });
   }
 
+  /** FUSE servers of the test user serving this suite's image (other suites may run beside us). */
+  function ourFuseServers(): string {
+    return runUnprivileged('pgrep', ['-a', '-u', TEST_USER, '-f', `squashfuse.* ${sif} `]).stdout;
+  }
+
   function sh(p: LaunchPlan, script: string, input?: string) {
     return run(p, ['sh', '-c', script], input);
   }
@@ -184,8 +189,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     const r = sh(p, 'cat /etc/hello; touch /etc/x 2>&1; grep -c " / fuse" /proc/self/mounts');
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/^hello from the image\ntouch: \/etc\/x: Read-only file system\n1\n$/);
-    const pg = runUnprivileged('pgrep', ['-u', TEST_USER, '-f', 'squashfuse']);
-    expect(pg.stdout).to.equal('');
+    expect(ourFuseServers()).to.equal('');
     expect(fs.readFileSync('/proc/mounts', 'utf8')).to.not.include(p.stage);
     expect(fs.existsSync(p.stage)).to.equal(false);
   });
@@ -262,7 +266,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     const damaged = run({ ...bad, rootfs: { ...(bad.rootfs as Extract<LaunchPlan['rootfs'], { kind: 'squashfuse' }>), offset: 4096 } });
     expect(damaged.status).to.equal(100);
     expect(parseStatusRecords(damaged.stderr)[0]?.op).to.equal('fuse');
-    expect(runUnprivileged('pgrep', ['-u', TEST_USER, '-f', 'squashfuse']).stdout).to.equal('');
+    expect(ourFuseServers()).to.equal('');
   });
 
   /** pid -> [ppid, state, comm] of every process now. */
@@ -313,6 +317,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
       tree = descendants(child.pid!);
     }
     expect([...tree.values()].sort()).to.include.members(['hpcc-launch', 'sleep', 'squashfuse_ll']);
+    expect(ourFuseServers()).to.match(/squashfuse_ll -f -o offset=\d+ /); // the check below can see one
     child.kill('SIGKILL');
     let left: string[] = [];
     for (let i = 0; i < 100; i++) {
@@ -321,6 +326,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(left).to.deep.equal([]);
+    expect(ourFuseServers()).to.equal('');
     expect(fs.existsSync(p.stage)).to.equal(false);
   });
 
