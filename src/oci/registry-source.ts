@@ -1,9 +1,9 @@
 /**
  * docker:// images: an ImageSource over an OCI distribution registry.
  * resolve(): manifest by tag or digest (index → platform manifest, bounded
- * depth) → config; then every layer is downloaded into the blob cache by a
- * bounded pool (default 3 at a time) in the background. A layer's open()
- * waits for its own download and streams the cached file, verified again.
+ * depth) → config. The first open()/fetchAll() starts every layer's download
+ * into the blob cache through a bounded pool (default 3 at a time); a layer's
+ * open() waits for its own download and streams the cached file, verified again.
  */
 import { OciError } from '../errors/index.js';
 import { checkLayerType, isIndexType, parseImageConfig, parseManifest } from './manifest.js';
@@ -150,15 +150,23 @@ export class RegistrySource implements ImageSource {
         freeSlot();
       }
     };
-    const downloads = manifest.layers.map((l, i) => fetchLayer(l, i));
-    for (const d of downloads) d.catch(() => undefined); // observed by open()/fetchAll()
+    // Started on the first open()/fetchAll(), all at once (the pool bounds them),
+    // so a caller that only needs the manifest digest (SIF cache hit) downloads nothing.
+    let downloads: Array<Promise<string>> | undefined;
+    const start = (): Array<Promise<string>> => {
+      if (!downloads) {
+        downloads = manifest.layers.map((l, i) => fetchLayer(l, i));
+        for (const d of downloads) d.catch(() => undefined); // observed by open()/fetchAll()
+      }
+      return downloads;
+    };
     const paths: string[] = [];
     const layers: LayerRef[] = manifest.layers.map((l, i) => ({
       digest: l.digest,
       size: l.size,
       mediaType: l.mediaType,
       open: async () => {
-        paths[i] = await downloads[i]!;
+        paths[i] = await start()[i]!;
         return cache.readBlob(l.digest, l.size);
       },
     }));
@@ -172,7 +180,7 @@ export class RegistrySource implements ImageSource {
       cache,
       async fetchAll() {
         try {
-          const p = await Promise.all(downloads);
+          const p = await Promise.all(start());
           p.forEach((x, i) => (paths[i] = x));
         } catch (e) {
           cancelled = true;
@@ -182,7 +190,7 @@ export class RegistrySource implements ImageSource {
       layerPaths: () => paths.slice(),
       async close() {
         cancelled = true;
-        await Promise.allSettled(downloads);
+        if (downloads) await Promise.allSettled(downloads);
       },
     };
   }

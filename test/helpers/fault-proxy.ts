@@ -4,6 +4,7 @@
  *                 connection is destroyed after N body bytes (a dropped connection);
  *   status:       answer requests matching `statusPath` with this HTTP status and a
  *                 distribution-style error body (429/500/... fault registry);
+ *   stall:        with cutBlobAfter, go silent instead of dropping (a hung download);
  *   ignoreRange:  strip Range headers (a server without Range support).
  * Every request is logged (method, path, Range, status sent).
  */
@@ -15,6 +16,8 @@ export interface FaultProxy {
   port: number;
   cutBlobAfter?: number;
   cutCount: number;
+  /** with cutBlobAfter: keep the connection open and silent instead of dropping it */
+  stall: boolean;
   status?: number;
   /** how many requests get `status` (undefined: all) */
   statusTimes?: number;
@@ -31,6 +34,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     host: '',
     port: 0,
     cutCount: 1,
+    stall: false,
     statusPath: /^\/v2\/.+/,
     ignoreRange: false,
     log: [],
@@ -68,6 +72,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         res.write(part);
         if (sent >= limit) {
           ures.destroy();
+          if (p.stall) return; // silent until stop()
           // let the bytes go out, then drop the connection
           setTimeout(() => res.socket?.destroy(), 20);
         }

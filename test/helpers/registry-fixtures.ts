@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT } from './env.js';
 
 function run(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -56,10 +55,21 @@ export function makeSmallTrees(dir: string, bigBytes = 1536 * 1024): string[] {
   return [t1, t2];
 }
 
-/** The busybox tree of scripts/make-demo-rootfs.sh. */
+/** A busybox-static root: /bin/busybox, one symlink per applet, /etc/passwd, /tmp (1777). */
 export function makeBusyboxTree(dir: string): string {
   const out = path.join(dir, 'busybox');
-  run('bash', [path.join(REPO_ROOT, 'scripts', 'make-demo-rootfs.sh'), out]);
+  const bb = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
+  if (!bb) throw new Error('busybox-static is needed (scripts/setup-host.sh installs it)');
+  for (const d of ['bin', 'etc', 'tmp', 'root', 'var/tmp']) fs.mkdirSync(path.join(out, d), { recursive: true });
+  fs.chmodSync(path.join(out, 'tmp'), 0o1777);
+  fs.copyFileSync(bb, path.join(out, 'bin', 'busybox'));
+  fs.chmodSync(path.join(out, 'bin', 'busybox'), 0o755);
+  for (const a of run(bb, ['--list']).split('\n')) {
+    if (a !== '' && a !== 'busybox' && /^[a-z0-9_.[-]+$/.test(a)) fs.symlinkSync('busybox', path.join(out, 'bin', a));
+  }
+  fs.writeFileSync(path.join(out, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  fs.writeFileSync(path.join(out, 'etc', 'group'), 'root:x:0:\n');
+  spawnSync('find', [out, '-exec', 'touch', '-h', '-d', '@1700000000', '{}', '+']);
   return out;
 }
 

@@ -25,7 +25,6 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 const hexOf = (digest: string) => digest.slice('sha256:'.length);
-const TMP_RE = /^\.tmp-([a-f0-9]{64})-(\d+)-[a-f0-9]+$/;
 
 export interface EnsureResult {
   path: string;
@@ -115,7 +114,7 @@ export class BlobCache {
     try {
       if (await this.hasBlob(digest, size)) return { path: final, fetched: false };
       await fsp.rm(final, { force: true }); // a wrong-sized leftover
-      await this.removeDeadTemps(hexOf(digest));
+      await removeDeadTemps(this.blobDir, `.tmp-${hexOf(digest)}-`);
       const tmp = path.join(this.blobDir, `.tmp-${hexOf(digest)}-${process.pid}-${randomBytes(4).toString('hex')}`);
       const fh = await fsp.open(tmp, 'wx', 0o644);
       try {
@@ -142,22 +141,6 @@ export class BlobCache {
       await fh.writeFile(bytes);
     });
     return r.path;
-  }
-
-  /** Remove temp files of this digest left by processes that no longer exist (e.g. SIGKILL). */
-  private async removeDeadTemps(hex: string): Promise<void> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.blobDir);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const m = TMP_RE.exec(n);
-      if (m && m[1] === hex && (Number(m[2]) === process.pid || processStartTime(Number(m[2])) === null)) {
-        await fsp.rm(path.join(this.blobDir, n), { force: true });
-      }
-    }
   }
 
   /** Read a cached blob as a stream, verifying digest and size at the end. */
@@ -207,6 +190,7 @@ export class BlobCache {
     if (lock === null) return { path: final, fetched: false };
     try {
       if (await exists()) return { path: final, fetched: false };
+      await removeDeadTemps(this.sifDir, `.tmp-${path.basename(final)}-`);
       const tmp = path.join(this.sifDir, `.tmp-${path.basename(final)}-${process.pid}-${randomBytes(4).toString('hex')}`);
       try {
         await build(tmp);
@@ -240,5 +224,22 @@ async function syncDir(dir: string): Promise<void> {
     }
   } catch {
     /* best effort (some file systems refuse fsync on directories) */
+  }
+}
+
+/** Remove `<prefix><pid>-<rand>` temp files left by processes that no longer exist (e.g. after SIGKILL). */
+export async function removeDeadTemps(dir: string, prefix: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(\d+)-[a-f0-9]+$/.exec(n.slice(prefix.length));
+    if (m && (Number(m[1]) === process.pid || processStartTime(Number(m[1])) === null)) {
+      await fsp.rm(path.join(dir, n), { force: true });
+    }
   }
 }

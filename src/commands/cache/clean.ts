@@ -1,0 +1,35 @@
+import { Flags } from '@oclif/core';
+import { HpccCommand } from '../../cli/base.js';
+import { BlobCache } from '../../oci/cache/store.js';
+import { cleanCache, type CacheType } from '../../oci/cache/manage.js';
+import { formatBytes } from '../build.js';
+
+export default class CacheClean extends HpccCommand {
+  static override summary = 'Remove cached blobs and SIF files (all, or those unused for --days).';
+  static override description = `Entries in use by a running pull are skipped. Temporary files left by killed
+processes are always removed. --dry-run lists what would go.`;
+  static override flags = {
+    type: Flags.string({ description: 'which entries', options: ['blob', 'sif', 'all'], default: 'all' }),
+    days: Flags.integer({ description: 'only entries not used for at least this many days', min: 0 }),
+    'dry-run': Flags.boolean({ description: 'show what would be removed, remove nothing' }),
+    json: Flags.boolean({ description: 'print the result as JSON' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(CacheClean);
+    const cache = new BlobCache();
+    const r = await cleanCache(cache, {
+      type: flags.type as CacheType,
+      ...(flags.days !== undefined ? { days: flags.days } : {}),
+      dryRun: flags['dry-run'],
+    });
+    if (flags.json) {
+      this.printJson({ status: 'ok', root: cache.root, ...r });
+      return;
+    }
+    const verb = r.dryRun ? 'Would remove' : 'Removed';
+    for (const e of r.removed) process.stdout.write(`${verb} ${e.type} ${e.name} (${formatBytes(e.size)})\n`);
+    for (const e of r.busy) process.stdout.write(`In use, kept: ${e.type} ${e.name}\n`);
+    process.stdout.write(`${verb} ${r.removed.length} entries, ${formatBytes(r.bytes)} from ${cache.root}\n`);
+  }
+}

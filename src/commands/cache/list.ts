@@ -1,0 +1,30 @@
+import { Flags } from '@oclif/core';
+import { HpccCommand } from '../../cli/base.js';
+import { BlobCache } from '../../oci/cache/store.js';
+import { listCache, type CacheType } from '../../oci/cache/manage.js';
+import { formatBytes } from '../build.js';
+
+export default class CacheList extends HpccCommand {
+  static override summary = 'List the cached image blobs and converted SIF files.';
+  static override description = `The cache lives in $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc or ~/.cache/hpcc):
+blobs/sha256/<hex> (layers and configs, verified) and sif/sha256/<manifest>.sif (converted images).`;
+  static override flags = {
+    type: Flags.string({ description: 'which entries', options: ['blob', 'sif', 'all'], default: 'all' }),
+    json: Flags.boolean({ description: 'print the entries as JSON' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(CacheList);
+    const cache = new BlobCache();
+    const entries = await listCache(cache, flags.type as CacheType);
+    const total = entries.reduce((a, e) => a + e.size, 0);
+    if (flags.json) {
+      this.printJson({ status: 'ok', root: cache.root, entries, totalBytes: total });
+      return;
+    }
+    process.stdout.write(`Cache ${cache.root}: ${entries.length} entries, ${formatBytes(total)}\n`);
+    for (const e of entries) {
+      process.stdout.write(`${e.type.padEnd(5)} ${formatBytes(e.size).padStart(10)}  ${e.lastUsed.slice(0, 19).replace('T', ' ')}  ${e.name}\n`);
+    }
+  }
+}

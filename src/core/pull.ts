@@ -1,0 +1,157 @@
+/**
+ * `hpcc pull`: a reference → a SIF, through the cache.
+ *   docker:// images: resolve the platform manifest (registry), then the SIF
+ *   cache entry keyed by the manifest digest (and the non-default conversion
+ *   options) is built once — layers downloaded into the blob cache in
+ *   parallel and streamed into the converter — and copied to OUT (temp + rename).
+ *   Other references (oci:, oci-archive:, docker-archive:) convert straight to OUT.
+ * `ensureCachedSif` is the same first half, for `exec|run|shell docker://…`.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { UsageError, addContext } from '../errors/index.js';
+import type { CodecName } from '../formats/squashfs/index.js';
+import { BlobCache } from '../oci/cache/store.js';
+import { bootstrapOf, parseReference, type ImageRef } from '../oci/reference.js';
+import { RegistrySource, type PullEvent } from '../oci/registry-source.js';
+import { resolveSource } from '../oci/sources.js';
+import type { OciPlatform, ResolvedImage } from '../oci/types.js';
+import { checkOutput } from './build.js';
+import { convertImage, type ConvertOptions } from './convert.js';
+
+export interface PullOptions {
+  platform?: OciPlatform;
+  insecure?: boolean;
+  force?: boolean;
+  compressor?: CodecName;
+  level?: number;
+  blockSize?: number;
+  cache?: BlobCache;
+  /** also keep/reuse the converted SIF in the cache (docker:// only; default true) */
+  useSifCache?: boolean;
+  onEvent?: (ev: PullEvent) => void;
+  onWarning?: (msg: string) => void;
+  onConvertProgress?: ConvertOptions['onProgress'];
+}
+
+export interface PullResult {
+  output: string;
+  reference: string;
+  manifestDigest: string;
+  platform: string;
+  layers: number;
+  /** the SIF came from the cache (no conversion) */
+  sifCached: boolean;
+  cachedSif?: string;
+}
+
+/** Apptainer-style default output name: <last name component>_<tag>.sif. */
+export function defaultOutputName(ref: ImageRef): string {
+  switch (ref.transport) {
+    case 'docker': {
+      const name = ref.repository.split('/').pop()!;
+      const tag = ref.tag ?? (ref.digest ? ref.digest.slice(7, 19) : 'latest');
+      return `${name}_${tag}.sif`;
+    }
+    default: {
+      const base = path.basename(ref.path).replace(/\.(tar|oci|docker)(\.tar)?$/i, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'image';
+      const tag = ref.transport === 'docker-archive' ? (ref.ref?.split(':').pop() ?? 'latest') : (ref.tag ?? 'latest');
+      return `${base}_${tag.replace(/[^A-Za-z0-9._-]/g, '_')}.sif`;
+    }
+  }
+}
+
+/** The SIF-cache variant for non-default conversion options ('' for the defaults). */
+export function sifVariant(o: { compressor?: string; level?: number; blockSize?: number }): string {
+  const parts: string[] = [];
+  if (o.compressor && o.compressor !== 'gzip') parts.push(o.compressor);
+  if (o.level !== undefined) parts.push(`l${o.level}`);
+  if (o.blockSize !== undefined && o.blockSize !== 131072) parts.push(`b${o.blockSize}`);
+  return parts.join('_');
+}
+
+async function resolveRef(ref: ImageRef, opts: PullOptions, cache: BlobCache): Promise<ResolvedImage> {
+  const src =
+    ref.transport === 'docker'
+      ? new RegistrySource(ref, { cache, ...(opts.insecure ? { insecure: true } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) })
+      : resolveSource(ref);
+  return src.resolve(opts.platform ? { platform: opts.platform } : {});
+}
+
+function convertOpts(ref: ImageRef, opts: PullOptions, force: boolean): ConvertOptions {
+  return {
+    ...(opts.compressor ? { compressor: opts.compressor } : {}),
+    ...(opts.level !== undefined ? { level: opts.level } : {}),
+    ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+    force,
+    bootstrap: bootstrapOf(ref),
+    ...(opts.onConvertProgress ? { onProgress: opts.onConvertProgress } : {}),
+    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+  };
+}
+
+/** Resolve a docker:// reference and make sure its SIF is in the cache; returns its path. */
+export async function ensureCachedSif(
+  refText: string | ImageRef,
+  opts: PullOptions = {},
+): Promise<{ path: string; image: ResolvedImage; built: boolean }> {
+  const ref = typeof refText === 'string' ? parseReference(refText) : refText;
+  if (ref.transport !== 'docker') throw new UsageError('only docker:// references are cached as SIF files');
+  const cache = opts.cache ?? new BlobCache();
+  const image = await resolveRef(ref, opts, cache);
+  try {
+    const r = await cache.ensureSif(image.manifestDigest, sifVariant(opts), async (tmp) => {
+      await convertImage(image, tmp, convertOpts(ref, opts, true));
+    });
+    return { path: r.path, image, built: r.fetched };
+  } finally {
+    await image.close();
+  }
+}
+
+async function copyInto(src: string, out: string): Promise<void> {
+  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await fs.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
+    const fh = await fs.open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, out);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw addContext(`write ${out}`, e);
+  }
+}
+
+export async function pullImage(refText: string, out: string | undefined, opts: PullOptions = {}): Promise<PullResult> {
+  const ref = parseReference(refText);
+  const output = path.resolve(out ?? defaultOutputName(ref));
+  await checkOutput(output, opts.force ?? false);
+  const cache = opts.cache ?? new BlobCache();
+  if (ref.transport === 'docker' && opts.useSifCache !== false) {
+    const r = await ensureCachedSif(ref, { ...opts, cache });
+    await checkOutput(output, opts.force ?? false); // still free after the download?
+    await copyInto(r.path, output);
+    const p = r.image.platform;
+    return {
+      output,
+      reference: r.image.reference,
+      manifestDigest: r.image.manifestDigest,
+      platform: `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`,
+      layers: r.image.layers.length,
+      sifCached: !r.built,
+      cachedSif: r.path,
+    };
+  }
+  const image = await resolveRef(ref, opts, cache);
+  try {
+    const c = await convertImage(image, output, convertOpts(ref, opts, opts.force ?? false));
+    return { output, reference: image.reference, manifestDigest: c.manifestDigest, platform: c.platform, layers: c.layers, sifCached: false };
+  } finally {
+    await image.close();
+  }
+}

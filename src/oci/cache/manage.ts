@@ -1,0 +1,112 @@
+/**
+ * `hpcc cache list|clean`: the entries of the blob and SIF caches, with size
+ * and last use (mtime, bumped on every use), and their removal. An entry in
+ * use (its lock held by a live process) is skipped, never removed from under
+ * a pull; temp files of dead processes are removed by any clean.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { HpccError } from '../../errors/index.js';
+import { acquireLock, processStartTime } from './lock.js';
+import { BlobCache } from './store.js';
+
+export type CacheType = 'blob' | 'sif' | 'all';
+
+export interface CacheEntry {
+  type: 'blob' | 'sif' | 'temp';
+  /** digest for blobs, file name for SIFs */
+  name: string;
+  path: string;
+  size: number;
+  lastUsed: string; // ISO time
+}
+
+async function entriesIn(dir: string, type: 'blob' | 'sif'): Promise<CacheEntry[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: CacheEntry[] = [];
+  for (const n of names.sort()) {
+    const p = path.join(dir, n);
+    const st = await fsp.lstat(p).catch(() => null);
+    if (!st?.isFile()) continue;
+    if (n.startsWith('.tmp-')) {
+      const pid = Number(/-(\d+)-[a-f0-9]+$/.exec(n)?.[1]);
+      if (Number.isFinite(pid) && processStartTime(pid) === null) {
+        out.push({ type: 'temp', name: n, path: p, size: st.size, lastUsed: st.mtime.toISOString() });
+      }
+      continue;
+    }
+    if (type === 'blob' && !/^[a-f0-9]{64}$/.test(n)) continue;
+    if (type === 'sif' && !n.endsWith('.sif')) continue;
+    out.push({ type, name: type === 'blob' ? `sha256:${n}` : n, path: p, size: st.size, lastUsed: st.mtime.toISOString() });
+  }
+  return out;
+}
+
+/** Cached entries of the chosen type (temps of dead processes included as type 'temp'). */
+export async function listCache(cache: BlobCache, type: CacheType = 'all'): Promise<CacheEntry[]> {
+  const out: CacheEntry[] = [];
+  if (type === 'blob' || type === 'all') out.push(...(await entriesIn(cache.blobDir, 'blob')));
+  if (type === 'sif' || type === 'all') out.push(...(await entriesIn(cache.sifDir, 'sif')));
+  return out;
+}
+
+export interface CleanOptions {
+  type?: CacheType;
+  /** only entries not used for at least this many days */
+  days?: number;
+  dryRun?: boolean;
+  now?: number;
+}
+
+export interface CleanResult {
+  removed: CacheEntry[];
+  /** entries in use by a running pull */
+  busy: CacheEntry[];
+  bytes: number;
+  dryRun: boolean;
+}
+
+export async function cleanCache(cache: BlobCache, o: CleanOptions = {}): Promise<CleanResult> {
+  const now = o.now ?? Date.now();
+  const cutoff = o.days !== undefined ? now - o.days * 86_400_000 : Infinity;
+  const res: CleanResult = { removed: [], busy: [], bytes: 0, dryRun: o.dryRun ?? false };
+  for (const e of await listCache(cache, o.type ?? 'all')) {
+    if (e.type !== 'temp' && Date.parse(e.lastUsed) > cutoff) continue;
+    if (res.dryRun) {
+      res.removed.push(e);
+      res.bytes += e.size;
+      continue;
+    }
+    if (e.type === 'temp') {
+      await fsp.rm(e.path, { force: true });
+      res.removed.push(e);
+      res.bytes += e.size;
+      continue;
+    }
+    const key = e.type === 'blob' ? e.name.slice(7) : path.basename(e.name, '.sif');
+    let lock;
+    try {
+      await fsp.mkdir(cache.lockDir, { recursive: true });
+      lock = await acquireLock(cache.lockPath(e.type, key), { timeoutMs: 0 });
+    } catch (err) {
+      if (err instanceof HpccError && err.code === 'HPCC_E_CACHE_LOCK_TIMEOUT') {
+        res.busy.push(e);
+        continue;
+      }
+      throw err;
+    }
+    try {
+      await fsp.rm(e.path, { force: true });
+      res.removed.push(e);
+      res.bytes += e.size;
+    } finally {
+      await lock?.release();
+    }
+  }
+  return res;
+}
