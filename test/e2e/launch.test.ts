@@ -347,6 +347,20 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).to.not.contain(sif);
   });
 
+  it('user namespaces disabled (max_user_namespaces=0 in an enclosing user namespace): exit 99, and doctor names the fix', () => {
+    const inner = (args: string) =>
+      runUnprivileged('unshare', ['-r', 'sh', '-c', `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" ${HPCC_BIN} ${args}`, process.execPath], {
+        cwd: tmp,
+        env: { HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME! },
+      });
+    const r = inner(`exec ${sif} true`);
+    expect(r.status, r.stderr).to.equal(99);
+    expect(r.stderr).to.contain('HPCC_E_LAUNCH_USERNS').and.contain('hpcc doctor');
+    const d = inner('doctor');
+    expect(d.status).to.equal(1);
+    expect(d.stdout).to.match(/\[FAIL\] user\.max_user_namespaces: user namespaces are disabled/).and.contain('fix: As root: sysctl -w user.max_user_namespaces=');
+  });
+
   it('hpcc doctor passes on this node (as the test user) and prints each check', () => {
     const r = hpcc(['doctor']);
     expect(r.stdout).to.contain('user+mount namespace probe').and.contain('/dev/fuse').and.contain('squashfuse');

@@ -128,23 +128,27 @@ export function stageDirs(env: Record<string, string | undefined>, config: Launc
   }
   for (const d of ['/mnt', '/media', '/srv']) if (isDir(d)) out.push(d);
   const base = path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
+  let problem: HpccIOError | null = null;
   try {
     fs.mkdirSync(base, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new HpccIOError('HPCC_E_IO_STAGE', `cannot create the launch directory ${base}: ${(e as Error).message}`, {
+      problem = new HpccIOError('HPCC_E_IO_STAGE', `cannot create the launch directory ${base}: ${(e as Error).message}`, {
         cause: e,
         hint: 'Set HPCC_TMPDIR to a directory you can write to.',
       });
     }
   }
-  const st = fs.lstatSync(base);
-  if (!st.isDirectory() || st.uid !== uid) {
-    throw new HpccIOError('HPCC_E_IO_STAGE', `${base} is not a directory owned by uid ${uid}`, {
-      hint: `Remove ${base}, or set HPCC_TMPDIR to a directory of your own.`,
-    });
+  if (!problem) {
+    const st = fs.lstatSync(base);
+    if (!st.isDirectory() || st.uid !== uid) {
+      problem = new HpccIOError('HPCC_E_IO_STAGE', `${base} is not a directory owned by uid ${uid}`, {
+        hint: `Remove ${base}, or set HPCC_TMPDIR to a directory of your own.`,
+      });
+    }
   }
-  out.push(base);
+  if (!problem) out.push(base);
+  else if (out.length === 0) throw problem;
   return out;
 }
 
