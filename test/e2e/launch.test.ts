@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SifReader } from '../../src/formats/sif/index.js';
+import { SifDataType, SifReader, SifWriter } from '../../src/formats/sif/index.js';
 import {
   HPCC_BIN,
   IS_ROOT,
@@ -259,7 +259,7 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.status).to.equal(7);
   });
 
-  it('errors: missing image (80), not a SIF (64), missing bind source (2, with a hint), exec without a command (2), damaged squashfs (65)', async () => {
+  it('errors: missing image (80), not a SIF (64), missing bind source (2, with a hint), exec without a command (2), damaged squashfs (65), no primary partition (64)', async () => {
     let r = hpcc(['exec', path.join(tmp, 'missing.sif'), 'true']);
     expect(r.status).to.equal(80);
     expect(r.stderr).to.contain('HPCC_E_IO_ENOENT');
@@ -290,6 +290,15 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     r = hpcc(['exec', bad, 'true']);
     expect(r.status, r.stderr).to.equal(65);
     expect(r.stderr).to.contain('HPCC_E_SQFS_BAD_MAGIC');
+    // a SIF holding only a definition file: no primary partition
+    const noPart = path.join(tmp, 'nopart.sif');
+    const w = await SifWriter.create(noPart);
+    await w.addObject({ type: SifDataType.Deffile, data: Buffer.from('Bootstrap: scratch\n') });
+    await w.finish();
+    fs.chmodSync(noPart, 0o644);
+    r = hpcc(['exec', noPart, 'true']);
+    expect(r.status, r.stderr).to.equal(64);
+    expect(r.stderr).to.contain('HPCC_E_SIF_NO_PRIMARY');
   });
 
   it('extraction fallback: without squashfuse (or with --unsquash) the image runs from a cached extraction, made once', () => {
