@@ -250,6 +250,18 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.stdout).to.equal('in-shell image\n');
   });
 
+  it('hpcc shell on a terminal: interactive, the payload sees a TTY, the exit status passes through', function () {
+    requireTools(this, 'script');
+    const r = runUnprivileged('script', ['-qec', `${process.execPath} ${HPCC_BIN} shell ${sif}`, '/dev/null'], {
+      cwd: tmp,
+      env: { HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME! },
+      input: 'tty; exit 3\n',
+      timeout: 60_000,
+    });
+    expect(r.stdout).to.match(/\/dev\/pts\/\d+/).and.contain('hpcc> ');
+    expect(r.status).to.equal(3);
+  });
+
   it('--plan-out writes a plan the helper runs without Node', () => {
     const plan = path.join(tmp, 'saved.plan');
     let r = hpcc(['exec', '--plan-out', plan, sif, 'sh', '-c', 'echo saved $IMG_VAR; exit 7']);
