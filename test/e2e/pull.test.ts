@@ -284,3 +284,30 @@ describe('e2e: hpcc registry login/logout with an htpasswd registry', function (
     expect(r.status, r.stderr).to.equal(0);
   });
 });
+
+describe('e2e: hpcc pull over HTTPS (registry certificate from a test CA)', function () {
+  this.timeout(60_000);
+  let work: string;
+  let reg: TestRegistry | undefined;
+  before(async function () {
+    requireTools(this, ...TOOLS);
+    work = makeTempDir('hpcc-tls-e2e-');
+    const layout = path.join(work, 'layout');
+    umociImage(layout, 'small', makeSmallTrees(work, 64 * 1024));
+    reg = await startRegistry('none', { tls: true });
+    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) removeTree(work);
+  });
+
+  it('an unknown CA is refused with a TLS hint; trusting it (SSL_CERT_FILE) lets the pull through', () => {
+    const env = { PATH: process.env.PATH, HOME: path.join(work, 'home'), HPCC_CACHEDIR: path.join(work, 'cache') };
+    const bad = runHpcc(['pull', path.join(work, 'a.sif'), `docker://${reg!.host}/lab/small`], { env });
+    expect(bad.status).to.equal(81);
+    expect(bad.stderr).to.contain('HPCC_E_REGISTRY_NETWORK').and.to.match(/certificate/i);
+    const ok = runHpcc(['pull', '--quiet', path.join(work, 'a.sif'), `docker://${reg!.host}/lab/small`], { env: { ...env, SSL_CERT_FILE: reg!.caFile } });
+    expect(ok.status, ok.stderr).to.equal(0);
+  });
+});

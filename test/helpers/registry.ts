@@ -16,6 +16,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSign, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { makeTempDir, removeTree } from './env.js';
@@ -30,6 +31,8 @@ export interface TestRegistry {
   auth: RegistryAuth;
   storage: string;
   dir: string;
+  /** with tls: the CA that signed the registry's certificate (PEM file) */
+  caFile?: string;
   /** token issuer requests seen (for assertions) */
   tokenRequests: Array<{ scope: string; user: string | null }>;
   stop(): Promise<void>;
@@ -99,7 +102,7 @@ function tokenServer(opts: { keyPem: string; certDer: Buffer; service: string; i
 }
 
 /** Start a registry; call stop() in after(). */
-export async function startRegistry(auth: RegistryAuth = 'none'): Promise<TestRegistry> {
+export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: boolean } = {}): Promise<TestRegistry> {
   const dir = makeTempDir('hpcc-registry-');
   const storage = path.join(dir, 'storage');
   fs.mkdirSync(storage);
@@ -123,11 +126,22 @@ export async function startRegistry(auth: RegistryAuth = 'none'): Promise<TestRe
         `auth:\n  token:\n    realm: http://127.0.0.1:${tport}/token\n    service: hpcc-test-registry\n` +
         `    issuer: hpcc-test-issuer\n    rootcertbundle: ${cert}\n`;
     }
+    let tlsYaml = '';
+    let caFile: string | undefined;
+    if (opts.tls) {
+      caFile = path.join(dir, 'ca.crt');
+      const f = (n: string) => path.join(dir, n);
+      run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', caFile, '-days', '2', '-subj', '/CN=hpcc-test-ca']);
+      run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=127.0.0.1']);
+      fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+      run('openssl', ['x509', '-req', '-in', f('srv.csr'), '-CA', caFile, '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('srv.crt'), '-days', '2', '-extfile', f('ext.cnf')]);
+      tlsYaml = `  tls:\n    certificate: ${f('srv.crt')}\n    key: ${f('srv.key')}\n`;
+    }
     const cfg = path.join(dir, 'config.yml');
     fs.writeFileSync(
       cfg,
       `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n` +
-        `  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: hpcc-test-secret\n${authYaml}health:\n  storagedriver:\n    enabled: false\n`,
+        `  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: hpcc-test-secret\n${tlsYaml}${authYaml}health:\n  storagedriver:\n    enabled: false\n`,
     );
     const logFd = fs.openSync(path.join(dir, 'registry.log'), 'a');
     const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', cfg], { stdio: ['ignore', logFd, logFd] });
@@ -137,7 +151,8 @@ export async function startRegistry(auth: RegistryAuth = 'none'): Promise<TestRe
     const deadline = Date.now() + 10_000;
     for (;;) {
       const ok = await new Promise<boolean>((resolve) => {
-        const req = http.get(`http://${host}/v2/`, (res) => {
+        const get = opts.tls ? https.get : http.get;
+        const req = get(`${opts.tls ? 'https' : 'http'}://${host}/v2/`, { rejectUnauthorized: false }, (res) => {
           res.resume();
           resolve(res.statusCode === 200 || res.statusCode === 401);
         });
@@ -157,6 +172,7 @@ export async function startRegistry(auth: RegistryAuth = 'none'): Promise<TestRe
       storage,
       dir,
       tokenRequests,
+      ...(caFile ? { caFile } : {}),
       async stop() {
         if (child.exitCode === null) {
           child.kill('SIGTERM');

@@ -7,11 +7,14 @@
  *   - blobs: redirects followed by hand (Authorization dropped on another origin),
  *     streamed into a file with sha256 + size checked, resumed with Range after a
  *     dropped connection; retries with backoff on 429/5xx and network errors.
- * Plain HTTP only when the caller says the registry is insecure.
+ * Plain HTTP only when the caller says the registry is insecure. HTTPS trusts
+ * Node's roots plus the system CA bundle (SSL_CERT_FILE replaces both).
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import * as fs from 'node:fs';
+import * as tls from 'node:tls';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { DigestMismatchError } from '../../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest.js';
 import type { Credentials } from './auth.js';
@@ -23,16 +26,66 @@ const MAX_ERROR_BODY = 64 << 10;
 const MAX_REDIRECTS = 5;
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
-let sharedAgent: Agent | undefined;
-/** One pooled Agent per process (keep-alive connections shared by all clients). */
-export function defaultAgent(): Agent {
-  sharedAgent ??= new Agent({ connections: 8, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
-  return sharedAgent;
+/** System CA bundles, first one that exists wins (Debian/Ubuntu, RHEL, SUSE, Alpine/BSD). */
+const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'];
+const MAX_CA_FILE = 16 << 20;
+
+/**
+ * Trusted CAs for registries: Node's bundled roots plus the system bundle
+ * (site CAs are installed there), or only the file named by SSL_CERT_FILE.
+ */
+export function trustedCAs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const read = (f: string): string | null => {
+    try {
+      return fs.statSync(f).size <= MAX_CA_FILE ? fs.readFileSync(f, 'utf8') : null;
+    } catch {
+      return null;
+    }
+  };
+  if (env.SSL_CERT_FILE) {
+    const pem = read(env.SSL_CERT_FILE);
+    if (pem === null) {
+      throw new RegistryError('HPCC_E_REGISTRY_CA', `cannot read the CA bundle SSL_CERT_FILE=${env.SSL_CERT_FILE}`, {}, {
+        hint: 'Point SSL_CERT_FILE at a PEM file of trusted CA certificates, or unset it.',
+      });
+    }
+    return [pem];
+  }
+  for (const f of SYSTEM_CA_FILES) {
+    const pem = read(f);
+    if (pem !== null) return [...tls.rootCertificates, pem];
+  }
+  return [...tls.rootCertificates];
+}
+
+const sharedAgents = new Map<'tls' | 'plain', Dispatcher>();
+/**
+ * One pooled dispatcher per process and kind (keep-alive connections shared by
+ * all clients); the TLS one trusts trustedCAs() through one secure context
+ * built on first use. HTTP(S)_PROXY/NO_PROXY are honoured when set.
+ */
+export function defaultAgent(secure = true): Dispatcher {
+  const kind = secure ? 'tls' : 'plain';
+  let a = sharedAgents.get(kind);
+  if (!a) {
+    const opts = {
+      connections: 8,
+      keepAliveTimeout: 10_000,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+      ...(secure ? { connect: { secureContext: tls.createSecureContext({ ca: trustedCAs() }) } } : {}),
+    };
+    const e = process.env;
+    const proxied = e.HTTPS_PROXY || e.https_proxy || e.HTTP_PROXY || e.http_proxy;
+    a = proxied ? new EnvHttpProxyAgent(opts) : new Agent(opts);
+    sharedAgents.set(kind, a);
+  }
+  return a;
 }
 export async function closeDefaultAgent(): Promise<void> {
-  const a = sharedAgent;
-  sharedAgent = undefined;
-  if (a) await a.close();
+  const all = [...sharedAgents.values()];
+  sharedAgents.clear();
+  await Promise.all(all.map((a) => a.close()));
 }
 
 export interface RegistryClientOptions {
@@ -127,7 +180,7 @@ export class RegistryClient {
   constructor(opts: RegistryClientOptions) {
     this.registry = opts.registry;
     this.baseUrl = `${opts.insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
-    this.dispatcher = opts.dispatcher ?? defaultAgent();
+    this.dispatcher = opts.dispatcher ?? defaultAgent(!opts.insecure);
     this.credentials = opts.credentials ?? null;
     this.retries = opts.retries ?? 4;
     this.retryBaseMs = opts.retryBaseMs ?? (Number(process.env.HPCC_RETRY_BASE_MS) || 250);
@@ -162,7 +215,7 @@ export class RegistryClient {
       try {
         res = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher });
       } catch (e) {
-        if (attempt < this.retries) {
+        if (attempt < this.retries && !isTlsError(e)) {
           await sleep(this.backoff(attempt++));
           continue;
         }
@@ -205,16 +258,23 @@ export class RegistryClient {
 
   private networkError(what: string, e: unknown): RegistryError {
     const code = (e as { code?: string })?.code ?? '';
-    const tlsish = /CERT|SSL|TLS|EPROTO/.test(code) || /certificate|ssl|tls|wrong version number/i.test(String((e as Error)?.message));
+    const raw = String((e as Error)?.message ?? e);
+    const plainHttp = /wrong version number|WRONG_VERSION_NUMBER/.test(raw + code);
+    const cert = !plainHttp && isTlsError(e);
+    const msg = plainHttp
+      ? 'the server does not speak TLS (a plain-HTTP registry?)'
+      : `${raw.split('\n')[0]!.slice(0, 300)}${code && !raw.includes(code) ? ` (${code})` : ''}`;
     return new RegistryError(
       'HPCC_E_REGISTRY_NETWORK',
-      `${what}: cannot reach ${this.registry} (${this.baseUrl}): ${(e as Error)?.message ?? String(e)}${code && !String((e as Error)?.message).includes(code) ? ` (${code})` : ''}`,
+      `${what}: cannot reach ${this.registry} (${this.baseUrl}): ${msg}`,
       { registry: this.registry },
       {
         cause: e,
-        hint: tlsish
-          ? `TLS failed. For a plain-HTTP registry, pass --insecure or list it under [registries] insecure in hpcc.conf.`
-          : 'Check the registry address, your network and any proxy settings.',
+        hint: plainHttp
+          ? 'For a plain-HTTP registry, pass --insecure or list it under [registries] insecure in hpcc.conf (or HPCC_INSECURE_REGISTRIES).'
+          : cert
+            ? "The registry's TLS certificate is not trusted: add its CA to the system bundle, or point SSL_CERT_FILE at it; --insecure switches to plain HTTP."
+            : 'Check the registry address, your network and any proxy settings (HTTPS_PROXY, NO_PROXY).',
       },
     );
   }
@@ -385,6 +445,15 @@ export class RegistryClient {
       throw new DigestMismatchError(`${what}: downloaded bytes have digest ${got}`, digest, got);
     }
   }
+}
+
+/** Certificate and handshake failures: not transient, never retried. */
+function isTlsError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return (
+    (typeof code === 'string' && /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|DEPTH_ZERO/.test(code)) ||
+    /certificate|wrong version number/i.test(String((e as Error)?.message))
+  );
 }
 
 export function checkDigest(digest: string): void {

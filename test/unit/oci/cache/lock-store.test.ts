@@ -1,0 +1,153 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DigestMismatchError } from '../../../../src/errors/index.js';
+import { acquireLock } from '../../../../src/oci/cache/lock.js';
+import { BlobCache, cacheRoot } from '../../../../src/oci/cache/store.js';
+import { cleanCache, listCache } from '../../../../src/oci/cache/manage.js';
+import { makeTempDir, removeTree } from '../../../helpers/env.js';
+
+const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+describe('cache locks and blob store', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = makeTempDir('hpcc-cache-');
+  });
+  afterEach(() => removeTree(dir));
+
+  it('cache root: HPCC_CACHEDIR, XDG_CACHE_HOME, ~/.cache', () => {
+    expect(cacheRoot({ HPCC_CACHEDIR: '/c' })).to.equal('/c');
+    expect(cacheRoot({ XDG_CACHE_HOME: '/x', HOME: '/h' })).to.equal('/x/hpcc');
+    expect(cacheRoot({ HOME: '/h' })).to.equal('/h/.cache/hpcc');
+  });
+
+  it('a lock held by a live process blocks; after that process is SIGKILLed it is taken over', async () => {
+    const lockPath = path.join(dir, 'x.lock');
+    // a child that takes the lock with the same code path as hpcc, then sleeps
+    const script = `
+      const fs = require('fs');
+      const start = fs.readFileSync('/proc/self/stat','utf8'); const rest = start.slice(start.lastIndexOf(')')+2).split(' ');
+      const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id','utf8').trim();
+      const fd = fs.openSync(${JSON.stringify(lockPath)}, fs.constants.O_CREAT|fs.constants.O_EXCL|fs.constants.O_WRONLY, 0o644);
+      fs.writeSync(fd, JSON.stringify({pid: process.pid, boot, start: rest[19], host: require('os').hostname()}));
+      fs.closeSync(fd); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+      try {
+        await acquireLock(lockPath, { timeoutMs: 300 });
+        expect.fail('took a live lock');
+      } catch (e) {
+        expect((e as { code?: string }).code).to.equal('HPCC_E_CACHE_LOCK_TIMEOUT');
+      }
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const t0 = Date.now();
+      const held = await acquireLock(lockPath, { timeoutMs: 5000 });
+      expect(Date.now() - t0).to.be.lessThan(2000);
+      expect(JSON.parse(fs.readFileSync(lockPath, 'utf8')).pid).to.equal(process.pid);
+      await held!.release();
+      expect(fs.existsSync(lockPath)).to.equal(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a lock from another boot is stale; a lock from another host is respected until its heartbeat ages', async () => {
+    const lockPath = path.join(dir, 'y.lock');
+    fs.writeFileSync(lockPath, JSON.stringify({ pid: process.pid, boot: 'another-boot', start: '1', host: (await import('node:os')).hostname() }));
+    const a = await acquireLock(lockPath, { timeoutMs: 1000 });
+    await a!.release();
+    fs.writeFileSync(lockPath, JSON.stringify({ pid: 1, boot: 'b', start: '1', host: 'elsewhere.example' }));
+    try {
+      await acquireLock(lockPath, { timeoutMs: 200 });
+      expect.fail('took a fresh remote lock');
+    } catch (e) {
+      expect((e as { code?: string }).code).to.equal('HPCC_E_CACHE_LOCK_TIMEOUT');
+    }
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(lockPath, old, old);
+    const b = await acquireLock(lockPath, { timeoutMs: 1000 });
+    await b!.release();
+  });
+
+  it('ensureBlob: verified content lands once; concurrent callers fetch once', async () => {
+    const cache = new BlobCache(dir);
+    const data = Buffer.from('hello blob '.repeat(1000));
+    const d = digestOf(data);
+    let fetches = 0;
+    const fetch = async (fh: import('node:fs/promises').FileHandle) => {
+      fetches++;
+      await new Promise((r) => setTimeout(r, 100));
+      await fh.writeFile(data);
+    };
+    const rs = await Promise.all([cache.ensureBlob(d, data.length, fetch), cache.ensureBlob(d, data.length, fetch), cache.ensureBlob(d, data.length, fetch)]);
+    expect(fetches).to.equal(1);
+    expect(rs.filter((r) => r.fetched)).to.have.length(1);
+    expect(fs.readFileSync(cache.blobPath(d))).to.deep.equal(data);
+    expect(fs.readdirSync(cache.blobDir)).to.deep.equal([d.slice(7)]);
+    const back: Buffer[] = [];
+    for await (const c of cache.readBlob(d, data.length)) back.push(Buffer.from(c));
+    expect(Buffer.concat(back)).to.deep.equal(data);
+  });
+
+  it('a failed or short fetch leaves nothing (no blob, no temp, no lock)', async () => {
+    const cache = new BlobCache(dir);
+    const data = Buffer.from('x'.repeat(100));
+    const d = digestOf(data);
+    try {
+      await cache.ensureBlob(d, 100, async (fh) => {
+        await fh.writeFile(data.subarray(0, 50));
+      });
+      expect.fail('short blob accepted');
+    } catch (e) {
+      expect(e).to.be.instanceOf(DigestMismatchError);
+    }
+    expect(fs.readdirSync(cache.blobDir)).to.deep.equal([]);
+    expect(fs.readdirSync(cache.lockDir)).to.deep.equal([]);
+  });
+
+  it('a corrupted cached blob is caught when read', async () => {
+    const cache = new BlobCache(dir);
+    const data = Buffer.from('y'.repeat(4096));
+    const d = digestOf(data);
+    await cache.putBytes(d, data);
+    const p = cache.blobPath(d);
+    fs.chmodSync(p, 0o644);
+    const bad = Buffer.from(data);
+    bad[10] = 0x7a;
+    fs.writeFileSync(p, bad);
+    try {
+      for await (const _ of cache.readBlob(d, data.length)) void _;
+      expect.fail('corruption not detected');
+    } catch (e) {
+      expect(e).to.be.instanceOf(DigestMismatchError);
+    }
+  });
+
+  it('list and clean: --days keeps recent entries, temps of dead processes go, busy entries are kept', async () => {
+    const cache = new BlobCache(dir);
+    const a = Buffer.from('a'.repeat(10));
+    const b = Buffer.from('b'.repeat(20));
+    await cache.putBytes(digestOf(a), a);
+    await cache.putBytes(digestOf(b), b);
+    const old = new Date(Date.now() - 10 * 86_400_000);
+    fs.utimesSync(cache.blobPath(digestOf(a)), old, old);
+    fs.writeFileSync(path.join(cache.blobDir, `.tmp-${'c'.repeat(64)}-999999999-abcd`), 'partial');
+    const list = await listCache(cache);
+    expect(list.map((e) => e.type).sort()).to.deep.equal(['blob', 'blob', 'temp']);
+    const dry = await cleanCache(cache, { days: 5, dryRun: true });
+    expect(dry.removed.map((e) => e.type).sort()).to.deep.equal(['blob', 'temp']);
+    expect((await listCache(cache)).length).to.equal(3);
+    // b is "in use": its lock is held
+    const held = await acquireLock(cache.lockPath('blob', digestOf(b).slice(7)));
+    const r = await cleanCache(cache, {});
+    await held!.release();
+    expect(r.removed.map((e) => e.name).sort()).to.deep.equal([digestOf(a), `.tmp-${'c'.repeat(64)}-999999999-abcd`].sort());
+    expect(r.busy.map((e) => e.name)).to.deep.equal([digestOf(b)]);
+    expect(fs.readdirSync(cache.blobDir)).to.deep.equal([digestOf(b).slice(7)]);
+  });
+});
