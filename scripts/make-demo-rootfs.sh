@@ -7,7 +7,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: make-demo-rootfs.sh OUTDIR}
 bb=$(command -v busybox || true)
-if [ -z "$bb" ] || ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
+lddout=$( [ -n "$bb" ] && ldd "$bb" 2>&1 || true)
+if [ -z "$bb" ] || ! grep -q 'not a dynamic' <<<"$lddout"; then
   echo "make-demo-rootfs: a static busybox is needed (Debian: apt-get install busybox-static)" >&2
   exit 1
 fi
