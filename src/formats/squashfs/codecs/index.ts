@@ -6,11 +6,6 @@
 import { CodecError, SquashfsFormatError } from '../../../errors/index.js';
 import { Compressor } from '../layout.js';
 import { gzipDecoder, gzipEncoder } from './gzip.js';
-import { lz4Decoder, lz4Encoder } from './lz4.js';
-import { lzoDecoder } from './lzo.js';
-import { codecPool } from './pool.js';
-import { lzmaDecoder, xzDecoder, xzEncoder } from './xz.js';
-import { zstdDecoder, zstdEncoder } from './zstd.js';
 import type { CodecName, Decoder, Encoder, EncoderOptions } from './types.js';
 
 export type { CodecName, Decoder, Encoder, EncoderOptions } from './types.js';
@@ -39,16 +34,19 @@ export const DECODABLE: readonly CodecName[] = ['gzip', 'zstd', 'xz', 'lz4', 'lz
  * when an encoder or decoder is created (load.ts); compress() runs on the libuv threadpool (gzip, xz, lz4) or in
  * worker threads (zstd, lz4 HC).
  */
+// gzip (the default, Node's zlib) is imported eagerly; the other codec modules
+// are imported on first use, so commands that only read gzip images (the
+// launcher's start-up path) do not pay for worker pools and wasm loaders.
 export async function createEncoder(name: CodecName, opts: EncoderOptions): Promise<Encoder> {
   switch (name) {
     case 'gzip':
       return gzipEncoder(opts);
     case 'zstd':
-      return zstdEncoder(opts);
+      return (await import('./zstd.js')).zstdEncoder(opts);
     case 'xz':
-      return xzEncoder(opts);
+      return (await import('./xz.js')).xzEncoder(opts);
     case 'lz4':
-      return lz4Encoder(opts);
+      return (await import('./lz4.js')).lz4Encoder(opts);
     default:
       throw new CodecError('HPCC_E_CODEC_UNSUPPORTED', `hpcc cannot write ${name}-compressed squashfs images`, {
         hint: 'Use --comp gzip (the most widely supported codec).',
@@ -65,15 +63,15 @@ export async function createDecoder(id: number, options: Uint8Array | null, bloc
     case Compressor.Gzip:
       return gzipDecoder();
     case Compressor.Zstd:
-      return zstdDecoder();
+      return (await import('./zstd.js')).zstdDecoder();
     case Compressor.Xz:
-      return xzDecoder(options, blockSize);
+      return (await import('./xz.js')).xzDecoder(options, blockSize);
     case Compressor.Lzma:
-      return lzmaDecoder();
+      return (await import('./xz.js')).lzmaDecoder();
     case Compressor.Lz4:
-      return lz4Decoder(options);
+      return (await import('./lz4.js')).lz4Decoder(options);
     case Compressor.Lzo:
-      return lzoDecoder();
+      return (await import('./lzo.js')).lzoDecoder();
     default: {
       const name = codecName(id);
       if (name === undefined) {
@@ -90,5 +88,6 @@ export async function createDecoder(id: number, options: Uint8Array | null, bloc
  * optional; it frees their memory early.
  */
 export async function closeCodecWorkers(): Promise<void> {
+  const { codecPool } = await import('./pool.js');
   await codecPool().close();
 }
