@@ -24,6 +24,8 @@ import { RegistryError, registryHttpError } from './errors.js';
 export const MANIFEST_ACCEPT_HEADER = MANIFEST_ACCEPT.join(', ');
 const MAX_ERROR_BODY = 64 << 10;
 const MAX_REDIRECTS = 5;
+/** blob bytes are written in batches of about this size */
+const WRITE_BATCH = 1 << 20;
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 /** System CA bundles, first one that exists wins (Debian/Ubuntu, RHEL, SUSE, Alpine/BSD). */
@@ -397,7 +399,20 @@ export class RegistryClient {
     const what = `blob ${digest}`;
     const url = `${this.baseUrl}/v2/${repo}/blobs/${digest}`;
     let hash = createHash('sha256');
-    let written = 0;
+    let written = 0; // bytes received and hashed (= the resume offset)
+    let flushed = 0; // bytes on disk
+    let pending: Buffer[] = [];
+    const flush = async () => {
+      if (pending.length === 0) return;
+      const b = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      pending = [];
+      let off = 0;
+      while (off < b.length) {
+        const { bytesWritten } = await out.write(b, off, b.length - off, flushed + off);
+        off += bytesWritten;
+      }
+      flushed += b.length;
+    };
     let drops = 0;
     for (;;) {
       const res = await this.send(what, url, repo, written > 0 ? { range: `bytes=${written}-` } : {});
@@ -412,10 +427,12 @@ export class RegistryClient {
           }
           hash = createHash('sha256');
           written = 0;
+          flushed = 0;
           await out.truncate(0);
         }
       }
       try {
+        let pendingBytes = 0;
         for await (const chunk of res.body) {
           const b = chunk as Buffer;
           if (written + b.length > size) {
@@ -423,19 +440,23 @@ export class RegistryClient {
             throw new DigestMismatchError(`${what}: the registry sent more than the ${size} bytes the manifest declares`, digest, `size > ${size}`);
           }
           hash.update(b);
-          let off = 0;
-          while (off < b.length) {
-            const { bytesWritten } = await out.write(b, off, b.length - off, written + off);
-            off += bytesWritten;
-          }
           written += b.length;
-          onProgress?.(written);
+          pending.push(b);
+          pendingBytes += b.length;
+          if (pendingBytes >= WRITE_BATCH) {
+            pendingBytes = 0;
+            await flush();
+            onProgress?.(written);
+          }
         }
+        await flush();
+        onProgress?.(written);
         if (written === size) break;
         throw new Error(`connection ended after ${written} of ${size} bytes`);
       } catch (e) {
         if (e instanceof DigestMismatchError) throw e;
         res.body.destroy();
+        await flush(); // what arrived was hashed; keep it and resume after it
         if (++drops > this.retries) throw this.networkError(`${what} (after ${drops} dropped connections)`, e);
         await sleep(this.backoff(drops - 1));
       }
