@@ -68,6 +68,7 @@ describe('e2e: hpcc pull from a registry', function () {
     reg = await startRegistry('none');
     await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
     await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:v2s2', ['--format', 'v2s2']);
+    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:zstd', ['--dest-compress-format', 'zstd']);
     await skopeoPush(reg, `oci:${layout}:busybox`, 'lab/busybox:latest');
     await skopeoPush(reg, `oci:${layout}:multi`, 'lab/multi:latest', ['--all']);
     env = {
@@ -94,6 +95,7 @@ describe('e2e: hpcc pull from a registry', function () {
   for (const [refTag, layoutTag, extra] of [
     ['lab/small:latest', 'small', []],
     ['lab/small:v2s2', 'small', []],
+    ['lab/small:zstd', 'small', []],
     ['lab/busybox:latest', 'busybox', []],
     ['lab/multi:latest', 'busybox', ['--platform', 'linux/amd64']],
   ] as Array<[string, string, string[]]>) {
