@@ -18,6 +18,8 @@
  *  101  a mount op failed
  *  102  pivot_root, chdir(cwd) or dropping capabilities failed
  *  103  internal failure (fork, out of memory, signal setup)
+ * (104..111 belong to hpcc itself: errors found while building the plan,
+ * src/runtime/builder/build.ts; the helper never exits with them.)
  *  126  the payload was found but could not be executed (EACCES, ...)
  *  127  the payload was not found (ENOENT)
  * Otherwise the payload's own status: its exit code, or 128+N when it was
@@ -31,7 +33,9 @@
 #include <sys/types.h>
 
 #define HPCC_PLAN_MAGIC "HPCC-PLAN"
-#define HPCC_PLAN_VERSION 1
+#define HPCC_PLAN_VERSION 2
+#define HPCC_XSTR(x) #x
+#define HPCC_STR(x) HPCC_XSTR(x)
 
 enum {
   EXL_USAGE = 96,
@@ -83,6 +87,7 @@ struct plan {
   char **env; /* NULL-terminated */
   size_t nargv;
   char **argv; /* NULL-terminated */
+  size_t command_index; /* argv[0..command_index) is the wrapper prefix, < nargv */
 };
 
 /* plan.c */

@@ -5,8 +5,11 @@
  * Usage:
  *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--] [CMD ARGS...]
  *   hpcc-launch --version
- * CMD ARGS, when given, replace the plan's argv (one saved plan, many
- * commands). Without --status-fd, failures are printed to stderr.
+ * CMD ARGS, when given, replace the plan's command: argv[command_index..]
+ * (one saved plan, many commands). The prefix argv[0..command_index), the
+ * env-script wrapper, is kept, so the image's env scripts and the injected
+ * variables apply as in `hpcc exec`. Without --status-fd, failures are
+ * printed to stderr.
  *
  * Process tree: the helper (H) sets up the namespaces and the root, starts
  * the FUSE server (F) when the root is a squashfuse image, then forks the
@@ -193,8 +196,13 @@ int main(int argc, char **argv)
   close(plan_fd);
   if (plan_parse(buf, len, &g_plan, err, sizeof err) != 0) fail(-1, "plan", EINVAL, EXL_PLAN, "%s", err);
   if (i < argc) {
-    g_plan.argv = argv + i;
-    g_plan.nargv = (size_t)(argc - i);
+    size_t keep = g_plan.command_index, n = keep + (size_t)(argc - i);
+    char **v = calloc(n + 1, sizeof *v);
+    if (!v) fail(-1, "args", ENOMEM, EXL_INTERNAL, "out of memory");
+    memcpy(v, g_plan.argv, keep * sizeof *v);
+    memcpy(v + keep, argv + i, (size_t)(argc - i) * sizeof *v);
+    g_plan.argv = v;
+    g_plan.nargv = n;
   }
   if (g_plan.uid_out != ru || g_plan.gid_out != rg)
     fail(-1, "uid_map", EPERM, EXL_NS, "the plan maps host uid %u gid %u but the helper runs as uid %u gid %u",

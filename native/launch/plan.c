@@ -1,12 +1,15 @@
 /*
- * Strict parser of the launch plan wire format, version 1. The format is
+ * Strict parser of the launch plan wire format, version 2 (the only one it
+ * reads; version 1 lacked the `command` field). The format is
  * documented (and encoded) in src/runtime/codec.ts; the short form:
  *
- *   "HPCC-PLAN 1\n", then fields in a fixed order, each
+ *   "HPCC-PLAN 2\n", then fields in a fixed order, each
  *       KEY ' ' LEN '\n' LEN bytes '\n'
  *   KEY is the expected field name, LEN a decimal byte count (no sign, no
- *   leading zeros), the bytes contain no NUL. The last field is "end 0\n\n",
- *   after which the input must end.
+ *   leading zeros), the bytes contain no NUL. After the argv list comes
+ *   "command", the index in argv where the user's command starts (0 .. argc-1;
+ *   the part before it is the env-script wrapper). The last field is
+ *   "end 0\n\n", after which the input must end.
  *
  * Parsing is in place: the '\n' after each value becomes the value's NUL,
  * so strings point into the buffer. Every count and length is bounded
@@ -262,7 +265,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
     while (r->pos < len && buf[r->pos] != '\n' && r->pos - s < 12) r->pos++;
     if (r->pos >= len || buf[r->pos] != '\n') return perr(r, "truncated plan header");
     buf[r->pos] = '\0';
-    if (strcmp(buf + s, "1") != 0)
+    if (strcmp(buf + s, HPCC_STR(HPCC_PLAN_VERSION)) != 0)
       return perr(r, "plan version '%s' is not supported (this helper reads version %d)", buf + s, HPCC_PLAN_VERSION);
     r->pos++;
   }
@@ -298,6 +301,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
   if (str_list(r, "argv", "a", PLAN_MAX_ARGV, &p->nargv, &p->argv, 0)) return -1;
   if (p->nargv == 0) return perr(r, "argv is empty");
   if (p->argv[0][0] == '\0') return perr(r, "argv[0] is empty");
+  if (count_field(r, "command", p->nargv - 1, &p->command_index)) return -1;
   {
     char *v;
     size_t n;

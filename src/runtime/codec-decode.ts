@@ -158,7 +158,8 @@ export function decodePlan(bytes: Uint8Array): LaunchPlan {
   const argv = list(r, 'argv', 'a', LIMITS.argv);
   if (argv.length === 0) r.fail('argv is empty');
   if (argv[0] === '') r.fail('argv[0] is empty');
+  const commandIndex = r.num('command', argv.length - 1);
   r.bytes('end', 0);
   if (r.pos !== bytes.length) r.fail(`${bytes.length - r.pos} bytes of trailing data after 'end'`);
-  return { version: PLAN_VERSION, uid, gid, pidNamespace, rootfs, stage, mounts, cwd, env, argv };
+  return { version: PLAN_VERSION, uid, gid, pidNamespace, rootfs, stage, mounts, cwd, env, argv, commandIndex };
 }

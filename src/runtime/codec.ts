@@ -1,11 +1,11 @@
 /**
- * Launch plan wire format, version 1: what the C helper (native/launch/,
+ * Launch plan wire format, version 2: what the C helper (native/launch/,
  * parser in plan.c) reads from `--plan-fd N` or `--plan FILE`. Pure
  * encode/decode on bytes; plan files live in plan-file.ts.
  *
  * Layout (all text is bytes; strings are UTF-8):
  *
- *   "HPCC-PLAN 1\n"                       magic + version
+ *   "HPCC-PLAN 2\n"                       magic + version (only 2 is read)
  *   then fields in the fixed order below, each:
  *       KEY " " LEN "\n" VALUE "\n"
  *   KEY   the expected field name (the helper rejects any other)
@@ -29,7 +29,13 @@
  *   cwd
  *   env   count (≤ 8192), then that many "e" fields, each KEY=VALUE
  *   argv  count (1..65536), then that many "a" fields
+ *   command                                        decimal index into argv, 0..count-1:
+ *                                                  where the user's command starts
+ *                                                  (LaunchPlan.commandIndex)
  *   "end 0\n\n"                                    and nothing after it
+ *
+ * Version history: 1 had no `command` field (a command given to the helper
+ * replaced all of argv, wrapper included); 2 adds it.
  *
  * Numbers: decimal (or octal for modes) without sign or leading zeros ("0"
  * itself is allowed). Paths (src, dst, image, fuse-helper, mountpoint, path,
@@ -180,6 +186,11 @@ export function encodePlan(plan: LaunchPlan): Uint8Array {
   }
   w.field('argv', String(plan.argv.length), 20);
   for (const a of plan.argv) w.field('a', a, PLAN_LIMITS.string);
+  const ci = plan.commandIndex;
+  if (!Number.isInteger(ci) || ci < 0 || ci >= plan.argv.length) {
+    throw new LaunchPlanError(`commandIndex ${String(ci)} is not an index into argv (0..${plan.argv.length - 1})`);
+  }
+  w.field('command', String(ci), 20);
   w.field('end', '', 0);
   return w.bytes();
 }

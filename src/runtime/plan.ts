@@ -37,11 +37,17 @@
  *    are created in the upper dir (the image's dirs belong to an unmapped
  *    owner, so nothing could be created through the overlay); a
  *    non-`writable` overlay is made read-only after the last op.
- *  - exit: payload status (128+N for signal N), 96..111 for setup failures,
- *    126/127 when the payload cannot be executed / is not found.
+ *  - a command given on the helper's command line (`hpcc-launch --plan FILE
+ *    CMD ARGS...`) replaces argv[commandIndex..]; the prefix argv[0..commandIndex)
+ *    (the env-script wrapper of builder/actions.ts) is kept, so the image's
+ *    env scripts and the injected variables still apply.
+ *  - exit: payload status (128+N for signal N), 96..103 for the helper's setup
+ *    failures, 126/127 when the payload cannot be executed / is not found.
+ *
+ * Version 2 added `commandIndex` (the helper reads only version 2).
  */
 
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2;
 
 export interface IdMap {
   /** id inside the container */
@@ -100,6 +106,13 @@ export interface LaunchPlan {
   env: string[];
   /** argv[0] may be a bare name: resolved with the PATH in env, inside the container */
   argv: string[];
+  /**
+   * Where the user's command starts in argv: argv[0..commandIndex) is the
+   * wrapper prefix (`/bin/sh -c '<wrapper>' hpcc-<action>`, so 4), kept when
+   * the helper is given a command of its own; 0 when there is no wrapper.
+   * 0 <= commandIndex < argv.length.
+   */
+  commandIndex: number;
 }
 
 /** Deep-freeze a plan (plans are values: built once, never mutated). */

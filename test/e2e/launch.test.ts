@@ -271,6 +271,24 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(r.status).to.equal(7);
   });
 
+  it('hpcc-launch --plan FILE CMD ARGS keeps the env-script wrapper: image env scripts and --env still apply', () => {
+    const plan = path.join(tmp, 'saved-cmd.plan');
+    let r = hpcc(['exec', '--plan-out', plan, '--env', 'FROM_FLAG=flag value', sif, 'true']);
+    expect(r.status, r.stderr).to.equal(0);
+    const helper = path.join(REPO_ROOT, 'dist/native/hpcc-launch');
+    // busybox has no printenv applet: `env` prints the payload's whole environment
+    r = runUnprivileged(helper, ['--plan', plan, 'env'], { cwd: tmp, timeout: 60_000 });
+    expect(r.status, r.stderr).to.equal(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).to.include('IMG_VAR=image'); // set by /.singularity.d/env/90-environment.sh
+    expect(lines).to.include('ORDER=01 10 90'); // every script, in order
+    expect(lines).to.include('FROM_FLAG=flag value'); // --env, applied by the wrapper
+    expect(r.stdout).not.to.contain('__HPCC_');
+    // arguments pass through unchanged after the wrapper's prefix
+    r = runUnprivileged(helper, ['--plan', plan, 'sh', '-c', 'echo "$IMG_VAR|$FROM_FLAG|$1"; exit 5', 'sh', 'a b'], { cwd: tmp, timeout: 60_000 });
+    expect([r.status, r.stdout]).to.deep.equal([5, 'image|flag value|a b\n']);
+  });
+
   it('errors: missing image (80), not a SIF (64), missing bind source (2, with a hint), exec without a command (2), damaged squashfs (65), no primary partition (64)', async () => {
     let r = hpcc(['exec', path.join(tmp, 'missing.sif'), 'true']);
     expect(r.status).to.equal(80);

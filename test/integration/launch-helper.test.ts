@@ -74,7 +74,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
   function plan(over: Partial<LaunchPlan> = {}, fuse = false): LaunchPlan {
     const k = n++;
     return {
-      version: 1,
+      version: 2,
       uid: { inside: ids.uid, outside: ids.uid },
       gid: { inside: ids.gid, outside: ids.gid },
       pidNamespace: false,
@@ -86,6 +86,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
       cwd: '/',
       env: ['PATH=/bin', 'HOME=/'],
       argv: ['true'],
+      commandIndex: 0,
       ...over,
     };
   }
@@ -239,9 +240,29 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     expect([b.status, b.stdout]).to.deep.equal([0, 'via-fd\n']);
   });
 
+  it('a given command replaces argv from commandIndex on and keeps the wrapper prefix before it', () => {
+    const f = planFile(plan({ argv: ['sh', '-c', 'echo "[$0]" "$@"', 'wrap', 'echo', 'orig'], commandIndex: 4 }));
+    const a = runUnprivileged(HELPER, ['--plan', f], { timeout: 30_000, cwd: '/' });
+    expect([a.status, a.stdout]).to.deep.equal([0, '[wrap] echo orig\n']);
+    const b = runUnprivileged(HELPER, ['--plan', f, '--', 'given', 'x y'], { timeout: 30_000, cwd: '/' });
+    expect([b.status, b.stdout]).to.deep.equal([0, '[wrap] given x y\n']);
+    const whole = planFile(plan({ argv: ['sh', '-c', 'echo "[$0]" "$@"', 'wrap', 'echo', 'orig'], commandIndex: 0 }));
+    const c = runUnprivileged(HELPER, ['--plan', whole, 'echo', 'alone'], { timeout: 30_000, cwd: '/' });
+    expect([c.status, c.stdout]).to.deep.equal([0, 'alone\n']);
+  });
+
   it('bad plans are refused with exit 98 and a plan status record', () => {
     const good = Buffer.from(encodePlan(plan()));
-    const cases = [good.subarray(0, good.length - 3), Buffer.from(good.toString('latin1').replace('HPCC-PLAN 1', 'HPCC-PLAN 9'), 'latin1'), Buffer.from('junk')];
+    const latin = good.toString('latin1');
+    const cases = [
+      good.subarray(0, good.length - 3),
+      Buffer.from(latin.replace('HPCC-PLAN 2', 'HPCC-PLAN 9'), 'latin1'),
+      // a version-1 plan (no `command` field): refused, never run with a guessed command index
+      Buffer.from(latin.replace('HPCC-PLAN 2', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), 'latin1'),
+      // a command index past argv
+      Buffer.from(latin.replace('command 1\n0\n', 'command 1\n1\n'), 'latin1'),
+      Buffer.from('junk'),
+    ];
     for (const bytes of cases) {
       const f = path.join(tmp, `bad-${n++}`);
       fs.writeFileSync(f, bytes, { mode: 0o644 });

@@ -11,6 +11,8 @@
  * in the environment as __HPCC_SET_<NAME>), PREPEND_PATH/APPEND_PATH
  * (__HPCC_PREPEND_PATH, __HPCC_APPEND_PATH), restores host variables still
  * unset (__HPCC_HOST_<NAME>), removes its own variables, then `exec "$@"`.
+ * The plan records where CMD starts (commandIndex), so `hpcc-launch --plan
+ * FILE OTHER ARGS...` swaps the command and keeps the wrapper.
  * Only variable NAMES appear in the program text, never values. An image
  * without /bin/sh gets the payload exec'd directly with the environment
  * computed here (no env scripts can run there anyway).
@@ -29,6 +31,8 @@ export interface ActionResult {
   env: string[];
   /** the image's env scripts are sourced (the image has /bin/sh) */
   sourcesScripts: boolean;
+  /** index in argv of the payload's first word (LaunchPlan.commandIndex): 4 after the wrapper, else 0 */
+  commandIndex: number;
 }
 
 function shQuote(s: string): string {
@@ -101,7 +105,7 @@ export function buildAction(action: Action, args: string[], image: ImageFacts, e
       const cur = env.get('LD_LIBRARY_PATH');
       env.set('LD_LIBRARY_PATH', { name: 'LD_LIBRARY_PATH', value: cur ? `${cur.value}:${LIBS_DIR}` : LIBS_DIR, source: 'hpcc' });
     }
-    return { argv: payload, env: [...env.values()].map((v) => `${v.name}=${v.value}`), sourcesScripts: false };
+    return { argv: payload, env: [...env.values()].map((v) => `${v.name}=${v.value}`), sourcesScripts: false, commandIndex: 0 };
   }
   const env: string[] = e.base.map((v) => `${v.name}=${v.value}`);
   const last = new Map<string, string>();
@@ -111,5 +115,6 @@ export function buildAction(action: Action, args: string[], image: ImageFacts, e
   if (e.appendPath) env.push(`__HPCC_APPEND_PATH=${e.appendPath.value}`);
   for (const v of e.restore) env.push(`__HPCC_HOST_${v.name}=${v.value}`);
   const script = wrapperScript(orderedEnvScripts(image.envScripts), e, withLibs);
-  return { argv: ['/bin/sh', '-c', script, `hpcc-${action}`, ...payload], env, sourcesScripts: true };
+  const prefix = ['/bin/sh', '-c', script, `hpcc-${action}`];
+  return { argv: [...prefix, ...payload], env, sourcesScripts: true, commandIndex: prefix.length };
 }

@@ -22,6 +22,13 @@ import { TargetResolver } from './targets.js';
 import type { BuildInput, PathKind } from './types.js';
 import type { MountIntent } from './binds.js';
 
+/**
+ * Exit codes of the launch errors found while building the plan, before the
+ * helper runs (launcher band 96..111; hpcc-launch itself uses 96..103).
+ */
+export const EXIT_NO_SQUASHFUSE = 104;
+export const EXIT_NO_OVERLAY = 105;
+
 export interface BuiltLaunch {
   plan: Readonly<LaunchPlan>;
   /** the environment decisions (for --explain-env) */
@@ -45,7 +52,7 @@ function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
   if (image.rootDir) return { kind: 'dir', path: image.rootDir };
   if (!host.fuseHelper) {
     throw new HpccError('HPCC_E_LAUNCH_NO_SQUASHFUSE', 'neither squashfuse_ll nor squashfuse is installed', {
-      exitCode: 96,
+      exitCode: EXIT_NO_SQUASHFUSE,
       hint: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run with --unsquash to use an extracted copy.',
     });
   }
@@ -104,7 +111,7 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
   const overlayAllowed = host.overlayInUserns;
   if (flags.writableTmpfs && !overlayAllowed) {
     throw new HpccError('HPCC_E_LAUNCH_NO_OVERLAY', '--writable-tmpfs needs overlay mounts in a user namespace, which this node does not allow', {
-      exitCode: 96,
+      exitCode: EXIT_NO_OVERLAY,
       hint: 'Run `hpcc doctor` to see why; kernel overlayfs is allowed in user namespaces from Linux 5.11.',
     });
   }
@@ -157,6 +164,7 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
     cwd,
     env: action.env,
     argv: action.argv,
+    commandIndex: action.commandIndex,
   };
   return { plan: freezePlan(plan), env, sourcesScripts: action.sourcesScripts, skipped };
 }

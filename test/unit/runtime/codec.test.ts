@@ -12,7 +12,7 @@ import type { LaunchPlan } from '../../../src/runtime/plan.js';
 import { parseStatusRecords, setupErrorFromStatus } from '../../../src/runtime/spawn.js';
 
 const small: LaunchPlan = {
-  version: 1,
+  version: 2,
   uid: { inside: 1001, outside: 1001 },
   gid: { inside: 100, outside: 100 },
   pidNamespace: false,
@@ -22,10 +22,11 @@ const small: LaunchPlan = {
   cwd: '/',
   env: ['PATH=/bin'],
   argv: ['true'],
+  commandIndex: 0,
 };
 
 const full: LaunchPlan = {
-  version: 1,
+  version: 2,
   uid: { inside: 0, outside: 4294967294 },
   gid: { inside: 7, outside: 0 },
   pidNamespace: true,
@@ -44,6 +45,7 @@ const full: LaunchPlan = {
   cwd: '/home/u',
   env: ['PATH=/usr/bin:/bin', 'MULTI=line1\nline2', 'EMPTY=', 'UTF=é'],
   argv: ['sh', '-c', 'echo "$@"', 'sh', '', 'a\nb'],
+  commandIndex: 4,
 };
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
@@ -62,16 +64,16 @@ function rejects(bytes: Uint8Array | string, re?: RegExp): void {
   if (re) expect((err as Error).message).to.match(re);
 }
 
-describe('runtime/codec: launch plan wire format v1', () => {
+describe('runtime/codec: launch plan wire format v2', () => {
   it('encodes a small plan to the documented bytes (golden)', () => {
     expect(text(encodePlan(small))).to.equal(
       [
-        'HPCC-PLAN 1',
+        'HPCC-PLAN 2',
         'uid.inside 4', '1001', 'uid.outside 4', '1001', 'gid.inside 3', '100', 'gid.outside 3', '100',
         'pidns 1', '0', 'rootfs 3', 'dir', 'path 2', '/r', 'stage 2', '/s',
         'mounts 1', '1', 'op 4', 'proc', 'dst 5', '/proc',
         'cwd 1', '/', 'env 1', '1', 'e 9', 'PATH=/bin', 'argv 1', '1', 'a 4', 'true',
-        'end 0', '', '',
+        'command 1', '0', 'end 0', '', '',
       ].join('\n'),
     );
   });
@@ -85,6 +87,7 @@ describe('runtime/codec: launch plan wire format v1', () => {
     const t = text(encodePlan(full));
     expect(t).to.include('mode 4\n1777\n');
     expect(t).to.include('offset 13\n1099511627776\n');
+    expect(t).to.include('a 3\na\nb\ncommand 1\n4\nend 0\n\n'); // after the argv list
     expect(t).to.include('e 6\nUTF=\u00e9\n'); // 5 characters, 6 bytes (é is 2)
   });
 
@@ -96,7 +99,9 @@ describe('runtime/codec: launch plan wire format v1', () => {
   it('rejects a wrong magic, another version, and trailing data', () => {
     const t = text(encodePlan(small));
     rejects(t.replace('HPCC-PLAN', 'HPCC-PLAM'), /not an hpcc launch plan/);
-    rejects(t.replace('HPCC-PLAN 1', 'HPCC-PLAN 2'), /version '2' is not supported/);
+    rejects(t.replace('HPCC-PLAN 2', 'HPCC-PLAN 3'), /version '3' is not supported/);
+    // a version-1 plan (no `command` field) is refused, not read with a guessed command index
+    rejects(t.replace('HPCC-PLAN 2', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), /version '1' is not supported/);
     rejects(t + 'x', /trailing data/);
     rejects(t + 'end 0\n\n', /trailing data/);
   });
@@ -116,6 +121,8 @@ describe('runtime/codec: launch plan wire format v1', () => {
     rejects(t.replace('mounts 1\n1', 'mounts 4\n1025'), /out of range/);
     rejects(t.replace('e 9\nPATH=/bin', 'e 9\nPATH-/bin'), /KEY=VALUE/);
     rejects(t.replace('argv 1\n1\na 4\ntrue', 'argv 1\n0'), /argv is empty/);
+    rejects(t.replace('command 1\n0', 'command 1\n1'), /out of range/); // must index into argv
+    rejects(t.replace('command 1\n0\n', ''), /expected field 'command'/);
   });
 
   it('rejects NUL bytes and unsafe paths', () => {
@@ -137,7 +144,10 @@ describe('runtime/codec: launch plan wire format v1', () => {
       ['uid', { ...small, uid: { inside: -1, outside: 0 } }],
       ['mode', { ...small, mounts: [{ op: 'mkdir', dst: '/x', mode: 0o10000 }] }],
       ['path length', { ...small, cwd: '/' + 'a'.repeat(PLAN_LIMITS.path) }],
-      ['version', { ...small, version: 2 as 1 }],
+      ['version', { ...small, version: 1 as 2 }],
+      ['commandIndex past argv', { ...small, commandIndex: 1 }],
+      ['negative commandIndex', { ...small, commandIndex: -1 }],
+      ['fractional commandIndex', { ...small, commandIndex: 0.5 }],
       ['stage /', { ...small, stage: '/' }],
     ];
     for (const [what, p] of bad) expect(() => encodePlan(p), what).to.throw(LaunchPlanError);

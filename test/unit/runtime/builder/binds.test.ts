@@ -108,7 +108,15 @@ describe('runtime/builder: binds', () => {
 
   it('--writable-tmpfs makes the overlay writable; no overlay support is then an error', () => {
     expect(buildLaunch(input({ writableTmpfs: true })).plan.mounts[0]).to.deep.equal({ op: 'overlay', dst: '/', writable: true });
-    expect(() => buildLaunch(input({ writableTmpfs: true }, { host: { overlayInUserns: false } }))).to.throw(/overlay/);
+    expect(() => buildLaunch(input({ writableTmpfs: true }, { host: { overlayInUserns: false } })))
+      .to.throw(/overlay/)
+      .that.includes({ code: 'HPCC_E_LAUNCH_NO_OVERLAY', exitCode: 105 });
+  });
+
+  it('no FUSE helper for a SIF root is a launch error with exit 104, not the helper usage code 96', () => {
+    expect(() => buildLaunch(input({}, { host: { fuseHelper: null } })))
+      .to.throw(/squashfuse/)
+      .that.includes({ code: 'HPCC_E_LAUNCH_NO_SQUASHFUSE', exitCode: 104 });
   });
 
   it('config mount toggles switch default binds off', () => {

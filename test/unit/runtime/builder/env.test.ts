@@ -61,6 +61,9 @@ describe('runtime/builder: environment', () => {
     );
     const b = buildLaunch({ ...i, image: { ...i.image, envScripts: [] } });
     const [, , script] = b.plan.argv;
+    // commandIndex marks where the payload starts: everything before it is the wrapper
+    expect(b.plan.argv.slice(0, b.plan.commandIndex)).to.deep.equal(['/bin/sh', '-c', script, 'hpcc-exec']);
+    expect(b.plan.argv.slice(b.plan.commandIndex)).to.deep.equal(['ls', '-la']);
     const out = runWrapper(b.plan.env, script!);
     expect(out.X).to.equal('flag');
     expect(out.WEIRD).to.equal('a b"c$d\'e\nf');
