@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up hpcc and run its main job on the embedded default image:
-# build a SIF from the demo busybox tree, inspect it, list it, unpack it
-# again and check the round trip. No registry or network access needed
+# build a SIF from the demo busybox tree, inspect it, list it, run it
+# (hpcc run / hpcc exec), unpack it again and check the round trip. No registry or network access needed
 # (as root, missing Debian packages are installed from the configured mirror).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,10 @@ echo "== hpcc inspect --all demo.sif"
 hpcc inspect --all "$work/demo.sif"
 echo "== hpcc inspect --runscript demo.sif"
 hpcc inspect --runscript "$work/demo.sif"
+echo "== hpcc run demo.sif   (the runscript, as the calling user, in user + mount namespaces)"
+hpcc run "$work/demo.sif"
+echo "== hpcc exec demo.sif sh -c 'id; pwd; echo \$DEMO_GREETING'"
+hpcc exec "$work/demo.sif" sh -c 'id; pwd; echo "$DEMO_GREETING"'
 echo "== hpcc build --sandbox unpacked/ demo.sif"
 hpcc build --sandbox "$work/unpacked" "$work/demo.sif"
 if diff -r --no-dereference "$work/rootfs" "$work/unpacked" >/dev/null; then
