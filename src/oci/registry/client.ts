@@ -176,12 +176,14 @@ export class RegistryClient {
   private readonly retries: number;
   private readonly retryBaseMs: number;
   private readonly userAgent: string;
+  private readonly insecure: boolean;
   /** Authorization header per repository ('' key: registry-wide, e.g. Basic) */
   private readonly auth = new Map<string, string>();
 
   constructor(opts: RegistryClientOptions) {
     this.registry = opts.registry;
-    this.baseUrl = `${opts.insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
+    this.insecure = opts.insecure === true;
+    this.baseUrl = `${this.insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
     this.dispatcher = opts.dispatcher ?? defaultAgent(!opts.insecure);
     this.credentials = opts.credentials ?? null;
     this.retries = opts.retries ?? 4;
@@ -311,7 +313,14 @@ export class RegistryClient {
     if (service) u.searchParams.set('service', service);
     if (scope) u.searchParams.set('scope', scope);
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
-    if (this.credentials) headers.authorization = this.basicHeader(this.credentials);
+    if (this.credentials) {
+      if (u.protocol !== 'https:' && !this.insecure) {
+        throw new RegistryError('HPCC_E_REGISTRY_AUTH', `${what}: the token realm ${u.origin} is plain HTTP; credentials are not sent there`, { registry: this.registry }, {
+          hint: 'The registry sends its token service over HTTP; if that is intended (a local registry), mark the registry insecure.',
+        });
+      }
+      headers.authorization = this.basicHeader(this.credentials);
+    }
     for (let attempt = 0; ; attempt++) {
       let res: Dispatcher.ResponseData;
       try {

@@ -361,3 +361,40 @@ describe('registry client with Bearer tokens from a trusted token issuer', funct
     expect(e.message).to.contain('auth.json');
   });
 });
+
+describe('registry client: HTTPS registry whose token realm is plain HTTP', function () {
+  this.timeout(60_000);
+  let work: string;
+  let reg: TestRegistry | undefined;
+  before(async function () {
+    requireTools(this, ...TOOLS);
+    work = makeTempDir('hpcc-reg-realm-');
+    const layout = path.join(work, 'layout');
+    umociImage(layout, 'small', makeSmallTrees(work, 16 * 1024));
+    reg = await startRegistry('token', { tls: true });
+    await skopeoPush(reg, `oci:${layout}:small`, 'private/small:latest');
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) removeTree(work);
+  });
+
+  it('credentials are never sent to an http:// realm of an https registry', async () => {
+    const { Agent } = await import('undici');
+    const agent = new Agent({ connect: { ca: fs.readFileSync(reg!.caFile!, 'utf8') } });
+    try {
+      const client = new RegistryClient({
+        registry: reg!.host,
+        credentials: { username: TEST_USER_NAME, password: TEST_PASSWORD, source: 'test' },
+        dispatcher: agent,
+      });
+      reg!.tokenRequests.length = 0;
+      const e = await expectReject(client.getManifest('private/small', 'latest'));
+      expect((e as RegistryError).code).to.equal('HPCC_E_REGISTRY_AUTH');
+      expect(e.message).to.contain('plain HTTP');
+      expect(reg!.tokenRequests).to.deep.equal([]);
+    } finally {
+      await agent.close();
+    }
+  });
+});
