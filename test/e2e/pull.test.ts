@@ -128,6 +128,22 @@ describe('e2e: hpcc pull from a registry', function () {
     expect(j.manifestDigest).to.equal(`sha256:${fs.readdirSync(path.join(cacheEnv.HPCC_CACHEDIR!, 'sif', 'sha256'))[0]!.slice(0, 64)}`);
   });
 
+  it('--no-sif-cache keeps layers but no SIF; local references (oci:DIR:tag) convert straight to the default name', async () => {
+    const e = { ...env, HPCC_CACHEDIR: fresh('cache-nosif') };
+    const out = path.join(fresh('nosif'), 'n.sif');
+    fs.mkdirSync(path.dirname(out));
+    const r = runHpcc(['pull', '--quiet', '--no-sif-cache', out, `docker://${reg!.host}/lab/small`], { env: e });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(fs.readdirSync(path.join(e.HPCC_CACHEDIR!, 'blobs', 'sha256'))).to.have.length(2);
+    expect(fs.readdirSync(path.join(e.HPCC_CACHEDIR!, 'sif', 'sha256'))).to.deep.equal([]);
+    await expectSameAsUmoci(out, 'small');
+    const cwd = fresh('local');
+    fs.mkdirSync(cwd);
+    const l = runHpcc(['pull', '--quiet', `oci:${layout}:small`], { env: e, cwd });
+    expect(l.status, l.stderr).to.equal(0);
+    await expectSameAsUmoci(path.join(cwd, 'layout_small.sif'), 'small');
+  });
+
   it('16 concurrent pulls (separate processes) of one image: all succeed, one copy of each blob, no temp files', async () => {
     const cache = fresh('cache16');
     const outDir = fresh('out16');
