@@ -60,6 +60,9 @@ in parallel and checked against their digests. Plain-HTTP registries must be nam
       ...(flags['block-size'] !== undefined ? { blockSize: parseSize(flags['block-size']) } : {}),
       useSifCache: !flags['no-sif-cache'],
       onEvent: (ev) => progress.event(ev),
+      onConvertProgress: (p) => {
+        if (talk && p.done) progress.converted(p.index, p.count, p.entries);
+      },
       onWarning: (m) => {
         if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
       },
@@ -95,6 +98,10 @@ class ProgressPrinter {
   clear(): void {
     if (this.live) process.stderr.write('\r\x1b[K');
     this.live = false;
+  }
+
+  converted(index: number, count: number, entries: number): void {
+    if (this.talk) this.line(`Converted layer ${index + 1}/${count} into the SIF (${entries} entries so far)`);
   }
 
   event(ev: PullEvent): void {
