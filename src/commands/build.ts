@@ -58,6 +58,8 @@ directory OUT instead. Output appears only when complete (written to a temporary
     const blockSize = parseSize(flags['block-size']);
     const ref = parseReference(source);
     const talk = !flags.quiet && !flags.json;
+    const tty = process.stderr.isTTY === true;
+    let started = Date.now();
     const image = await resolveSource(ref).resolve(platform ? { platform } : {});
     try {
       if (talk) process.stderr.write(`Converting ${image.reference} (${formatPlatform(image.platform)}, ${image.layers.length} layers) into ${out}\n`);
@@ -69,8 +71,20 @@ directory OUT instead. Output appears only when complete (written to a temporary
         force: flags.force,
         bootstrap: bootstrapOf(ref),
         onProgress: (p) => {
-          if (talk && p.done) {
-            process.stderr.write(`Layer ${p.index + 1}/${p.count} ${p.digest.slice(0, 19)}: ${formatBytes(p.bytesRead)}, ${p.entries} entries so far\n`);
+          if (!talk) return;
+          const name = `Layer ${p.index + 1}/${p.count} ${p.digest.slice(0, 19)}`;
+          if (p.bytesRead === 0 && !p.done) {
+            started = Date.now();
+            return;
+          }
+          if (p.done) {
+            process.stderr.write(`${tty ? '\r\x1b[K' : ''}${name}: ${formatBytes(p.bytesRead)}, ${p.entries} entries so far\n`);
+          } else if (tty) {
+            // bytes, rate and ETA on one rewritten line (TTY only; plain lines otherwise)
+            const secs = Math.max(0.001, (Date.now() - started) / 1000);
+            const rate = p.bytesRead / secs;
+            const eta = rate > 0 && p.size > p.bytesRead ? Math.ceil((p.size - p.bytesRead) / rate) : 0;
+            process.stderr.write(`\r\x1b[K${name}: ${formatBytes(p.bytesRead)} / ${formatBytes(p.size)}, ${formatBytes(rate)}/s, ETA ${eta}s`);
           }
         },
         onWarning: (m) => {
