@@ -277,5 +277,12 @@ describe('integration: OCI image → SIF vs umoci unpack', function () {
     expect(bad.status).to.equal(69);
     expect(bad.stderr).to.contain('HPCC_E_OCI_TAG');
     expect(fs.existsSync(path.join(tmp, 'no.sif'))).to.equal(false);
+    const plat = spawnSync(process.execPath, [bin, 'build', '--platform', 'linux/arm64', path.join(tmp, 'arm.sif'), `oci:${layout}:bb`], { encoding: 'utf8' });
+    expect(plat.status).to.equal(69);
+    expect(plat.stderr).to.contain('HPCC_E_OCI_PLATFORM');
+    expect(fs.existsSync(path.join(tmp, 'arm.sif'))).to.equal(false);
+    const insp = spawnSync(process.execPath, [bin, 'inspect', '--deffile', out], { encoding: 'utf8' });
+    expect(insp.status, insp.stderr).to.equal(0);
+    expect(insp.stdout).to.equal(`BootStrap: oci-archive\nFrom: ${tmp}/bb.oci.tar\n`);
   });
 });
