@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { DigestMismatchError } from '../../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest.js';
 import type { Credentials } from './auth.js';
@@ -60,13 +60,18 @@ export function trustedCAs(env: NodeJS.ProcessEnv = process.env): string[] {
   return [...tls.rootCertificates];
 }
 
+/** undici is loaded on first network use (its import costs ~0.1 s; local-only commands skip it). */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => (undiciModule ??= import('undici'));
+
 const sharedAgents = new Map<'tls' | 'plain', Dispatcher>();
 /**
  * One pooled dispatcher per process and kind (keep-alive connections shared by
  * all clients); the TLS one trusts trustedCAs() through one secure context
  * built on first use. HTTP(S)_PROXY/NO_PROXY are honoured when set.
  */
-export function defaultAgent(secure = true): Dispatcher {
+export async function defaultAgent(secure = true): Promise<Dispatcher> {
+  const { Agent, EnvHttpProxyAgent } = await loadUndici();
   const kind = secure ? 'tls' : 'plain';
   let a = sharedAgents.get(kind);
   if (!a) {
@@ -171,7 +176,7 @@ async function drain(body: Dispatcher.ResponseData['body']): Promise<void> {
 export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
-  private readonly dispatcher: Dispatcher;
+  private readonly explicitDispatcher: Dispatcher | undefined;
   private readonly credentials: Credentials | null;
   private readonly retries: number;
   private readonly retryBaseMs: number;
@@ -184,11 +189,20 @@ export class RegistryClient {
     this.registry = opts.registry;
     this.insecure = opts.insecure === true;
     this.baseUrl = `${this.insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
-    this.dispatcher = opts.dispatcher ?? defaultAgent(!opts.insecure);
+    this.explicitDispatcher = opts.dispatcher;
     this.credentials = opts.credentials ?? null;
     this.retries = opts.retries ?? 4;
     this.retryBaseMs = opts.retryBaseMs ?? (Number(process.env.HPCC_RETRY_BASE_MS) || 250);
     this.userAgent = opts.userAgent ?? 'hpcc';
+  }
+
+  private async dispatcher(): Promise<Dispatcher> {
+    return this.explicitDispatcher ?? defaultAgent(!this.insecure);
+  }
+
+  private async get(url: string | URL, headers: Record<string, string>, dispatcher: Dispatcher): Promise<Dispatcher.ResponseData> {
+    const { request } = await loadUndici();
+    return request(url, { method: 'GET', headers, dispatcher });
   }
 
   private backoff(attempt: number, retryAfter?: string): number {
@@ -207,6 +221,7 @@ export class RegistryClient {
     repo: string,
     extraHeaders: Record<string, string> = {},
   ): Promise<Dispatcher.ResponseData> {
+    const dispatcher = await this.dispatcher();
     let attempt = 0;
     let redirects = 0;
     let authTried = false;
@@ -217,7 +232,7 @@ export class RegistryClient {
       if (authz && sameOrigin) headers.authorization = authz;
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher });
+        res = await this.get(url, headers, dispatcher);
       } catch (e) {
         if (attempt < this.retries && !isTlsError(e)) {
           await sleep(this.backoff(attempt++));
@@ -321,10 +336,11 @@ export class RegistryClient {
       }
       headers.authorization = this.basicHeader(this.credentials);
     }
+    const dispatcher = await this.dispatcher();
     for (let attempt = 0; ; attempt++) {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(u, { method: 'GET', headers, dispatcher: this.dispatcher });
+        res = await this.get(u, headers, dispatcher);
       } catch (e) {
         if (attempt < this.retries) {
           await sleep(this.backoff(attempt));
