@@ -144,7 +144,16 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
         `  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: hpcc-test-secret\n${tlsYaml}${authYaml}health:\n  storagedriver:\n    enabled: false\n`,
     );
     const logFd = fs.openSync(path.join(dir, 'registry.log'), 'a');
-    const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', cfg], { stdio: ['ignore', logFd, logFd] });
+    // Bounded by timeout(1) even if this test process dies; own process group so
+    // stop() can kill the wrapper and the registry together.
+    const child: ChildProcess = spawn('timeout', ['900', '/usr/bin/docker-registry', 'serve', cfg], { stdio: ['ignore', logFd, logFd], detached: true });
+    const killGroup = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        /* gone */
+      }
+    };
     fs.closeSync(logFd);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const host = `127.0.0.1:${port}`;
@@ -160,7 +169,7 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
       });
       if (ok) break;
       if (Date.now() > deadline || child.exitCode !== null) {
-        child.kill('SIGKILL');
+        killGroup('SIGKILL');
         throw new Error(`docker-registry did not start: ${fs.readFileSync(path.join(dir, 'registry.log'), 'utf8').slice(-2000)}`);
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -175,9 +184,9 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
       ...(caFile ? { caFile } : {}),
       async stop() {
         if (child.exitCode === null) {
-          child.kill('SIGTERM');
+          killGroup('SIGTERM');
           await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-          if (child.exitCode === null) child.kill('SIGKILL');
+          if (child.exitCode === null) killGroup('SIGKILL');
         }
         if (tokenSrv) await new Promise((r) => tokenSrv!.close(() => r(undefined)));
         removeTree(dir);
