@@ -43,9 +43,29 @@ function readEnvFiles(paths: string[]): { path: string; text: string }[] {
   });
 }
 
+/**
+ * The SIF to run: a path as given, or for a docker:// reference the SIF
+ * converted once into the cache (keyed by manifest digest) and reused.
+ * The OCI modules load only for references, keeping the common path lean.
+ */
+async function resolveImageArg(arg: string): Promise<string> {
+  if (/^docker:\/\//.test(arg)) {
+    const { ensureCachedSif } = await import('./pull.js');
+    const r = await ensureCachedSif(arg, {});
+    if (r.built) process.stderr.write(`Converted ${arg} into ${r.path}\n`);
+    return r.path;
+  }
+  if (/^(oci|oci-archive|docker-archive):/.test(arg)) {
+    throw new UsageError(`${arg}: run local OCI images after converting them`, {
+      hint: `hpcc build image.sif ${arg} && hpcc exec image.sif …`,
+    });
+  }
+  return path.resolve(arg);
+}
+
 /** Facts + builder: the plan and the decisions behind it. */
 export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltLaunch; rows?: EnvExplanation[] }> {
-  const image = path.resolve(req.image);
+  const image = await resolveImageArg(req.image);
   let st: fs.Stats;
   try {
     st = fs.statSync(image);

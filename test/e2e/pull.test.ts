@@ -163,6 +163,20 @@ describe('e2e: hpcc pull from a registry', function () {
     expect(fs.readdirSync(outDir).filter((f) => !f.endsWith('.sif'))).to.deep.equal([]);
   });
 
+  it('exec docker://REF converts once into the cache, then reuses the cached SIF', function () {
+    requireTools(this, 'squashfuse_ll');
+    const ref = `docker://${reg!.host}/lab/busybox:latest`;
+    const cmd = ['exec', ref, 'sh', '-c', 'echo answer=$((6*7)); exit 3'];
+    const first = runHpcc(cmd, { env, cwd: work });
+    expect(first.status, first.stderr).to.equal(3);
+    expect(first.stdout).to.equal('answer=42\n');
+    expect(first.stderr).to.contain('Converted');
+    const again = runHpcc(cmd, { env, cwd: work });
+    expect(again.status, again.stderr).to.equal(3);
+    expect(again.stdout).to.equal('answer=42\n');
+    expect(again.stderr).to.not.contain('Converted');
+  });
+
   describe('through a fault proxy', () => {
     let proxy: FaultProxy;
     beforeEach(async () => {
