@@ -167,11 +167,13 @@ describe('e2e: hpcc pull from a registry', function () {
     requireTools(this, 'squashfuse_ll');
     const ref = `docker://${reg!.host}/lab/busybox:latest`;
     const cmd = ['exec', ref, 'sh', '-c', 'echo answer=$((6*7)); exit 3'];
-    const first = runHpcc(cmd, { env, cwd: work });
+    // A cache of its own: earlier tests may already have converted this image.
+    const execEnv = { ...env, HPCC_CACHEDIR: fresh('cache-exec') };
+    const first = runHpcc(cmd, { env: execEnv, cwd: work });
     expect(first.status, first.stderr).to.equal(3);
     expect(first.stdout).to.equal('answer=42\n');
     expect(first.stderr).to.contain('Converted');
-    const again = runHpcc(cmd, { env, cwd: work });
+    const again = runHpcc(cmd, { env: execEnv, cwd: work });
     expect(again.status, again.stderr).to.equal(3);
     expect(again.stdout).to.equal('answer=42\n');
     expect(again.stderr).to.not.contain('Converted');
