@@ -12,6 +12,7 @@ PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       golang-go golang-github-sylabs-sif-dev busybox-static hyperfine
       zstd xz-utils liblz4-tool ca-certificates libcap2-bin acl
       time mmdebstrap  # bench/squashfs-write.sh: /usr/bin/time, the rootfs
+      libdeflate-dev  # native/deflate: the gzip engine addon (falls back to Node zlib without it)
       docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
 missing=()
 for p in "${PKGS[@]}"; do

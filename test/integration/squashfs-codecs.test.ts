@@ -13,11 +13,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
+import type { GzipEngine } from '../../src/formats/squashfs/codecs/gzip.js';
 import { CODEC_IDS, createDecoder, createEncoder, type CodecName } from '../../src/formats/squashfs/codecs/index.js';
+import { libdeflateLoadError, loadLibdeflate } from '../../src/formats/squashfs/codecs/libdeflate.js';
 import { decodeSuperblock } from '../../src/formats/squashfs/layout.js';
 import { SquashfsReader } from '../../src/formats/squashfs/reader/reader.js';
 import { SquashfsWriter } from '../../src/formats/squashfs/writer/writer.js';
-import { IS_ROOT, makeTempDir, removeTree, requireRoot, requireTools } from '../helpers/env.js';
+import { IN_CI, IS_ROOT, makeTempDir, removeTree, requireRoot, requireTools } from '../helpers/env.js';
 
 const T = 1_700_000_000;
 const meta = { mode: 0o644, uid: 0, gid: 0, mtime: T };
@@ -85,8 +87,11 @@ describe('squashfs codecs with the real tools', function () {
     }
   });
 
-  const writeCases: Array<{ codec: CodecName; level?: number; blockSize: number }> = [
-    { codec: 'gzip', blockSize: 65536 },
+  // gzip: both engines (libdeflate, the default when its addon is built, and Node's zlib)
+  const writeCases: Array<{ codec: CodecName; level?: number; blockSize: number; engine?: GzipEngine }> = [
+    { codec: 'gzip', blockSize: 65536, engine: 'libdeflate' },
+    { codec: 'gzip', level: 9, blockSize: 131072, engine: 'libdeflate' },
+    { codec: 'gzip', blockSize: 65536, engine: 'zlib' },
     { codec: 'zstd', blockSize: 65536 },
     { codec: 'zstd', level: 19, blockSize: 4096 },
     { codec: 'xz', blockSize: 131072 },
@@ -94,11 +99,18 @@ describe('squashfs codecs with the real tools', function () {
     { codec: 'lz4', blockSize: 65536 },
   ];
   for (const c of writeCases) {
-    const label = `${c.codec}${c.level !== undefined ? ` level ${c.level}` : ''} block ${c.blockSize}`;
+    const label = `${c.codec}${c.engine ? ` (${c.engine})` : ''}${c.level !== undefined ? ` level ${c.level}` : ''} block ${c.blockSize}`;
+    const tag = `${c.codec}-${c.engine ?? ''}${c.level ?? ''}-${c.blockSize}`;
     it(`an image written with ${label} extracts with unsquashfs and mounts in the kernel`, async function () {
       requireTools(this, 'unsquashfs');
-      const img = path.join(dir, `w-${c.codec}-${c.blockSize}.sqfs`);
+      if (c.engine === 'libdeflate' && !loadLibdeflate()) {
+        if (IN_CI) throw new Error(`libdeflate addon missing in CI: ${String(libdeflateLoadError())}`);
+        this.skip();
+      }
+      const img = path.join(dir, `w-${tag}.sqfs`);
       const fh = await open(img, 'w+');
+      const savedEngine = process.env.HPCC_GZIP_ENGINE;
+      if (c.engine) process.env.HPCC_GZIP_ENGINE = c.engine;
       try {
         const w = await SquashfsWriter.create({
           handle: fh,
@@ -111,18 +123,20 @@ describe('squashfs codecs with the real tools', function () {
         for (const [p, d] of files) await w.addFile(p, meta, d);
         await w.finish();
       } finally {
+        if (savedEngine === undefined) delete process.env.HPCC_GZIP_ENGINE;
+        else process.env.HPCC_GZIP_ENGINE = savedEngine;
         await fh.close();
       }
       const sb = decodeSuperblock(fs.readFileSync(img).subarray(0, 96));
       expect(sb.compressor).to.equal(CODEC_IDS[c.codec]);
       const stat = sh('unsquashfs', ['-s', img]).toString();
       expect(stat).to.include(`Compression ${c.codec}`);
-      const out = path.join(dir, `x-${c.codec}-${c.blockSize}`);
+      const out = path.join(dir, `x-${tag}`);
       sh('unsquashfs', ['-d', out, '-no-progress', img]);
       for (const [p, d] of files) expect(fs.readFileSync(path.join(out, p)).equals(Buffer.from(d)), p).to.equal(true);
       removeTree(out);
       if (!IS_ROOT) return; // the kernel check needs root (requireRoot fails it in CI)
-      const mnt = path.join(dir, `m-${c.codec}-${c.blockSize}`);
+      const mnt = path.join(dir, `m-${tag}`);
       fs.mkdirSync(mnt);
       sh('mount', ['-t', 'squashfs', '-o', 'loop,ro', img, mnt]);
       try {

@@ -1,13 +1,17 @@
 /**
  * gzip (squashfs compressor 1): each block is a zlib (RFC 1950) stream,
- * compressed with Node's bundled zlib on the libuv threadpool.
+ * compressed on the libuv threadpool by libdeflate (native addon, see
+ * libdeflate.ts) when it is built, else by Node's bundled zlib. Env
+ * HPCC_GZIP_ENGINE=zlib|libdeflate forces one engine (libdeflate then fails
+ * with HPCC_E_CODEC_MISSING when the addon does not load).
  * Options block (§2): u32 level, u16 window_bits, u16 strategies; written
  * only when not the defaults (level 9, window 15), as mksquashfs does.
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
-import { SquashfsFormatError, UsageError } from '../../../errors/index.js';
+import { CodecError, SquashfsFormatError, UsageError } from '../../../errors/index.js';
 import { Compressor } from '../layout.js';
+import { libdeflateLoadError, loadLibdeflate } from './libdeflate.js';
 import type { Decoder, Encoder, EncoderOptions } from './types.js';
 
 const deflate = promisify(zlib.deflate) as (buf: Uint8Array, opts: zlib.ZlibOptions) => Promise<Buffer>;
@@ -23,15 +27,46 @@ export const GZIP_MEM_LEVEL = 7;
 
 export const GZIP_DEFAULT_LEVEL = 6;
 
-export function gzipEncoder(opts: EncoderOptions): Encoder {
+export type GzipEngine = 'zlib' | 'libdeflate';
+
+export interface GzipEncoder extends Encoder {
+  /** The engine that compresses this encoder's blocks. */
+  readonly engine: GzipEngine;
+}
+
+/** The engine asked for by HPCC_GZIP_ENGINE, or undefined for automatic (libdeflate when it loads). */
+export function requestedGzipEngine(env: NodeJS.ProcessEnv = process.env): GzipEngine | undefined {
+  const v = env.HPCC_GZIP_ENGINE;
+  if (v === undefined || v === '' || v === 'auto') return undefined;
+  if (v === 'zlib' || v === 'libdeflate') return v;
+  throw new UsageError(`HPCC_GZIP_ENGINE must be zlib, libdeflate or auto, got ${JSON.stringify(v)}`);
+}
+
+/**
+ * @param engine forces an engine (tests, golden images); default: HPCC_GZIP_ENGINE,
+ *   else libdeflate when its addon loads, else Node's zlib.
+ */
+export function gzipEncoder(opts: EncoderOptions, engine?: GzipEngine): GzipEncoder {
   const level = opts.level ?? GZIP_DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 9) {
     throw new UsageError(`gzip level must be 1..9, got ${level}`);
   }
   const windowBits = 15;
+  const want = engine ?? requestedGzipEngine();
+  const addon = want === 'zlib' ? null : loadLibdeflate();
+  if (want === 'libdeflate' && !addon) {
+    throw new CodecError('HPCC_E_CODEC_MISSING', 'the libdeflate gzip engine (dist/native/deflate.node) did not load', {
+      hint: 'Install libdeflate-dev and run `npm run build`, or unset HPCC_GZIP_ENGINE to use Node\'s zlib.',
+      cause: libdeflateLoadError(),
+    });
+  }
+  const compress = addon
+    ? (src: Uint8Array) => addon.compress(src, level)
+    : (src: Uint8Array) => deflate(src, { level, windowBits, memLevel: GZIP_MEM_LEVEL });
   return {
     id: Compressor.Gzip,
     name: 'gzip',
+    engine: addon ? 'libdeflate' : 'zlib',
     optionsBlock() {
       if (level === 9) return null;
       const buf = new Uint8Array(8);
@@ -41,9 +76,7 @@ export function gzipEncoder(opts: EncoderOptions): Encoder {
       v.setUint16(6, 0x1, true); // strategy: default
       return buf;
     },
-    compress(src) {
-      return deflate(src, { level, windowBits, memLevel: GZIP_MEM_LEVEL });
-    },
+    compress,
   };
 }
 

@@ -364,6 +364,17 @@ describe('squashfs writer: images', function () {
   });
 
   describe('deterministic mode', () => {
+    // The golden bytes depend on the gzip engine: pin Node's zlib (present everywhere), not
+    // libdeflate (used by default when its addon is built).
+    let savedEngine: string | undefined;
+    before(() => {
+      savedEngine = process.env.HPCC_GZIP_ENGINE;
+      process.env.HPCC_GZIP_ENGINE = 'zlib';
+    });
+    after(() => {
+      if (savedEngine === undefined) delete process.env.HPCC_GZIP_ENGINE;
+      else process.env.HPCC_GZIP_ENGINE = savedEngine;
+    });
     /** A small fixed tree, added in the given order. */
     async function fixedTree(w: SquashfsWriter, reverse: boolean): Promise<void> {
       const ops: (() => Promise<void> | void)[] = [
