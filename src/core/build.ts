@@ -8,12 +8,13 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { HpccError, UsageError, addContext } from '../errors/index.js';
-import { SifDataType, SifWriter, FsType, PartType } from '../formats/sif/index.js';
-import { SquashfsWriter, type CodecName } from '../formats/squashfs/index.js';
+import { UsageError, addContext } from '../errors/index.js';
+import { SifDataType } from '../formats/sif/index.js';
+import type { SquashfsWriter, CodecName } from '../formats/squashfs/index.js';
 import { addDirectoryTree } from '../formats/squashfs/from-dir.js';
 import { collectMetadata } from './metadata.js';
 import { directoryTreeView } from './tree-views.js';
+import { writeSquashfsSif, type SifObject } from './sif-image.js';
 
 export interface BuildOptions {
   compressor?: CodecName;
@@ -106,63 +107,35 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
     meta.data.attributes.labels = {};
   }
 
-  const sif = await SifWriter.create(out, { deterministic: opts.deterministic ?? false, createdAt: time });
+  const objects: SifObject[] = [];
+  if (meta.data.attributes.deffile !== undefined) {
+    objects.push({ type: SifDataType.Deffile, data: new TextEncoder().encode(meta.data.attributes.deffile + '\n') });
+  }
+  objects.push({ type: SifDataType.GenericJSON, name: 'inspect-metadata.json', data: new TextEncoder().encode(JSON.stringify(meta)) });
   let entries = 0;
   let bytes = 0;
-  let imageSize = 0;
-  try {
-    if (meta.data.attributes.deffile !== undefined) {
-      await sif.addObject({ type: SifDataType.Deffile, data: new TextEncoder().encode(meta.data.attributes.deffile + '\n') });
-    }
-    await sif.addObject({
-      type: SifDataType.GenericJSON,
-      name: 'inspect-metadata.json',
-      data: new TextEncoder().encode(JSON.stringify(meta)),
-    });
-    await sif.addPartition(
-      { fsType: FsType.Squash, partType: PartType.PrimSys, arch: process.arch },
-      async (handle, offset) => {
-        const writer = new SquashfsWriter({
-          handle,
-          offset,
-          compressor: opts.compressor ?? 'gzip',
-          ...(opts.level !== undefined ? { level: opts.level } : {}),
-          ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
-          deterministic: opts.deterministic ?? false,
-          mkfsTime: time,
-        });
-        try {
-          const r = await addDirectoryTree(writer, dir, {
-            ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-            deterministic: opts.deterministic ?? false,
-          });
-          entries = r.entries;
-          bytes = r.bytes;
-          if (skeleton) await addSkeleton(writer, time);
-          const fin = await writer.finish();
-          imageSize = fin.size;
-          return fin.size;
-        } catch (e) {
-          await writer.abort().catch(() => undefined);
-          throw e;
-        }
-      },
-    );
-    await sif.finish();
-  } catch (e) {
-    await sif.abort().catch(() => undefined);
-    throw e instanceof HpccError ? e : addContext(`build ${out}`, e);
-  }
-  const partition = await partitionOffsetOf(out);
-  return { output: path.resolve(out), entries, bytes, imageSize, partitionOffset: partition };
-}
-
-async function partitionOffsetOf(out: string): Promise<number> {
-  const { SifReader } = await import('../formats/sif/index.js');
-  const r = await SifReader.open(out);
-  try {
-    return r.primaryPartition().offset;
-  } finally {
-    await r.close();
-  }
+  const { imageSize, partitionOffset } = await writeSquashfsSif(
+    out,
+    objects,
+    {
+      ...(opts.compressor !== undefined ? { compressor: opts.compressor } : {}),
+      ...(opts.level !== undefined ? { level: opts.level } : {}),
+      ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+      deterministic: opts.deterministic ?? false,
+      time,
+      arch: process.arch,
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      context: `build ${out}`,
+    },
+    async (writer) => {
+      const r = await addDirectoryTree(writer, dir, {
+        ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+        deterministic: opts.deterministic ?? false,
+      });
+      entries = r.entries;
+      bytes = r.bytes;
+      if (skeleton) await addSkeleton(writer, time);
+    },
+  );
+  return { output: path.resolve(out), entries, bytes, imageSize, partitionOffset };
 }

@@ -9,14 +9,14 @@
  * renamed; any failure (a digest mismatch included) leaves nothing at OUT.
  */
 import * as path from 'node:path';
-import { HpccError, addContext } from '../errors/index.js';
-import { FsType, PartType, SifDataType, SifReader, SifWriter } from '../formats/sif/index.js';
-import { SquashfsWriter, type CodecName } from '../formats/squashfs/index.js';
+import { SifDataType } from '../formats/sif/index.js';
+import type { SquashfsWriter, CodecName } from '../formats/squashfs/index.js';
 import { flattenLayers, type LayerProgress } from '../oci/flatten/flatten.js';
 import { deffileFor, singularityFiles, type GeneratedFile } from '../oci/metadata.js';
 import type { ResolvedImage } from '../oci/types.js';
 import { checkOutput, deterministicTime } from './build.js';
 import { collectMetadata, type TreeView } from './metadata.js';
+import { writeSquashfsSif } from './sif-image.js';
 
 export interface ConvertOptions {
   compressor?: CodecName;
@@ -83,56 +83,38 @@ export async function convertImage(image: ResolvedImage, out: string, opts: Conv
   const arch = image.platform.architecture;
   const enc = new TextEncoder();
 
-  const sif = await SifWriter.create(out, { deterministic: opts.deterministic ?? false, createdAt: time });
-  let imageSize = 0;
   let layers = 0;
   let entries = 0;
   let whiteouts = 0;
-  try {
-    await sif.addObject({ type: SifDataType.Deffile, data: enc.encode(deffile) });
-    await sif.addObject({ type: SifDataType.GenericJSON, name: 'inspect-metadata.json', data: enc.encode(JSON.stringify(meta)) });
-    await sif.addObject({ type: SifDataType.GenericJSON, name: 'oci-config.json', data: image.configBytes });
-    await sif.addPartition({ fsType: FsType.Squash, partType: PartType.PrimSys, arch }, async (handle, offset) => {
-      const writer = new SquashfsWriter({
-        handle,
-        offset,
-        compressor: opts.compressor ?? 'gzip',
-        ...(opts.level !== undefined ? { level: opts.level } : {}),
-        ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
-        deterministic: opts.deterministic ?? false,
-        mkfsTime: time,
-        ...(opts.onWarning ? { onWarning: (_c: string, m: string) => opts.onWarning!(m) } : {}),
+  const { imageSize, partitionOffset } = await writeSquashfsSif(
+    out,
+    [
+      { type: SifDataType.Deffile, data: enc.encode(deffile) },
+      { type: SifDataType.GenericJSON, name: 'inspect-metadata.json', data: enc.encode(JSON.stringify(meta)) },
+      { type: SifDataType.GenericJSON, name: 'oci-config.json', data: image.configBytes },
+    ],
+    {
+      ...(opts.compressor !== undefined ? { compressor: opts.compressor } : {}),
+      ...(opts.level !== undefined ? { level: opts.level } : {}),
+      ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
+      deterministic: opts.deterministic ?? false,
+      time,
+      arch,
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      context: `convert ${image.reference} to ${out}`,
+    },
+    async (writer) => {
+      const r = await flattenLayers(image.layers, writer, {
+        ...(image.config.rootfs?.diff_ids ? { diffIds: image.config.rootfs.diff_ids } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
       });
-      try {
-        const r = await flattenLayers(image.layers, writer, {
-          ...(image.config.rootfs?.diff_ids ? { diffIds: image.config.rootfs.diff_ids } : {}),
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-          ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-        });
-        layers = r.layers;
-        entries = r.entries;
-        whiteouts = r.whiteouts;
-        await addGenerated(writer, files, time);
-        const fin = await writer.finish();
-        imageSize = fin.size;
-        return fin.size;
-      } catch (e) {
-        await writer.abort().catch(() => undefined);
-        throw e;
-      }
-    });
-    await sif.finish();
-  } catch (e) {
-    await sif.abort().catch(() => undefined);
-    throw e instanceof HpccError ? e : addContext(`convert ${image.reference} to ${out}`, e);
-  }
-  const r = await SifReader.open(out);
-  let partitionOffset: number;
-  try {
-    partitionOffset = r.primaryPartition().offset;
-  } finally {
-    await r.close();
-  }
+      layers = r.layers;
+      entries = r.entries;
+      whiteouts = r.whiteouts;
+      await addGenerated(writer, files, time);
+    },
+  );
   const p = image.platform;
   return {
     output: path.resolve(out),
