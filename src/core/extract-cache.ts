@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { addContext } from '../errors/index.js';
 import { extractTree } from '../formats/squashfs/index.js';
 import { openSifRootfs } from './image.js';
+import { removeTree } from '../util/remove-tree.js';
 
 export function cacheDir(env: Record<string, string | undefined> = process.env): string {
   if (env.HPCC_CACHEDIR) return env.HPCC_CACHEDIR;
@@ -27,20 +28,6 @@ export function cacheDir(env: Record<string, string | undefined> = process.env):
 }
 
 /** Make every directory of a tree writable by its owner, so it can be removed. */
-function makeRemovable(dir: string): void {
-  try {
-    fs.chmodSync(dir, 0o700);
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) makeRemovable(path.join(dir, e.name));
-  } catch {
-    /* best effort */
-  }
-}
-
-function removeTree(dir: string): void {
-  makeRemovable(dir);
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-
 /** The extracted root of `image` (absolute path), extracting it first when the cache lacks it. */
 export async function extractedRoot(image: string, onNotice: (msg: string) => void = () => undefined): Promise<string> {
   const img = await openSifRootfs(image);

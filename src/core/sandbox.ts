@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { UsageError, addContext } from '../errors/index.js';
 import { extractTree } from '../formats/squashfs/index.js';
 import { openSifRootfs } from './image.js';
+import { removeTree } from '../util/remove-tree.js';
 
 export interface SandboxOptions {
   force?: boolean;
@@ -52,30 +53,14 @@ export async function extractSifToSandbox(
       const old = `${tmp}.old`;
       await fs.rename(target, old);
       await fs.rename(tmp, target);
-      await fs.rm(old, { recursive: true, force: true });
+      removeTree(old);
     } else {
       await fs.rename(tmp, target);
     }
     tmp = undefined;
     return { output: target, entries: r.entries, bytes: r.bytes };
   } finally {
-    if (tmp !== undefined) await removeTree(tmp);
+    if (tmp !== undefined) removeTree(tmp);
     await img.close();
-  }
-}
-
-/** Remove a tree even where extraction left read-only directories. */
-async function removeTree(dir: string): Promise<void> {
-  try {
-    await fs.rm(dir, { recursive: true, force: true });
-  } catch {
-    const walk = async (d: string): Promise<void> => {
-      await fs.chmod(d, 0o700).catch(() => undefined);
-      for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
-        if (e.isDirectory()) await walk(path.join(d, e.name));
-      }
-    };
-    await walk(dir);
-    await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

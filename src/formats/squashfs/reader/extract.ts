@@ -27,6 +27,7 @@ import type { Inode } from '../layout.js';
 import { checkName } from './directory.js';
 import type { SqfsStat } from './inodes.js';
 import type { SquashfsReader } from './reader.js';
+import { removeTree } from '../../../util/remove-tree.js';
 
 const run = promisify(execFile);
 
@@ -80,7 +81,7 @@ export async function extractTree(
   try {
     return await extractInto(reader, target, opts);
   } catch (e) {
-    if (created) await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
+    if (created) removeTree(target);
     throw e instanceof HpccError ? e : addContext(`extract squashfs image into ${target}`, e);
   }
 }
