@@ -113,7 +113,8 @@ export async function acquireLock(lockPath: string, opts: AcquireOptions = {}): 
   }
 }
 
-async function breakIfStale(lockPath: string): Promise<void> {
+/** Remove the lock when its holder is gone (e.g. killed after finishing the work but before releasing). */
+export async function breakIfStale(lockPath: string): Promise<void> {
   let text: string;
   let st: fs.Stats;
   try {

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DigestMismatchError, addContext } from '../../errors/index.js';
 import { checkDigest } from '../registry/client.js';
-import { acquireLock, processStartTime } from './lock.js';
+import { acquireLock, breakIfStale, processStartTime } from './lock.js';
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HPCC_CACHEDIR) return path.resolve(env.HPCC_CACHEDIR);
@@ -98,7 +98,11 @@ export class BlobCache {
     onWait?: () => void,
   ): Promise<EnsureResult> {
     const final = this.blobPath(digest);
-    if (await this.hasBlob(digest, size)) return { path: final, fetched: false };
+    if (await this.hasBlob(digest, size)) {
+      // A holder killed between its rename and its release leaves a stale lock behind.
+      await breakIfStale(this.lockPath('blob', hexOf(digest)));
+      return { path: final, fetched: false };
+    }
     await this.mkdirs();
     let waited = false;
     const lock = await acquireLock(this.lockPath('blob', hexOf(digest)), {
@@ -184,7 +188,10 @@ export class BlobCache {
         return false;
       }
     };
-    if (await exists()) return { path: final, fetched: false };
+    if (await exists()) {
+      await breakIfStale(this.lockPath('sif', path.basename(final, '.sif')));
+      return { path: final, fetched: false };
+    }
     await this.mkdirs();
     const lock = await acquireLock(this.lockPath('sif', path.basename(final, '.sif')), { satisfied: exists });
     if (lock === null) return { path: final, fetched: false };

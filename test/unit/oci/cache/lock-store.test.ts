@@ -94,6 +94,34 @@ describe('cache locks and blob store', () => {
     expect(Buffer.concat(back)).to.deep.equal(data);
   });
 
+  it('a holder killed after its rename but before its release: the next ensureBlob/ensureSif clears the dead lock', async () => {
+    const cache = new BlobCache(dir);
+    const data = Buffer.from('z'.repeat(300));
+    const d = digestOf(data);
+    await cache.putBytes(d, data);
+    // a dead pid on this host and boot (pid_max is below 2^22 by default)
+    const os = await import('node:os');
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const dead = JSON.stringify({ pid: 4_194_303, boot, start: '1', host: os.hostname() });
+    const blobLock = cache.lockPath('blob', d.slice(7));
+    fs.writeFileSync(blobLock, dead);
+    const r = await cache.ensureBlob(d, data.length, async () => expect.fail('refetched a cached blob'));
+    expect(r.fetched).to.equal(false);
+    expect(fs.existsSync(blobLock)).to.equal(false);
+    // a live holder's lock is left alone
+    fs.writeFileSync(blobLock, JSON.stringify({ pid: process.pid, boot, start: (await import('../../../../src/oci/cache/lock.js')).processStartTime(process.pid), host: os.hostname() }));
+    await cache.ensureBlob(d, data.length, async () => expect.fail('refetched a cached blob'));
+    expect(fs.existsSync(blobLock)).to.equal(true);
+    fs.rmSync(blobLock);
+    const built = await cache.ensureSif(d, '', async (tmp) => fs.writeFileSync(tmp, 'sif'));
+    expect(built.fetched).to.equal(true);
+    const sifLock = cache.lockPath('sif', d.slice(7));
+    fs.writeFileSync(sifLock, dead);
+    const again = await cache.ensureSif(d, '', async () => expect.fail('rebuilt a cached SIF'));
+    expect(again.fetched).to.equal(false);
+    expect(fs.existsSync(sifLock)).to.equal(false);
+  });
+
   it('a failed or short fetch leaves nothing (no blob, no temp, no lock)', async () => {
     const cache = new BlobCache(dir);
     const data = Buffer.from('x'.repeat(100));
