@@ -27,7 +27,16 @@ export function cacheDir(env: Record<string, string | undefined> = process.env):
   return path.join(env.HOME || '/tmp', '.cache', 'hpcc');
 }
 
-/** Make every directory of a tree writable by its owner, so it can be removed. */
+/** Bump an entry's times on use: `hpcc cache clean --type extract --days N` removes trees unused for N days. */
+export function markUsed(dir: string): void {
+  try {
+    const now = new Date();
+    fs.utimesSync(dir, now, now);
+  } catch {
+    /* best effort: another user's tree, a read-only cache */
+  }
+}
+
 /** The extracted root of `image` (absolute path), extracting it first when the cache lacks it. */
 export async function extractedRoot(image: string, onNotice: (msg: string) => void = () => undefined): Promise<string> {
   const img = await openSifRootfs(image);
@@ -40,7 +49,10 @@ export async function extractedRoot(image: string, onNotice: (msg: string) => vo
       .slice(0, 32);
     const root = path.join(cacheDir(), 'rootfs');
     const final = path.join(root, key);
-    if (fs.existsSync(final)) return final;
+    if (fs.existsSync(final)) {
+      markUsed(final);
+      return final;
+    }
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
     onNotice(`Extracting ${image} into ${final} (once per image; FUSE mounts are unavailable or --unsquash was given)`);

@@ -1,15 +1,16 @@
 import { Flags } from '@oclif/core';
 import { HpccCommand } from '../../cli/base.js';
 import { BlobCache } from '../../oci/cache/store.js';
-import { listCache, type CacheType } from '../../oci/cache/manage.js';
+import { CACHE_TYPES, listCache, type CacheType } from '../../oci/cache/manage.js';
 import { formatBytes } from '../build.js';
 
 export default class CacheList extends HpccCommand {
-  static override summary = 'List the cached image blobs and converted SIF files.';
+  static override summary = 'List the cached image blobs, converted SIF files and extracted image trees.';
   static override description = `The cache lives in $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc or ~/.cache/hpcc):
-blobs/sha256/<hex> (layers and configs, verified) and sif/sha256/<manifest>.sif (converted images).`;
+blobs/sha256/<hex> (layers and configs, verified), sif/sha256/<manifest>.sif (converted images)
+and rootfs/<key> (image trees the launcher extracted: exec --unsquash, or no squashfuse).`;
   static override flags = {
-    type: Flags.string({ description: 'which entries', options: ['blob', 'sif', 'all'], default: 'all' }),
+    type: Flags.string({ description: 'which entries', options: [...CACHE_TYPES], default: 'all' }),
     json: Flags.boolean({ description: 'print the entries as JSON' }),
   };
 
@@ -24,7 +25,7 @@ blobs/sha256/<hex> (layers and configs, verified) and sif/sha256/<manifest>.sif 
     }
     process.stdout.write(`Cache ${cache.root}: ${entries.length} entries, ${formatBytes(total)}\n`);
     for (const e of entries) {
-      process.stdout.write(`${e.type.padEnd(5)} ${formatBytes(e.size).padStart(10)}  ${e.lastUsed.slice(0, 19).replace('T', ' ')}  ${e.name}\n`);
+      process.stdout.write(`${e.type.padEnd(7)} ${formatBytes(e.size).padStart(10)}  ${e.lastUsed.slice(0, 19).replace('T', ' ')}  ${e.name}\n`);
     }
   }
 }

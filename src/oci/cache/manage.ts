@@ -1,20 +1,25 @@
 /**
- * `hpcc cache list|clean`: the entries of the blob and SIF caches, with size
- * and last use (mtime, bumped on every use), and their removal. An entry in
- * use (its lock held by a live process) is skipped, never removed from under
- * a pull; temp files of dead processes are removed by any clean.
+ * `hpcc cache list|clean`: the entries of the blob and SIF caches and of the
+ * launcher's extraction cache (extract.ts), with size and last use (mtime,
+ * bumped on every use), and their removal. An entry in use (its lock held by
+ * a live process; an extraction mounted by a running container) is skipped,
+ * never removed from under a pull or a launch; temp files and trees of dead
+ * processes are removed by any clean.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { HpccError } from '../../errors/index.js';
+import { extractDir, isMounted, listExtractions, removeExtraction } from './extract.js';
 import { acquireLock, processStartTime } from './lock.js';
 import { BlobCache } from './store.js';
 
-export type CacheType = 'blob' | 'sif' | 'all';
+export type CacheType = 'blob' | 'sif' | 'extract' | 'all';
+export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'all'];
 
 export interface CacheEntry {
-  type: 'blob' | 'sif' | 'temp';
-  /** digest for blobs, file name for SIFs */
+  /** 'temp': a download, conversion or extraction left by a dead process */
+  type: 'blob' | 'sif' | 'extract' | 'temp';
+  /** digest for blobs, file name for SIFs, key (directory name) for extractions */
   name: string;
   path: string;
   size: number;
@@ -52,6 +57,7 @@ export async function listCache(cache: BlobCache, type: CacheType = 'all'): Prom
   const out: CacheEntry[] = [];
   if (type === 'blob' || type === 'all') out.push(...(await entriesIn(cache.blobDir, 'blob')));
   if (type === 'sif' || type === 'all') out.push(...(await entriesIn(cache.sifDir, 'sif')));
+  if (type === 'extract' || type === 'all') out.push(...listExtractions(cache.root));
   return out;
 }
 
@@ -77,9 +83,22 @@ export async function cleanCache(cache: BlobCache, o: CleanOptions = {}): Promis
   const res: CleanResult = { removed: [], busy: [], bytes: 0, dryRun: o.dryRun ?? false };
   for (const e of await listCache(cache, o.type ?? 'all')) {
     if (e.type !== 'temp' && Date.parse(e.lastUsed) > cutoff) continue;
+    const extractionTemp = e.type === 'temp' && path.dirname(e.path) === extractDir(cache.root);
+    if ((e.type === 'extract' || extractionTemp) && res.dryRun && isMounted(e.path)) {
+      res.busy.push(e);
+      continue;
+    }
     if (res.dryRun) {
       res.removed.push(e);
       res.bytes += e.size;
+      continue;
+    }
+    if (e.type === 'extract' || extractionTemp) {
+      if (removeExtraction(e) === 'busy') res.busy.push(e);
+      else {
+        res.removed.push(e);
+        res.bytes += e.size;
+      }
       continue;
     }
     if (e.type === 'temp') {
