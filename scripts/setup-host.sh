@@ -14,6 +14,7 @@ PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       time mmdebstrap  # bench/squashfs-write.sh: /usr/bin/time, the rootfs
       libdeflate-dev  # native/deflate: the gzip engine addon (falls back to Node zlib without it)
       fuse-overlayfs  # launcher: overlay fallback when the kernel refuses overlayfs in a user namespace
+      charliecloud  # bench/startup.sh: ch-run, the start-up baseline
       docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
 missing=()
 for p in "${PKGS[@]}"; do
