@@ -2,11 +2,11 @@ import { Args, Flags } from '@oclif/core';
 import { HpccCommand } from '../cli/base.js';
 import { UsageError } from '../errors/index.js';
 import { defaultOutputName, pullImage } from '../core/pull.js';
-import { formatPlatform, parsePlatform } from '../oci/platform.js';
+import { parsePlatform } from '../oci/platform.js';
+import { PullProgress } from '../oci/pull-progress.js';
 import { isImageReference, parseReference } from '../oci/reference.js';
-import type { PullEvent } from '../oci/registry-source.js';
 import type { OciPlatform } from '../oci/types.js';
-import { formatBytes, parseSize } from './build.js';
+import { parseSize } from './build.js';
 
 export default class Pull extends HpccCommand {
   static override summary = 'Pull an image from a registry (or convert a local OCI/Docker archive) into a SIF file.';
@@ -50,7 +50,7 @@ in parallel and checked against their digests. Plain-HTTP registries must be nam
     const platform: OciPlatform | undefined =
       flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
     const talk = !flags.quiet && !flags.json;
-    const progress = new ProgressPrinter(talk, process.stderr.isTTY === true);
+    const progress = new PullProgress(process.stderr, { quiet: !talk, tty: process.stderr.isTTY === true });
     const r = await pullImage(refText, out ?? defaultOutputName(parseReference(refText)), {
       ...(platform ? { platform } : {}),
       insecure: flags.insecure,
@@ -61,87 +61,17 @@ in parallel and checked against their digests. Plain-HTTP registries must be nam
       useSifCache: !flags['no-sif-cache'],
       onEvent: (ev) => progress.event(ev),
       onConvertProgress: (p) => {
-        if (talk && p.done) progress.converted(p.index, p.count, p.entries);
+        if (p.done) progress.converted(p.index, p.count, p.entries);
       },
       onWarning: (m) => {
-        if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
+        if (flags.quiet) return;
+        progress.clear();
+        process.stderr.write(`Warning: ${m}\n`);
       },
-    });
-    progress.clear();
+    }).finally(() => progress.clear());
     if (flags.json) this.printJson({ status: 'ok', ...r });
     else if (talk) {
       process.stderr.write(`${r.sifCached ? 'Copied cached SIF' : 'Wrote'} ${r.output} (${r.reference}, ${r.platform}, manifest ${r.manifestDigest})\n`);
-    }
-  }
-}
-
-/** Plain lines per layer; on a TTY also one live line (bytes, rate, ETA). */
-class ProgressPrinter {
-  private total = 0;
-  private count = 0;
-  private readonly bytes = new Map<number, number>();
-  private downloaded = 0;
-  private t0 = Date.now();
-  private live = false;
-  private lastLive = 0;
-
-  constructor(
-    private readonly talk: boolean,
-    private readonly tty: boolean,
-  ) {}
-
-  private line(s: string): void {
-    this.clear();
-    process.stderr.write(s + '\n');
-  }
-
-  clear(): void {
-    if (this.live) process.stderr.write('\r\x1b[K');
-    this.live = false;
-  }
-
-  converted(index: number, count: number, entries: number): void {
-    if (this.talk) this.line(`Converted layer ${index + 1}/${count} into the SIF (${entries} entries so far)`);
-  }
-
-  event(ev: PullEvent): void {
-    if (!this.talk) return;
-    const tag = (i: number, d: string) => `Layer ${i + 1}/${this.count} ${d.slice(7, 19)}`;
-    switch (ev.type) {
-      case 'manifest':
-        this.total = ev.bytes;
-        this.count = ev.layers;
-        this.t0 = Date.now();
-        this.line(`Pulling ${ev.reference} (${formatPlatform(ev.platform)}, ${ev.layers} layers, ${formatBytes(ev.bytes)}), manifest ${ev.digest}`);
-        break;
-      case 'layer-wait':
-        this.line(`${tag(ev.index, ev.digest)}: waiting for another hpcc process downloading it`);
-        break;
-      case 'layer-progress': {
-        this.downloaded += ev.bytes - (this.bytes.get(ev.index) ?? 0);
-        this.bytes.set(ev.index, ev.bytes);
-        const now = Date.now();
-        if (this.tty && now - this.lastLive >= 200) {
-          this.lastLive = now;
-          const secs = Math.max((now - this.t0) / 1000, 0.001);
-          const rate = this.downloaded / secs;
-          const eta = rate > 0 ? Math.max(0, (this.total - this.downloaded) / rate) : 0;
-          process.stderr.write(`\r\x1b[K  ${formatBytes(this.downloaded)} / ${formatBytes(this.total)}  ${formatBytes(Math.round(rate))}/s  ETA ${eta.toFixed(0)} s`);
-          this.live = true;
-        }
-        break;
-      }
-      case 'layer-done': {
-        if (!ev.fetched) {
-          this.line(`${tag(ev.index, ev.digest)}: ${formatBytes(ev.size)} (cached)`);
-          break;
-        }
-        const secs = Math.max(ev.ms / 1000, 0.001);
-        this.line(`${tag(ev.index, ev.digest)}: ${formatBytes(ev.size)} in ${secs.toFixed(2)} s (${formatBytes(Math.round(ev.size / secs))}/s)`);
-        break;
-      }
-      case 'layer-start':
-        break;
     }
   }
 }

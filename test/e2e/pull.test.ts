@@ -128,6 +128,48 @@ describe('e2e: hpcc pull from a registry', function () {
     expect(j.manifestDigest).to.equal(`sha256:${fs.readdirSync(path.join(cacheEnv.HPCC_CACHEDIR!, 'sif', 'sha256'))[0]!.slice(0, 64)}`);
   });
 
+  it('progress: a live per-layer block on a TTY (script(1)), plain lines otherwise, nothing but errors with --quiet', function () {
+    requireTools(this, 'script');
+    const ref = `docker://${reg!.host}/lab/small`;
+    const dir = fresh('progress');
+    fs.mkdirSync(dir);
+    // Under a pseudo-terminal: stderr is a TTY.
+    const ttyEnv = { ...env, HPCC_CACHEDIR: fresh('cache-tty'), COLUMNS: '100' };
+    const cmd = [process.execPath, HPCC_BIN, 'pull', path.join(dir, 'tty.sif'), ref].map((a) => `'${a}'`).join(' ');
+    const t = spawnSync('script', ['-qec', cmd, '/dev/null'], { env: ttyEnv, encoding: 'utf8', timeout: 60_000 });
+    expect(t.status, t.stdout + t.stderr).to.equal(0);
+    const tty = t.stdout;
+    expect(tty).to.contain('\r\x1b[K'); // the live block is erased and redrawn in place
+    expect(tty).to.match(/ {2}Layer [12]\/2 [0-9a-f]{12}: [\d.]+ (B|KiB|MiB) \/ [\d.]+ (KiB|MiB) {2}[\d.]+ (B|KiB|MiB|GiB)\/s {2}ETA (\d+s|--)/);
+    expect(tty).to.match(/ {2}Total: [\d.]+ (B|KiB|MiB) \/ [\d.]+ MiB {2}[\d.]+ (B|KiB|MiB|GiB)\/s {2}ETA/);
+    expect(tty).to.match(/Layer 2\/2 [0-9a-f]{12}: 4\.0 MiB in [\d.]+ s/);
+    expect(tty).to.match(/Wrote \S*tty\.sif/);
+    // nothing live is left behind: the summary is the last thing written, on a line of its own
+    expect(tty.trimEnd().split('\n').pop()).to.match(/^Wrote \S*tty\.sif .*\)\r?$/);
+    // Not a TTY: plain lines, no carriage returns or escape sequences.
+    const plain = runHpcc(['pull', path.join(dir, 'plain.sif'), ref], { env: { ...env, HPCC_CACHEDIR: fresh('cache-plain') } });
+    expect(plain.status, plain.stderr).to.equal(0);
+    expect(plain.stderr).to.not.match(/[\r\x1b]/);
+    expect(plain.stderr).to.not.contain('Total:');
+    const lines = plain.stderr.trimEnd().split('\n');
+    expect(lines[0]).to.match(/^Pulling /);
+    expect(lines.filter((l) => /^Layer [12]\/2 [0-9a-f]{12}: /.test(l))).to.have.length(2);
+    expect(lines.pop()).to.match(/^Wrote \S*plain\.sif/);
+    // --quiet: nothing on stdout or stderr, also on a TTY; errors still shown.
+    const quietCmd = [process.execPath, HPCC_BIN, 'pull', '--quiet', path.join(dir, 'quiet.sif'), ref].map((a) => `'${a}'`).join(' ');
+    const q = spawnSync('script', ['-qec', quietCmd, '/dev/null'], { env: { ...env, HPCC_CACHEDIR: fresh('cache-quiet') }, encoding: 'utf8', timeout: 60_000 });
+    expect(q.status, q.stdout).to.equal(0);
+    expect(q.stdout).to.equal('');
+    expect(fs.existsSync(path.join(dir, 'quiet.sif'))).to.equal(true);
+    const qp = runHpcc(['pull', '--quiet', '--force', path.join(dir, 'quiet.sif'), ref], { env: { ...env, HPCC_CACHEDIR: fresh('cache-quiet') } });
+    expect(qp.status, qp.stderr).to.equal(0);
+    expect(qp.stdout + qp.stderr).to.equal('');
+    const qe = runHpcc(['pull', '--quiet', path.join(dir, 'quiet.sif'), ref], { env });
+    expect(qe.status).to.equal(2);
+    expect(qe.stdout).to.equal('');
+    expect(qe.stderr).to.contain('HPCC_E_USAGE');
+  });
+
   it('--no-sif-cache keeps layers but no SIF; local references (oci:DIR:tag) convert straight to the default name', async () => {
     const e = { ...env, HPCC_CACHEDIR: fresh('cache-nosif') };
     const out = path.join(fresh('nosif'), 'n.sif');
