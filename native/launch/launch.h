@@ -33,7 +33,8 @@
 #include <sys/types.h>
 
 #define HPCC_PLAN_MAGIC "HPCC-PLAN"
-#define HPCC_PLAN_VERSION 2
+#define HPCC_PLAN_VERSION 3     /* written by hpcc */
+#define HPCC_PLAN_VERSION_MIN 2 /* oldest read: its overlay op has no method list (kernel only) */
 #define HPCC_XSTR(x) #x
 #define HPCC_STR(x) HPCC_XSTR(x)
 
@@ -60,6 +61,10 @@ enum {
 #define PLAN_MAX_ARGV 65536u
 
 enum op_kind { OP_BIND, OP_TMPFS, OP_PROC, OP_MKDIR, OP_FILE, OP_OVERLAY, OP_REMOUNT_RO };
+/* How an overlay op is made, tried in the plan's order (overlay.c). */
+enum ovl_method { OVL_KERNEL, OVL_FUSE, OVL_SKELETON };
+#define OVL_MAX_METHODS 3
+#define OVL_MAX_FUSE 4 /* fuse-overlayfs servers per launch */
 
 struct mount_op {
   enum op_kind kind;
@@ -70,9 +75,13 @@ struct mount_op {
   unsigned mode;       /* tmpfs, mkdir, file */
   uint64_t size;       /* tmpfs, 0 = kernel default */
   int readonly, optional, writable;
+  enum ovl_method methods[OVL_MAX_METHODS]; /* overlay: the methods to try, in order */
+  size_t nmethods;
+  const char *ovl_helper; /* overlay: fuse-overlayfs path ("" when fuse is not a method) */
 };
 
 struct plan {
+  unsigned version; /* HPCC_PLAN_VERSION_MIN .. HPCC_PLAN_VERSION */
   uint32_t uid_in, uid_out, gid_in, gid_out;
   int pidns;
   int rootfs_fuse; /* 1: squashfuse, 0: dir */
@@ -100,12 +109,16 @@ const char *op_name(enum op_kind k);
 extern int g_status_fd;
 void report(int index, const char *step, int err, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* an informational record ("status/1 info INDEX STEP MESSAGE"), status fd only */
+void report_info(int index, const char *step, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void fail(int index, const char *step, int err, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 /* setup.c */
 struct rootfs_state {
   pid_t fuse_pid; /* 0 when none */
+  pid_t ovl_pid[OVL_MAX_FUSE]; /* fuse-overlayfs servers (children of the helper), 0 when none */
+  int ovl_sock; /* helper <-> container socket for fuse-overlayfs requests, -1 when none */
   int made_stage, made_mountpoint, stage_mounted, fuse_mounted;
   char newroot[PLAN_MAX_PATH + 16];
   char scratch[PLAN_MAX_PATH + 16];
@@ -113,6 +126,16 @@ struct rootfs_state {
 void setup_namespaces(const struct plan *p);
 void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs);
 void run_mount_ops(const struct plan *p, const struct rootfs_state *rs);
+int ro_at_path(const struct rootfs_state *rs, const char *dst, int recursive);
+int resolve_target(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n);
+/* overlay.c */
+void op_overlay(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs);
+int plan_has_fuse_overlay(const struct plan *p);
+/* fuse-overlay.c */
+int ovl_fuse(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs, char *why, size_t n);
+void serve_overlays(const struct plan *p, struct rootfs_state *rs);
+void stop_overlay_servers(struct rootfs_state *rs);
+void forget_child(struct rootfs_state *rs, pid_t pid);
 void enter_root(const struct plan *p, const struct rootfs_state *rs);
 void drop_capabilities(void);
 void stop_fuse(struct rootfs_state *rs);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,9 +131,9 @@ static int status_code(int st)
 }
 
 /* Wait for `child` with `set` blocked, forwarding signals sent by processes.
- * Returns the child's wait status. Other children are reaped (`other` is
- * cleared when it ends). */
-static int supervise(pid_t child, const sigset_t *set, pid_t *other)
+ * Returns the child's wait status. Other children are reaped (and
+ * forgotten in `rs`: the FUSE servers). */
+static int supervise(pid_t child, const sigset_t *set, struct rootfs_state *rs)
 {
   for (;;) {
     siginfo_t si;
@@ -146,7 +147,7 @@ static int supervise(pid_t child, const sigset_t *set, pid_t *other)
     pid_t w;
     while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
       if (w == child) return st;
-      if (other && w == *other) *other = 0;
+      forget_child(rs, w);
     }
   }
 }
@@ -225,6 +226,11 @@ int main(int argc, char **argv)
     int e = errno;
     fail(-1, "pidns", e, EXL_NS, "unshare(CLONE_NEWPID)");
   }
+  /* fuse-overlayfs servers are started by this process on the container's request (fuse-overlay.c) */
+  int sv[2] = {-1, -1};
+  g_rs.ovl_sock = -1;
+  if (plan_has_fuse_overlay(&g_plan) && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    fail(-1, "fork", errno, EXL_INTERNAL, "socketpair for the overlay servers");
   pid_t helper = getpid();
   pid_t child = fork();
   if (child < 0) {
@@ -237,7 +243,11 @@ int main(int argc, char **argv)
     /* a mount namespace of the container's own: the helper keeps the host
      * view to clean up after it */
     if (unshare(CLONE_NEWNS) != 0) fail(-1, "unshare", errno, EXL_NS, "unshare(CLONE_NEWNS) for the container");
+    if (sv[0] >= 0) close(sv[0]);
+    g_rs.ovl_sock = sv[1];
     run_mount_ops(&g_plan, &g_rs);
+    if (g_rs.ovl_sock >= 0) close(g_rs.ovl_sock); /* the helper stops listening */
+    g_rs.ovl_sock = -1;
     enter_root(&g_plan, &g_rs);
     drop_capabilities();
     if (!g_plan.pidns) exec_payload(&g_plan, &old, um);
@@ -250,7 +260,10 @@ int main(int argc, char **argv)
     }
     _exit(status_code(supervise(payload, &set, NULL)));
   }
-  int st = supervise(child, &set, &g_rs.fuse_pid);
+  if (sv[1] >= 0) close(sv[1]);
+  g_rs.ovl_sock = sv[0];
+  serve_overlays(&g_plan, &g_rs);
+  int st = supervise(child, &set, &g_rs);
   cleanup_host(&g_plan, &g_rs);
   return status_code(st);
 }

@@ -92,108 +92,6 @@ static int make_ro(const char *path, int recursive)
   return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
 }
 
-static size_t ovl_escape(char *out, size_t n, const char *s)
-{
-  size_t o = 0;
-  for (; *s && o + 2 < n; s++) {
-    if (*s == ',' || *s == ':' || *s == '\\') out[o++] = '\\';
-    out[o++] = *s;
-  }
-  out[o] = '\0';
-  return o;
-}
-
-/* 1 when the op needs a mount point (or directory) at its dst; *dir says which kind. */
-static int op_target_kind(const struct mount_op *o, int *dir)
-{
-  struct stat st;
-  switch (o->kind) {
-  case OP_BIND:
-    if (stat(o->src, &st) != 0) return !o->optional; /* a skipped optional bind needs no mount point */
-    *dir = S_ISDIR(st.st_mode);
-    return 1;
-  case OP_FILE:
-    *dir = 0;
-    return 1;
-  case OP_TMPFS:
-  case OP_PROC:
-  case OP_MKDIR:
-  case OP_OVERLAY:
-    *dir = 1;
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/*
- * Make the mount points of later ops under the overlay's dst creatable. In a
- * user namespace that maps only the caller, the image's directories belong
- * to an unmapped owner, so nobody may create entries in them, not even
- * through the overlay. Missing targets are therefore created in the upper
- * directory before the overlay is mounted: intermediate directories that
- * exist below keep their mode, a missing final component becomes a
- * directory (or an empty file for file binds). A path that crosses a
- * non-directory below is left alone (the op itself then reports it).
- */
-static void prepare_upper(const struct plan *p, size_t idx, const char *upper, const struct rootfs_state *rs)
-{
-  const char *base = p->mounts[idx].dst;
-  size_t blen = strcmp(base, "/") == 0 ? 0 : strlen(base);
-  for (size_t n = idx + 1; n < p->nmounts; n++) {
-    const struct mount_op *o = &p->mounts[n];
-    int dir = 1;
-    if (!op_target_kind(o, &dir)) continue;
-    if (strncmp(o->dst, base, blen) != 0 || (o->dst[blen] != '/' && o->dst[blen] != '\0')) continue;
-    const char *rel = o->dst + blen; /* "" or "/a/b" */
-    char low[2 * PLAN_MAX_PATH + 32], up[2 * PLAN_MAX_PATH + 64];
-    for (const char *c = rel; *c;) {
-      const char *e = strchr(c + 1, '/');
-      size_t plen = e ? (size_t)(e - rel) : strlen(rel);
-      int last = e == NULL;
-      snprintf(low, sizeof low, "%s%s%.*s", rs->newroot, blen ? base : "", (int)plen, rel);
-      snprintf(up, sizeof up, "%s%.*s", upper, (int)plen, rel);
-      struct stat st;
-      if (lstat(low, &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) break;
-        if (mkdir(up, st.st_mode & 07777) != 0 && errno != EEXIST) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
-      } else {
-        if (last && !dir) {
-          int fd = open(up, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-          if (fd < 0) fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
-          close(fd);
-        } else if (mkdir(up, 0755) != 0 && errno != EEXIST) {
-          fail((int)idx, "overlay", errno, EXL_MOUNT, "prepare %s", up);
-        }
-      }
-      if (last) break;
-      c = e;
-    }
-  }
-}
-
-static void op_overlay(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs)
-{
-  int i = (int)idx;
-  const struct mount_op *o = &p->mounts[idx];
-  char up[PLAN_MAX_PATH + 48], wk[PLAN_MAX_PATH + 48], opts[8 * PLAN_MAX_PATH + 128];
-  char el[2 * PLAN_MAX_PATH + 8], eu[2 * PLAN_MAX_PATH + 100], ew[2 * PLAN_MAX_PATH + 100];
-  snprintf(up, sizeof up, "%s/ovl%d", rs->scratch, i);
-  if (mkdir(up, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
-  snprintf(wk, sizeof wk, "%s/ovl%d/work", rs->scratch, i);
-  snprintf(up, sizeof up, "%s/ovl%d/upper", rs->scratch, i);
-  struct stat st;
-  if (stat(target, &st) != 0) fail(i, "overlay", errno, EXL_MOUNT, "overlay target %s", o->dst);
-  if (mkdir(up, st.st_mode & 07777) != 0 || mkdir(wk, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "create %s", up);
-  prepare_upper(p, idx, up, rs);
-  ovl_escape(el, sizeof el, target);
-  ovl_escape(eu, sizeof eu, up);
-  ovl_escape(ew, sizeof ew, wk);
-  snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", el, eu, ew);
-  if (mount("overlay", target, "overlay", 0, opts) != 0)
-    fail(i, "overlay", errno, EXL_MOUNT, "kernel overlayfs on %s refused in this user namespace", o->dst);
-}
-
 static void op_file(int i, const struct mount_op *o, const struct rootfs_state *rs)
 {
   char target[64];
@@ -217,6 +115,23 @@ static void op_file(int i, const struct mount_op *o, const struct rootfs_state *
   if ((tfd = target_fd(rs, o->dst, 0, target, sizeof target)) < 0 || make_ro(target, 0) != 0)
     fail(i, "file", errno, EXL_MOUNT, "make %s read-only", o->dst);
   close(tfd);
+}
+
+int resolve_target(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n)
+{
+  return target_fd(rs, dst, create, out, n);
+}
+
+/* make the mount now at `dst` read-only; -1 with errno on failure */
+int ro_at_path(const struct rootfs_state *rs, const char *dst, int recursive)
+{
+  char target[64];
+  int fd = target_fd(rs, dst, 0, target, sizeof target);
+  if (fd < 0) return -1;
+  int r = make_ro(target, recursive), e = errno;
+  close(fd);
+  errno = e;
+  return r;
 }
 
 /* make the mount now at `dst` read-only */

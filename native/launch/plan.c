@@ -1,9 +1,10 @@
 /*
- * Strict parser of the launch plan wire format, version 2 (the only one it
- * reads; version 1 lacked the `command` field). The format is
- * documented (and encoded) in src/runtime/codec.ts; the short form:
+ * Strict parser of the launch plan wire format, versions 2 and 3 (version 1
+ * lacked the `command` field; version 3 adds the overlay op's `methods` and
+ * `fuse-overlayfs` fields, a version-2 overlay is kernel overlayfs only).
+ * The format is documented (and encoded) in src/runtime/codec.ts; the short form:
  *
- *   "HPCC-PLAN 2\n", then fields in a fixed order, each
+ *   "HPCC-PLAN 3\n", then fields in a fixed order, each
  *       KEY ' ' LEN '\n' LEN bytes '\n'
  *   KEY is the expected field name, LEN a decimal byte count (no sign, no
  *   leading zeros), the bytes contain no NUL. After the argv list comes
@@ -179,7 +180,36 @@ const char *op_name(enum op_kind k)
   return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
-static int parse_op(struct rd *r, struct mount_op *o)
+/* "kernel,fuse,skeleton": 1..3 distinct names, in the order to try */
+static int methods_field(struct rd *r, struct mount_op *o)
+{
+  static const char *names[] = {"kernel", "fuse", "skeleton"};
+  const char *v;
+  if (str_field(r, "methods", 32, &v)) return -1;
+  o->nmethods = 0;
+  for (const char *c = v;;) {
+    const char *e = strchr(c, ',');
+    size_t n = e ? (size_t)(e - c) : strlen(c), k;
+    for (k = 0; k < 3; k++)
+      if (strlen(names[k]) == n && !strncmp(c, names[k], n)) break;
+    if (k == 3) return perr(r, "field 'methods': unknown overlay method in '%s'", v);
+    for (size_t j = 0; j < o->nmethods; j++)
+      if (o->methods[j] == (enum ovl_method)k) return perr(r, "field 'methods': '%s' repeats a method", v);
+    o->methods[o->nmethods++] = (enum ovl_method)k;
+    if (!e) break;
+    c = e + 1;
+  }
+  return 0;
+}
+
+static int has_method(const struct mount_op *o, enum ovl_method m)
+{
+  for (size_t j = 0; j < o->nmethods; j++)
+    if (o->methods[j] == m) return 1;
+  return 0;
+}
+
+static int parse_op(struct rd *r, struct mount_op *o, unsigned version)
 {
   const char *kind;
   uint64_t x;
@@ -219,7 +249,21 @@ static int parse_op(struct rd *r, struct mount_op *o)
   }
   if (!strcmp(kind, "overlay")) {
     o->kind = OP_OVERLAY;
-    return path_field(r, "dst", &o->dst) || bool_field(r, "writable", &o->writable) ? -1 : 0;
+    if (path_field(r, "dst", &o->dst) || bool_field(r, "writable", &o->writable)) return -1;
+    o->ovl_helper = "";
+    if (version < 3) {
+      o->methods[0] = OVL_KERNEL;
+      o->nmethods = 1;
+      return 0;
+    }
+    if (methods_field(r, o)) return -1;
+    if (has_method(o, OVL_FUSE)) {
+      if (path_field(r, "fuse-overlayfs", &o->ovl_helper)) return -1;
+    } else if (str_field(r, "fuse-overlayfs", 0, &o->ovl_helper)) {
+      return -1;
+    }
+    if (o->writable && has_method(o, OVL_SKELETON)) return perr(r, "a writable overlay cannot be a skeleton");
+    return 0;
   }
   if (!strcmp(kind, "remount-ro")) {
     o->kind = OP_REMOUNT_RO;
@@ -265,8 +309,11 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
     while (r->pos < len && buf[r->pos] != '\n' && r->pos - s < 12) r->pos++;
     if (r->pos >= len || buf[r->pos] != '\n') return perr(r, "truncated plan header");
     buf[r->pos] = '\0';
-    if (strcmp(buf + s, HPCC_STR(HPCC_PLAN_VERSION)) != 0)
-      return perr(r, "plan version '%s' is not supported (this helper reads version %d)", buf + s, HPCC_PLAN_VERSION);
+    if (strcmp(buf + s, "2") == 0) p->version = 2;
+    else if (strcmp(buf + s, "3") == 0) p->version = 3;
+    else
+      return perr(r, "plan version '%s' is not supported (this helper reads versions %d to %d)", buf + s,
+                  HPCC_PLAN_VERSION_MIN, HPCC_PLAN_VERSION);
     r->pos++;
   }
   if (num_field(r, "uid.inside", UINT32_MAX - 1, 10, &x)) return -1;
@@ -295,7 +342,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
   p->mounts = calloc(p->nmounts + 1, sizeof *p->mounts);
   if (!p->mounts) return perr(r, "out of memory");
   for (size_t i = 0; i < p->nmounts; i++)
-    if (parse_op(r, &p->mounts[i])) return -1;
+    if (parse_op(r, &p->mounts[i], p->version)) return -1;
   if (path_field(r, "cwd", &p->cwd)) return -1;
   if (str_list(r, "env", "e", PLAN_MAX_ENV, &p->nenv, &p->env, 1)) return -1;
   if (str_list(r, "argv", "a", PLAN_MAX_ARGV, &p->nargv, &p->argv, 0)) return -1;

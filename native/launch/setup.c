@@ -226,6 +226,7 @@ void drop_capabilities(void)
  * and mount point directories the helper created (leaves only). */
 void cleanup_host(const struct plan *p, struct rootfs_state *rs)
 {
+  stop_overlay_servers(rs);
   stop_fuse(rs);
   if (rs->fuse_mounted && umount2(p->mountpoint, MNT_DETACH) == 0) rs->fuse_mounted = 0;
   if (rs->stage_mounted && umount2(p->stage, MNT_DETACH) == 0) rs->stage_mounted = 0;

@@ -14,6 +14,13 @@
  * EXIT   the exit status the helper ends with (launch.h)
  * MESSAGE free text without newlines
  * Without a status fd the same facts go to stderr as one readable line.
+ *
+ * Informational records (status fd only, never on stderr; the helper goes on):
+ *
+ *   "status/1 info" SP INDEX SP STEP SP MESSAGE "\n"
+ *
+ * e.g. "status/1 info 0 overlay fuse tried: kernel(Invalid argument)": the
+ * overlay method op 0 used, and why the methods before it failed.
  */
 #include "launch.h"
 
@@ -58,6 +65,24 @@ void report(int index, const char *step, int err, int code, const char *fmt, ...
   va_start(ap, fmt);
   vreport(index, step, err, code, fmt, ap);
   va_end(ap);
+}
+
+void report_info(int index, const char *step, const char *fmt, ...)
+{
+  if (g_status_fd < 0) return;
+  char msg[1024], line[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  for (char *c = msg; *c; c++)
+    if (*c == '\n' || *c == '\r') *c = ' ';
+  int n = snprintf(line, sizeof line, "status/1 info %d %s %s\n", index, step, msg);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof line) n = (int)sizeof line - 1, line[n - 1] = '\n';
+  ssize_t w;
+  do w = write(g_status_fd, line, (size_t)n);
+  while (w < 0 && errno == EINTR);
 }
 
 _Noreturn void fail(int index, const char *step, int err, int code, const char *fmt, ...)

@@ -4,7 +4,7 @@
  * read saved plan files back, and by tests as the oracle for the encoder.
  */
 import { LaunchPlanError } from '../errors/index.js';
-import { PLAN_VERSION, type LaunchPlan, type MountOp, type RootfsSpec } from './plan.js';
+import { OVERLAY_METHODS, PLAN_VERSION, type LaunchPlan, type MountOp, type OverlayMethod, type RootfsSpec } from './plan.js';
 
 const LIMITS = { bytes: 16 << 20, path: 4095, string: 128 << 10, content: 4 << 20, mounts: 1024, env: 8192, argv: 65536 };
 const dec = new TextDecoder('utf-8', { fatal: false });
@@ -17,6 +17,8 @@ class Reader {
     throw new LaunchPlanError(msg);
   }
 
+  version = PLAN_VERSION as number;
+
   header(): void {
     const magic = 'HPCC-PLAN ';
     const nl = this.b.indexOf(10);
@@ -25,7 +27,8 @@ class Reader {
     }
     if (nl < 0 || nl - magic.length > 12) this.fail('truncated plan header');
     const v = dec.decode(this.b.subarray(magic.length, nl));
-    if (v !== String(PLAN_VERSION)) this.fail(`plan version '${v}' is not supported (this hpcc reads version ${PLAN_VERSION})`);
+    if (v !== '2' && v !== String(PLAN_VERSION)) this.fail(`plan version '${v}' is not supported (this hpcc reads versions 2 to ${PLAN_VERSION})`);
+    this.version = Number(v);
     this.pos = nl + 1;
   }
 
@@ -111,7 +114,17 @@ function decodeOp(r: Reader): MountOp {
     }
     case 'overlay': {
       const dst = r.path('dst');
-      return { op, dst, writable: r.bool('writable') };
+      const writable = r.bool('writable');
+      if (r.version < 3) return { op, dst, writable, methods: ['kernel'] };
+      const list = r.str('methods', 32).split(',');
+      if (list.some((x, j) => !(OVERLAY_METHODS as readonly string[]).includes(x) || list.indexOf(x) !== j)) {
+        r.fail(`field 'methods': bad overlay method list '${list.join(',')}'`);
+      }
+      const methods = list as OverlayMethod[];
+      if (writable && methods.includes('skeleton')) r.fail('a writable overlay cannot be a skeleton');
+      if (methods.includes('fuse')) return { op, dst, writable, methods, fuseOverlayfs: r.path('fuse-overlayfs') };
+      r.bytes('fuse-overlayfs', 0);
+      return { op, dst, writable, methods };
     }
     default:
       return r.fail(`unknown mount op '${op}'`);

@@ -1,11 +1,11 @@
 /**
- * Launch plan wire format, version 2: what the C helper (native/launch/,
+ * Launch plan wire format, version 3: what the C helper (native/launch/,
  * parser in plan.c) reads from `--plan-fd N` or `--plan FILE`. Pure
  * encode/decode on bytes; plan files live in plan-file.ts.
  *
  * Layout (all text is bytes; strings are UTF-8):
  *
- *   "HPCC-PLAN 2\n"                       magic + version (only 2 is read)
+ *   "HPCC-PLAN 3\n"                       magic + version (2 and 3 are read)
  *   then fields in the fixed order below, each:
  *       KEY " " LEN "\n" VALUE "\n"
  *   KEY   the expected field name (the helper rejects any other)
@@ -24,7 +24,9 @@
  *     op = "proc":       dst
  *     op = "mkdir":      dst, mode (octal)
  *     op = "file":       dst, mode (octal), content (≤ 4 MiB)
- *     op = "overlay":    dst, writable (0|1)
+ *     op = "overlay":    dst, writable (0|1), methods (comma list of kernel, fuse,
+ *                        skeleton: the order to try), fuse-overlayfs (a path when
+ *                        fuse is a method, else empty); version 2: dst, writable only
  *     op = "remount-ro": dst
  *   cwd
  *   env   count (≤ 8192), then that many "e" fields, each KEY=VALUE
@@ -35,7 +37,8 @@
  *   "end 0\n\n"                                    and nothing after it
  *
  * Version history: 1 had no `command` field (a command given to the helper
- * replaced all of argv, wrapper included); 2 adds it.
+ * replaced all of argv, wrapper included); 2 adds it; 3 adds the overlay
+ * op's `methods` and `fuse-overlayfs` (a version-2 overlay means kernel only).
  *
  * Numbers: decimal (or octal for modes) without sign or leading zeros ("0"
  * itself is allowed). Paths (src, dst, image, fuse-helper, mountpoint, path,
@@ -44,7 +47,7 @@
  * whole plan ≤ 16 MiB. Example: `uid.inside 4\n1001\n`.
  */
 import { LaunchPlanError } from '../errors/index.js';
-import { PLAN_VERSION, type LaunchPlan, type MountOp } from './plan.js';
+import { OVERLAY_METHODS, PLAN_VERSION, type LaunchPlan, type MountOp } from './plan.js';
 
 export const PLAN_MAGIC = 'HPCC-PLAN';
 export const PLAN_LIMITS = Object.freeze({
@@ -137,10 +140,20 @@ function encodeOp(w: Writer, o: MountOp, i: number): void {
       w.field('mode', checkMode(k('mode'), o.mode), 20);
       w.field('content', o.content, PLAN_LIMITS.content);
       return;
-    case 'overlay':
+    case 'overlay': {
       w.field('dst', checkPath(k('dst'), o.dst), P);
       w.field('writable', bool(o.writable), 1);
+      const m = o.methods;
+      if (!Array.isArray(m) || m.length === 0 || m.some((x, j) => !OVERLAY_METHODS.includes(x) || m.indexOf(x) !== j)) {
+        throw new LaunchPlanError(`${k('methods')}: 1 to 3 distinct overlay methods (kernel, fuse, skeleton), got ${JSON.stringify(m)}`);
+      }
+      if (o.writable && m.includes('skeleton')) throw new LaunchPlanError(`${k('methods')}: a writable overlay cannot be a skeleton`);
+      w.field('methods', m.join(','), 32);
+      if (m.includes('fuse')) w.field('fuse-overlayfs', checkPath(k('fuseOverlayfs'), o.fuseOverlayfs ?? ''), P);
+      else if (o.fuseOverlayfs !== undefined) throw new LaunchPlanError(`${k('fuseOverlayfs')}: given, but 'fuse' is not a method`);
+      else w.field('fuse-overlayfs', '', 0);
       return;
+    }
     default:
       throw new LaunchPlanError(`mounts[${i}]: unknown op '${(o as { op: string }).op}'`);
   }

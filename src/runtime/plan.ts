@@ -33,7 +33,8 @@
  *  - bind/tmpfs/proc/file create a missing mount point (directory, or an
  *    empty file for a file source) when the layer allows it; `readonly`
  *    binds are read-only recursively; `remount-ro` acts on one mount.
- *  - overlay: before mounting, the mount points of later ops below `dst`
+ *  - overlay: tries `methods` in order (kernel overlayfs, fuse-overlayfs
+ *    served by the helper process, a tmpfs skeleton of binds); before mounting, the mount points of later ops below `dst`
  *    are created in the upper dir (the image's dirs belong to an unmapped
  *    owner, so nothing could be created through the overlay); a
  *    non-`writable` overlay is made read-only after the last op.
@@ -44,10 +45,24 @@
  *  - exit: payload status (128+N for signal N), 96..103 for the helper's setup
  *    failures, 126/127 when the payload cannot be executed / is not found.
  *
- * Version 2 added `commandIndex` (the helper reads only version 2).
+ * Version 2 added `commandIndex`; version 3 the overlay op's `methods` and
+ * `fuseOverlayfs` (the helper reads versions 2 and 3; a version-2 overlay
+ * is kernel overlayfs only).
  */
 
-export const PLAN_VERSION = 2;
+export const PLAN_VERSION = 3;
+
+/**
+ * How an overlay op is made, tried in the op's order by the helper (which
+ * reports the one it used as a status info record):
+ *  - kernel:   overlayfs in the user namespace (Linux 5.11+ where allowed)
+ *  - fuse:     fuse-overlayfs (`fuseOverlayfs`) on the same upper/work dirs;
+ *              only for dst "/"
+ *  - skeleton: a tmpfs holding binds of the image's entries plus the missing
+ *              mount points; never writable
+ */
+export type OverlayMethod = 'kernel' | 'fuse' | 'skeleton';
+export const OVERLAY_METHODS: readonly OverlayMethod[] = Object.freeze(['kernel', 'fuse', 'skeleton']);
 
 export interface IdMap {
   /** id inside the container */
@@ -85,8 +100,12 @@ export type MountOp =
   | { op: 'mkdir'; dst: string; mode: number }
   /** write a generated file (e.g. /etc/passwd) into a writable layer, then bind it read-only */
   | { op: 'file'; dst: string; content: string; mode: number }
-  /** overlay: lower = the current root contents, upper/work on a tmpfs; makes mount points creatable */
-  | { op: 'overlay'; dst: string; writable: boolean }
+  /**
+   * overlay: lower = the current root contents, upper/work on a tmpfs; makes
+   * mount points creatable. `methods` (1..3, distinct) are tried in order;
+   * `fuseOverlayfs` is the absolute path of fuse-overlayfs when 'fuse' is one.
+   */
+  | { op: 'overlay'; dst: string; writable: boolean; methods: OverlayMethod[]; fuseOverlayfs?: string }
   /** remount dst read-only (after creating mount points in an overlay) */
   | { op: 'remount-ro'; dst: string };
 

@@ -74,7 +74,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
   function plan(over: Partial<LaunchPlan> = {}, fuse = false): LaunchPlan {
     const k = n++;
     return {
-      version: 2,
+      version: 3,
       uid: { inside: ids.uid, outside: ids.uid },
       gid: { inside: ids.gid, outside: ids.gid },
       pidNamespace: false,
@@ -209,7 +209,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     fs.writeFileSync(path.join(src, 'f'), 'bound\n');
     fs.chmodSync(src, 0o755);
     const mounts: MountOp[] = [
-      { op: 'overlay', dst: '/', writable: false },
+      { op: 'overlay', dst: '/', writable: false, methods: ['kernel'] },
       { op: 'proc', dst: '/proc' },
       { op: 'mkdir', dst: '/new', mode: 0o755 },
       { op: 'bind', src, dst: '/new/deep', readonly: true },
@@ -256,9 +256,9 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     const latin = good.toString('latin1');
     const cases = [
       good.subarray(0, good.length - 3),
-      Buffer.from(latin.replace('HPCC-PLAN 2', 'HPCC-PLAN 9'), 'latin1'),
+      Buffer.from(latin.replace('HPCC-PLAN 3', 'HPCC-PLAN 9'), 'latin1'),
       // a version-1 plan (no `command` field): refused, never run with a guessed command index
-      Buffer.from(latin.replace('HPCC-PLAN 2', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), 'latin1'),
+      Buffer.from(latin.replace('HPCC-PLAN 3', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), 'latin1'),
       // a command index past argv
       Buffer.from(latin.replace('command 1\n0\n', 'command 1\n1\n'), 'latin1'),
       Buffer.from('junk'),

@@ -3,7 +3,8 @@
  * A pure function: the same input gives the same plan (golden-tested).
  *
  * Mount order in the plan:
- *   [overlay over the image root, when a target must be created or with --writable-tmpfs]
+ *   [overlay over the image root, when a target must be created or with --writable-tmpfs;
+ *    its methods in the order to try come from overlay.ts]
  *   system mounts (/dev, /proc, /sys, /etc/hosts, /etc/localtime, /etc/resolv.conf, /tmp, /var/tmp),
  *   $HOME, /scratch, config binds, HPCC_BIND, -B binds, the working directory,
  *   generated /etc/passwd and /etc/group
@@ -18,6 +19,7 @@ import { buildAction } from './actions.js';
 import { isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
 import { generateGroup, generatePasswd } from './passwd.js';
+import { chooseOverlay } from './overlay.js';
 import { TargetResolver } from './targets.js';
 import type { BuildInput, PathKind } from './types.js';
 import type { MountIntent } from './binds.js';
@@ -27,7 +29,7 @@ import type { MountIntent } from './binds.js';
  * helper runs (launcher band 96..111; hpcc-launch itself uses 96..103).
  */
 export const EXIT_NO_SQUASHFUSE = 104;
-export const EXIT_NO_OVERLAY = 105;
+export { EXIT_NO_OVERLAY } from './overlay.js';
 
 export interface BuiltLaunch {
   plan: Readonly<LaunchPlan>;
@@ -99,7 +101,7 @@ function pushGenerated(r: TargetResolver, dst: string, content: string, skipped:
     return;
   }
   if (cur.kind === null && !r.writableAt(at)) {
-    skipped.push({ dst, reason: `the image has no ${at}, and this node does not allow overlay mounts in a user namespace` });
+    skipped.push({ dst, reason: `the image has no ${at}, and ${r.noOverlayWhy}` });
     return;
   }
   r.ops.push({ op: 'file', dst: cur.kind === null ? at : cur.real, content, mode: 0o644 });
@@ -108,16 +110,10 @@ function pushGenerated(r: TargetResolver, dst: string, content: string, skipped:
 /** Build the plan and the decisions behind it. */
 export function buildLaunch(input: BuildInput): BuiltLaunch {
   const { image, host, flags, config } = input;
-  const overlayAllowed = host.overlayInUserns;
-  if (flags.writableTmpfs && !overlayAllowed) {
-    throw new HpccError('HPCC_E_LAUNCH_NO_OVERLAY', '--writable-tmpfs needs overlay mounts in a user namespace, which this node does not allow', {
-      exitCode: EXIT_NO_OVERLAY,
-      hint: 'Run `hpcc doctor` to see why; kernel overlayfs is allowed in user namespaces from Linux 5.11.',
-    });
-  }
+  const overlay = chooseOverlay(input);
   const home = planHome(input);
   const { intents } = planMounts(input, home);
-  const r = new TargetResolver(input, overlayAllowed);
+  const r = new TargetResolver(input, overlay.methods.length > 0, overlay.why);
   const skipped: { dst: string; reason: string }[] = [];
   for (const i of intents) pushMount(r, i, skipped);
 
@@ -144,7 +140,13 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
   const ops: MountOp[] = [...r.ops];
   if (r.overlay || flags.writableTmpfs) {
     // The helper makes a non-writable overlay read-only once every op ran.
-    ops.unshift({ op: 'overlay', dst: '/', writable: Boolean(flags.writableTmpfs) });
+    ops.unshift({
+      op: 'overlay',
+      dst: '/',
+      writable: Boolean(flags.writableTmpfs),
+      methods: overlay.methods,
+      ...(overlay.fuseOverlayfs ? { fuseOverlayfs: overlay.fuseOverlayfs } : {}),
+    });
   }
   // An extracted root is the user's own (writable) directory: make its bind
   // read-only before anything is mounted below it (the op is recursive).

@@ -12,6 +12,7 @@
  *   [launch]
  *   contain = false   cleanenv = false
  *   squashfuse = /usr/bin/squashfuse_ll   tmpdir = /tmp
+ *   overlay = auto                     ; auto | kernel | fuse | skeleton | none
  *
  * Bind paths accumulate across files; toggles and defaults are overridden.
  * parseConfig/mergeConfig are pure; loadConfig reads the files.
@@ -21,7 +22,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type * as Ini from 'ini';
 import { UsageError } from '../../errors/index.js';
-import type { LaunchConfig } from './types.js';
+import { OVERLAY_MODES, type LaunchConfig, type OverlayMode } from './types.js';
 
 export const SITE_CONFIG = '/etc/hpcc/hpcc.conf';
 
@@ -48,6 +49,14 @@ export interface PartialConfig {
   cleanEnv?: boolean;
   squashfuse?: string;
   tmpdir?: string;
+  overlay?: OverlayMode;
+}
+
+/** An overlay mode from config or HPCC_OVERLAY; `where` names the source in the error. */
+export function parseOverlayMode(v: unknown, where: string): OverlayMode {
+  const s = String(v).trim().toLowerCase();
+  if ((OVERLAY_MODES as readonly string[]).includes(s)) return s as OverlayMode;
+  throw new UsageError(`${where}: unknown overlay mode "${String(v)}"`, { hint: `Use one of: ${OVERLAY_MODES.join(', ')}.` });
 }
 
 function bool(v: unknown, where: string): boolean {
@@ -93,6 +102,7 @@ export function parseConfig(text: string, file: string): PartialConfig {
   if (launch.cleanenv !== undefined) out.cleanEnv = bool(launch.cleanenv, `config ${file} [launch] cleanenv`);
   if (typeof launch.squashfuse === 'string' && launch.squashfuse !== '') out.squashfuse = launch.squashfuse;
   if (typeof launch.tmpdir === 'string' && launch.tmpdir !== '') out.tmpdir = launch.tmpdir;
+  if (launch.overlay !== undefined) out.overlay = parseOverlayMode(launch.overlay, `config ${file} [launch] overlay`);
   return out;
 }
 
@@ -105,6 +115,7 @@ export function mergeConfig(parts: PartialConfig[]): LaunchConfig {
     if (p.cleanEnv !== undefined) c.cleanEnv = p.cleanEnv;
     if (p.squashfuse !== undefined) c.squashfuse = p.squashfuse;
     if (p.tmpdir !== undefined) c.tmpdir = p.tmpdir;
+    if (p.overlay !== undefined) c.overlay = p.overlay;
   }
   return c;
 }

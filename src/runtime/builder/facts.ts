@@ -3,7 +3,8 @@
  * impure part of src/runtime/builder/): identity, the caller's passwd and
  * group entries (the files first, `getent` once when the user is not in
  * them, e.g. LDAP), $HOME, cwd, the environment, path look-ups, the FUSE
- * helper, whether overlayfs works in a user namespace, and the stage.
+ * helper, whether overlayfs should work in a user namespace, fuse-overlayfs,
+ * and the stage.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -99,6 +100,18 @@ export function overlayInUserns(env: Record<string, string | undefined>): boolea
   return fsList === null || /\toverlay$/m.test(fsList) || fs.existsSync(`/lib/modules/${os.release()}/kernel/fs/overlayfs`);
 }
 
+/** fuse-overlayfs on PATH, when /dev/fuse is usable too (else null). */
+export function findFuseOverlayfs(env: Record<string, string | undefined>): string | null {
+  const p = onPath('fuse-overlayfs', env.PATH);
+  if (!p) return null;
+  try {
+    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+    return p;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Stage candidates (see HostFacts.stageDirs): $XDG_RUNTIME_DIR/hpcc, then
  * directories that exist on nearly every node and are rarely bound (the
@@ -176,6 +189,7 @@ export function gatherHostFacts(config: LaunchConfig, env: Record<string, string
     lookup: hostLookup(),
     fuseHelper: findFuseHelper(env, config),
     overlayInUserns: overlayInUserns(env),
+    fuseOverlayfs: findFuseOverlayfs(env),
     stageDirs: stageDirs(env, config, uid),
   };
 }

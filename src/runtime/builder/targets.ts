@@ -1,8 +1,9 @@
 /**
  * Mount targets: make sure each intent's destination exists before it is
  * mounted on. The image is read-only, so a destination it lacks is created
- * in a writable layer: the overlay over the image root (kernel overlayfs in
- * the user namespace), or a tmpfs mounted earlier in the plan. A destination
+ * in a writable layer: the overlay over the image root (kernel overlayfs,
+ * fuse-overlayfs or a tmpfs skeleton: overlay.ts), or a tmpfs mounted earlier
+ * in the plan. A destination
  * below a host bind must already exist on the host (hpcc never creates
  * files on the host). Symlinks in the image are followed inside the image,
  * so an absolute link never resolves on the host.
@@ -25,6 +26,8 @@ export class TargetResolver {
   constructor(
     private readonly input: BuildInput,
     private readonly overlayAllowed: boolean,
+    /** why no overlay may be made (when not allowed), for messages */
+    readonly noOverlayWhy = 'this node does not allow overlay mounts in a user namespace',
   ) {}
 
   private layerOf(p: string): Layer | null {
@@ -71,7 +74,7 @@ export class TargetResolver {
       return { reason: `${dst} does not exist inside ${l.kind === 'bind' ? `the bind of ${l.src}` : l.dst} (hpcc does not create paths on the host)` };
     }
     if (!l) {
-      if (!this.overlayAllowed) return { reason: `the image has no ${dst}, and this node does not allow overlay mounts in a user namespace` };
+      if (!this.overlayAllowed) return { reason: `the image has no ${dst}, and ${this.noOverlayWhy}` };
       this.overlay = true;
     }
     // The helper creates a missing mount point itself (a directory, or an

@@ -66,8 +66,14 @@ export interface HostFacts {
   lookup: (path: string) => PathInfo | null;
   /** absolute path of squashfuse_ll / squashfuse; null when neither is installed */
   fuseHelper: string | null;
-  /** whether the kernel lets an unprivileged user mount overlayfs in a user namespace */
+  /**
+   * whether the kernel should let an unprivileged user mount overlayfs in a
+   * user namespace (Linux 5.11+; false with HPCC_NO_OVERLAY=1). Only a
+   * belief: the helper falls back to the next method when the kernel refuses.
+   */
   overlayInUserns: boolean;
+  /** absolute path of fuse-overlayfs (with a usable /dev/fuse); null when either is missing */
+  fuseOverlayfs: string | null;
   /**
    * candidates for the helper's stage, in order of preference: existing host
    * directories on which the helper mounts a private tmpfs inside the new
@@ -126,7 +132,18 @@ export interface LaunchConfig {
   squashfuse?: string;
   /** where per-launch directories go (else $HPCC_TMPDIR, $TMPDIR, /tmp) */
   tmpdir?: string;
+  /** how to overlay the image when a target is missing (HPCC_OVERLAY wins; default auto) */
+  overlay?: OverlayMode;
 }
+
+/**
+ * Overlay policy: `auto` tries kernel overlayfs (when the kernel should allow
+ * it), then fuse-overlayfs (when installed), then a tmpfs skeleton (not for
+ * --writable-tmpfs); a method name forces that method alone; `none` never
+ * overlays (every bind target must exist in the image).
+ */
+export type OverlayMode = 'auto' | 'kernel' | 'fuse' | 'skeleton' | 'none';
+export const OVERLAY_MODES: readonly OverlayMode[] = ['auto', 'kernel', 'fuse', 'skeleton', 'none'];
 
 export interface BuildInput {
   image: ImageFacts;

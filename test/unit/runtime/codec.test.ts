@@ -12,7 +12,7 @@ import type { LaunchPlan } from '../../../src/runtime/plan.js';
 import { parseStatusRecords, setupErrorFromStatus } from '../../../src/runtime/spawn.js';
 
 const small: LaunchPlan = {
-  version: 2,
+  version: 3,
   uid: { inside: 1001, outside: 1001 },
   gid: { inside: 100, outside: 100 },
   pidNamespace: false,
@@ -26,14 +26,15 @@ const small: LaunchPlan = {
 };
 
 const full: LaunchPlan = {
-  version: 2,
+  version: 3,
   uid: { inside: 0, outside: 4294967294 },
   gid: { inside: 7, outside: 0 },
   pidNamespace: true,
   rootfs: { kind: 'squashfuse', image: '/images/a b.sif', offset: 2 ** 40, fuseHelper: '/usr/bin/squashfuse_ll', mountpoint: '/tmp/s/image' },
   stage: '/tmp/s',
   mounts: [
-    { op: 'overlay', dst: '/', writable: true },
+    { op: 'overlay', dst: '/', writable: true, methods: ['kernel', 'fuse'], fuseOverlayfs: '/usr/bin/fuse-overlayfs' },
+    { op: 'overlay', dst: '/opt', writable: false, methods: ['skeleton'] },
     { op: 'bind', src: '/home/u', dst: '/home/u', readonly: false },
     { op: 'bind', src: '/opt/x', dst: '/opt/x', readonly: true, optional: true },
     { op: 'tmpfs', dst: '/tmp', mode: 0o1777, size: 64 << 20 },
@@ -64,11 +65,11 @@ function rejects(bytes: Uint8Array | string, re?: RegExp): void {
   if (re) expect((err as Error).message).to.match(re);
 }
 
-describe('runtime/codec: launch plan wire format v2', () => {
+describe('runtime/codec: launch plan wire format v3', () => {
   it('encodes a small plan to the documented bytes (golden)', () => {
     expect(text(encodePlan(small))).to.equal(
       [
-        'HPCC-PLAN 2',
+        'HPCC-PLAN 3',
         'uid.inside 4', '1001', 'uid.outside 4', '1001', 'gid.inside 3', '100', 'gid.outside 3', '100',
         'pidns 1', '0', 'rootfs 3', 'dir', 'path 2', '/r', 'stage 2', '/s',
         'mounts 1', '1', 'op 4', 'proc', 'dst 5', '/proc',
@@ -99,9 +100,9 @@ describe('runtime/codec: launch plan wire format v2', () => {
   it('rejects a wrong magic, another version, and trailing data', () => {
     const t = text(encodePlan(small));
     rejects(t.replace('HPCC-PLAN', 'HPCC-PLAM'), /not an hpcc launch plan/);
-    rejects(t.replace('HPCC-PLAN 2', 'HPCC-PLAN 3'), /version '3' is not supported/);
+    rejects(t.replace('HPCC-PLAN 3', 'HPCC-PLAN 4'), /version '4' is not supported/);
     // a version-1 plan (no `command` field) is refused, not read with a guessed command index
-    rejects(t.replace('HPCC-PLAN 2', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), /version '1' is not supported/);
+    rejects(t.replace('HPCC-PLAN 3', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), /version '1' is not supported/);
     rejects(t + 'x', /trailing data/);
     rejects(t + 'end 0\n\n', /trailing data/);
   });
@@ -144,13 +145,31 @@ describe('runtime/codec: launch plan wire format v2', () => {
       ['uid', { ...small, uid: { inside: -1, outside: 0 } }],
       ['mode', { ...small, mounts: [{ op: 'mkdir', dst: '/x', mode: 0o10000 }] }],
       ['path length', { ...small, cwd: '/' + 'a'.repeat(PLAN_LIMITS.path) }],
-      ['version', { ...small, version: 1 as 2 }],
+      ['version', { ...small, version: 1 as 3 }],
+      ['no overlay method', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: [] }] }],
+      ['repeated method', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['kernel', 'kernel'] }] }],
+      ['unknown method', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['zfs' as 'kernel'] }] }],
+      ['writable skeleton', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: true, methods: ['kernel', 'skeleton'] }] }],
+      ['fuse without its path', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['fuse'] }] }],
+      ['a path without fuse', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['kernel'], fuseOverlayfs: '/bin/x' }] }],
       ['commandIndex past argv', { ...small, commandIndex: 1 }],
       ['negative commandIndex', { ...small, commandIndex: -1 }],
       ['fractional commandIndex', { ...small, commandIndex: 0.5 }],
       ['stage /', { ...small, stage: '/' }],
     ];
     for (const [what, p] of bad) expect(() => encodePlan(p), what).to.throw(LaunchPlanError);
+  });
+
+  it('overlay ops: methods in order, fuse-overlayfs path only with fuse; version-2 plans still decode (kernel only)', () => {
+    const t = text(encodePlan(full));
+    expect(t).to.include('op 7\noverlay\ndst 1\n/\nwritable 1\n1\nmethods 11\nkernel,fuse\nfuse-overlayfs 23\n/usr/bin/fuse-overlayfs\n');
+    expect(t).to.include('op 7\noverlay\ndst 4\n/opt\nwritable 1\n0\nmethods 8\nskeleton\nfuse-overlayfs 0\n\n');
+    const ovl = text(encodePlan({ ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['kernel'] }] }));
+    const v2 = ovl.replace('HPCC-PLAN 3', 'HPCC-PLAN 2').replace('methods 6\nkernel\nfuse-overlayfs 0\n\n', '');
+    expect(decodePlan(Buffer.from(v2)).mounts).to.deep.equal([{ op: 'overlay', dst: '/', writable: false, methods: ['kernel'] }]);
+    rejects(ovl.replace('methods 6\nkernel', 'methods 6\nkernal'), /overlay method/);
+    rejects(ovl.replace('methods 6\nkernel', 'methods 13\nkernel,kernel'), /overlay method/);
+    rejects(ovl.replace('fuse-overlayfs 0\n\n', 'fuse-overlayfs 2\n/x\n'), /exceeds the limit of 0/);
   });
 
   it('decodes hostile random bytes to a typed error in bounded time', () => {

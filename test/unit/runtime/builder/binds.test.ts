@@ -86,11 +86,31 @@ describe('runtime/builder: binds', () => {
     expect(plan.mounts.some((m) => m.op === 'mkdir' && m.dst === '/home/alice/sub/n.txt')).to.equal(false);
   });
 
-  it('without overlay support, default binds to missing targets are skipped and user binds fail', () => {
-    const b = buildLaunch(input({}, { host: { overlayInUserns: false } }));
+  it('with overlay = none, default binds to missing targets are skipped and user binds fail', () => {
+    const b = buildLaunch(input({}, { config: { overlay: 'none' } }));
     expect(b.plan.mounts.some((m) => m.op === 'overlay')).to.equal(false);
     expect(b.skipped.map((s) => s.dst)).to.include.members(['/home/alice', '/scratch']);
-    expect(() => buildLaunch(input({ bind: ['/data:/newdir'] }, { host: { overlayInUserns: false } }))).to.throw(UsageError, /overlay/);
+    expect(() => buildLaunch(input({ bind: ['/data:/newdir'] }, { config: { overlay: 'none' } }))).to.throw(UsageError, /overlay = none/);
+    expect(() => buildLaunch(input({ bind: ['/data:/newdir'] }, { host: { env: { HPCC_OVERLAY: 'none' } } }))).to.throw(UsageError, /overlay/);
+  });
+
+  it('overlay methods: auto orders kernel, fuse, skeleton by what the node has; a forced mode gives that method alone', () => {
+    const methods = (o: Parameters<typeof input>[1], flags: Parameters<typeof input>[0] = {}): unknown => {
+      const ovl = buildLaunch(input({ bind: ['/data:/newdir'], ...flags }, o)).plan.mounts.find((m) => m.op === 'overlay');
+      return ovl && ovl.op === 'overlay' ? [ovl.methods, ovl.fuseOverlayfs ?? null] : null;
+    };
+    const fuse = '/usr/bin/fuse-overlayfs';
+    expect(methods({})).to.deep.equal([['kernel', 'skeleton'], null]);
+    expect(methods({ host: { fuseOverlayfs: fuse } })).to.deep.equal([['kernel', 'fuse', 'skeleton'], fuse]);
+    expect(methods({ host: { fuseOverlayfs: fuse, overlayInUserns: false } })).to.deep.equal([['fuse', 'skeleton'], fuse]);
+    expect(methods({ host: { overlayInUserns: false } })).to.deep.equal([['skeleton'], null]);
+    expect(methods({ host: { fuseOverlayfs: fuse }, config: { overlay: 'skeleton' } })).to.deep.equal([['skeleton'], null]);
+    expect(methods({ host: { fuseOverlayfs: fuse, env: { HPCC_OVERLAY: 'fuse' } }, config: { overlay: 'kernel' } })).to.deep.equal([['fuse'], fuse]);
+    expect(methods({ host: { overlayInUserns: false }, config: { overlay: 'kernel' } })).to.deep.equal([['kernel'], null]);
+    // writable: never the skeleton
+    expect(methods({ host: { fuseOverlayfs: fuse } }, { writableTmpfs: true })).to.deep.equal([['kernel', 'fuse'], fuse]);
+    expect(() => buildLaunch(input({ bind: ['/data:/newdir'] }, { config: { overlay: 'fuse' } }))).to.throw(UsageError, /fuse-overlayfs/);
+    expect(() => buildLaunch(input({}, { host: { env: { HPCC_OVERLAY: 'zfs' } } }))).to.throw(UsageError, /HPCC_OVERLAY/);
   });
 
   it('targets that are symlinks in the image are resolved inside the image', () => {
@@ -107,10 +127,15 @@ describe('runtime/builder: binds', () => {
   });
 
   it('--writable-tmpfs makes the overlay writable; no overlay support is then an error', () => {
-    expect(buildLaunch(input({ writableTmpfs: true })).plan.mounts[0]).to.deep.equal({ op: 'overlay', dst: '/', writable: true });
+    expect(buildLaunch(input({ writableTmpfs: true })).plan.mounts[0]).to.deep.equal({ op: 'overlay', dst: '/', writable: true, methods: ['kernel'] });
     expect(() => buildLaunch(input({ writableTmpfs: true }, { host: { overlayInUserns: false } })))
-      .to.throw(/overlay/)
+      .to.throw(/fuse-overlayfs is not installed/)
       .that.includes({ code: 'HPCC_E_LAUNCH_NO_OVERLAY', exitCode: 105 });
+    for (const overlay of ['skeleton', 'none', 'fuse'] as const) {
+      expect(() => buildLaunch(input({ writableTmpfs: true }, { config: { overlay } })), overlay)
+        .to.throw(/--writable-tmpfs needs an overlay/)
+        .that.includes({ code: 'HPCC_E_LAUNCH_NO_OVERLAY', exitCode: 105 });
+    }
   });
 
   it('no FUSE helper for a SIF root is a launch error with exit 104, not the helper usage code 96', () => {

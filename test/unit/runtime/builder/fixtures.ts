@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { defaultConfig } from '../../../../src/runtime/builder/config.js';
-import type { BuildInput, HostFacts, ImageFacts, LaunchFlags, PathInfo, PathKind } from '../../../../src/runtime/builder/types.js';
+import type { BuildInput, HostFacts, ImageFacts, LaunchConfig, LaunchFlags, PathInfo, PathKind } from '../../../../src/runtime/builder/types.js';
 
 /** A look-up over `{path: kind}` with `{path: '->target'}` symlinks, resolved like the kernel would. */
 export function treeLookup(tree: Record<string, PathKind | string>): (p: string) => PathInfo | null {
@@ -133,16 +133,20 @@ export function host(over: Partial<HostFacts> = {}): HostFacts {
     lookup: treeLookup(HOST_TREE),
     fuseHelper: '/usr/bin/squashfuse_ll',
     overlayInUserns: true,
+    fuseOverlayfs: null,
     stageDirs: ['/mnt', '/tmp/hpcc-1000'],
     ...over,
   };
 }
 
-export function input(flags: Partial<LaunchFlags> = {}, over: { image?: Partial<ImageFacts>; host?: Partial<HostFacts> } = {}): BuildInput {
+export function input(
+  flags: Partial<LaunchFlags> = {},
+  over: { image?: Partial<ImageFacts>; host?: Partial<HostFacts>; config?: Partial<LaunchConfig> } = {},
+): BuildInput {
   return {
     image: image(over.image),
     host: host(over.host),
     flags: { action: 'exec', args: ['ls', '-la'], bind: [], ...flags },
-    config: defaultConfig(),
+    config: { ...defaultConfig(), ...over.config },
   };
 }

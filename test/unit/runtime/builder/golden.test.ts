@@ -25,7 +25,9 @@ const scenarios: Record<string, () => BuildInput> = {
       { host: { env: { HPCCENV_X: 'y', HPCCENV_APPEND_PATH: '/app', TERM: 'dumb', HOME: '/home/alice' } } },
     ),
   'exec-no-sh-no-overlay': () =>
-    input({ args: ['/app'], noHome: true, writableTmpfs: false }, { image: { lookup: (p) => (p === '/app' || p === '/' ? { kind: p === '/' ? 'dir' : 'file', real: p } : null), passwd: null, group: null, envScripts: [] }, host: { overlayInUserns: false } }),
+    input({ args: ['/app'], noHome: true, writableTmpfs: false }, { image: { lookup: (p) => (p === '/app' || p === '/' ? { kind: p === '/' ? 'dir' : 'file', real: p } : null), passwd: null, group: null, envScripts: [] }, config: { overlay: 'none' } }),
+  // the kernel should refuse overlayfs in a user namespace: fuse-overlayfs, then the skeleton
+  'exec-overlay-fallback': () => input({ bind: ['/data:/newdir'] }, { host: { overlayInUserns: false, fuseOverlayfs: '/usr/bin/fuse-overlayfs' } }),
   'test-extracted-root': () => input({ action: 'test', args: [] }, { image: { rootDir: '/home/alice/.cache/hpcc/rootfs/abc' } }),
 };
 
