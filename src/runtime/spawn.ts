@@ -55,6 +55,22 @@ export function findLaunchHelper(): string {
   }
 }
 
+/** Informational records ("status/1 info INDEX STEP MESSAGE"), e.g. the overlay method the helper used. */
+export interface InfoRecord {
+  opIndex: number;
+  step: string;
+  message: string;
+}
+
+export function parseInfoRecords(text: string): InfoRecord[] {
+  const out: InfoRecord[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^status\/1 info (-1|\d{1,5}) ([a-z_-]{1,32}) ?(.*)$/.exec(line);
+    if (m) out.push({ opIndex: Number(m[1]), step: m[2]!, message: m[3]! });
+  }
+  return out;
+}
+
 export function parseStatusRecords(text: string): StatusRecord[] {
   const out: StatusRecord[] = [];
   for (const line of text.split('\n')) {
@@ -78,7 +94,7 @@ function classify(r: StatusRecord, errno: string): { code: string; hint?: string
     if (r.op === 'overlay' || r.op === 'overlay-ro')
       return {
         code: 'HPCC_E_LAUNCH_OVERLAY',
-        hint: 'The kernel refused overlayfs in a user namespace (needs Linux 5.11+); use a tmpfs skeleton or fuse-overlayfs (see `hpcc doctor`).',
+        hint: 'No overlay method the plan allowed worked here (kernel overlayfs needs Linux 5.11+, fuse-overlayfs needs /dev/fuse): see `hpcc doctor`, or set HPCC_OVERLAY=skeleton.',
       };
     if (r.op === 'bind')
       return {
@@ -161,6 +177,8 @@ export interface LaunchOptions {
   forwardSignals?: boolean;
   /** the helper gets SIGTERM when this process dies (default true) */
   dieWithParent?: boolean;
+  /** informational records (overlay method used); default: printed to stderr when HPCC_DEBUG is set */
+  onInfo?: (records: InfoRecord[]) => void;
 }
 
 export interface RunningLaunch {
@@ -209,6 +227,11 @@ export function startLaunch(plan: LaunchPlan, opts: LaunchOptions = {}): Running
     });
     child.on('close', (code, signal) => {
       cleanup();
+      const infos = parseInfoRecords(status);
+      if (infos.length > 0) {
+        if (opts.onInfo) opts.onInfo(infos);
+        else if (process.env.HPCC_DEBUG) for (const r of infos) process.stderr.write(`hpcc: op ${r.opIndex} ${r.step}: ${r.message}\n`);
+      }
       const recs = parseStatusRecords(status);
       if (recs.length > 0) return reject(setupErrorFromStatus(recs[0]!));
       if (code !== null) return resolve(code);

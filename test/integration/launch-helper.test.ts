@@ -11,8 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildSifFromDirectory } from '../../src/core/build.js';
 import { encodePlan } from '../../src/runtime/codec.js';
-import type { LaunchPlan, MountOp } from '../../src/runtime/plan.js';
-import { parseStatusRecords, startLaunch } from '../../src/runtime/spawn.js';
+import type { LaunchPlan, MountOp, OverlayMethod } from '../../src/runtime/plan.js';
+import { parseInfoRecords, parseStatusRecords, startLaunch } from '../../src/runtime/spawn.js';
 import { LaunchSetupError } from '../../src/errors/index.js';
 import {
   IN_CI, IS_ROOT, REPO_ROOT, TEST_USER, findTool, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds,
@@ -222,6 +222,122 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     expect(r.stdout).to.equal(`bound\nbound\nme:x:${ids.uid}:${ids.gid}::/:/bin/sh\nme\ntmp-ok\ntouch: /etc/y: Read-only file system\n`);
   });
 
+  /** fuse-overlayfs servers of the test user for one stage */
+  function ovlServers(stage: string): string {
+    return runUnprivileged('pgrep', ['-a', '-u', TEST_USER, '-f', `fuse-overlayfs .*${stage}/`]).stdout;
+  }
+
+  /** An overlay op with the given methods (fuse-overlayfs from PATH when fuse is one). */
+  function overlayOp(methods: OverlayMethod[], writable = false): MountOp {
+    return { op: 'overlay', dst: '/', writable, methods, ...(methods.includes('fuse') ? { fuseOverlayfs: findTool('fuse-overlayfs')! } : {}) };
+  }
+
+  /** The overlay method the helper reported (status info record on stderr). */
+  function usedMethod(stderr: string): string | undefined {
+    return parseInfoRecords(stderr).find((r) => r.step === 'overlay')?.message;
+  }
+
+  for (const method of ['kernel', 'fuse', 'skeleton'] as const) {
+    for (const fuse of [true, false]) {
+      it(`overlay method ${method} (${fuse ? 'squashfuse' : 'directory'} root): a missing bind target works, the image stays read-only`, function () {
+        if (method === 'fuse') requireTools(this, 'fuse-overlayfs');
+        const src = path.join(work, 'ovl-m-src');
+        fs.mkdirSync(src, { recursive: true });
+        fs.writeFileSync(path.join(src, 'f'), 'bound\n');
+        fs.chmodSync(src, 0o755);
+        const mounts: MountOp[] = [
+          ...(fuse ? [] : [{ op: 'remount-ro', dst: '/' } as MountOp]),
+          overlayOp([method]),
+          { op: 'proc', dst: '/proc' },
+          { op: 'bind', src, dst: '/does/not/exist/in/image', readonly: false },
+          { op: 'bind', src: path.join(src, 'f'), dst: '/etc/new-file', readonly: true },
+        ];
+        const p = plan({ mounts }, fuse);
+        const r = sh(p, 'exec 2>&1; cat /does/not/exist/in/image/f /etc/new-file /etc/hello; touch /x; touch /etc/y; touch /bin/z; ls /bin/busybox; echo rc=$?');
+        expect(r.status, r.stderr).to.equal(0);
+        expect(r.stdout).to.equal(
+          'bound\nbound\nhello from the image\ntouch: /x: Read-only file system\ntouch: /etc/y: Read-only file system\ntouch: /bin/z: Read-only file system\n/bin/busybox\nrc=0\n',
+        );
+        expect(usedMethod(r.stderr)).to.equal(method);
+        expect(fs.existsSync(path.join(rootfs, 'does'))).to.equal(false);
+        expect(ovlServers(p.stage)).to.equal('');
+        expect(fs.readFileSync('/proc/mounts', 'utf8')).to.not.include(p.stage);
+        expect(fs.existsSync(p.stage)).to.equal(false);
+      });
+    }
+  }
+
+  for (const method of ['kernel', 'fuse'] as const) {
+    it(`--writable-tmpfs with ${method}: writes go to a tmpfs, never to the image`, function () {
+      if (method === 'fuse') requireTools(this, 'fuse-overlayfs');
+      for (const fuse of [true, false]) {
+        const mounts: MountOp[] = [...(fuse ? [] : [{ op: 'remount-ro', dst: '/' } as MountOp]), overlayOp([method], true), { op: 'proc', dst: '/proc' }];
+        const p = plan({ mounts }, fuse);
+        const r = sh(p, 'exec 2>&1; echo new > /created && cat /created; echo changed >> /etc/hello; mkdir /newdir && echo dir-ok');
+        expect(r.status, r.stderr + r.stdout).to.equal(0);
+        // image files belong to an owner the namespace does not map: even the writable overlay keeps them
+        expect(r.stdout).to.equal("new\nsh: can't create /etc/hello: Permission denied\ndir-ok\n");
+        expect(usedMethod(r.stderr)).to.equal(method);
+        expect(fs.existsSync(path.join(rootfs, 'created'))).to.equal(false);
+        expect(fs.readFileSync(path.join(rootfs, 'etc/hello'), 'utf8')).to.equal('hello from the image\n');
+        expect(ovlServers(p.stage)).to.equal('');
+      }
+    });
+  }
+
+  it('kernel overlayfs refused (fs stacking depth exceeded): fuse-overlayfs serves, else the skeleton', function () {
+    requireTools(this, 'fuse-overlayfs', 'unshare');
+    // The root is a directory seen through two stacked kernel overlays (made in an enclosing
+    // user namespace where the test user is root): a third overlay exceeds the kernel's
+    // stacking depth (2) and is refused with EINVAL, as on a kernel that forbids it.
+    const d = path.join(work, `stack-${n++}`);
+    for (const x of ['u1', 'w1', 'o1', 'u2', 'w2', 'o2']) fs.mkdirSync(path.join(d, x), { recursive: true });
+    if (IS_ROOT) spawnSync('chown', ['-R', `${ids.uid}:${ids.gid}`, d]);
+    const src = path.join(work, 'ovl-m-src');
+    fs.mkdirSync(src, { recursive: true });
+    const run3 = (methods: OverlayMethod[]) => {
+      const p = plan({
+        uid: { inside: 0, outside: 0 },
+        gid: { inside: 0, outside: 0 },
+        rootfs: { kind: 'dir', path: path.join(d, 'o2') },
+        mounts: [{ op: 'remount-ro', dst: '/' }, overlayOp(methods), { op: 'bind', src, dst: '/not/in/image', readonly: true }],
+      });
+      const script =
+        'cd "$1" && mount -t overlay o1 -o "lowerdir=$2,upperdir=u1,workdir=w1,userxattr" o1 && ' +
+        'mount -t overlay o2 -o lowerdir=o1,upperdir=u2,workdir=w2,userxattr o2 && ' +
+        'exec "$3" --plan "$4" --status-fd 3 sh -c "exec 2>&1; ls -d /not/in/image; touch /x" 3>&2';
+      return { p, r: runUnprivileged('unshare', ['-rm', 'sh', '-c', script, 'sh', d, rootfs, HELPER, planFile(p)], { timeout: 60_000, cwd: '/' }) };
+    };
+    const a = run3(['kernel']);
+    expect(a.r.status).to.equal(101);
+    expect(parseStatusRecords(a.r.stderr)[0]).to.include({ op: 'overlay', errno: 22 });
+    const b = run3(['kernel', 'fuse', 'skeleton']);
+    expect([b.r.status, b.r.stdout]).to.deep.equal([1, '/not/in/image\ntouch: /x: Read-only file system\n']);
+    expect(usedMethod(b.r.stderr)).to.equal('fuse tried: kernel(Invalid argument)');
+    const c = run3(['kernel', 'skeleton']);
+    expect([c.r.status, c.r.stdout]).to.deep.equal([1, '/not/in/image\ntouch: /x: Read-only file system\n']);
+    expect(usedMethod(c.r.stderr)).to.equal('skeleton tried: kernel(Invalid argument)');
+    for (const x of [a, b, c]) expect(ovlServers(x.p.stage)).to.equal('');
+  });
+
+  it('a fuse-overlayfs that fails to serve: the next method is used, the failure is reported', function () {
+    const src = path.join(work, 'ovl-m-src');
+    fs.mkdirSync(src, { recursive: true });
+    const ops = (helper: string): MountOp[] => [
+      { op: 'overlay', dst: '/', writable: false, methods: ['fuse', 'skeleton'], fuseOverlayfs: helper },
+      { op: 'bind', src, dst: '/not/in/image', readonly: true },
+    ];
+    const a = sh(plan({ mounts: ops(findTool('false')!) }, true), 'ls -d /not/in/image');
+    expect([a.status, a.stdout]).to.deep.equal([0, '/not/in/image\n']);
+    expect(usedMethod(a.stderr)).to.equal('skeleton tried: fuse(Transport endpoint is not connected)');
+    const b = sh(plan({ mounts: ops('/nonexistent/fuse-overlayfs') }, true), 'ls -d /not/in/image');
+    expect(b.status).to.equal(0);
+    expect(usedMethod(b.stderr)).to.match(/^skeleton tried: fuse\(No such file or directory: \/nonexistent\/fuse-overlayfs cannot be executed\)$/);
+    const c = sh(plan({ mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['fuse'], fuseOverlayfs: findTool('false')! }] }, true), 'true');
+    expect(c.status).to.equal(101);
+    expect(parseStatusRecords(c.stderr)[0]).to.include({ opIndex: 0, op: 'overlay', errno: 107 });
+  });
+
   it('mount destinations resolve inside the image: an absolute symlink never reaches the host', () => {
     const hostDir = path.join(work, 'host-target');
     const f = run(plan({ mounts: [{ op: 'file', dst: '/escape/created', mode: 0o644, content: 'x\n' }] }));
@@ -324,8 +440,9 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     return [...pids].filter(([pid]) => t.has(pid) && t.get(pid)![1] !== 'Z').map(([pid, comm]) => `${pid} ${comm}`);
   }
 
-  it('--die-with-parent: SIGKILL of the parent ends payload, helper and squashfuse, and cleans up', async () => {
-    const p = plan({ mounts: [], argv: ['sh', '-c', 'echo ready; exec sleep 30'] }, true);
+  for (const ovl of [false, true]) it(`--die-with-parent: SIGKILL of the parent ends payload, helper and squashfuse${ovl ? ' and fuse-overlayfs' : ''}, and cleans up`, async function () {
+    if (ovl) requireTools(this, 'fuse-overlayfs');
+    const p = plan({ mounts: ovl ? [overlayOp(['fuse'])] : [], argv: ['sh', '-c', 'echo ready; exec sleep 30'] }, true);
     const f = planFile(p);
     const script = `"$0" --die-with-parent --plan "$1" & wait`;
     const child = IS_ROOT
@@ -337,8 +454,9 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
       await new Promise((r) => setTimeout(r, 20)); // `exec sleep` follows the echo
       tree = descendants(child.pid!);
     }
-    expect([...tree.values()].sort()).to.include.members(['hpcc-launch', 'sleep', 'squashfuse_ll']);
+    expect([...tree.values()].sort()).to.include.members(['hpcc-launch', 'sleep', 'squashfuse_ll', ...(ovl ? ['fuse-overlayfs'] : [])]);
     expect(ourFuseServers()).to.match(/squashfuse_ll -f -o offset=\d+ /); // the check below can see one
+    if (ovl) expect(ovlServers(p.stage)).to.match(/fuse-overlayfs -f -o lowerdir=/);
     child.kill('SIGKILL');
     let left: string[] = [];
     for (let i = 0; i < 100; i++) {
@@ -348,6 +466,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     }
     expect(left).to.deep.equal([]);
     expect(ourFuseServers()).to.equal('');
+    expect(ovlServers(p.stage)).to.equal('');
     expect(fs.existsSync(p.stage)).to.equal(false);
   });
 
