@@ -94,6 +94,19 @@ as_user "$HELPER" --plan "$PLAN_TRUE" || die "hpcc-launch --plan failed"
 as_user ch-run "$SQFS" -- /bin/true || die "ch-run $SQFS failed"
 as_user unshare -rm /bin/true || die "unshare -rm failed (user namespaces?)"
 
+# hpcc sources the image's /.singularity.d/env/*.sh with the image's /bin/sh
+# before exec'ing the command (Apptainer's behaviour); ch-run does not. The
+# "+ env wrapper" rows give ch-run the same kind of wrapper, so the helper can
+# be compared with ch-run doing the same work.
+scripts=$(as_user ch-run "$SQFS" -- /bin/sh -c 'cd /.singularity.d/env 2>/dev/null && ls' || true)
+WRAP=""
+for s in $scripts; do
+  case "$s" in *.sh) ;; *) continue ;; esac
+  [[ "$s" =~ ^[A-Za-z0-9._-]+$ ]] || die "unexpected env script name $s"
+  WRAP+=". /.singularity.d/env/$s; "
+done
+WRAP+='exec "$@"'
+
 # ---------------------------------------------------------------- run
 names=() cmds=()
 row() { names+=("$1"); cmds+=("$2"); }
@@ -104,6 +117,8 @@ row "hpcc exec python"       "node $HPCC exec $SIF python3 -c pass"
 row "ch-run python"          "ch-run $SQFS -- python3 -c pass"
 row "hpcc plan python"       "$HELPER --plan $PLAN_PY"
 row "unshare -rm true"       "unshare -rm /bin/true"
+row "ch-run true + env wrapper"   "ch-run $SQFS -- /bin/sh -c '$WRAP' x /bin/true"
+row "ch-run python + env wrapper" "ch-run $SQFS -- /bin/sh -c '$WRAP' x python3 -c pass"
 if [ "$EXTRA" = 1 ]; then
   row "node -e 0"              "node -e 0"
   row "hpcc exec true, unbundled" "env HPCC_NO_BUNDLE=1 node $HPCC exec $SIF /bin/true"
@@ -147,6 +162,14 @@ ratio('cold exec: hpcc exec true / ch-run true', 'hpcc exec true', 'ch-run true'
 ratio('python: hpcc exec python / ch-run python', 'hpcc exec python', 'ch-run python', tCold);
 ratio('saved plan: hpcc plan true / ch-run true', 'hpcc plan true', 'ch-run true', tPlan);
 ratio('saved plan, python: hpcc plan python / ch-run python', 'hpcc plan python', 'ch-run python', tPlan);
+out.push('', 'Same work (informational: ch-run given the env-script wrapper that hpcc runs):', '');
+out.push('| ratio (medians) | value |', '|---|---|');
+for (const [label, a, b] of [
+  ['saved plan: hpcc plan true / ch-run true + env wrapper', 'hpcc plan true', 'ch-run true + env wrapper'],
+  ['saved plan, python: hpcc plan python / ch-run python + env wrapper', 'hpcc plan python', 'ch-run python + env wrapper'],
+  ['cold exec: hpcc exec true / ch-run true + env wrapper', 'hpcc exec true', 'ch-run true + env wrapper'],
+  ['node -e 0 / ch-run true', 'node -e 0', 'ch-run true'],
+]) if (by[a] && by[b]) out.push(`| ${label} | ${(by[a].median / by[b].median).toFixed(2)}× |`);
 console.log(out.join('\n'));
 EOF
 cat "$RES/summary.md"

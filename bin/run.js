@@ -7,7 +7,7 @@
 // fast-launch.js, else from the unbundled dist/src; HPCC_NO_BUNDLE=1 forces the latter.
 const cmd = process.argv[2];
 if (cmd === 'exec' || cmd === 'run' || cmd === 'shell' || cmd === 'test') {
-  const { statSync } = await import('node:fs');
+  const { statSync } = process.getBuiltinModule('node:fs'); // no ESM facade: that would load node:stream
   const plain = new URL('../dist/src/cli/fast-launch.js', import.meta.url);
   const bundle = new URL('../dist/src/cli/fast-launch.bundle.js', import.meta.url);
   let fresh = false;

@@ -8,8 +8,9 @@
 //  - errors/index.js: one copy of the error classes, shared with the modules
 //    below (instanceof and rendering must agree);
 //  - the cold paths loaded only on request (docker:// conversion, the
-//    extraction fallback): they pull in the squashfs writer, codecs and
-//    native addons located relative to their own file;
+//    extraction fallback, squashfs codecs other than gzip): they pull in the
+//    squashfs writer, codec libraries and native addons located relative to
+//    their own file;
 //  - npm packages and Node built-ins.
 // bin/run.js uses the bundle only when it is at least as new as
 // dist/src/cli/fast-launch.js (a later bare `tsc` makes it stale) and falls
@@ -24,7 +25,12 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cliDir = path.join(repo, 'dist', 'src', 'cli');
 const entry = path.join(cliDir, 'fast-launch.js');
 const outFile = path.join(cliDir, 'fast-launch.bundle.js');
-const EXTERNAL = ['errors/index.js', 'core/pull.js', 'core/extract-cache.js'].map((p) => path.join(repo, 'dist', 'src', p));
+const EXTERNAL = [
+  'errors/index.js',
+  'core/pull.js',
+  'core/extract-cache.js',
+  ...['zstd', 'xz', 'lz4', 'lzo', 'pool'].map((c) => `formats/squashfs/codecs/${c}.js`),
+].map((p) => path.join(repo, 'dist', 'src', p));
 
 function warn(msg) {
   process.stderr.write(`bundle-launch: ${msg}; hpcc will load the unbundled dist/src (slower start-up)\n`);
