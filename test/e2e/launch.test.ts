@@ -54,6 +54,25 @@ function makeTree(root: string, busybox: string): void {
   fs.writeFileSync(path.join(sd, 'labels.json'), '{"org.hpcc.test":"e2e"}\n');
 }
 
+/** Entries of `dir` owned by `uid` (temp dirs a launch might leave behind). */
+function ownedEntries(dir: string, uid: number): Set<string> {
+  const out = new Set<string>();
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      if (fs.lstatSync(path.join(dir, n)).uid === uid) out.add(n);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 /** Start hpcc as the test user without waiting (signals, SIGKILL, concurrency). */
 function spawnUnprivileged(args: string[], cwd: string, env: Record<string, string> = {}): ChildProcess {
   const base = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...env };
@@ -105,6 +124,44 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     });
   }
   const exec = (cmd: string, extra: string[] = [], env?: Record<string, string>) => hpcc(['exec', ...extra, sif, 'sh', '-c', cmd], env ? { env } : {});
+
+  /** The test user's entries in the temp dir and in /mnt (the usual stage) before a leak check. */
+  let tmpBefore = new Set<string>();
+  let mountsBefore = new Set<string>();
+  const mountPoints = (): Set<string> =>
+    new Set(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m !== ''));
+  const snapshot = (): void => {
+    tmpBefore = new Set([...ownedEntries('/tmp', uid()), ...[...ownedEntries('/mnt', uid())].map((e) => `/mnt/${e}`)]);
+    mountsBefore = mountPoints();
+  };
+
+  /** Everything a launch of this suite could leave behind: FUSE servers, mounts, stage or temp dirs. */
+  function leftovers(): string[] {
+    const out: string[] = [];
+    // (other suites may run squashfuse as the test user concurrently: look for ours only)
+    const fuse = spawnSync('pgrep', ['-a', '-u', String(uid()), '-f', `squashfuse.*${sif}`], { encoding: 'utf8' }).stdout.trim();
+    if (fuse) out.push(`squashfuse: ${fuse}`);
+    const ovl = spawnSync('pgrep', ['-a', '-u', String(uid()), '-x', 'fuse-overlayfs'], { encoding: 'utf8' }).stdout.trim();
+    if (ovl) out.push(`fuse-overlayfs: ${ovl}`);
+    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+    for (const m of mounts) if (m.includes(sif) || /hpcc-\d+/.test(m)) out.push(`mount: ${m}`);
+    for (const m of mountPoints()) if (!mountsBefore.has(m)) out.push(`new mount point: ${m}`);
+    const stage = `/tmp/hpcc-${uid()}`;
+    if (fs.existsSync(stage) && fs.readdirSync(stage).length > 0) out.push(`stage contents: ${fs.readdirSync(stage).join(' ')}`);
+    const now = new Set([...ownedEntries('/tmp', uid()), ...[...ownedEntries('/mnt', uid())].map((e) => `/mnt/${e}`)]);
+    for (const e of now) if (!tmpBefore.has(e) && (e.startsWith('/mnt/') || /hpcc/.test(e))) out.push(`temp entry: ${e}`);
+    return out;
+  }
+
+  /** Wait (up to 5 s) until nothing is left over; the last list otherwise. */
+  async function settle(): Promise<string[]> {
+    let left = leftovers();
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = leftovers();
+    }
+    return left;
+  }
 
   before(function () {
     requireTools(this, 'squashfuse_ll', 'busybox', 'unshare');
@@ -360,18 +417,23 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     }
   });
 
-  it('16 concurrent launches all succeed', async () => {
+  it('16 concurrent launches all succeed and leave nothing behind', async () => {
+    snapshot();
     const runs = Array.from({ length: 16 }, (_, i) => exitOf(spawnUnprivileged(['exec', sif, 'sh', '-c', `echo run-${i}; exit ${i}`], tmp)));
     const results = await Promise.all(runs);
     results.forEach((r, i) => {
       expect(r.out).to.equal(`run-${i}\n`);
       expect(r.code).to.equal(i);
     });
+    expect(await settle()).to.deep.equal([]);
   });
 
-  it('SIGKILL of hpcc mid-run ends the container: no payload, squashfuse or mount left', async () => {
+  for (const overlay of ['', 'fuse']) it(`SIGKILL of hpcc mid-run ends the container: no payload, squashfuse${overlay ? ', fuse-overlayfs' : ''}, mount or temp dir left`, async function () {
+    if (overlay) requireTools(this, 'fuse-overlayfs');
+    snapshot();
     const tag = `hpcc-sigkill-${process.pid}`;
-    const child = spawnUnprivileged(['exec', sif, 'sh', '-c', `echo ready; exec sleep 1000 # ${tag}`], tmp);
+    const extra = overlay ? ['-B', `${hostDir}:/not/in/image`] : [];
+    const child = spawnUnprivileged(['exec', ...extra, sif, 'sh', '-c', `echo ready; exec sleep 1000 # ${tag}`], tmp, overlay ? { HPCC_OVERLAY: overlay } : {});
     const done = exitOf(child);
     await waitFor(child, 'ready');
     child.kill('SIGKILL');
@@ -384,6 +446,7 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     }
     expect(left, 'processes left').to.equal('');
     expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).to.not.contain(sif);
+    expect(await settle()).to.deep.equal([]);
   });
 
   it('user namespaces disabled (max_user_namespaces=0 in an enclosing user namespace): exit 99, and doctor names the fix', () => {
@@ -408,15 +471,59 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(JSON.parse(j.stdout).status).to.equal('ok');
   });
 
-  it('leaves no mounts, squashfuse processes or stage contents after 20 sequential launches', () => {
-    for (let i = 0; i < 20; i++) expect(exec('true').status).to.equal(0);
-    // (other suites may run squashfuse as the test user concurrently: look for ours only)
-    const fuse = spawnSync('pgrep', ['-u', String(uid()), '-f', `squashfuse.*${sif}`], { encoding: 'utf8' });
-    expect(fuse.stdout.trim(), 'squashfuse processes left').to.equal('');
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-    expect(mounts).to.not.contain(sif);
-    expect(mounts).to.not.match(/hpcc-\d+/);
-    const stage = `/tmp/hpcc-${uid()}`;
-    if (fs.existsSync(stage)) expect(fs.readdirSync(stage)).to.deep.equal([]);
+  it('leaves no mounts, FUSE processes, stage contents or temp dirs after 200 sequential launches', async function () {
+    this.timeout(400_000);
+    snapshot();
+    // a bind to a path the image lacks: the overlay is made (and undone) on every launch
+    const args = ['exec', '-B', `${hostDir}:/not/in/image`, sif, 'true'];
+    for (let i = 0; i < 200; i++) {
+      const r = hpcc(args, { env: { HPCC_OVERLAY: i % 2 === 0 ? 'kernel' : 'skeleton' } });
+      expect(r.status, r.stderr).to.equal(0);
+    }
+    expect(await settle()).to.deep.equal([]);
+  });
+
+  for (const method of ['kernel', 'fuse', 'skeleton'] as const) {
+    it(`HPCC_OVERLAY=${method}: a bind to a path the image lacks works, the image stays read-only`, async function () {
+      if (method === 'fuse') requireTools(this, 'fuse-overlayfs');
+      snapshot();
+      const r = exec('cat /does/not/exist/in/image/in.txt; touch /bin/new /x 2>&1 | grep -c Read-only', ['-B', `${hostDir}:/does/not/exist/in/image`], {
+        HPCC_OVERLAY: method,
+        HPCC_DEBUG: '1',
+      });
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.stdout).to.equal('from the host\n2\n');
+      expect(r.stderr).to.match(new RegExp(`^hpcc: op 0 overlay: ${method}$`, 'm'));
+      expect(await settle()).to.deep.equal([]);
+    });
+  }
+
+  it('overlay = skeleton in hpcc.conf; auto falls back to fuse-overlayfs when the kernel is taken to refuse (HPCC_NO_OVERLAY=1)', function () {
+    requireTools(this, 'fuse-overlayfs');
+    const conf = path.join(tmp, 'overlay.conf');
+    fs.writeFileSync(conf, '[launch]\noverlay = skeleton\n', { mode: 0o644 });
+    const bind = ['-B', `${hostDir}:/not/in/image`];
+    let r = exec('cat /not/in/image/in.txt', bind, { HPCC_CONFIG: conf, HPCC_DEBUG: '1' });
+    expect([r.status, r.stdout]).to.deep.equal([0, 'from the host\n']);
+    expect(r.stderr).to.match(/^hpcc: op 0 overlay: skeleton$/m);
+    r = exec('cat /not/in/image/in.txt', bind, { HPCC_NO_OVERLAY: '1', HPCC_DEBUG: '1' });
+    expect([r.status, r.stdout]).to.deep.equal([0, 'from the host\n']);
+    expect(r.stderr).to.match(/^hpcc: op 0 overlay: fuse$/m);
+    fs.writeFileSync(conf, '[launch]\noverlay = zfs\n');
+    r = exec('true', bind, { HPCC_CONFIG: conf });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.contain('unknown overlay mode "zfs"');
+  });
+
+  it('--writable-tmpfs with kernel and fuse-overlayfs; refused with a skeleton (exit 105)', function () {
+    requireTools(this, 'fuse-overlayfs');
+    for (const method of ['kernel', 'fuse']) {
+      const r = exec('echo changed > /new.txt && cat /new.txt', ['--writable-tmpfs'], { HPCC_OVERLAY: method, HPCC_DEBUG: '1' });
+      expect([r.status, r.stdout], r.stderr).to.deep.equal([0, 'changed\n']);
+      expect(r.stderr).to.match(new RegExp(`^hpcc: op 0 overlay: ${method}$`, 'm'));
+    }
+    const r = exec('true', ['--writable-tmpfs'], { HPCC_OVERLAY: 'skeleton' });
+    expect(r.status).to.equal(105);
+    expect(r.stderr).to.contain('HPCC_E_LAUNCH_NO_OVERLAY').and.contain('Try this:');
   });
 });
