@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { findFuseHelper, kernelVersion } from '../runtime/builder/facts.js';
+import { findFuseHelper, findFuseOverlayfs, kernelVersion } from '../runtime/builder/facts.js';
 import { loadConfig } from '../runtime/builder/config.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -40,7 +40,12 @@ export function checkKernel(release = os.release()): Check {
     return { name: 'kernel', status: 'fail', detail: `Linux ${release}: FUSE mounts in a user namespace need 4.18+`, fix: 'Upgrade the kernel to 4.18 or later (5.11+ for overlay mounts), or use --unsquash.' };
   }
   if (v < 5011) {
-    return { name: 'kernel', status: 'warn', detail: `Linux ${release}: overlayfs in a user namespace needs 5.11+`, fix: 'Images must already hold every bind target; upgrade the kernel to 5.11+ for overlay mounts.' };
+    return {
+      name: 'kernel',
+      status: 'warn',
+      detail: `Linux ${release}: overlayfs in a user namespace needs 5.11+ (fuse-overlayfs or a tmpfs skeleton is used instead)`,
+      fix: 'Install fuse-overlayfs for --writable-tmpfs, or upgrade the kernel to 5.11+ for kernel overlay mounts.',
+    };
   }
   return { name: 'kernel', status: 'ok', detail: `Linux ${release}` };
 }
@@ -116,27 +121,62 @@ function checkSquashfuse(): Check {
   return { name: 'squashfuse', status: 'ok', detail: p };
 }
 
-function checkOverlay(): Check {
+/** Kernel overlayfs in a user namespace, probed for real (a mount in `unshare -rm`). */
+export function checkOverlay(): Check {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hpcc-doctor-'));
   try {
     const script = 'cd "$1" && mkdir l u w m && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w,userxattr m && umount m';
     const r = run('unshare', ['-rm', 'sh', '-c', script, 'probe', dir]);
+    const fuse = findFuseOverlayfs(process.env);
     return r.ok
-      ? { name: 'overlay in a user namespace', status: 'ok', detail: 'kernel overlayfs mounts' }
+      ? { name: 'kernel overlayfs in a user namespace', status: 'ok', detail: 'mounts (the first overlay method)' }
       : {
-          name: 'overlay in a user namespace',
+          name: 'kernel overlayfs in a user namespace',
           status: 'warn',
-          detail: `kernel overlayfs refused: ${r.out}`,
-          fix: 'Binds to paths the image lacks and --writable-tmpfs need it: use a 5.11+ kernel with overlayfs, or images that hold the bind targets.',
+          detail: `refused: ${r.out.replace(/\s*\n\s*/g, ' ') || 'unshare failed'}; binds to paths the image lacks use ${fuse ? 'fuse-overlayfs' : 'a tmpfs skeleton'} instead`,
+          fix: fuse
+            ? 'Nothing needed (fuse-overlayfs serves instead); kernel overlayfs needs Linux 5.11+ and a distribution that allows it in user namespaces.'
+            : 'Install fuse-overlayfs (Debian/Ubuntu: apt-get install fuse-overlayfs) for --writable-tmpfs, or use Linux 5.11+ with overlayfs.',
         };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** fuse-overlayfs: the overlay method used when the kernel refuses overlayfs in a user namespace. */
+export function checkFuseOverlayfs(kernelOverlay: Check): Check {
+  const name = 'fuse-overlayfs';
+  const p = findFuseOverlayfs(process.env);
+  if (p) return { name, status: 'ok', detail: `${p} (used when the kernel refuses overlayfs)` };
+  const onPath = spawnSync('sh', ['-c', 'command -v fuse-overlayfs'], { encoding: 'utf8' }).stdout.trim();
+  const why = onPath ? `${onPath} is installed but /dev/fuse is not usable` : 'not installed';
+  if (kernelOverlay.status === 'ok') return { name, status: 'ok', detail: `${why} (not needed: kernel overlayfs works)` };
+  return {
+    name,
+    status: 'warn',
+    detail: `${why}: without kernel overlayfs, binds to paths the image lacks use a tmpfs skeleton and --writable-tmpfs fails`,
+    fix: onPath ? 'As root: chmod 0666 /dev/fuse (see the /dev/fuse check).' : 'Install fuse-overlayfs (Debian/Ubuntu: apt-get install fuse-overlayfs).',
+  };
+}
+
+function checkOverlayMode(): Check {
+  const env = process.env.HPCC_OVERLAY;
+  let mode: string;
+  try {
+    mode = env ? env : (loadConfig().overlay ?? 'auto');
+  } catch (e) {
+    return { name: 'overlay setting', status: 'fail', detail: (e as Error).message, fix: 'Fix [launch] overlay in hpcc.conf: auto, kernel, fuse, skeleton or none.' };
+  }
+  const ok = ['auto', 'kernel', 'fuse', 'skeleton', 'none'].includes(mode);
+  return ok
+    ? { name: 'overlay setting', status: 'ok', detail: `${mode}${env ? ' (HPCC_OVERLAY)' : ''}${process.env.HPCC_NO_OVERLAY === '1' ? '; HPCC_NO_OVERLAY=1 skips the kernel' : ''}` }
+    : { name: 'overlay setting', status: 'fail', detail: `HPCC_OVERLAY=${mode} is not a mode`, fix: 'Set HPCC_OVERLAY to auto, kernel, fuse, skeleton or none (or unset it).' };
+}
+
 /** All checks, in order. */
 export function runDoctor(): Check[] {
-  return [checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), checkOverlay()];
+  const overlay = checkOverlay();
+  return [checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode()];
 }
 
 export function renderChecks(checks: Check[]): string {

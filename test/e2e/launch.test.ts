@@ -463,9 +463,37 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(d.stdout).to.match(/\[FAIL\] user\.max_user_namespaces: user namespaces are disabled/).and.contain('fix: As root: sysctl -w user.max_user_namespaces=');
   });
 
+  it('kernel overlayfs refused for real (root on stacked overlays): exec falls back to fuse-overlayfs, doctor reports it', function () {
+    requireTools(this, 'fuse-overlayfs');
+    // In an enclosing user namespace, TMPDIR and the extraction cache sit on an overlay of an
+    // overlay: a third overlay (the launcher's, or doctor's probe) exceeds the kernel's stacking
+    // depth and is refused with EINVAL, like a kernel that forbids overlayfs in user namespaces.
+    const d = path.join(tmp, 'stacked');
+    for (const x of ['low', 'u1', 'w1', 'o1', 'u2', 'w2', 'o2']) fs.mkdirSync(path.join(d, x), { recursive: true });
+    if (IS_ROOT) execFileSync('chown', ['-R', `${uid()}:${testUserIds().gid}`, d]);
+    const script =
+      'cd "$1" && mount -t overlay o1 -o lowerdir=low,upperdir=u1,workdir=w1,userxattr o1 && ' +
+      'mount -t overlay o2 -o lowerdir=o1,upperdir=u2,workdir=w2,userxattr o2 && ' +
+      'export TMPDIR="$1/o2" HPCC_CACHEDIR="$1/o2/cache" && shift && exec "$@"';
+    const inner = (args: string[]) =>
+      runUnprivileged('unshare', ['-rm', 'sh', '-c', script, 'sh', d, process.execPath, HPCC_BIN, ...args], {
+        cwd: tmp,
+        env: { HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, HPCC_DEBUG: '1' },
+        timeout: 120_000,
+      });
+    const r = inner(['exec', '--unsquash', '-B', `${hostDir}:/not/in/image`, sif, 'cat', '/not/in/image/in.txt']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('from the host\n');
+    expect(r.stderr).to.match(/^hpcc: op 1 overlay: fuse tried: kernel\(Invalid argument\)$/m);
+    const doc = inner(['doctor']);
+    expect(doc.stdout).to.match(/^\[WARN\] kernel overlayfs in a user namespace: refused: .*use fuse-overlayfs instead$/m);
+    expect(doc.stdout).to.match(/^\[ok {2}\] fuse-overlayfs: \/\S+ \(used when the kernel refuses overlayfs\)$/m);
+  });
+
   it('hpcc doctor passes on this node (as the test user) and prints each check', () => {
     const r = hpcc(['doctor']);
     expect(r.stdout).to.contain('user+mount namespace probe').and.contain('/dev/fuse').and.contain('squashfuse');
+    expect(r.stdout).to.match(/^\[ok {2}\] kernel overlayfs in a user namespace: /m).and.match(/^\[(ok  |WARN)\] fuse-overlayfs: /m);
     expect(r.status, r.stdout).to.equal(0);
     const j = hpcc(['doctor', '--json']);
     expect(JSON.parse(j.stdout).status).to.equal('ok');
