@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { LaunchPlanError } from '../../../src/errors/index.js';
 import { PLAN_LIMITS, decodePlan, encodePlan } from '../../../src/runtime/codec.js';
 import type { LaunchPlan } from '../../../src/runtime/plan.js';
-import { parseStatusRecords, setupErrorFromStatus } from '../../../src/runtime/spawn.js';
+import { parseInfoRecords, parseStatusRecords, setupErrorFromStatus } from '../../../src/runtime/spawn.js';
 
 const small: LaunchPlan = {
   version: 3,
@@ -204,5 +204,14 @@ describe('runtime/spawn: helper status records', () => {
     expect([x.code, x.exitCode]).to.deep.equal(['HPCC_E_LAUNCH_EXEC_NOT_FOUND', 127]);
     const f = setupErrorFromStatus(parseStatusRecords('status/1 fail -1 fuse-device 13 100 open /dev/fuse\n')[0]!);
     expect(f.hint).to.match(/0666/);
+    const o = setupErrorFromStatus(parseStatusRecords('status/1 fail 0 overlay 22 101 no overlay method worked on /: kernel(Invalid argument)\n')[0]!);
+    expect([o.code, o.exitCode]).to.deep.equal(['HPCC_E_LAUNCH_OVERLAY', 101]);
+    expect(o.hint).to.match(/hpcc doctor/);
+  });
+
+  it('info records are read apart from failures', () => {
+    const text = 'status/1 info 0 overlay fuse tried: kernel(Invalid argument)\nstatus/1 fail -1 exec 2 127 x\n';
+    expect(parseInfoRecords(text)).to.deep.equal([{ opIndex: 0, step: 'overlay', message: 'fuse tried: kernel(Invalid argument)' }]);
+    expect(parseStatusRecords(text).map((r) => r.op)).to.deep.equal(['exec']);
   });
 });

@@ -51,6 +51,12 @@ describe('runtime/builder: config', () => {
     expect(() => parseConfig('[mount]\nhomes = yes\n', 'bad.conf')).to.throw(UsageError, /bad.conf.*homes/);
     expect(() => parseConfig('[mount]\nhome = maybe\n', 'bad.conf')).to.throw(UsageError, /maybe/);
   });
+  it('[launch] overlay: a known mode (case-insensitive), the later file wins; an unknown mode names the file', () => {
+    expect(parseConfig('[launch]\noverlay = Skeleton\n', 'a').overlay).to.equal('skeleton');
+    expect(mergeConfig([parseConfig('[launch]\noverlay=none\n', 's'), parseConfig('[launch]\noverlay=fuse\n', 'u')]).overlay).to.equal('fuse');
+    expect(mergeConfig([parseConfig('[launch]\noverlay=kernel\n', 's'), parseConfig('[mount]\nhome=no\n', 'u')]).overlay).to.equal('kernel');
+    expect(() => parseConfig('[launch]\noverlay = btrfs\n', 'bad.conf')).to.throw(UsageError, /bad.conf \[launch\] overlay.*btrfs/);
+  });
   it('file order: site, then XDG user config; HPCC_CONFIG replaces both', () => {
     expect(configFiles({ HOME: '/h' })).to.deep.equal(['/etc/hpcc/hpcc.conf', '/h/.config/hpcc/hpcc.conf']);
     expect(configFiles({ HOME: '/h', XDG_CONFIG_HOME: '/x' })).to.deep.equal(['/etc/hpcc/hpcc.conf', '/x/hpcc/hpcc.conf']);
