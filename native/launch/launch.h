@@ -5,7 +5,9 @@
  *
  * Files: plan.c (wire-format parser), status.c (status records), setup.c
  * (namespaces, stage, squashfuse root, pivot_root, capabilities, cleanup),
- * ops.c (the mount ops, destinations resolved inside the new root), main.c
+ * ops.c (the mount ops, destinations resolved inside the new root),
+ * overlay.c (the overlay op's methods: kernel, skeleton), fuse-overlay.c
+ * (the fuse-overlayfs method and the helper's server for it), main.c
  * (command line, process tree, signal forwarding, exec).
  *
  * Exit codes (the launcher band 96..111 of src/errors/index.ts, plus the

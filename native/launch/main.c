@@ -13,7 +13,8 @@
  *
  * Process tree: the helper (H) sets up the namespaces and the root, starts
  * the FUSE server (F) when the root is a squashfuse image, then forks the
- * container child (C). C runs the mount ops, pivot_roots, drops every
+ * container child (C); while C runs the mount ops, H starts fuse-overlayfs
+ * servers (O) on C's request (fuse-overlay.c). C runs the mount ops, pivot_roots, drops every
  * capability and execs the payload. With a PID namespace C is PID 1 of the
  * new namespace: it forks the payload (P, PID 2), forwards signals to it,
  * reaps orphans and exits with P's status. H forwards SIGTERM, SIGINT,

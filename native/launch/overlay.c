@@ -215,8 +215,7 @@ static void skel_dir(const struct plan *p, size_t idx, const char *lower, const 
     if (S_ISDIR(st.st_mode)) {
       if (mkdir(t, 0700) != 0) fail(i, "overlay", errno, EXL_MOUNT, "skeleton: mkdir %s", t);
       if (missing_below(p, idx, lower, sub)) {
-        skel_dir(p, idx, lower, tgt, sub);
-        snprintf(t, PATHBUF, "%s%s", tgt, sub); /* the recursion reused nothing of ours, but be plain */
+        skel_dir(p, idx, lower, tgt, sub); /* its buffers are its own: `t` still names this entry */
         rc = chmod(t, st.st_mode & 07777);
       } else {
         rc = mount(l, t, NULL, MS_BIND | MS_REC, NULL);
