@@ -5,6 +5,7 @@
  *   - manifests with every manifest type in Accept (OCI index/manifest, Docker
  *     list/v2), verified against the digest when pulled by digest.
  *   - blobs: redirects followed by hand (Authorization dropped on another origin),
+ *     delivered chunk by chunk through a dispatch handler (blob-transfer.ts) and
  *     streamed into a file with sha256 + size checked, resumed with Range after a
  *     dropped connection; retries with backoff on 429/5xx and network errors.
  * Plain HTTP only when the caller says the registry is insecure. HTTPS trusts
@@ -12,88 +13,21 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import * as fs from 'node:fs';
-import * as tls from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { DigestMismatchError } from '../../errors/index.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest.js';
 import type { Credentials } from './auth.js';
+import { defaultAgent, loadUndici } from './agent.js';
+import { OrderedWriter, streamingGet, type BodyLike, type StreamingResponse } from './blob-transfer.js';
 import { RegistryError, registryHttpError } from './errors.js';
+
+export { closeDefaultAgent, defaultAgent, trustedCAs } from './agent.js';
 
 /** Every manifest type hpcc reads: OCI index + manifest, Docker list + v2 (see manifest.ts). */
 export const MANIFEST_ACCEPT_HEADER = MANIFEST_ACCEPT.join(', ');
 const MAX_ERROR_BODY = 64 << 10;
 const MAX_REDIRECTS = 5;
-/** blob bytes are written in batches of about this size */
-const WRITE_BATCH = 1 << 20;
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
-
-/** System CA bundles, first one that exists wins (Debian/Ubuntu, RHEL, SUSE, Alpine/BSD). */
-const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'];
-const MAX_CA_FILE = 16 << 20;
-
-/**
- * Trusted CAs for registries: Node's bundled roots plus the system bundle
- * (site CAs are installed there), or only the file named by SSL_CERT_FILE.
- */
-export function trustedCAs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const read = (f: string): string | null => {
-    try {
-      return fs.statSync(f).size <= MAX_CA_FILE ? fs.readFileSync(f, 'utf8') : null;
-    } catch {
-      return null;
-    }
-  };
-  if (env.SSL_CERT_FILE) {
-    const pem = read(env.SSL_CERT_FILE);
-    if (pem === null) {
-      throw new RegistryError('HPCC_E_REGISTRY_CA', `cannot read the CA bundle SSL_CERT_FILE=${env.SSL_CERT_FILE}`, {}, {
-        hint: 'Point SSL_CERT_FILE at a PEM file of trusted CA certificates, or unset it.',
-      });
-    }
-    return [pem];
-  }
-  for (const f of SYSTEM_CA_FILES) {
-    const pem = read(f);
-    if (pem !== null) return [...tls.rootCertificates, pem];
-  }
-  return [...tls.rootCertificates];
-}
-
-/** undici is loaded on first network use (its import costs ~0.1 s; local-only commands skip it). */
-let undiciModule: Promise<typeof import('undici')> | undefined;
-const loadUndici = () => (undiciModule ??= import('undici'));
-
-const sharedAgents = new Map<'tls' | 'plain', Dispatcher>();
-/**
- * One pooled dispatcher per process and kind (keep-alive connections shared by
- * all clients); the TLS one trusts trustedCAs() through one secure context
- * built on first use. HTTP(S)_PROXY/NO_PROXY are honoured when set.
- */
-export async function defaultAgent(secure = true): Promise<Dispatcher> {
-  const { Agent, EnvHttpProxyAgent } = await loadUndici();
-  const kind = secure ? 'tls' : 'plain';
-  let a = sharedAgents.get(kind);
-  if (!a) {
-    const opts = {
-      connections: 8,
-      keepAliveTimeout: 10_000,
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
-      ...(secure ? { connect: { secureContext: tls.createSecureContext({ ca: trustedCAs() }) } } : {}),
-    };
-    const e = process.env;
-    const proxied = e.HTTPS_PROXY || e.https_proxy || e.HTTP_PROXY || e.http_proxy;
-    a = proxied ? new EnvHttpProxyAgent(opts) : new Agent(opts);
-    sharedAgents.set(kind, a);
-  }
-  return a;
-}
-export async function closeDefaultAgent(): Promise<void> {
-  const all = [...sharedAgents.values()];
-  sharedAgents.clear();
-  await Promise.all(all.map((a) => a.close()));
-}
 
 export interface RegistryClientOptions {
   /** registry as named in the reference, e.g. docker.io, ghcr.io, 127.0.0.1:5000 */
@@ -150,7 +84,7 @@ function header(h: Record<string, string | string[] | undefined>, name: string):
   return Array.isArray(v) ? v[0] : v;
 }
 
-async function readBounded(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+async function readBounded(body: BodyLike, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of body) {
@@ -165,7 +99,7 @@ async function readBounded(body: Dispatcher.ResponseData['body'], limit: number)
   return Buffer.concat(parts);
 }
 
-async function drain(body: Dispatcher.ResponseData['body']): Promise<void> {
+async function drain(body: BodyLike): Promise<void> {
   try {
     await readBounded(body, MAX_ERROR_BODY);
   } catch {
@@ -201,8 +135,9 @@ export class RegistryClient {
   }
 
   private async get(url: string | URL, headers: Record<string, string>, dispatcher: Dispatcher): Promise<Dispatcher.ResponseData> {
-    const { request } = await loadUndici();
-    return request(url, { method: 'GET', headers, dispatcher });
+    await loadUndici(); // the request API on Dispatcher (also for a caller's own dispatcher)
+    const u = typeof url === 'string' ? new URL(url) : url;
+    return dispatcher.request({ origin: u.origin, path: `${u.pathname}${u.search}`, method: 'GET', headers });
   }
 
   private backoff(attempt: number, retryAfter?: string): number {
@@ -215,12 +150,15 @@ export class RegistryClient {
    * Send a request with auth, retries and redirects; resolves with a 2xx
    * response whose body the caller must consume. `what` names it in errors.
    */
+  private async send(what: string, url: string, repo: string, extraHeaders?: Record<string, string>): Promise<Dispatcher.ResponseData>;
+  private async send(what: string, url: string, repo: string, extraHeaders: Record<string, string>, streaming: true): Promise<StreamingResponse>;
   private async send(
     what: string,
     url: string,
     repo: string,
     extraHeaders: Record<string, string> = {},
-  ): Promise<Dispatcher.ResponseData> {
+    streaming = false,
+  ): Promise<Dispatcher.ResponseData | StreamingResponse> {
     const dispatcher = await this.dispatcher();
     let attempt = 0;
     let redirects = 0;
@@ -230,9 +168,12 @@ export class RegistryClient {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...extraHeaders };
       const authz = this.auth.get(repo) ?? this.auth.get('');
       if (authz && sameOrigin) headers.authorization = authz;
-      let res: Dispatcher.ResponseData;
+      let res: Dispatcher.ResponseData | StreamingResponse;
       try {
-        res = await this.get(url, headers, dispatcher);
+        if (streaming) {
+          await loadUndici();
+          res = await streamingGet(dispatcher, new URL(url), headers);
+        } else res = await this.get(url, headers, dispatcher);
       } catch (e) {
         if (attempt < this.retries && !isTlsError(e)) {
           await sleep(this.backoff(attempt++));
@@ -425,22 +366,10 @@ export class RegistryClient {
     const url = `${this.baseUrl}/v2/${repo}/blobs/${digest}`;
     let hash = createHash('sha256');
     let written = 0; // bytes received and hashed (= the resume offset)
-    let flushed = 0; // bytes on disk
-    let pending: Buffer[] = [];
-    const flush = async () => {
-      if (pending.length === 0) return;
-      const b = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
-      pending = [];
-      let off = 0;
-      while (off < b.length) {
-        const { bytesWritten } = await out.write(b, off, b.length - off, flushed + off);
-        off += bytesWritten;
-      }
-      flushed += b.length;
-    };
+    const w = new OrderedWriter(out);
     let drops = 0;
     for (;;) {
-      const res = await this.send(what, url, repo, written > 0 ? { range: `bytes=${written}-` } : {});
+      const res = await this.send(what, url, repo, written > 0 ? { range: `bytes=${written}-` } : {}, true);
       if (written > 0) {
         const cr = header(res.headers, 'content-range');
         const start = res.statusCode === 206 && cr ? Number(/^bytes (\d+)-/.exec(cr)?.[1]) : NaN;
@@ -452,36 +381,32 @@ export class RegistryClient {
           }
           hash = createHash('sha256');
           written = 0;
-          flushed = 0;
-          await out.truncate(0);
+          await w.restart();
         }
       }
       try {
-        let pendingBytes = 0;
-        for await (const chunk of res.body) {
-          const b = chunk as Buffer;
+        // Each chunk: size check, hash, queued for writing (in order, in the background);
+        // the transfer pauses while too much waits to be written.
+        await res.pipe((b) => {
           if (written + b.length > size) {
-            res.body.destroy();
             throw new DigestMismatchError(`${what}: the registry sent more than the ${size} bytes the manifest declares`, digest, `size > ${size}`);
           }
           hash.update(b);
           written += b.length;
-          pending.push(b);
-          pendingBytes += b.length;
-          if (pendingBytes >= WRITE_BATCH) {
-            pendingBytes = 0;
-            await flush();
-            onProgress?.(written);
-          }
-        }
-        await flush();
+          if (!w.push(b)) return undefined;
+          onProgress?.(written);
+          return w.full ? w.room() : undefined;
+        });
+        await w.drain();
         onProgress?.(written);
         if (written === size) break;
         throw new Error(`connection ended after ${written} of ${size} bytes`);
       } catch (e) {
-        if (e instanceof DigestMismatchError) throw e;
-        res.body.destroy();
-        await flush(); // what arrived was hashed; keep it and resume after it
+        if (e instanceof DigestMismatchError) {
+          await w.drain().catch(() => undefined);
+          throw e;
+        }
+        await w.drain(); // what arrived was hashed; keep it and resume after it (a write error ends here)
         if (++drops > this.retries) throw this.networkError(`${what} (after ${drops} dropped connections)`, e);
         await sleep(this.backoff(drops - 1));
       }

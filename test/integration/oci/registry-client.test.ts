@@ -164,6 +164,38 @@ describe('registry client against docker-registry (no auth)', function () {
     expect(cacheFiles(cache)).to.deep.equal([]);
   });
 
+  it('blob download: more bytes than declared → digest error at once; a file that cannot be written → its error, not retried', async () => {
+    const client = new RegistryClient({ registry: reg!.host, insecure: true, retries: 2, retryBaseMs: 10 });
+    const big = layoutManifest(layout, 'small').layers.reduce((a, l) => (l.size > a.size ? l : a));
+    expect(big.size).to.be.greaterThan(1 << 20); // more than one write batch
+    const p = path.join(work, 'dl-blob');
+    let fh = await fs.promises.open(p, 'w');
+    try {
+      const e = await expectReject(client.downloadBlob('lab/small', big.digest, big.size - 1, fh));
+      expect(e).to.be.instanceOf(DigestMismatchError);
+      expect(e.message).to.contain(`more than the ${big.size - 1} bytes`);
+    } finally {
+      await fh.close();
+    }
+    fh = await fs.promises.open(p, 'r');
+    try {
+      const e = await expectReject(client.downloadBlob('lab/small', big.digest, big.size, fh));
+      expect((e as NodeJS.ErrnoException).code).to.equal('EBADF');
+    } finally {
+      await fh.close();
+    }
+    fh = await fs.promises.open(p, 'w');
+    const seen: number[] = [];
+    try {
+      await client.downloadBlob('lab/small', big.digest, big.size, fh, (n) => seen.push(n));
+    } finally {
+      await fh.close();
+    }
+    expect(sha256File(p)).to.equal(big.digest);
+    expect(seen[seen.length - 1]).to.equal(big.size);
+    expect(seen).to.deep.equal([...seen].sort((a, b) => a - b));
+  });
+
   describe('through a fault proxy', () => {
     let proxy: FaultProxy;
     beforeEach(async () => {
@@ -180,10 +212,12 @@ describe('registry client against docker-registry (no auth)', function () {
         concurrency: 1,
       });
 
-    it('resumes a blob with Range after the connection drops mid-blob', async () => {
-      proxy.cutBlobAfter = 300_000;
+    // Cut before the first 1 MiB write batch, and after it (bytes already written in the background).
+    for (const cutAt of [300_000, 1_100_000])
+    it(`resumes a blob with Range after the connection drops mid-blob (after ${cutAt} bytes)`, async () => {
+      proxy.cutBlobAfter = cutAt;
       proxy.statusPath = /^$/;
-      const cache = new BlobCache(path.join(work, 'cache-cut'));
+      const cache = new BlobCache(path.join(work, `cache-cut-${cutAt}`));
       const img = await viaProxy(cache).resolve({});
       await img.fetchAll();
       await img.close();
