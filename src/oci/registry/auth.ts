@@ -2,14 +2,16 @@
  * Registry credentials.
  *   hpcc's own store: $XDG_CONFIG_HOME/hpcc/auth.json (default ~/.config/hpcc/auth.json),
  *   mode 0600 in a 0700 directory, same shape as Docker's: {"auths":{"host":{"auth":"base64(user:pass)"}}}.
- *   Docker's: $DOCKER_CONFIG/config.json or ~/.docker/config.json ("auths" entries only;
- *   credential helpers are not run).
- * hpcc's store wins over Docker's.
+ *   Docker's: $DOCKER_CONFIG/config.json or ~/.docker/config.json: the credential helper
+ *   named for the registry in "credHelpers", else the one in "credsStore" (cred-helper.ts),
+ *   else (or when the helper has none) the "auths" entry.
+ * hpcc's store wins over Docker's (and then no helper runs).
  */
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HpccIOError, UsageError, addContext } from '../../errors/index.js';
+import { runCredentialHelper } from './cred-helper.js';
 
 export interface Credentials {
   username: string;
@@ -20,6 +22,8 @@ export interface Credentials {
 
 interface AuthFile {
   auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+  credsStore?: unknown;
+  credHelpers?: unknown;
   [k: string]: unknown;
 }
 
@@ -98,13 +102,33 @@ function findIn(file: AuthFile | null, registry: string, source: string): Creden
   return null;
 }
 
-/** Credentials for a registry: hpcc's store first, then Docker's config.json; null when none. */
+/** The credential helper Docker's config names for a registry: credHelpers[host], else credsStore. */
+export function credentialHelperFor(file: AuthFile | null, registry: string): string | null {
+  const want = normalizeRegistryKey(registry);
+  if (file?.credHelpers && typeof file.credHelpers === 'object') {
+    for (const [key, name] of Object.entries(file.credHelpers as Record<string, unknown>)) {
+      if (typeof name === 'string' && name !== '' && normalizeRegistryKey(key) === want) return name;
+    }
+  }
+  return typeof file?.credsStore === 'string' && file.credsStore !== '' ? file.credsStore : null;
+}
+
+/**
+ * Credentials for a registry: hpcc's store first, then Docker's config.json (its
+ * credential helper for the registry, then its auths entry); null when none.
+ */
 export async function lookupCredentials(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | null> {
   const own = hpccAuthPath(env);
   const c = findIn(await readAuthFile(own), registry, own);
   if (c) return c;
   const dock = dockerConfigPath(env);
-  return findIn(await readAuthFile(dock), registry, dock);
+  const file = await readAuthFile(dock);
+  const helper = credentialHelperFor(file, registry);
+  if (helper) {
+    const h = await runCredentialHelper(helper, normalizeRegistryKey(registry), dock, env);
+    if (h) return { ...h, source: `docker-credential-${helper} (named in ${dock})` };
+  }
+  return findIn(file, registry, dock);
 }
 
 async function writeAuthFile(file: string, data: AuthFile): Promise<void> {

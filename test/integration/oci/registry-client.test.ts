@@ -322,6 +322,27 @@ describe('registry client with htpasswd Basic auth', function () {
     await img.close();
   });
 
+  it('credentials from a Docker credential helper (credHelpers → docker-credential-NAME get)', async () => {
+    const home = path.join(work, 'home-helper');
+    const bin = path.join(work, 'helper-bin');
+    fs.mkdirSync(path.join(home, '.docker'), { recursive: true });
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(
+      path.join(bin, 'docker-credential-hpcc-test'),
+      `#!/bin/sh\nread -r url\n[ "$url" = "${reg!.host}" ] || { echo "credentials not found"; exit 1; }\n` +
+        `printf '{"ServerURL":"%s","Username":"${TEST_USER_NAME}","Secret":"${TEST_PASSWORD}"}' "$url"\n`,
+      { mode: 0o755 },
+    );
+    fs.writeFileSync(path.join(home, '.docker', 'config.json'), JSON.stringify({ credHelpers: { [reg!.host]: 'hpcc-test' } }));
+    const img = await new RegistrySource(ref(`docker://${reg!.host}/lab/small`), {
+      insecure: true,
+      env: { HOME: home, PATH: `${bin}:/usr/bin:/bin` },
+      cache: new BlobCache(path.join(work, 'c-helper')),
+    }).resolve({});
+    await img.fetchAll();
+    await img.close();
+  });
+
   it('wrong password → 401', async () => {
     const home = path.join(work, 'home-bad');
     await storeCredentials(reg!.host, TEST_USER_NAME, 'wrong', { HOME: home });
