@@ -2,24 +2,41 @@
 // hpcc entry point: oclif dispatches to dist/src/commands (run `npm run build` first).
 // exec/run/shell/test take a lean path that skips loading oclif (start-up cost per launch);
 // it hands anything it does not parse (e.g. --help) back to oclif.
-// The lean path is loaded from the one-file bundle that `npm run build` writes
-// (scripts/bundle-launch.mjs) when it is at least as new as the compiled
+// The lean path comes from the one-script bundle and V8 code cache that `npm run build`
+// writes (scripts/bundle-launch.mjs) when the bundle is at least as new as the compiled
 // fast-launch.js, else from the unbundled dist/src; HPCC_NO_BUNDLE=1 forces the latter.
 const cmd = process.argv[2];
 if (cmd === 'exec' || cmd === 'run' || cmd === 'shell' || cmd === 'test') {
-  const { statSync } = process.getBuiltinModule('node:fs'); // no ESM facade: that would load node:stream
-  const plain = new URL('../dist/src/cli/fast-launch.js', import.meta.url);
-  const bundle = new URL('../dist/src/cli/fast-launch.bundle.js', import.meta.url);
-  let fresh = false;
-  if (process.env.HPCC_NO_BUNDLE !== '1') {
-    try {
-      fresh = statSync(bundle).mtimeMs >= statSync(plain).mtimeMs;
-    } catch {
-      /* no bundle (or no build at all): the import below reports the latter */
-    }
-  }
-  const { fastLaunch } = await import(fresh ? bundle.href : plain.href);
+  const cli = new URL('../dist/src/cli/', import.meta.url);
+  const fastLaunch = (process.env.HPCC_NO_BUNDLE !== '1' && (await loadBundle(cli))) || (await import(new URL('fast-launch.js', cli).href)).fastLaunch;
   if (await fastLaunch(cmd, process.argv.slice(3))) process.exit();
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });
+
+/** fastLaunch from the build's bundle, or undefined when there is no current bundle. */
+async function loadBundle(cli) {
+  const fs = process.getBuiltinModule('node:fs'); // no ESM facade: that would load node:stream
+  const file = new URL('fast-launch.bundle.vm.js', cli);
+  let source;
+  try {
+    if (fs.statSync(file).mtimeMs < fs.statSync(new URL('fast-launch.js', cli)).mtimeMs) return undefined; // a later tsc
+    source = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let cachedData;
+  try {
+    cachedData = fs.readFileSync(new URL('fast-launch.bundle.vm.cache', cli));
+  } catch {
+    /* compile without it */
+  }
+  const vm = process.getBuiltinModule('node:vm');
+  const filename = process.getBuiltinModule('node:url').fileURLToPath(file);
+  const fn = new vm.Script(source, { filename, cachedData }).runInThisContext();
+  const errors = await import(new URL('../errors/index.js', cli).href);
+  const module = { exports: {} };
+  const require = process.getBuiltinModule('node:module').createRequire(filename);
+  fn(module.exports, require, module, file.href, errors, (spec) => import(new URL(spec, file).href));
+  return module.exports.fastLaunch;
+}
