@@ -5,107 +5,11 @@
  * and mount namespaces, real squashfuse, the real C helper.
  */
 import { expect } from 'chai';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SifDataType, SifReader, SifWriter } from '../../src/formats/sif/index.js';
-import {
-  HPCC_BIN,
-  IS_ROOT,
-  REPO_ROOT,
-  findTool,
-  makeTempDir,
-  removeTree,
-  requireTestUser,
-  requireTools,
-  runHpcc,
-  runUnprivileged,
-  testUserIds,
-} from '../helpers/env.js';
-
-const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'pwd', 'touch', 'grep', 'env', 'kill', 'sleep', 'true', 'false', 'mkdir', 'rm', 'test', '['];
-
-/** A busybox root with an Apptainer-style /.singularity.d. */
-function makeTree(root: string, busybox: string): void {
-  for (const d of ['bin', 'etc', 'tmp', 'var/tmp', 'dev', 'proc', 'sys', 'home', 'opt/tools', '.singularity.d/env', '.singularity.d/libs']) {
-    fs.mkdirSync(path.join(root, d), { recursive: true });
-  }
-  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
-  // a setuid-root copy of busybox (only root can make one): it must gain nothing inside
-  if (IS_ROOT) {
-    // named after the applet it runs (busybox picks the applet from argv[0])
-    fs.mkdirSync(path.join(root, 'suid'));
-    fs.copyFileSync(busybox, path.join(root, 'suid/id'));
-    fs.chownSync(path.join(root, 'suid/id'), 0, 0);
-    fs.chmodSync(path.join(root, 'suid/id'), 0o4755);
-  }
-  fs.writeFileSync(path.join(root, 'opt/tools/mytool'), '#!/bin/sh\necho mytool\n', { mode: 0o755 });
-  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
-  const sd = path.join(root, '.singularity.d');
-  fs.writeFileSync(path.join(sd, 'env/01-base.sh'), '#!/bin/sh\nexport ORDER="01"\n');
-  fs.writeFileSync(path.join(sd, 'env/10-docker2singularity.sh'), '#!/bin/sh\nexport PATH="/usr/local/bin:/usr/bin:/bin"\nexport FROM_OCI="${FROM_OCI:-"oci-default"}"\nexport ORDER="$ORDER 10"\n');
-  fs.writeFileSync(path.join(sd, 'env/90-environment.sh'), '#!/bin/sh\nexport IMG_VAR=image\nexport ORDER="$ORDER 90"\n');
-  fs.writeFileSync(path.join(sd, 'runscript'), '#!/bin/sh\necho "runscript $# args:"\nfor a in "$@"; do echo "[$a]"; done\n', { mode: 0o755 });
-  fs.writeFileSync(path.join(sd, 'test'), '#!/bin/sh\necho "testing $IMG_VAR"\nexit 3\n', { mode: 0o755 });
-  fs.writeFileSync(path.join(sd, 'labels.json'), '{"org.hpcc.test":"e2e"}\n');
-}
-
-/** Entries of `dir` owned by `uid` (temp dirs a launch might leave behind). */
-function ownedEntries(dir: string, uid: number): Set<string> {
-  const out = new Set<string>();
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    try {
-      if (fs.lstatSync(path.join(dir, n)).uid === uid) out.add(n);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-/** Start hpcc as the test user without waiting (signals, SIGKILL, concurrency). */
-function spawnUnprivileged(args: string[], cwd: string, env: Record<string, string> = {}): ChildProcess {
-  const base = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...env };
-  if (!IS_ROOT) return spawn(process.execPath, [HPCC_BIN, ...args], { cwd, env: base, stdio: ['pipe', 'pipe', 'pipe'] });
-  const { uid, gid } = testUserIds();
-  return spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, HPCC_BIN, ...args], {
-    cwd,
-    env: base,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-}
-
-function waitFor(child: ChildProcess, text: string, ms = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${text}; got ${out}`)), ms);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes(text)) {
-        clearTimeout(t);
-        resolve(out);
-      }
-    });
-  });
-}
-
-function exitOf(child: ChildProcess): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
+import { HPCC_BIN, IS_ROOT, REPO_ROOT, removeTree, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { exitOf, hpccAs, makeE2eImage, spawnUnprivileged, waitFor } from './launch-fixture.js';
 
 describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
   this.timeout(180_000);
@@ -115,76 +19,11 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
   const uid = () => testUserIds().uid;
 
   /** Run hpcc as the test user in `tmp`. */
-  function hpcc(args: string[], opts: { env?: Record<string, string>; input?: string } = {}) {
-    return runUnprivileged(process.execPath, [HPCC_BIN, ...args], {
-      cwd: tmp,
-      env: { HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...(opts.env ?? {}) },
-      ...(opts.input !== undefined ? { input: opts.input } : {}),
-      timeout: 60_000,
-    });
-  }
+  const hpcc = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}) => hpccAs(tmp, args, opts);
   const exec = (cmd: string, extra: string[] = [], env?: Record<string, string>) => hpcc(['exec', ...extra, sif, 'sh', '-c', cmd], env ? { env } : {});
 
-  /** The test user's entries in the temp dir and in /mnt (the usual stage) before a leak check. */
-  let tmpBefore = new Set<string>();
-  let mountsBefore = new Set<string>();
-  const mountPoints = (): Set<string> =>
-    new Set(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m !== ''));
-  const snapshot = (): void => {
-    tmpBefore = new Set([...ownedEntries('/tmp', uid()), ...[...ownedEntries('/mnt', uid())].map((e) => `/mnt/${e}`)]);
-    mountsBefore = mountPoints();
-  };
-
-  /** Everything a launch of this suite could leave behind: FUSE servers, mounts, stage or temp dirs. */
-  function leftovers(): string[] {
-    const out: string[] = [];
-    // (other suites may run squashfuse as the test user concurrently: look for ours only)
-    const fuse = spawnSync('pgrep', ['-a', '-u', String(uid()), '-f', `squashfuse.*${sif}`], { encoding: 'utf8' }).stdout.trim();
-    if (fuse) out.push(`squashfuse: ${fuse}`);
-    const ovl = spawnSync('pgrep', ['-a', '-u', String(uid()), '-x', 'fuse-overlayfs'], { encoding: 'utf8' }).stdout.trim();
-    if (ovl) out.push(`fuse-overlayfs: ${ovl}`);
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
-    for (const m of mounts) if (m.includes(sif) || /hpcc-\d+/.test(m)) out.push(`mount: ${m}`);
-    for (const m of mountPoints()) if (!mountsBefore.has(m)) out.push(`new mount point: ${m}`);
-    const stage = `/tmp/hpcc-${uid()}`;
-    if (fs.existsSync(stage) && fs.readdirSync(stage).length > 0) out.push(`stage contents: ${fs.readdirSync(stage).join(' ')}`);
-    const now = new Set([...ownedEntries('/tmp', uid()), ...[...ownedEntries('/mnt', uid())].map((e) => `/mnt/${e}`)]);
-    for (const e of now) if (!tmpBefore.has(e) && (e.startsWith('/mnt/') || /hpcc/.test(e))) out.push(`temp entry: ${e}`);
-    return out;
-  }
-
-  /** Wait (up to 5 s) until nothing is left over; the last list otherwise. */
-  async function settle(): Promise<string[]> {
-    let left = leftovers();
-    for (let i = 0; i < 50 && left.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = leftovers();
-    }
-    return left;
-  }
-
   before(function () {
-    requireTools(this, 'squashfuse_ll', 'busybox', 'unshare');
-    requireTestUser(this);
-    if (!fs.existsSync(path.join(REPO_ROOT, 'dist/native/hpcc-launch'))) throw new Error('run npm run build first (dist/native/hpcc-launch missing)');
-    const bb = findTool('busybox')!;
-    if (!/not a dynamic|statically linked/.test(spawnSync('ldd', [bb], { encoding: 'utf8' }).stdout + spawnSync('ldd', [bb], { encoding: 'utf8' }).stderr)) {
-      this.skip();
-    }
-    tmp = makeTempDir('hpcc-e2e-launch-');
-    const tree = path.join(tmp, 'tree');
-    makeTree(tree, bb);
-    sif = path.join(tmp, 'img.sif');
-    const r = runHpcc(['build', sif, tree]);
-    expect(r.status, r.stderr).to.equal(0);
-    fs.chmodSync(sif, 0o644);
-    hostDir = path.join(tmp, 'hostdir');
-    fs.mkdirSync(hostDir);
-    fs.writeFileSync(path.join(hostDir, 'in.txt'), 'from the host\n');
-    if (IS_ROOT) {
-      execFileSync('chown', ['-R', `${uid()}:${testUserIds().gid}`, hostDir]);
-      execFileSync('chown', [`${uid()}:${testUserIds().gid}`, tmp]);
-    }
+    ({ tmp, sif, hostDir } = makeE2eImage(this, 'hpcc-e2e-launch-'));
   });
   after(() => {
     if (tmp) removeTree(tmp);
@@ -417,38 +256,6 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     }
   });
 
-  it('16 concurrent launches all succeed and leave nothing behind', async () => {
-    snapshot();
-    const runs = Array.from({ length: 16 }, (_, i) => exitOf(spawnUnprivileged(['exec', sif, 'sh', '-c', `echo run-${i}; exit ${i}`], tmp)));
-    const results = await Promise.all(runs);
-    results.forEach((r, i) => {
-      expect(r.out).to.equal(`run-${i}\n`);
-      expect(r.code).to.equal(i);
-    });
-    expect(await settle()).to.deep.equal([]);
-  });
-
-  for (const overlay of ['', 'fuse']) it(`SIGKILL of hpcc mid-run ends the container: no payload, squashfuse${overlay ? ', fuse-overlayfs' : ''}, mount or temp dir left`, async function () {
-    if (overlay) requireTools(this, 'fuse-overlayfs');
-    snapshot();
-    const tag = `hpcc-sigkill-${process.pid}`;
-    const extra = overlay ? ['-B', `${hostDir}:/not/in/image`] : [];
-    const child = spawnUnprivileged(['exec', ...extra, sif, 'sh', '-c', `echo ready; exec sleep 1000 # ${tag}`], tmp, overlay ? { HPCC_OVERLAY: overlay } : {});
-    const done = exitOf(child);
-    await waitFor(child, 'ready');
-    child.kill('SIGKILL');
-    await done;
-    let left = '';
-    for (let i = 0; i < 50; i++) {
-      left = spawnSync('pgrep', ['-u', String(uid()), '-f', `squashfuse.*${sif}|sleep 1000`], { encoding: 'utf8' }).stdout.trim();
-      if (left === '') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(left, 'processes left').to.equal('');
-    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).to.not.contain(sif);
-    expect(await settle()).to.deep.equal([]);
-  });
-
   it('user namespaces disabled (max_user_namespaces=0 in an enclosing user namespace): exit 99, and doctor names the fix', () => {
     const inner = (args: string) =>
       runUnprivileged('unshare', ['-r', 'sh', '-c', `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" ${HPCC_BIN} ${args}`, process.execPath], {
@@ -463,33 +270,6 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(d.stdout).to.match(/\[FAIL\] user\.max_user_namespaces: user namespaces are disabled/).and.contain('fix: As root: sysctl -w user.max_user_namespaces=');
   });
 
-  it('kernel overlayfs refused for real (root on stacked overlays): exec falls back to fuse-overlayfs, doctor reports it', function () {
-    requireTools(this, 'fuse-overlayfs');
-    // In an enclosing user namespace, TMPDIR and the extraction cache sit on an overlay of an
-    // overlay: a third overlay (the launcher's, or doctor's probe) exceeds the kernel's stacking
-    // depth and is refused with EINVAL, like a kernel that forbids overlayfs in user namespaces.
-    const d = path.join(tmp, 'stacked');
-    for (const x of ['low', 'u1', 'w1', 'o1', 'u2', 'w2', 'o2']) fs.mkdirSync(path.join(d, x), { recursive: true });
-    if (IS_ROOT) execFileSync('chown', ['-R', `${uid()}:${testUserIds().gid}`, d]);
-    const script =
-      'cd "$1" && mount -t overlay o1 -o lowerdir=low,upperdir=u1,workdir=w1,userxattr o1 && ' +
-      'mount -t overlay o2 -o lowerdir=o1,upperdir=u2,workdir=w2,userxattr o2 && ' +
-      'export TMPDIR="$1/o2" HPCC_CACHEDIR="$1/o2/cache" && shift && exec "$@"';
-    const inner = (args: string[]) =>
-      runUnprivileged('unshare', ['-rm', 'sh', '-c', script, 'sh', d, process.execPath, HPCC_BIN, ...args], {
-        cwd: tmp,
-        env: { HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, HPCC_DEBUG: '1' },
-        timeout: 120_000,
-      });
-    const r = inner(['exec', '--unsquash', '-B', `${hostDir}:/not/in/image`, sif, 'cat', '/not/in/image/in.txt']);
-    expect(r.status, r.stderr).to.equal(0);
-    expect(r.stdout).to.equal('from the host\n');
-    expect(r.stderr).to.match(/^hpcc: op 1 overlay: fuse tried: kernel\(Invalid argument\)$/m);
-    const doc = inner(['doctor']);
-    expect(doc.stdout).to.match(/^\[WARN\] kernel overlayfs in a user namespace: refused: .*use fuse-overlayfs instead$/m);
-    expect(doc.stdout).to.match(/^\[ok {2}\] fuse-overlayfs: \/\S+ \(used when the kernel refuses overlayfs\)$/m);
-  });
-
   it('hpcc doctor passes on this node (as the test user) and prints each check', () => {
     const r = hpcc(['doctor']);
     expect(r.stdout).to.contain('user+mount namespace probe').and.contain('/dev/fuse').and.contain('squashfuse');
@@ -499,59 +279,4 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(JSON.parse(j.stdout).status).to.equal('ok');
   });
 
-  it('leaves no mounts, FUSE processes, stage contents or temp dirs after 200 sequential launches', async function () {
-    this.timeout(400_000);
-    snapshot();
-    // a bind to a path the image lacks: the overlay is made (and undone) on every launch
-    const args = ['exec', '-B', `${hostDir}:/not/in/image`, sif, 'true'];
-    for (let i = 0; i < 200; i++) {
-      const r = hpcc(args, { env: { HPCC_OVERLAY: i % 2 === 0 ? 'kernel' : 'skeleton' } });
-      expect(r.status, r.stderr).to.equal(0);
-    }
-    expect(await settle()).to.deep.equal([]);
-  });
-
-  for (const method of ['kernel', 'fuse', 'skeleton'] as const) {
-    it(`HPCC_OVERLAY=${method}: a bind to a path the image lacks works, the image stays read-only`, async function () {
-      if (method === 'fuse') requireTools(this, 'fuse-overlayfs');
-      snapshot();
-      const r = exec('cat /does/not/exist/in/image/in.txt; touch /bin/new /x 2>&1 | grep -c Read-only', ['-B', `${hostDir}:/does/not/exist/in/image`], {
-        HPCC_OVERLAY: method,
-        HPCC_DEBUG: '1',
-      });
-      expect(r.status, r.stderr).to.equal(0);
-      expect(r.stdout).to.equal('from the host\n2\n');
-      expect(r.stderr).to.match(new RegExp(`^hpcc: op 0 overlay: ${method}$`, 'm'));
-      expect(await settle()).to.deep.equal([]);
-    });
-  }
-
-  it('overlay = skeleton in hpcc.conf; auto falls back to fuse-overlayfs when the kernel is taken to refuse (HPCC_NO_OVERLAY=1)', function () {
-    requireTools(this, 'fuse-overlayfs');
-    const conf = path.join(tmp, 'overlay.conf');
-    fs.writeFileSync(conf, '[launch]\noverlay = skeleton\n', { mode: 0o644 });
-    const bind = ['-B', `${hostDir}:/not/in/image`];
-    let r = exec('cat /not/in/image/in.txt', bind, { HPCC_CONFIG: conf, HPCC_DEBUG: '1' });
-    expect([r.status, r.stdout]).to.deep.equal([0, 'from the host\n']);
-    expect(r.stderr).to.match(/^hpcc: op 0 overlay: skeleton$/m);
-    r = exec('cat /not/in/image/in.txt', bind, { HPCC_NO_OVERLAY: '1', HPCC_DEBUG: '1' });
-    expect([r.status, r.stdout]).to.deep.equal([0, 'from the host\n']);
-    expect(r.stderr).to.match(/^hpcc: op 0 overlay: fuse$/m);
-    fs.writeFileSync(conf, '[launch]\noverlay = zfs\n');
-    r = exec('true', bind, { HPCC_CONFIG: conf });
-    expect(r.status).to.equal(2);
-    expect(r.stderr).to.contain('unknown overlay mode "zfs"');
-  });
-
-  it('--writable-tmpfs with kernel and fuse-overlayfs; refused with a skeleton (exit 105)', function () {
-    requireTools(this, 'fuse-overlayfs');
-    for (const method of ['kernel', 'fuse']) {
-      const r = exec('echo changed > /new.txt && cat /new.txt', ['--writable-tmpfs'], { HPCC_OVERLAY: method, HPCC_DEBUG: '1' });
-      expect([r.status, r.stdout], r.stderr).to.deep.equal([0, 'changed\n']);
-      expect(r.stderr).to.match(new RegExp(`^hpcc: op 0 overlay: ${method}$`, 'm'));
-    }
-    const r = exec('true', ['--writable-tmpfs'], { HPCC_OVERLAY: 'skeleton' });
-    expect(r.status).to.equal(105);
-    expect(r.stderr).to.contain('HPCC_E_LAUNCH_NO_OVERLAY').and.contain('Try this:');
-  });
 });
