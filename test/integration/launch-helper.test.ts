@@ -9,107 +9,35 @@ import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildSifFromDirectory } from '../../src/core/build.js';
 import { encodePlan } from '../../src/runtime/codec.js';
 import type { LaunchPlan, MountOp, OverlayMethod } from '../../src/runtime/plan.js';
-import { parseInfoRecords, parseStatusRecords, startLaunch } from '../../src/runtime/spawn.js';
+import { parseStatusRecords, startLaunch } from '../../src/runtime/spawn.js';
 import { LaunchSetupError } from '../../src/errors/index.js';
-import {
-  IN_CI, IS_ROOT, REPO_ROOT, TEST_USER, findTool, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds,
-} from '../helpers/env.js';
-
-const HELPER = path.join(REPO_ROOT, 'dist', 'native', 'hpcc-launch');
-const APPLETS = ['sh', 'id', 'cat', 'echo', 'ls', 'true', 'sleep', 'grep', 'touch', 'mkdir', 'kill', 'pwd', 'head'];
-
-function requireHelper(ctx: Mocha.Context): void {
-  if (fs.existsSync(HELPER)) return;
-  if (IN_CI) throw new Error(`${HELPER} missing: npm run build compiles native/`);
-  ctx.skip();
-}
-
-/** A busybox root: /bin/busybox + applet links, mount points for the tests. */
-function makeRootfs(dir: string): void {
-  for (const d of ['bin', 'etc', 'tmp', 'proc', 'dev', 'mnt', 'data', 'home']) fs.mkdirSync(path.join(dir, d), { recursive: true, mode: 0o755 });
-  fs.copyFileSync(findTool('busybox')!, path.join(dir, 'bin/busybox'));
-  fs.chmodSync(path.join(dir, 'bin/busybox'), 0o755);
-  for (const a of APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
-  fs.writeFileSync(path.join(dir, 'etc/hello'), 'hello from the image\n', { mode: 0o644 });
-  fs.writeFileSync(path.join(dir, 'bin/script.sh'), 'echo from script\n', { mode: 0o755 }); // no #!: ENOEXEC -> /bin/sh
-  fs.writeFileSync(path.join(dir, 'bin/noexec'), '#!/bin/sh\n', { mode: 0o644 });
-}
+import { IS_ROOT, findTool, requireRoot, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { HELPER, HelperBench } from './launch-fixture.js';
 
 describe('integration: hpcc-launch runs plans as an unprivileged user', function () {
   this.timeout(60_000);
-  let tmp: string; // root-owned 0755: rootfs, SIF, plans
-  let work: string; // owned by the test user: stages, bind sources
-  let rootfs: string;
-  let sif: string;
-  let offset: number;
+  const b = new HelperBench();
+  let tmp: string;
+  let work: string;
   let ids: { uid: number; gid: number };
-  let n = 0;
+  let n = 0; // names of this file's own scratch files
 
   before(async function () {
-    requireTools(this, 'busybox', 'squashfuse_ll', 'setpriv', 'pgrep');
-    requireTestUser(this);
-    requireHelper(this);
-    ids = testUserIds();
-    tmp = makeTempDir('hpcc-launch-');
-    work = path.join(tmp, 'work');
-    fs.mkdirSync(work, { mode: 0o755 });
-    if (IS_ROOT) fs.chownSync(work, ids.uid, ids.gid);
-    rootfs = path.join(tmp, 'rootfs');
-    makeRootfs(rootfs);
-    // an absolute symlink in the image that names a host directory the test user may write to
-    fs.mkdirSync(path.join(work, 'host-target'));
-    if (IS_ROOT) fs.chownSync(path.join(work, 'host-target'), ids.uid, ids.gid);
-    fs.symlinkSync(path.join(work, 'host-target'), path.join(rootfs, 'escape'));
-    sif = path.join(tmp, 'img.sif');
-    offset = (await buildSifFromDirectory(sif, rootfs, { compressor: 'gzip', level: 1 })).partitionOffset;
-    fs.chmodSync(sif, 0o644);
+    await b.setup(this, 'hpcc-launch-');
+    ({ tmp, work, ids } = b);
   });
-  after(() => {
-    if (tmp) removeTree(tmp);
-  });
+  after(() => b.teardown());
 
-  function plan(over: Partial<LaunchPlan> = {}, fuse = false): LaunchPlan {
-    const k = n++;
-    return {
-      version: 3,
-      uid: { inside: ids.uid, outside: ids.uid },
-      gid: { inside: ids.gid, outside: ids.gid },
-      pidNamespace: false,
-      rootfs: fuse
-        ? { kind: 'squashfuse', image: sif, offset, fuseHelper: findTool('squashfuse_ll')!, mountpoint: path.join(work, `stage${k}`, 'image') }
-        : { kind: 'dir', path: rootfs },
-      stage: path.join(work, `stage${k}`),
-      mounts: [{ op: 'proc', dst: '/proc' }, { op: 'remount-ro', dst: '/' }],
-      cwd: '/',
-      env: ['PATH=/bin', 'HOME=/'],
-      argv: ['true'],
-      commandIndex: 0,
-      ...over,
-    };
-  }
-
-  function planFile(p: LaunchPlan): string {
-    const f = path.join(tmp, `plan-${n++}`);
-    fs.writeFileSync(f, encodePlan(p), { mode: 0o644 });
-    return f;
-  }
-
-  /** Run the helper on a saved plan as the test user (optional argv override). */
-  function run(p: LaunchPlan, args: string[] = [], input?: string) {
-    return runUnprivileged(HELPER, ['--plan', planFile(p), '--status-fd', '2', ...args], { timeout: 30_000, input: input ?? '', cwd: '/' });
-  }
-
-  /** FUSE servers of the test user serving this suite's image (other suites may run beside us). */
-  function ourFuseServers(): string {
-    return runUnprivileged('pgrep', ['-a', '-u', TEST_USER, '-f', `squashfuse.* ${sif} `]).stdout;
-  }
-
-  function sh(p: LaunchPlan, script: string, input?: string) {
-    return run(p, ['sh', '-c', script], input);
-  }
+  const plan = (over: Partial<LaunchPlan> = {}, fuse = false): LaunchPlan => b.plan(over, fuse);
+  const planFile = (p: LaunchPlan): string => b.planFile(p);
+  const run = (p: LaunchPlan, args: string[] = [], input?: string) => b.run(p, args, input);
+  const sh = (p: LaunchPlan, script: string, input?: string) => b.sh(p, script, input);
+  const ourFuseServers = (): string => b.fuseServers();
+  const ovlServers = (stage: string): string => b.ovlServers(stage);
+  /** An overlay op with the given methods (fuse-overlayfs from PATH when fuse is one). */
+  const overlayOp = (methods: OverlayMethod[]): MountOp => ({ op: 'overlay', dst: '/', writable: false, methods, ...(methods.includes('fuse') ? { fuseOverlayfs: findTool('fuse-overlayfs')! } : {}) });
 
   it('maps the caller to themselves, with no capabilities and no_new_privs', () => {
     const r = sh(plan(), 'id -u; id -g; grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/self/status');
@@ -220,122 +148,6 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     const r = sh(plan({ mounts }, true), 'cat /new/deep/f /etc/bound-file /etc/passwd; id -un; touch /scratch/t && echo tmp-ok; touch /etc/y 2>&1; exit 0');
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     expect(r.stdout).to.equal(`bound\nbound\nme:x:${ids.uid}:${ids.gid}::/:/bin/sh\nme\ntmp-ok\ntouch: /etc/y: Read-only file system\n`);
-  });
-
-  /** fuse-overlayfs servers of the test user for one stage */
-  function ovlServers(stage: string): string {
-    return runUnprivileged('pgrep', ['-a', '-u', TEST_USER, '-f', `fuse-overlayfs .*${stage}/`]).stdout;
-  }
-
-  /** An overlay op with the given methods (fuse-overlayfs from PATH when fuse is one). */
-  function overlayOp(methods: OverlayMethod[], writable = false): MountOp {
-    return { op: 'overlay', dst: '/', writable, methods, ...(methods.includes('fuse') ? { fuseOverlayfs: findTool('fuse-overlayfs')! } : {}) };
-  }
-
-  /** The overlay method the helper reported (status info record on stderr). */
-  function usedMethod(stderr: string): string | undefined {
-    return parseInfoRecords(stderr).find((r) => r.step === 'overlay')?.message;
-  }
-
-  for (const method of ['kernel', 'fuse', 'skeleton'] as const) {
-    for (const fuse of [true, false]) {
-      it(`overlay method ${method} (${fuse ? 'squashfuse' : 'directory'} root): a missing bind target works, the image stays read-only`, function () {
-        if (method === 'fuse') requireTools(this, 'fuse-overlayfs');
-        const src = path.join(work, 'ovl-m-src');
-        fs.mkdirSync(src, { recursive: true });
-        fs.writeFileSync(path.join(src, 'f'), 'bound\n');
-        fs.chmodSync(src, 0o755);
-        const mounts: MountOp[] = [
-          ...(fuse ? [] : [{ op: 'remount-ro', dst: '/' } as MountOp]),
-          overlayOp([method]),
-          { op: 'proc', dst: '/proc' },
-          { op: 'bind', src, dst: '/does/not/exist/in/image', readonly: false },
-          { op: 'bind', src: path.join(src, 'f'), dst: '/etc/new-file', readonly: true },
-        ];
-        const p = plan({ mounts }, fuse);
-        const r = sh(p, 'exec 2>&1; cat /does/not/exist/in/image/f /etc/new-file /etc/hello; touch /x; touch /etc/y; touch /bin/z; ls /bin/busybox; echo rc=$?');
-        expect(r.status, r.stderr).to.equal(0);
-        expect(r.stdout).to.equal(
-          'bound\nbound\nhello from the image\ntouch: /x: Read-only file system\ntouch: /etc/y: Read-only file system\ntouch: /bin/z: Read-only file system\n/bin/busybox\nrc=0\n',
-        );
-        expect(usedMethod(r.stderr)).to.equal(method);
-        expect(fs.existsSync(path.join(rootfs, 'does'))).to.equal(false);
-        expect(ovlServers(p.stage)).to.equal('');
-        expect(fs.readFileSync('/proc/mounts', 'utf8')).to.not.include(p.stage);
-        expect(fs.existsSync(p.stage)).to.equal(false);
-      });
-    }
-  }
-
-  for (const method of ['kernel', 'fuse'] as const) {
-    it(`--writable-tmpfs with ${method}: writes go to a tmpfs, never to the image`, function () {
-      if (method === 'fuse') requireTools(this, 'fuse-overlayfs');
-      for (const fuse of [true, false]) {
-        const mounts: MountOp[] = [...(fuse ? [] : [{ op: 'remount-ro', dst: '/' } as MountOp]), overlayOp([method], true), { op: 'proc', dst: '/proc' }];
-        const p = plan({ mounts }, fuse);
-        const r = sh(p, 'exec 2>&1; echo new > /created && cat /created; echo changed >> /etc/hello; mkdir /newdir && echo dir-ok');
-        expect(r.status, r.stderr + r.stdout).to.equal(0);
-        // image files belong to an owner the namespace does not map: even the writable overlay keeps them
-        expect(r.stdout).to.equal("new\nsh: can't create /etc/hello: Permission denied\ndir-ok\n");
-        expect(usedMethod(r.stderr)).to.equal(method);
-        expect(fs.existsSync(path.join(rootfs, 'created'))).to.equal(false);
-        expect(fs.readFileSync(path.join(rootfs, 'etc/hello'), 'utf8')).to.equal('hello from the image\n');
-        expect(ovlServers(p.stage)).to.equal('');
-      }
-    });
-  }
-
-  it('kernel overlayfs refused (fs stacking depth exceeded): fuse-overlayfs serves, else the skeleton', function () {
-    requireTools(this, 'fuse-overlayfs', 'unshare');
-    // The root is a directory seen through two stacked kernel overlays (made in an enclosing
-    // user namespace where the test user is root): a third overlay exceeds the kernel's
-    // stacking depth (2) and is refused with EINVAL, as on a kernel that forbids it.
-    const d = path.join(work, `stack-${n++}`);
-    for (const x of ['u1', 'w1', 'o1', 'u2', 'w2', 'o2']) fs.mkdirSync(path.join(d, x), { recursive: true });
-    if (IS_ROOT) spawnSync('chown', ['-R', `${ids.uid}:${ids.gid}`, d]);
-    const src = path.join(work, 'ovl-m-src');
-    fs.mkdirSync(src, { recursive: true });
-    const run3 = (methods: OverlayMethod[]) => {
-      const p = plan({
-        uid: { inside: 0, outside: 0 },
-        gid: { inside: 0, outside: 0 },
-        rootfs: { kind: 'dir', path: path.join(d, 'o2') },
-        mounts: [{ op: 'remount-ro', dst: '/' }, overlayOp(methods), { op: 'bind', src, dst: '/not/in/image', readonly: true }],
-      });
-      const script =
-        'cd "$1" && mount -t overlay o1 -o "lowerdir=$2,upperdir=u1,workdir=w1,userxattr" o1 && ' +
-        'mount -t overlay o2 -o lowerdir=o1,upperdir=u2,workdir=w2,userxattr o2 && ' +
-        'exec "$3" --plan "$4" --status-fd 3 sh -c "exec 2>&1; ls -d /not/in/image; touch /x" 3>&2';
-      return { p, r: runUnprivileged('unshare', ['-rm', 'sh', '-c', script, 'sh', d, rootfs, HELPER, planFile(p)], { timeout: 60_000, cwd: '/' }) };
-    };
-    const a = run3(['kernel']);
-    expect(a.r.status).to.equal(101);
-    expect(parseStatusRecords(a.r.stderr)[0]).to.include({ op: 'overlay', errno: 22 });
-    const b = run3(['kernel', 'fuse', 'skeleton']);
-    expect([b.r.status, b.r.stdout]).to.deep.equal([1, '/not/in/image\ntouch: /x: Read-only file system\n']);
-    expect(usedMethod(b.r.stderr)).to.equal('fuse tried: kernel(Invalid argument)');
-    const c = run3(['kernel', 'skeleton']);
-    expect([c.r.status, c.r.stdout]).to.deep.equal([1, '/not/in/image\ntouch: /x: Read-only file system\n']);
-    expect(usedMethod(c.r.stderr)).to.equal('skeleton tried: kernel(Invalid argument)');
-    for (const x of [a, b, c]) expect(ovlServers(x.p.stage)).to.equal('');
-  });
-
-  it('a fuse-overlayfs that fails to serve: the next method is used, the failure is reported', function () {
-    const src = path.join(work, 'ovl-m-src');
-    fs.mkdirSync(src, { recursive: true });
-    const ops = (helper: string): MountOp[] => [
-      { op: 'overlay', dst: '/', writable: false, methods: ['fuse', 'skeleton'], fuseOverlayfs: helper },
-      { op: 'bind', src, dst: '/not/in/image', readonly: true },
-    ];
-    const a = sh(plan({ mounts: ops(findTool('false')!) }, true), 'ls -d /not/in/image');
-    expect([a.status, a.stdout]).to.deep.equal([0, '/not/in/image\n']);
-    expect(usedMethod(a.stderr)).to.equal('skeleton tried: fuse(Transport endpoint is not connected)');
-    const b = sh(plan({ mounts: ops('/nonexistent/fuse-overlayfs') }, true), 'ls -d /not/in/image');
-    expect(b.status).to.equal(0);
-    expect(usedMethod(b.stderr)).to.match(/^skeleton tried: fuse\(No such file or directory: \/nonexistent\/fuse-overlayfs cannot be executed\)$/);
-    const c = sh(plan({ mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['fuse'], fuseOverlayfs: findTool('false')! }] }, true), 'true');
-    expect(c.status).to.equal(101);
-    expect(parseStatusRecords(c.stderr)[0]).to.include({ opIndex: 0, op: 'overlay', errno: 107 });
   });
 
   it('mount destinations resolve inside the image: an absolute symlink never reaches the host', () => {
