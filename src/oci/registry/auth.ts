@@ -3,8 +3,8 @@
  *   hpcc's own store: $XDG_CONFIG_HOME/hpcc/auth.json (default ~/.config/hpcc/auth.json),
  *   mode 0600 in a 0700 directory, same shape as Docker's: {"auths":{"host":{"auth":"base64(user:pass)"}}}.
  *   Docker's: $DOCKER_CONFIG/config.json or ~/.docker/config.json: the credential helper
- *   named for the registry in "credHelpers", else the one in "credsStore" (cred-helper.ts),
- *   else (or when the helper has none) the "auths" entry.
+ *   named for the registry in "credHelpers", then the "auths" entry, then the helper in
+ *   "credsStore" (cred-helper.ts).
  * hpcc's store wins over Docker's (and then no helper runs).
  */
 import * as fs from 'node:fs/promises';
@@ -102,20 +102,24 @@ function findIn(file: AuthFile | null, registry: string, source: string): Creden
   return null;
 }
 
-/** The credential helper Docker's config names for a registry: credHelpers[host], else credsStore. */
-export function credentialHelperFor(file: AuthFile | null, registry: string): string | null {
+/** The helper Docker's config names for this registry in credHelpers, if any. */
+function namedHelper(file: AuthFile | null, registry: string): string | null {
+  if (!file?.credHelpers || typeof file.credHelpers !== 'object') return null;
   const want = normalizeRegistryKey(registry);
-  if (file?.credHelpers && typeof file.credHelpers === 'object') {
-    for (const [key, name] of Object.entries(file.credHelpers as Record<string, unknown>)) {
-      if (typeof name === 'string' && name !== '' && normalizeRegistryKey(key) === want) return name;
-    }
+  for (const [key, name] of Object.entries(file.credHelpers as Record<string, unknown>)) {
+    if (typeof name === 'string' && name !== '' && normalizeRegistryKey(key) === want) return name;
   }
-  return typeof file?.credsStore === 'string' && file.credsStore !== '' ? file.credsStore : null;
+  return null;
 }
 
 /**
- * Credentials for a registry: hpcc's store first, then Docker's config.json (its
- * credential helper for the registry, then its auths entry); null when none.
+ * Credentials for a registry, or null: hpcc's store first, then Docker's
+ * config.json — the helper its credHelpers names for the registry, then its
+ * auths entry, then its credsStore helper. (Docker itself asks credsStore before
+ * auths; a config that has both holds credentials in auths only when written by
+ * hand or copied, and then they are what the user meant. Helpers run only when
+ * needed, so a copied config whose credsStore is not installed here still works
+ * for the registries auths covers.)
  */
 export async function lookupCredentials(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | null> {
   const own = hpccAuthPath(env);
@@ -123,12 +127,19 @@ export async function lookupCredentials(registry: string, env: NodeJS.ProcessEnv
   if (c) return c;
   const dock = dockerConfigPath(env);
   const file = await readAuthFile(dock);
-  const helper = credentialHelperFor(file, registry);
-  if (helper) {
-    const h = await runCredentialHelper(helper, normalizeRegistryKey(registry), dock, env);
-    if (h) return { ...h, source: `docker-credential-${helper} (named in ${dock})` };
+  const viaHelper = async (name: string): Promise<Credentials | null> => {
+    const h = await runCredentialHelper(name, normalizeRegistryKey(registry), dock, env);
+    return h ? { ...h, source: `docker-credential-${name} (named in ${dock})` } : null;
+  };
+  const named = namedHelper(file, registry);
+  if (named) {
+    const h = await viaHelper(named);
+    if (h) return h;
   }
-  return findIn(file, registry, dock);
+  const fromAuths = findIn(file, registry, dock);
+  if (fromAuths) return fromAuths;
+  const store = typeof file?.credsStore === 'string' && file.credsStore !== '' ? file.credsStore : null;
+  return store ? viaHelper(store) : null;
 }
 
 async function writeAuthFile(file: string, data: AuthFile): Promise<void> {

@@ -58,7 +58,7 @@ describe('registry credentials (auth.ts)', () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     fs.writeFileSync(
       dockerConfigPath(env),
-      JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:hubpw') }, 'reg.example:5000': { auth: b64('d:x') } }, credsStore: 'desktop' }),
+      JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:hubpw') }, 'reg.example:5000': { auth: b64('d:x') } } }),
     );
     expect(await lookupCredentials('docker.io', env)).to.deep.include({ username: 'hubuser', password: 'hubpw', source: dockerConfigPath(env) });
     expect(await lookupCredentials('reg.example:5000', env)).to.deep.include({ username: 'd', password: 'x' });

@@ -62,13 +62,20 @@ describe('Docker credential helpers (credHelpers, credsStore)', function () {
     expect(log()).to.deep.equal(['127.0.0.1:5000']);
   });
 
-  it("credsStore: Docker Hub is asked for as https://index.docker.io/v1/; a helper without the server falls back to auths", async () => {
+  it('credsStore: Docker Hub is asked for as https://index.docker.io/v1/; auths entries with credentials come first; "not found" is null', async () => {
     const auth = Buffer.from('bob:frombase64').toString('base64');
-    dockerConfig({ credsStore: 'hpcctest', auths: { 'ghcr.io': { auth } } });
+    dockerConfig({ credsStore: 'hpcctest', auths: { 'ghcr.io': { auth }, 'https://index.docker.io/v1/': {} } });
     expect(await lookupCredentials('docker.io', env)).to.deep.include({ username: 'hubuser', password: 'hubpass' });
     expect(await lookupCredentials('ghcr.io', env)).to.deep.include({ username: 'bob', password: 'frombase64' });
     expect(await lookupCredentials('quay.io', env)).to.equal(null);
-    expect(log()).to.deep.equal(['https://index.docker.io/v1/', 'ghcr.io', 'quay.io']);
+    expect(log()).to.deep.equal(['https://index.docker.io/v1/', 'quay.io']);
+  });
+
+  it('credHelpers: a helper without credentials for the server lets the auths entry apply', async () => {
+    const auth = Buffer.from('dave:pw').toString('base64');
+    dockerConfig({ credHelpers: { 'quay.io': 'hpcctest' }, auths: { 'quay.io': { auth } } });
+    expect(await lookupCredentials('quay.io', env)).to.deep.include({ username: 'dave', password: 'pw' });
+    expect(log()).to.deep.equal(['quay.io']);
   });
 
   it("hpcc's own store wins: no helper runs", async () => {
@@ -78,8 +85,10 @@ describe('Docker credential helpers (credHelpers, credsStore)', function () {
     expect(log()).to.deep.equal([]);
   });
 
-  it('a missing helper is a clear error naming it and the config file', async () => {
-    dockerConfig({ credsStore: 'desktop' });
+  it('a missing helper is a clear error naming it and the config file (not needed: not run)', async () => {
+    const auth = Buffer.from('erin:pw').toString('base64');
+    dockerConfig({ credsStore: 'desktop', auths: { 'ghcr.io': { auth } } });
+    expect(await lookupCredentials('ghcr.io', env)).to.deep.include({ username: 'erin' });
     const e = await rejection(lookupCredentials('127.0.0.1:5000', env));
     expect(e).to.be.instanceOf(HpccError);
     expect(e.code).to.equal('HPCC_E_AUTH_HELPER');
