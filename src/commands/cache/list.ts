@@ -6,9 +6,10 @@ import { formatBytes } from '../build.js';
 
 export default class CacheList extends HpccCommand {
   static override summary = 'List the cached image blobs, converted SIF files and extracted image trees.';
-  static override description = `The cache lives in $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc or ~/.cache/hpcc):
-blobs/sha256/<hex> (layers and configs, verified), sif/sha256/<manifest>.sif (converted images)
-and rootfs/<key> (image trees the launcher extracted: exec --unsquash, or no squashfuse).`;
+  static override description =
+    'The cache lives in $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc or ~/.cache/hpcc): blobs/sha256/<hex> (layers and ' +
+    'configs, verified), sif/sha256/<manifest>.sif (converted images) and rootfs/<key> (image trees the launcher ' +
+    'extracted: exec --unsquash, or no squashfuse).';
   static override flags = {
     type: Flags.string({ description: 'which entries', options: [...CACHE_TYPES], default: 'all' }),
     json: Flags.boolean({ description: 'print the entries as JSON' }),
