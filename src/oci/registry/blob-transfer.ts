@@ -88,8 +88,10 @@ export function streamingGet(dispatcher: Dispatcher, url: URL, headers: Record<s
       },
       onResponseData(c, chunk) {
         if (!ok()) {
+          // Error and redirect bodies: the first 64 KiB are enough for a message.
           if (keptBytes < MAX_ERROR_BODY) kept.push(chunk);
           keptBytes += chunk.length;
+          if (keptBytes > 4 * MAX_ERROR_BODY) c.abort(new Error('response body too large'));
           return;
         }
         try {
