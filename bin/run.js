@@ -16,6 +16,7 @@ await execute({ dir: import.meta.url });
 
 /** fastLaunch from the build's bundle, or undefined when there is no current bundle. */
 async function loadBundle(cli) {
+  if (typeof process.getBuiltinModule !== 'function') return undefined; // Node < 20.16: the bundle needs it
   const fs = process.getBuiltinModule('node:fs'); // no ESM facade: that would load node:stream
   const file = new URL('fast-launch.bundle.vm.js', cli);
   let source;
