@@ -52,8 +52,8 @@ interface UndiciParts {
  * costs about 0.13 s). The package entry is the fallback should the files move.
  */
 async function loadParts(): Promise<UndiciParts> {
-  const require = createRequire(import.meta.url);
   try {
+    const require = createRequire(import.meta.url);
     const Agent = require('undici/lib/dispatcher/agent.js') as UndiciParts['Agent'];
     const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: Record<string, unknown> };
     const api = require('undici/lib/api/index.js') as Record<string, unknown>;
