@@ -1,7 +1,7 @@
 /**
  * Image facts for the plan builder, read from a SIF without mounting it:
- * the primary partition's offset, /etc/passwd and /etc/group, the names of
- * /.singularity.d/env scripts, and path look-ups (symlinks followed inside
+ * the primary partition's offset, /etc/passwd and /etc/group, the names and
+ * texts of /.singularity.d/env scripts, and path look-ups (symlinks followed inside
  * the image) served by hpcc's squashfs reader. The image stays open until
  * close(): the builder's look-ups read it lazily.
  */
@@ -11,6 +11,8 @@ import type { ImageFacts, PathInfo } from '../runtime/builder/types.js';
 import { openSifRootfs } from './image.js';
 
 const MAX_SMALL_FILE = 4 * 1024 * 1024;
+/** env scripts up to this size are read for every launch (the inert-script check) */
+const MAX_SCRIPT_PEEK = 64 * 1024;
 const ENV_DIR = '/.singularity.d/env';
 
 function notFound(e: unknown): boolean {
@@ -23,7 +25,7 @@ export interface OpenImageFacts {
   close(): Promise<void>;
 }
 
-/** Open `image` (an absolute path) and read its facts; `withScriptText` also reads the env scripts (for --explain-env). */
+/** Open `image` (an absolute path) and read its facts; `withScriptText` reads env scripts of any size (for --explain-env), else up to 64 KiB. */
 export async function readImageFacts(image: string, withScriptText = false): Promise<OpenImageFacts> {
   const img = await openSifRootfs(image);
   try {
@@ -42,22 +44,28 @@ export async function readImageFacts(image: string, withScriptText = false): Pro
       cache.set(p, info);
       return info;
     };
-    const readSmall = async (p: string): Promise<string | null> => {
+    const readSmall = async (p: string, maxBytes = MAX_SMALL_FILE): Promise<string | null> => {
       const info = lookup(p);
       if (info?.kind !== 'file') return null;
-      return (await fsr.readFile(info.real, { maxBytes: MAX_SMALL_FILE })).toString('utf8');
+      try {
+        return (await fsr.readFile(info.real, { maxBytes })).toString('utf8');
+      } catch (e) {
+        if (maxBytes < MAX_SMALL_FILE && e instanceof HpccError && e.code === 'HPCC_E_SQFS_FILE_TOO_LARGE') return null;
+        throw e;
+      }
     };
     let envScripts: string[] = [];
     const envText: Record<string, string> = {};
     if (lookup(ENV_DIR)?.kind === 'dir') {
       const ents = await fsr.readdir(ENV_DIR);
       envScripts = ents.filter((d) => (d.type === 'file' || d.type === 'symlink') && lookup(path.posix.join(ENV_DIR, d.name))?.kind === 'file').map((d) => d.name);
-      if (withScriptText) {
-        for (const n of envScripts) {
-          if (!n.endsWith('.sh')) continue;
-          const t = await readSmall(path.posix.join(ENV_DIR, n));
-          if (t !== null) envText[n] = t;
-        }
+      // The texts let the builder see inert scripts (comments only, as `hpcc build` writes them)
+      // and exec the payload without the sh wrapper; for that, scripts above 64 KiB stay unread
+      // (the wrapper sources them). --explain-env reads them all.
+      for (const n of envScripts) {
+        if (!n.endsWith('.sh')) continue;
+        const t = await readSmall(path.posix.join(ENV_DIR, n), withScriptText ? MAX_SMALL_FILE : MAX_SCRIPT_PEEK);
+        if (t !== null) envText[n] = t;
       }
     }
     const facts: ImageFacts = {
@@ -66,7 +74,7 @@ export async function readImageFacts(image: string, withScriptText = false): Pro
       passwd: await readSmall('/etc/passwd'),
       group: await readSmall('/etc/group'),
       envScripts,
-      ...(withScriptText ? { envScriptText: envText } : {}),
+      envScriptText: envText,
       lookup,
     };
     return { facts, close: () => img.close() };

@@ -11,8 +11,12 @@ import { HPCC_BIN, IS_ROOT, REPO_ROOT, findTool, makeTempDir, requireTestUser, r
 
 export const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'pwd', 'touch', 'grep', 'env', 'kill', 'sleep', 'true', 'false', 'mkdir', 'rm', 'test', '['];
 
-/** A busybox root with an Apptainer-style /.singularity.d. */
-export function makeTree(root: string, busybox: string): void {
+/**
+ * A busybox root with an Apptainer-style /.singularity.d. With `inert`, its
+ * env scripts are comments only (as `hpcc build` writes them), so hpcc execs
+ * the payload without the sh wrapper.
+ */
+export function makeTree(root: string, busybox: string, inert = false): void {
   for (const d of ['bin', 'etc', 'tmp', 'var/tmp', 'dev', 'proc', 'sys', 'home', 'opt/tools', '.singularity.d/env', '.singularity.d/libs']) {
     fs.mkdirSync(path.join(root, d), { recursive: true });
   }
@@ -35,6 +39,11 @@ export function makeTree(root: string, busybox: string): void {
   fs.writeFileSync(path.join(sd, 'env/01-base.sh'), '#!/bin/sh\nexport ORDER="01"\n');
   fs.writeFileSync(path.join(sd, 'env/10-docker2singularity.sh'), '#!/bin/sh\nexport PATH="/usr/local/bin:/usr/bin:/bin"\nexport FROM_OCI="${FROM_OCI:-"oci-default"}"\nexport ORDER="$ORDER 10"\n');
   fs.writeFileSync(path.join(sd, 'env/90-environment.sh'), '#!/bin/sh\nexport IMG_VAR=image\nexport ORDER="$ORDER 90"\n');
+  if (inert) {
+    for (const f of fs.readdirSync(path.join(sd, 'env'))) fs.rmSync(path.join(sd, 'env', f));
+    fs.writeFileSync(path.join(sd, 'env/01-base.sh'), '#!/bin/sh\n# Base environment\n');
+    fs.writeFileSync(path.join(sd, 'env/99-base.sh'), '#!/bin/sh\n\n  # Final environment hooks\n');
+  }
   fs.writeFileSync(path.join(sd, 'runscript'), '#!/bin/sh\necho "runscript $# args:"\nfor a in "$@"; do echo "[$a]"; done\n', { mode: 0o755 });
   fs.writeFileSync(path.join(sd, 'test'), '#!/bin/sh\necho "testing $IMG_VAR"\nexit 3\n', { mode: 0o755 });
   fs.writeFileSync(path.join(sd, 'labels.json'), '{"org.hpcc.test":"e2e"}\n');
@@ -84,7 +93,7 @@ export interface E2eImage {
 }
 
 /** Build the e2e image (skips without a static busybox); call from `before`. */
-export function makeE2eImage(ctx: Mocha.Context, prefix: string): E2eImage {
+export function makeE2eImage(ctx: Mocha.Context, prefix: string, opts: { inert?: boolean } = {}): E2eImage {
   requireTools(ctx, 'squashfuse_ll', 'busybox', 'unshare');
   requireTestUser(ctx);
   if (!fs.existsSync(path.join(REPO_ROOT, 'dist/native/hpcc-launch'))) throw new Error('run npm run build first (dist/native/hpcc-launch missing)');
@@ -94,7 +103,7 @@ export function makeE2eImage(ctx: Mocha.Context, prefix: string): E2eImage {
   }
   const tmp = makeTempDir(prefix);
   const tree = path.join(tmp, 'tree');
-  makeTree(tree, bb);
+  makeTree(tree, bb, opts.inert ?? false);
   const sif = path.join(tmp, 'img.sif');
   const r = runHpcc(['build', sif, tree]);
   expect(r.status, r.stderr).to.equal(0);

@@ -16,6 +16,18 @@
  * Only variable NAMES appear in the program text, never values. An image
  * without /bin/sh gets the payload exec'd directly with the environment
  * computed here (no env scripts can run there anyway).
+ *
+ * Direct exec also when the wrapper could change nothing (needsShell):
+ * every env script the wrapper would source is known (its text is in the
+ * image facts) to be only blank lines and comments, as `hpcc build` writes
+ * them, the image's /bin/sh is not bash, and no host variable to restore is
+ * one the shell sets itself. The plan then
+ * carries the environment the wrapper would have made (envAsWrapper: the
+ * same steps, the same string operations) and argv is the payload itself
+ * (commandIndex 0), saving the start of the image's /bin/sh. The helper's
+ * exec follows the shell's rules (PATH search in the plan's PATH, a script
+ * without #! runs under /bin/sh, 127 when not found, 126 when not
+ * executable), so a launch differs only in the message of a failed exec.
  */
 import { UsageError } from '../../errors/index.js';
 import { finalEnvWithoutScripts, type EnvPlan } from './env.js';
@@ -29,9 +41,9 @@ export const LIBS_DIR = '/.singularity.d/libs';
 export interface ActionResult {
   argv: string[];
   env: string[];
-  /** the image's env scripts are sourced (the image has /bin/sh) */
+  /** the payload starts through the sh wrapper that sources the image's env scripts */
   sourcesScripts: boolean;
-  /** index in argv of the payload's first word (LaunchPlan.commandIndex): 4 after the wrapper, else 0 */
+  /** index in argv of the payload's first word (LaunchPlan.commandIndex): 4 after the wrapper, 0 on direct exec */
   commandIndex: number;
 }
 
@@ -42,6 +54,70 @@ function shQuote(s: string): string {
 /** Env script names in the order Apptainer sources them (byte order of the names, *.sh only). */
 export function orderedEnvScripts(names: string[]): string[] {
   return names.filter((n) => n.endsWith('.sh') && !n.includes('/')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Whether sourcing this env script can have no effect: only blank lines
+ * (spaces and tabs) and comment lines. A carriage return is not blank to sh
+ * (it is a command named "\r"), so CRLF scripts keep the wrapper.
+ */
+export function isInertScript(text: string): boolean {
+  for (const line of text.split('\n')) {
+    let i = 0;
+    while (i < line.length && (line[i] === ' ' || line[i] === '\t')) i++;
+    if (i < line.length && line[i] !== '#') return false;
+  }
+  return true;
+}
+
+/**
+ * Variables a POSIX sh (dash, busybox ash) sets itself at start-up. The
+ * wrapper does not restore a host value of these (the shell's own value is
+ * already set, and dash exports its IFS), so a host environment holding one
+ * keeps the wrapper.
+ */
+const SHELL_SET = new Set(['IFS', 'PPID', 'OPTIND', 'PS2', 'PS3', 'PS4', 'LINENO', 'ENV', 'HOSTNAME', 'SHLVL']);
+
+/**
+ * Whether the payload must start through the sh wrapper: an env script not
+ * known to be inert (its text missing from the facts, or a line that is no
+ * comment), a host variable the shell would shadow, or an image /bin/sh
+ * that is bash (bash exports SHLVL and sets many variables of its own).
+ */
+export function needsShell(image: ImageFacts, e: EnvPlan): boolean {
+  const sh = image.lookup('/bin/sh');
+  if (!sh || /bash/.test(sh.real.slice(sh.real.lastIndexOf('/') + 1))) return true;
+  if (e.restore.some((v) => SHELL_SET.has(v.name))) return true;
+  return orderedEnvScripts(image.envScripts).some((s) => {
+    const text = image.envScriptText?.[s];
+    return text === undefined || !isInertScript(text);
+  });
+}
+
+/**
+ * The environment the wrapper makes when its scripts do nothing: base, then
+ * the injected variables (last wins), PREPEND_PATH / APPEND_PATH joined the
+ * way the wrapper joins them (an empty PATH adds no ':'), the image's libs
+ * directory after LD_LIBRARY_PATH, then host variables still unset.
+ */
+export function envAsWrapper(e: EnvPlan, withLibs: boolean): string[] {
+  const m = new Map<string, string>();
+  for (const v of e.base) m.set(v.name, v.value);
+  for (const v of e.inject) m.set(v.name, v.value);
+  if (e.prependPath) {
+    const cur = m.get('PATH') ?? '';
+    m.set('PATH', `${e.prependPath.value}${cur !== '' ? `:${cur}` : ''}`);
+  }
+  if (e.appendPath) {
+    const cur = m.get('PATH') ?? '';
+    m.set('PATH', `${cur !== '' ? `${cur}:` : ''}${e.appendPath.value}`);
+  }
+  if (withLibs) {
+    const cur = m.get('LD_LIBRARY_PATH') ?? '';
+    m.set('LD_LIBRARY_PATH', `${cur !== '' ? `${cur}:` : ''}${LIBS_DIR}`);
+  }
+  for (const v of e.restore) if (!m.has(v.name)) m.set(v.name, v.value);
+  return [...m].map(([k, v]) => `${k}=${v}`);
 }
 
 function isFile(image: ImageFacts, p: string): boolean {
@@ -107,6 +183,7 @@ export function buildAction(action: Action, args: string[], image: ImageFacts, e
     }
     return { argv: payload, env: [...env.values()].map((v) => `${v.name}=${v.value}`), sourcesScripts: false, commandIndex: 0 };
   }
+  if (!needsShell(image, e)) return { argv: payload, env: envAsWrapper(e, withLibs), sourcesScripts: false, commandIndex: 0 };
   const env: string[] = e.base.map((v) => `${v.name}=${v.value}`);
   const last = new Map<string, string>();
   for (const v of e.inject) last.set(v.name, v.value);

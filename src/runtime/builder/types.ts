@@ -29,7 +29,11 @@ export interface ImageFacts {
   group: string | null;
   /** names of the regular files in /.singularity.d/env, any order (the builder sorts) */
   envScripts: string[];
-  /** the contents of those scripts (for --explain-env's static scan); may be partial */
+  /**
+   * the contents of those scripts; may be partial. The builder execs the
+   * payload without the sh wrapper only when every sourced script is here
+   * and inert (actions.ts needsShell); --explain-env scans them.
+   */
   envScriptText?: Record<string, string>;
   /** look a path up inside the image (symlinks followed inside the image); null when absent */
   lookup: (path: string) => PathInfo | null;

@@ -59,12 +59,15 @@ describe('runtime/builder: environment', () => {
       { env: ['X=flag', 'PREPEND_PATH=/pre', 'WEIRD=a b"c$d\'e\nf'] },
       { host: { env: { HOME: '/home/alice', HPCCENV_X: 'hpccenv', HPCCENV_APPEND_PATH: '/app', FOO: 'host', LD_LIBRARY_PATH: '/hostlib', USER: 'mallory' } } },
     );
-    const b = buildLaunch({ ...i, image: { ...i.image, envScripts: [] } });
+    // the fixture image's env scripts set variables, so the payload starts through the wrapper
+    const b = buildLaunch(i);
     const [, , script] = b.plan.argv;
     // commandIndex marks where the payload starts: everything before it is the wrapper
     expect(b.plan.argv.slice(0, b.plan.commandIndex)).to.deep.equal(['/bin/sh', '-c', script, 'hpcc-exec']);
     expect(b.plan.argv.slice(b.plan.commandIndex)).to.deep.equal(['ls', '-la']);
-    const out = runWrapper(b.plan.env, script!);
+    expect(script).to.contain(". '/.singularity.d/env/01-base.sh'");
+    // the host has no /.singularity.d: run the same wrapper without the sourcing lines
+    const out = runWrapper(b.plan.env, wrapperScript([], b.env, true));
     expect(out.X).to.equal('flag');
     expect(out.WEIRD).to.equal('a b"c$d\'e\nf');
     expect(out.PATH).to.equal('/pre:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/app');

@@ -28,6 +28,12 @@ const scenarios: Record<string, () => BuildInput> = {
     input({ args: ['/app'], noHome: true, writableTmpfs: false }, { image: { lookup: (p) => (p === '/app' || p === '/' ? { kind: p === '/' ? 'dir' : 'file', real: p } : null), passwd: null, group: null, envScripts: [] }, config: { overlay: 'none' } }),
   // the kernel should refuse overlayfs in a user namespace: fuse-overlayfs, then the skeleton
   'exec-overlay-fallback': () => input({ bind: ['/data:/newdir'] }, { host: { overlayInUserns: false, fuseOverlayfs: '/usr/bin/fuse-overlayfs' } }),
+  // the env scripts are comments only (as `hpcc build` writes them): the payload is exec'd without the sh wrapper
+  'exec-inert-scripts': () =>
+    input(
+      { env: ['PREPEND_PATH=/pre', 'X=1'] },
+      { image: { envScripts: ['01-base.sh', '99-base.sh'], envScriptText: { '01-base.sh': '#!/bin/sh\n# Base environment\n', '99-base.sh': '#!/bin/sh\n' } } },
+    ),
   'test-extracted-root': () => input({ action: 'test', args: [] }, { image: { rootDir: '/home/alice/.cache/hpcc/rootfs/abc' } }),
 };
 
