@@ -3,9 +3,19 @@
  * until file_size − 3 bytes are consumed. Entries are validated (names,
  * types, inode numbers, refs) and kept sorted by raw bytes so lookups can
  * binary-search; parsed listings are cached (bounded LRU).
+ *
+ * One name in a directory not listed yet is looked up through the extended
+ * directory inode's index (§5) when it has one: the last index entry whose
+ * name is not after the wanted one says where to start, and the scan stops
+ * at the first larger name, so a large directory (/usr/bin) costs one
+ * metadata block or two instead of the whole listing. An index that does not
+ * fit the listing (offsets outside it or not increasing, names unsorted or
+ * not matching the header they point at) or a listing read that fails falls
+ * back to the full listing, which reports any real damage.
  */
-import { SquashfsFormatError } from '../../../errors/index.js';
+import { HpccError, SquashfsFormatError } from '../../../errors/index.js';
 import {
+  type DirIndexEntry,
   DIR_ENTRY_SIZE,
   DIR_HEADER_SIZE,
   type DirInode,
@@ -27,6 +37,8 @@ export interface RawDirent {
 }
 
 const utf8 = new TextDecoder('utf-8');
+/** indexed(): the index cannot answer, list the directory */
+const FALLBACK = Symbol('fallback');
 
 /** Entries kept in parsed form across all cached listings. */
 const CACHE_ENTRIES = 256 * 1024;
@@ -56,6 +68,92 @@ export class DirectoryReader {
     private readonly inodeTableLength: number,
     private readonly inodeCount: number,
   ) {}
+
+  /** @internal How the last lookup() was answered (tests). */
+  lastLookup: 'cache' | 'index' | 'scan' = 'scan';
+
+  /** The entry called `name` in a directory inode, or undefined (`ref` is the directory's own ref). */
+  lookup(ref: number, dir: DirInode, name: Uint8Array): RawDirent | undefined {
+    const hit = this.cache.get(ref);
+    if (hit) {
+      this.lastLookup = 'cache';
+      return DirectoryReader.find(hit, name);
+    }
+    if (dir.index.length > 0) {
+      const r = this.indexed(dir, name);
+      if (r !== FALLBACK) {
+        this.lastLookup = 'index';
+        return r;
+      }
+    }
+    this.lastLookup = 'scan';
+    return DirectoryReader.find(this.list(ref, dir), name);
+  }
+
+  /** The index is usable: offsets inside the listing and increasing, names valid and increasing. */
+  private indexFits(dir: DirInode): boolean {
+    const size = dir.fileSize - 3;
+    let prev: DirIndexEntry | null = null;
+    for (const e of dir.index) {
+      if (e.index >= size || e.name.length === 0 || e.name.length > 256) return false;
+      if (prev && (e.index <= prev.index || compareNames(prev.name, e.name) >= 0)) return false;
+      prev = e;
+    }
+    return true;
+  }
+
+  private indexed(dir: DirInode, name: Uint8Array): RawDirent | undefined | typeof FALLBACK {
+    if (dir.fileSize <= 3 || !this.indexFits(dir)) return FALLBACK;
+    // the last index point whose first name is not after `name` (binary search: names are increasing)
+    let lo = 0;
+    let hi = dir.index.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareNames(dir.index[mid]!.name, name) <= 0) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    const point = at >= 0 ? dir.index[at]! : null;
+    try {
+      // §5: the header sits at block `start`, offset (dir_offset + index) % 8192
+      const cur = point
+        ? MetaCursor.at(this.meta, this.dirTable, point.start, (dir.dirOffset + point.index) % METADATA_SIZE)
+        : MetaCursor.at(this.meta, this.dirTable, dir.dirBlock, dir.dirOffset);
+      return this.scanFrom(cur, dir.fileSize - 3 - (point?.index ?? 0), point?.name ?? null, name);
+    } catch (e) {
+      if (e instanceof HpccError) return FALLBACK;
+      throw e;
+    }
+  }
+
+  /** Read entries from a header on until `name` or a larger name; FALLBACK when the listing is not as the index says. */
+  private scanFrom(cur: MetaCursor, remaining: number, first: Uint8Array | null, name: Uint8Array): RawDirent | undefined | typeof FALLBACK {
+    let prev: Uint8Array | null = null;
+    while (remaining > 0) {
+      if (remaining < DIR_HEADER_SIZE) return FALLBACK;
+      const h = decodeDirHeader(cur);
+      remaining -= DIR_HEADER_SIZE;
+      if (h.start >= this.inodeTableLength) return FALLBACK;
+      for (let i = 0; i < h.count; i++) {
+        if (remaining < DIR_ENTRY_SIZE + 1) return FALLBACK;
+        const e = decodeDirEntry(cur);
+        remaining -= DIR_ENTRY_SIZE + e.name.length;
+        if (remaining < 0) return FALLBACK;
+        checkName(e.name);
+        const num = h.inodeNumber + e.inodeDelta;
+        if (e.offset >= METADATA_SIZE || num < 1 || num > this.inodeCount) return FALLBACK;
+        if (prev === null && first !== null && compareNames(e.name, first) !== 0) return FALLBACK; // the index points elsewhere
+        if (prev !== null && compareNames(prev, e.name) >= 0) return FALLBACK; // unsorted: only the full listing is sure
+        prev = e.name;
+        const c = compareNames(e.name, name);
+        if (c === 0) return { name: e.name, nameStr: utf8.decode(e.name), type: e.type, ref: h.start * 0x10000 + e.offset, inodeNumber: num };
+        if (c > 0) return undefined;
+      }
+    }
+    return undefined;
+  }
 
   /** The sorted entries of a directory inode (`ref` is its own ref, used as the cache key). */
   list(ref: number, dir: DirInode): RawDirent[] {

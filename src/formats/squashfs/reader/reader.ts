@@ -196,6 +196,13 @@ export class SquashfsReader {
     return ino;
   }
 
+  /** @internal One entry of a directory inode (through its index when it has one), or undefined. */
+  lookupIn(dir: Resolved, name: string): { entry: RawDirent | undefined; via: 'cache' | 'index' | 'scan' } {
+    if (dir.inode.kind !== 'dir') throw lookupError('HPCC_E_SQFS_NOT_DIR', `${dir.path} is not a directory`);
+    const entry = this.dirs.lookup(dir.ref, dir.inode, utf8.encode(name));
+    return { entry, via: this.dirs.lastLookup };
+  }
+
   /** @internal Sorted entries of a directory inode. */
   listDir(ref: number, ino: DirInode): RawDirent[] {
     return this.dirs.list(ref, ino);
@@ -215,7 +222,7 @@ export class SquashfsReader {
       }
       const cur = stack[stack.length - 1]!;
       if (cur.inode.kind !== 'dir') throw lookupError('HPCC_E_SQFS_NOT_DIR', `${cur.path} is not a directory`);
-      const d = DirectoryReader.find(this.listDir(cur.ref, cur.inode), utf8.encode(c));
+      const d = this.dirs.lookup(cur.ref, cur.inode, utf8.encode(c));
       const childPath = cur.path === '/' ? `/${c}` : `${cur.path}/${c}`;
       if (!d) throw lookupError('HPCC_E_SQFS_NOT_FOUND', `${childPath} does not exist in the image`);
       const ino = this.readEntryInode(d);
