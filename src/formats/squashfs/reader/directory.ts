@@ -7,8 +7,10 @@
  * One name in a directory not listed yet is looked up through the extended
  * directory inode's index (§5) when it has one: the last index entry whose
  * name is not after the wanted one says where to start, and the scan stops
- * at the first larger name, so a large directory (/usr/bin) costs one
- * metadata block or two instead of the whole listing. An index that does not
+ * at the first larger name, so a large directory costs one metadata block or
+ * two instead of the whole listing. Without an index (listings under 8 KiB,
+ * such as a Debian /usr/bin) the scan starts at the listing's start, still
+ * without decoding, keeping or sorting the entries. An index that does not
  * fit the listing (offsets outside it or not increasing, names unsorted or
  * not matching the header they point at) or a listing read that fails falls
  * back to the full listing, which reports any real damage.
@@ -69,8 +71,11 @@ export class DirectoryReader {
     private readonly inodeCount: number,
   ) {}
 
-  /** @internal How the last lookup() was answered (tests). */
-  lastLookup: 'cache' | 'index' | 'scan' = 'scan';
+  /**
+   * @internal How the last lookup() was answered (tests): a cached listing,
+   * the index, a scan from the listing's start, or the full listing.
+   */
+  lastLookup: 'cache' | 'index' | 'scan' | 'list' = 'list';
 
   /** The entry called `name` in a directory inode, or undefined (`ref` is the directory's own ref). */
   lookup(ref: number, dir: DirInode, name: Uint8Array): RawDirent | undefined {
@@ -79,14 +84,9 @@ export class DirectoryReader {
       this.lastLookup = 'cache';
       return DirectoryReader.find(hit, name);
     }
-    if (dir.index.length > 0) {
-      const r = this.indexed(dir, name);
-      if (r !== FALLBACK) {
-        this.lastLookup = 'index';
-        return r;
-      }
-    }
-    this.lastLookup = 'scan';
+    const r = this.indexed(dir, name);
+    if (r !== FALLBACK) return r;
+    this.lastLookup = 'list';
     return DirectoryReader.find(this.list(ref, dir), name);
   }
 
@@ -102,8 +102,10 @@ export class DirectoryReader {
     return true;
   }
 
+  /** Through the index (a scan from the listing's start when there is none); FALLBACK when it cannot answer. */
   private indexed(dir: DirInode, name: Uint8Array): RawDirent | undefined | typeof FALLBACK {
     if (dir.fileSize <= 3 || !this.indexFits(dir)) return FALLBACK;
+    this.lastLookup = dir.index.length > 0 ? 'index' : 'scan';
     // the last index point whose first name is not after `name` (binary search: names are increasing)
     let lo = 0;
     let hi = dir.index.length - 1;

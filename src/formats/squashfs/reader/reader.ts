@@ -196,8 +196,8 @@ export class SquashfsReader {
     return ino;
   }
 
-  /** @internal One entry of a directory inode (through its index when it has one), or undefined. */
-  lookupIn(dir: Resolved, name: string): { entry: RawDirent | undefined; via: 'cache' | 'index' | 'scan' } {
+  /** @internal One entry of a directory inode (through its index when it has one, else a scan), or undefined. */
+  lookupIn(dir: Resolved, name: string): { entry: RawDirent | undefined; via: 'cache' | 'index' | 'scan' | 'list' } {
     if (dir.inode.kind !== 'dir') throw lookupError('HPCC_E_SQFS_NOT_DIR', `${dir.path} is not a directory`);
     const entry = this.dirs.lookup(dir.ref, dir.inode, utf8.encode(name));
     return { entry, via: this.dirs.lastLookup };
