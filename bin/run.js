@@ -1,34 +1,38 @@
 #!/usr/bin/env node
 // hpcc entry point: oclif dispatches to dist/src/commands (run `npm run build` first).
-// exec/run/shell/test take a lean path that skips loading oclif (start-up cost per launch);
-// it hands anything it does not parse (e.g. --help) back to oclif.
-// The lean path comes from the one-script bundle and V8 code cache that `npm run build`
-// writes (scripts/bundle-launch.mjs) when the bundle is at least as new as the compiled
-// fast-launch.js, else from the unbundled dist/src; HPCC_NO_BUNDLE=1 forces the latter.
+// exec/run/shell/test and pull take lean paths that skip loading oclif (start-up cost per
+// command); they hand anything they do not parse (e.g. --help) back to oclif.
+// A lean path comes from its one-script bundle and V8 code cache that `npm run build`
+// writes (scripts/bundle-launch.mjs) when the bundle is at least as new as its compiled
+// entry (dist/src/cli/fast-launch.js, fast-pull.js), else from the unbundled dist/src;
+// HPCC_NO_BUNDLE=1 forces the latter.
 const cmd = process.argv[2];
-if (cmd === 'exec' || cmd === 'run' || cmd === 'shell' || cmd === 'test') {
+const lean =
+  cmd === 'exec' || cmd === 'run' || cmd === 'shell' || cmd === 'test' ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
+if (lean) {
   const cli = new URL('../dist/src/cli/', import.meta.url);
-  const fastLaunch = (process.env.HPCC_NO_BUNDLE !== '1' && (await loadBundle(cli))) || (await import(new URL('fast-launch.js', cli).href)).fastLaunch;
-  if (await fastLaunch(cmd, process.argv.slice(3))) process.exit();
+  const [name, fn] = lean;
+  const fast = (process.env.HPCC_NO_BUNDLE !== '1' && (await loadBundle(cli, name, fn))) || (await import(new URL(`${name}.js`, cli).href))[fn];
+  if (await fast(cmd, process.argv.slice(3))) process.exit();
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });
 
-/** fastLaunch from the build's bundle, or undefined when there is no current bundle. */
-async function loadBundle(cli) {
+/** The export exportName of the build's bundle of dist/src/cli/NAME.js, or undefined when there is no current bundle. */
+async function loadBundle(cli, name, exportName) {
   if (typeof process.getBuiltinModule !== 'function') return undefined; // Node < 20.16: the bundle needs it
   const fs = process.getBuiltinModule('node:fs'); // no ESM facade: that would load node:stream
-  const file = new URL('fast-launch.bundle.vm.js', cli);
+  const file = new URL(`${name}.bundle.vm.js`, cli);
   let source;
   try {
-    if (fs.statSync(file).mtimeMs < fs.statSync(new URL('fast-launch.js', cli)).mtimeMs) return undefined; // a later tsc
+    if (fs.statSync(file).mtimeMs < fs.statSync(new URL(`${name}.js`, cli)).mtimeMs) return undefined; // a later tsc
     source = fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
   let cachedData;
   try {
-    cachedData = fs.readFileSync(new URL('fast-launch.bundle.vm.cache', cli));
+    cachedData = fs.readFileSync(new URL(`${name}.bundle.vm.cache`, cli));
   } catch {
     /* compile without it */
   }
@@ -39,5 +43,5 @@ async function loadBundle(cli) {
   const module = { exports: {} };
   const require = process.getBuiltinModule('node:module').createRequire(filename);
   fn(module.exports, require, module, file.href, errors, (spec) => import(new URL(spec, file).href));
-  return module.exports.fastLaunch;
+  return module.exports[exportName];
 }

@@ -36,19 +36,21 @@ import * as vm from 'node:vm';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cliDir = path.join(repo, 'dist', 'src', 'cli');
-const entry = path.join(cliDir, 'fast-launch.js');
-const outFile = path.join(cliDir, 'fast-launch.bundle.vm.js');
-const cacheFile = path.join(cliDir, 'fast-launch.bundle.vm.cache');
 const ERRORS = path.join(repo, 'dist', 'src', 'errors', 'index.js');
-const COLD = [
-  'core/pull.js',
-  'core/extract-cache.js',
-  ...['zstd', 'xz', 'lz4', 'lzo', 'pool'].map((c) => `formats/squashfs/codecs/${c}.js`),
-].map((p) => path.join(repo, 'dist', 'src', p));
+const distSrc = (p) => path.join(repo, 'dist', 'src', p);
+const OTHER_CODECS = ['zstd', 'xz', 'lz4', 'lzo', 'pool'].map((c) => distSrc(`formats/squashfs/codecs/${c}.js`));
+// One bundle per lean path: its entry (dist/src/cli/NAME.js) and its cold modules.
+const BUNDLES = [
+  { name: 'fast-launch', cold: [distSrc('core/pull.js'), distSrc('core/extract-cache.js'), ...OTHER_CODECS] },
+  // hpcc pull: the registry client, the cache and the converter are all bundled;
+  // undici stays an npm package, loaded on first network use (oci/registry/agent.ts).
+  { name: 'fast-pull', cold: OTHER_CODECS },
+];
 const PARAMS = 'exports, require, module, __hpcc_url, __hpcc_errors, __hpcc_import';
+const outputsOf = (name) => ['.bundle.vm.js', '.bundle.vm.cache', '.bundle.js'].map((x) => path.join(cliDir, name + x));
 
 function removeOutputs() {
-  for (const f of [outFile, cacheFile, path.join(cliDir, 'fast-launch.bundle.js')]) fs.rmSync(f, { force: true });
+  for (const b of BUNDLES) for (const f of outputsOf(b.name)) fs.rmSync(f, { force: true });
 }
 function die(msg) {
   removeOutputs();
@@ -56,7 +58,9 @@ function die(msg) {
   process.exit(1);
 }
 
-if (!fs.existsSync(entry)) die(`${entry} is missing: run tsc first`);
+for (const b of BUNDLES) {
+  if (!fs.existsSync(path.join(cliDir, `${b.name}.js`))) die(`${path.join(cliDir, `${b.name}.js`)} is missing: run tsc first`);
+}
 
 let esbuild;
 try {
@@ -68,13 +72,14 @@ try {
 }
 
 const COLD_MARK = '__hpcc_cold__:';
-const plugin = {
+/** The esbuild plugin of one bundle: errors module, cold modules, built-ins, import.meta.url. */
+const pluginFor = (cold) => ({
   name: 'hpcc-launch-bundle',
   setup(build) {
     build.onResolve({ filter: /^\.\.?\// }, (args) => {
       const abs = path.resolve(args.resolveDir, args.path);
       if (abs === ERRORS) return { path: 'errors', namespace: 'hpcc-errors' };
-      if (!COLD.includes(abs)) return undefined;
+      if (!cold.includes(abs)) return undefined;
       let rel = path.relative(cliDir, abs).split(path.sep).join('/');
       if (!rel.startsWith('.')) rel = `./${rel}`;
       return { path: COLD_MARK + rel, external: true };
@@ -85,63 +90,83 @@ const plugin = {
       contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
       loader: 'js',
     }));
+    // import.meta.url: each module's own URL (its unbundled file), so paths relative
+    // to it (native addons, the codec worker, helper binaries, createRequire) resolve
+    // as they do unbundled.
+    build.onLoad({ filter: /\.js$/ }, (args) => {
+      const text = fs.readFileSync(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      const rel = path.relative(cliDir, args.path).split(path.sep).join('/');
+      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __hpcc_url).href`), loader: 'js', resolveDir: path.dirname(args.path) };
+    });
   },
-};
+});
 
-let body;
-try {
-  const result = await esbuild.build({
-    entryPoints: [entry],
-    write: false,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    define: { 'import.meta.url': '__hpcc_url' },
-    plugins: [plugin],
-    // HPCC_BUNDLE_READABLE=1: keep whitespace, for reading CPU profiles
-    minifyWhitespace: process.env.HPCC_BUNDLE_READABLE !== '1',
-    minifySyntax: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
-  body = result.outputFiles[0].text;
-} catch (e) {
-  die(`esbuild failed: ${e instanceof Error ? e.message : String(e)}`);
+async function bundle(b) {
+  const outFile = path.join(cliDir, `${b.name}.bundle.vm.js`);
+  let body;
+  try {
+    const result = await esbuild.build({
+      entryPoints: [path.join(cliDir, `${b.name}.js`)],
+      write: false,
+      bundle: true,
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      packages: 'external',
+      define: { 'import.meta.url': '__hpcc_url' },
+      plugins: [pluginFor(b.cold)],
+      // HPCC_BUNDLE_READABLE=1: keep whitespace, for reading CPU profiles
+      minifyWhitespace: process.env.HPCC_BUNDLE_READABLE !== '1',
+      minifySyntax: true,
+      legalComments: 'none',
+      logLevel: 'warning',
+    });
+    body = result.outputFiles[0].text;
+  } catch (e) {
+    die(`esbuild failed for ${b.name}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  // The cold modules stay dynamic imports, made by bin/run.js's __hpcc_import
+  // (relative to dist/src/cli/); a dynamic import of an npm package (undici's
+  // fallback in oci/registry/agent.ts) becomes a require(). Every import() left
+  // must be one of those.
+  const coldRe = new RegExp(`\\bimport\\((["'])${COLD_MARK}([^"']+)\\1\\)`, 'g');
+  body = body.replace(coldRe, (_m, q, rel) => `__hpcc_import(${q}${rel}${q})`);
+  body = body.replace(/\bimport\((["'])([a-z@][^"':]*)\1\)/g, (_m, q, spec) => `Promise.resolve().then(() => require(${q}${spec}${q}))`);
+  if (/\bimport\(|\brequire\((["'])\.\.?\//.test(body) || body.includes(COLD_MARK)) {
+    die(`the ${b.name} bundle still holds a relative import() or require() (expected only the cold modules)`);
+  }
+  const source = `(function (${PARAMS}) {\n"use strict";\n${body}\n})`;
+
+  // The code cache: compiled with lazy compilation off, so it holds every
+  // function's bytecode; created with the default flags back on, as a plain
+  // `node` checks them when it loads the cache.
+  let cache;
+  try {
+    v8.setFlagsFromString('--no-lazy');
+    const script = new vm.Script(source, { filename: outFile });
+    v8.setFlagsFromString('--lazy');
+    cache = script.createCachedData();
+  } catch (e) {
+    die(`compiling the ${b.name} bundle failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { outFile, source, cache };
 }
 
-// The cold modules stay dynamic imports, made by bin/run.js's __hpcc_import
-// (relative to dist/src/cli/). Every import() left must be one of them.
-const coldRe = new RegExp(`\\bimport\\((["'])${COLD_MARK}([^"']+)\\1\\)`, 'g');
-body = body.replace(coldRe, (_m, q, rel) => `__hpcc_import(${q}${rel}${q})`);
-if (/\bimport\(|\brequire\((["'])\.\.?\//.test(body) || body.includes(COLD_MARK)) {
-  die('the bundle still holds a relative import() or require() (expected only the cold modules)');
-}
-const source = `(function (${PARAMS}) {\n"use strict";\n${body}\n})`;
-
-// The code cache: compiled with lazy compilation off, so it holds every
-// function's bytecode; created with the default flags back on, as a plain
-// `node` checks them when it loads the cache.
-let cache;
-try {
-  v8.setFlagsFromString('--no-lazy');
-  const script = new vm.Script(source, { filename: outFile });
-  v8.setFlagsFromString('--lazy');
-  cache = script.createCachedData();
-} catch (e) {
-  die(`compiling the bundle failed: ${e instanceof Error ? e.message : String(e)}`);
-}
-
-for (const [file, data] of [
-  [outFile, source],
-  [cacheFile, cache],
-]) {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-fs.rmSync(path.join(cliDir, 'fast-launch.bundle.js'), { force: true }); // the ESM bundle of earlier builds
-if (process.env.HPCC_BUNDLE_VERBOSE) {
-  process.stderr.write(`bundle-launch: ${source.length} bytes, code cache ${cache.length} bytes -> ${path.relative(repo, outFile)}\n`);
+const built = [];
+for (const b of BUNDLES) built.push({ b, ...(await bundle(b)) });
+for (const { b, outFile, source, cache } of built) {
+  for (const [file, data] of [
+    [outFile, source],
+    [path.join(cliDir, `${b.name}.bundle.vm.cache`), cache],
+  ]) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  }
+  fs.rmSync(path.join(cliDir, `${b.name}.bundle.js`), { force: true }); // the ESM bundle of earlier builds
+  if (process.env.HPCC_BUNDLE_VERBOSE) {
+    process.stderr.write(`bundle-launch: ${source.length} bytes, code cache ${cache.length} bytes -> ${path.relative(repo, outFile)}\n`);
+  }
 }

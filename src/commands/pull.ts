@@ -1,12 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { HpccCommand } from '../cli/base.js';
-import { UsageError } from '../errors/index.js';
-import { defaultOutputName, pullImage } from '../core/pull.js';
-import { parsePlatform } from '../oci/platform.js';
-import { PullProgress } from '../oci/pull-progress.js';
-import { isImageReference, parseReference } from '../oci/reference.js';
-import type { OciPlatform } from '../oci/types.js';
-import { parseSize } from './build.js';
+import { runPull } from '../cli/pull-action.js';
 
 export default class Pull extends HpccCommand {
   static override summary = 'Pull an image from a registry (or convert a local OCI/Docker archive) into a SIF file.';
@@ -40,38 +34,6 @@ in parallel and checked against their digests. Plain-HTTP registries must be nam
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Pull);
-    const [out, refText] = args.second !== undefined ? [args.first, args.second] : [undefined, args.first];
-    if (!isImageReference(refText)) {
-      throw new UsageError(`${refText} is not an image reference`, {
-        hint: 'Use docker://NAME[:TAG], oci:DIR[:tag], oci-archive:FILE[:tag] or docker-archive:FILE.',
-      });
-    }
-    if (flags.arch !== undefined && flags.platform !== undefined) throw new UsageError('give --arch or --platform, not both');
-    const platform: OciPlatform | undefined =
-      flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
-    const talk = !flags.quiet && !flags.json;
-    const progress = new PullProgress(process.stderr, { quiet: !talk, tty: process.stderr.isTTY === true });
-    const r = await pullImage(refText, out ?? defaultOutputName(parseReference(refText)), {
-      ...(platform ? { platform } : {}),
-      insecure: flags.insecure,
-      force: flags.force,
-      ...(flags.compressor ? { compressor: flags.compressor as 'gzip' } : {}),
-      ...(flags.level !== undefined ? { level: flags.level } : {}),
-      ...(flags['block-size'] !== undefined ? { blockSize: parseSize(flags['block-size']) } : {}),
-      useSifCache: !flags['no-sif-cache'],
-      onEvent: (ev) => progress.event(ev),
-      onConvertProgress: (p) => {
-        if (p.done) progress.converted(p.index, p.count, p.entries);
-      },
-      onWarning: (m) => {
-        if (flags.quiet) return;
-        progress.clear();
-        process.stderr.write(`Warning: ${m}\n`);
-      },
-    }).finally(() => progress.clear());
-    if (flags.json) this.printJson({ status: 'ok', ...r });
-    else if (talk) {
-      process.stderr.write(`${r.sifCached ? 'Copied cached SIF' : 'Wrote'} ${r.output} (${r.reference}, ${r.platform}, manifest ${r.manifestDigest})\n`);
-    }
+    await runPull(args.first, args.second, flags);
   }
 }

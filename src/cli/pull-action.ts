@@ -1,0 +1,73 @@
+/**
+ * The body of `hpcc pull`, shared by the oclif command (src/commands/pull.ts)
+ * and the lean path (src/cli/fast-pull.ts), so both print, write and fail the
+ * same way. Loads no oclif.
+ */
+import { UsageError } from '../errors/index.js';
+import { defaultOutputName, pullImage } from '../core/pull.js';
+import { parsePlatform } from '../oci/platform.js';
+import { PullProgress } from '../oci/pull-progress.js';
+import { isImageReference, parseReference } from '../oci/reference.js';
+import type { OciPlatform } from '../oci/types.js';
+
+/** The flags of `hpcc pull`, as oclif parses them (src/commands/pull.ts). */
+export interface PullFlags {
+  force: boolean;
+  arch?: string | undefined;
+  platform?: string | undefined;
+  insecure: boolean;
+  compressor?: string | undefined;
+  level?: number | undefined;
+  'block-size'?: string | undefined;
+  'no-sif-cache': boolean;
+  quiet: boolean;
+  json: boolean;
+}
+
+/** `hpcc build --block-size` rules (commands/build.ts's parseSize, which loads oclif with its module). */
+export function parseBlockSize(s: string): number {
+  const m = /^(\d+)([KkMm]?)$/.exec(s.trim());
+  if (!m) throw new UsageError(`invalid size "${s}"`, { hint: 'Use a number of bytes or a suffix: 4K, 128K, 1M.' });
+  const n = Number(m[1]) * (m[2] === '' ? 1 : /[Kk]/.test(m[2]!) ? 1024 : 1024 * 1024);
+  if (n < 4096 || n > 1048576 || (n & (n - 1)) !== 0) {
+    throw new UsageError(`block size ${s} is not a power of two between 4K and 1M`, { hint: 'Use 128K (the default) or 1M.' });
+  }
+  return n;
+}
+
+/** Run `hpcc pull [OUT] REF`; errors are thrown for the caller to render. */
+export async function runPull(first: string, second: string | undefined, flags: PullFlags): Promise<void> {
+  const [out, refText] = second !== undefined ? [first, second] : [undefined, first];
+  if (!isImageReference(refText)) {
+    throw new UsageError(`${refText} is not an image reference`, {
+      hint: 'Use docker://NAME[:TAG], oci:DIR[:tag], oci-archive:FILE[:tag] or docker-archive:FILE.',
+    });
+  }
+  if (flags.arch !== undefined && flags.platform !== undefined) throw new UsageError('give --arch or --platform, not both');
+  const platform: OciPlatform | undefined =
+    flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
+  const talk = !flags.quiet && !flags.json;
+  const progress = new PullProgress(process.stderr, { quiet: !talk, tty: process.stderr.isTTY === true });
+  const r = await pullImage(refText, out ?? defaultOutputName(parseReference(refText)), {
+    ...(platform ? { platform } : {}),
+    insecure: flags.insecure,
+    force: flags.force,
+    ...(flags.compressor ? { compressor: flags.compressor as 'gzip' } : {}),
+    ...(flags.level !== undefined ? { level: flags.level } : {}),
+    ...(flags['block-size'] !== undefined ? { blockSize: parseBlockSize(flags['block-size']) } : {}),
+    useSifCache: !flags['no-sif-cache'],
+    onEvent: (ev) => progress.event(ev),
+    onConvertProgress: (p) => {
+      if (p.done) progress.converted(p.index, p.count, p.entries);
+    },
+    onWarning: (m) => {
+      if (flags.quiet) return;
+      progress.clear();
+      process.stderr.write(`Warning: ${m}\n`);
+    },
+  }).finally(() => progress.clear());
+  if (flags.json) process.stdout.write(JSON.stringify({ status: 'ok', ...r }, null, 2) + '\n');
+  else if (talk) {
+    process.stderr.write(`${r.sifCached ? 'Copied cached SIF' : 'Wrote'} ${r.output} (${r.reference}, ${r.platform}, manifest ${r.manifestDigest})\n`);
+  }
+}
