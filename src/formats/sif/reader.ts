@@ -7,6 +7,7 @@
  * Everything read is bounded by the file size; hostile input yields a
  * SifFormatError with a stable code, never another exception.
  */
+import { createReadStream, fstatSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { HpccError, SifFormatError, addContext } from '../../errors/index.js';
@@ -45,6 +46,26 @@ class FileSource implements ByteSource {
   close(): Promise<void> {
     return this.fh.close();
   }
+}
+
+/** A file descriptor read synchronously, owned by the caller (SifReader.fromFd). */
+class FdSource implements ByteSource {
+  constructor(private readonly fd: number, readonly size: number) {}
+  async read(pos: number, len: number): Promise<Buffer> {
+    const buf = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(this.fd, buf, got, len - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === len ? buf : buf.subarray(0, got);
+  }
+  stream(pos: number, len: number): Readable {
+    if (len === 0) return Readable.from([]);
+    return createReadStream('', { fd: this.fd, start: pos, end: pos + len - 1, autoClose: false });
+  }
+  async close(): Promise<void> {}
 }
 
 class BufferSource implements ByteSource {
@@ -90,6 +111,21 @@ export class SifReader {
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw addContext(`read SIF ${path}`, e);
+    }
+  }
+
+  /**
+   * Read and validate a SIF from an open file descriptor with synchronous
+   * reads (the launch path opens the file once and shares the descriptor with
+   * the squashfs reader). The descriptor stays the caller's: close() leaves it open.
+   */
+  static async fromFd(fd: number, path?: string): Promise<SifReader> {
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) throw new SifFormatError('HPCC_E_SIF_NOT_A_FILE', `${path ?? 'the file'} is a directory, not a SIF file`);
+      return await SifReader.load(new FdSource(fd, st.size), path);
+    } catch (e) {
+      throw addContext(`read SIF ${path ?? `fd ${fd}`}`, e);
     }
   }
 

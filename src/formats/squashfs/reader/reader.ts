@@ -149,6 +149,14 @@ export class SquashfsReader {
     }
   }
 
+  /**
+   * Open the image in an already open file (at `offset`, `size` bytes): the
+   * descriptor stays the caller's, close() leaves it open.
+   */
+  static async openFd(fd: number, path: string, opts: OpenOptions = {}): Promise<SquashfsReader> {
+    return SquashfsReader.fromSource(FileImageSource.fromFd(fd, path, opts));
+  }
+
   /** Open an image held in memory (used by tests and fuzzing). */
   static async fromBuffer(buf: Uint8Array): Promise<SquashfsReader> {
     return SquashfsReader.fromSource(new BufferImageSource(buf));

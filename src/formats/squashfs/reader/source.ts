@@ -30,6 +30,8 @@ export class FileImageSource implements ImageSource {
     fd: number,
     private readonly offset: number,
     readonly size: number,
+    /** close() closes the descriptor (false: it is the caller's) */
+    private readonly owned = true,
   ) {
     this.fd = fd;
   }
@@ -42,24 +44,29 @@ export class FileImageSource implements ImageSource {
       throw addContext(`open squashfs image ${path}`, e);
     }
     try {
-      const st = fs.fstatSync(fd);
-      const offset = opts.offset ?? 0;
-      if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
-        throw new SquashfsFormatError('HPCC_E_SQFS_OUT_OF_BOUNDS', `offset ${offset} is outside ${path} (${st.size} bytes)`);
-      }
-      const avail = st.size - offset;
-      const size = opts.size ?? avail;
-      if (!Number.isSafeInteger(size) || size < 0 || size > avail) {
-        throw new SquashfsFormatError(
-          'HPCC_E_SQFS_OUT_OF_BOUNDS',
-          `partition of ${size} bytes at offset ${offset} runs past the end of ${path} (${st.size} bytes)`,
-        );
-      }
-      return new FileImageSource(fd, offset, size);
+      return FileImageSource.fromFd(fd, path, opts, true);
     } catch (e) {
       fs.closeSync(fd);
       throw e;
     }
+  }
+
+  /** A window of an open descriptor; `owned` says whether close() closes it. */
+  static fromFd(fd: number, path: string, opts: { offset?: number; size?: number } = {}, owned = false): FileImageSource {
+    const st = fs.fstatSync(fd);
+    const offset = opts.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
+      throw new SquashfsFormatError('HPCC_E_SQFS_OUT_OF_BOUNDS', `offset ${offset} is outside ${path} (${st.size} bytes)`);
+    }
+    const avail = st.size - offset;
+    const size = opts.size ?? avail;
+    if (!Number.isSafeInteger(size) || size < 0 || size > avail) {
+      throw new SquashfsFormatError(
+        'HPCC_E_SQFS_OUT_OF_BOUNDS',
+        `partition of ${size} bytes at offset ${offset} runs past the end of ${path} (${st.size} bytes)`,
+      );
+    }
+    return new FileImageSource(fd, offset, size, owned);
   }
 
   read(pos: number, len: number): Uint8Array {
@@ -89,7 +96,7 @@ export class FileImageSource implements ImageSource {
     if (this.fd !== null) {
       const fd = this.fd;
       this.fd = null;
-      fs.closeSync(fd);
+      if (this.owned) fs.closeSync(fd);
     }
   }
 }
