@@ -7,16 +7,30 @@
 //                 before converting (a fresh node process, so start-up and imports count)
 //   hpcc fetch (before)  the same with another build's dist/ (BEFORE_DIST=/path/to/dist), to
 //                 compare a change against its baseline in the same run
-//   hpcc pull     hpcc pull --insecure OUT.sif (fresh cache: download + convert to a gzip SIF); PULL=0 skips it
+//   hpcc fetch, lean  the same download, its modules loaded as `hpcc pull` loads them: from the
+//                 build's pull bundle with its V8 code cache (dist/src/cli/fast-pull.bundle.vm.*,
+//                 as bin/run.js does); skipped when there is no bundle
+//   hpcc pull     node bin/run.js pull --quiet --insecure OUT.sif REF (fresh cache: download + convert
+//                 to a gzip SIF; the lean start-up path, bundle + code cache when built); PULL=0 skips it
+//   hpcc pull (before)  the same with the bin/run.js next to BEFORE_DIST (BEFORE_DIST/../bin/run.js)
+//   hpcc pull, NODE_EXTRA_CA_CERTS  image "one" only, when that variable is set in the bench's
+//                 environment: every other hpcc row runs with it unset (it costs ~50 ms of Node
+//                 start-up reading the file; a cluster user's environment rarely sets it)
+//   hpcc pull start (404)  image "one" only: `hpcc pull` of a tag the registry does not have
+//                 (start-up, modules, undici, /v2/ ping, manifest 404, error): the command's fixed
+//                 cost without the download and conversion; with "(before)" as above
 // Images: "one" — one layer, the tree of /usr/lib/python3* (umoci insert); "four" — the same
-// files in four layers (each python directory's entries dealt round-robin). Pushed with skopeo
+// files in four layers (each python directory's entries dealt round-robin); "py" — the Debian
+// bookworm + python3 image of bench/convert.sh (bench/lib/make-oci-archives.sh, one layer,
+// ~47 MiB gzip; needs root, PY=0 skips it). Pushed with skopeo
 // to Debian's docker-registry on 127.0.0.1 (storage in a temp dir). Parallel downloads: skopeo
 // copies up to 6 blobs at once by default (containers/image), so hpcc runs with
 // HPCC_PULL_CONCURRENCY=6 too (override with the variable). Each command runs as a fresh
 // process; the median of ROUNDS (default 7) rounds, order shuffled per round.
-// Target (issue 4): hpcc fetch ≤ 1.0× skopeo.
+// Target (issue 4): pull ≤ 1.0× skopeo, checked for hpcc fetch (the same bytes and checks as
+// skopeo copy) and for the whole hpcc pull command (which also converts to a SIF).
 //
-//   npx tsc -p . && node bench/pull.mjs
+//   npm run build && node bench/pull.mjs        (BEFORE_DIST=/other/checkout/dist for before/after)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
@@ -27,11 +41,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { startRegistry, skopeoPush } = await import(path.join(root, 'dist/test/helpers/registry.js'));
 const rounds = Number(process.env.ROUNDS ?? 7);
 const before = process.env.BEFORE_DIST ? path.resolve(process.env.BEFORE_DIST) : null;
+const beforeBin = before && existsSync(path.join(before, '..', 'bin', 'run.js')) ? path.join(before, '..', 'bin', 'run.js') : null;
+const extraCa = process.env.NODE_EXTRA_CA_CERTS;
 const concurrency = Number(process.env.HPCC_PULL_CONCURRENCY ?? 6);
-/** Layer digests (hex) and their total size for a tag of an OCI layout. */
+/** Layer digests (hex) and their total size for a tag of an OCI layout (a directory, or its tar). */
 function imageFacts(layout, tag) {
-  const blob = (d) => JSON.parse(readFileSync(path.join(layout, 'blobs', 'sha256', d.slice(7)), 'utf8'));
-  const idx = JSON.parse(readFileSync(path.join(layout, 'index.json'), 'utf8'));
+  const read = (p) => (layout.endsWith('.tar') ? execFileSync('tar', ['-xOf', layout, `./${p}`], { maxBuffer: 1 << 26 }).toString('utf8') : readFileSync(path.join(layout, p), 'utf8'));
+  const blob = (d) => JSON.parse(read(`blobs/sha256/${d.slice(7)}`));
+  const idx = JSON.parse(read('index.json'));
   const m = blob(idx.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === tag).digest);
   return { layers: m.layers.map((l) => l.digest.slice(7)), bytes: m.layers.reduce((a, l) => a + l.size, 0) };
 }
@@ -61,12 +78,19 @@ try {
   }
   for (const p of parts) if (existsSync(p)) execFileSync('umoci', ['insert', '--image', `${layout}:four`, p, '/']);
   const images = {};
-  for (const tag of ['one', 'four']) {
-    await skopeoPush(reg, `oci:${layout}:${tag}`, `bench/${tag}:latest`);
-    images[tag] = { ref: `docker://${reg.host}/bench/${tag}:latest`, ...imageFacts(layout, tag) };
+  const sources = { one: [`oci:${layout}:one`, layout, 'one'], four: [`oci:${layout}:four`, layout, 'four'] };
+  if (process.env.PY !== '0') {
+    // The Debian bookworm + python3 image of bench/convert.sh (built once, cached).
+    const dir = execFileSync('bash', [path.join(root, 'bench/lib/make-oci-archives.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop();
+    const archive = path.join(dir, 'bookworm-py-1.oci.tar');
+    sources.py = [`oci-archive:${archive}:bench`, archive, 'bench'];
+  }
+  for (const [tag, [src, where, name]] of Object.entries(sources)) {
+    await skopeoPush(reg, src, `bench/${tag}:latest`);
+    images[tag] = { ref: `docker://${reg.host}/bench/${tag}:latest`, ...imageFacts(where, name) };
     console.log(`image ${tag}: ${images[tag].layers.length} layers, ${(images[tag].bytes / 1048576).toFixed(1)} MiB of layers`);
   }
-  console.log(`registry ${reg.host}; ${rounds} rounds; HPCC_PULL_CONCURRENCY=${concurrency} (skopeo's default of parallel blob copies); load average ${load()}`);
+  console.log(`registry ${reg.host}; ${rounds} rounds; HPCC_PULL_CONCURRENCY=${concurrency} (skopeo's default of parallel blob copies); NODE_EXTRA_CA_CERTS unset for hpcc${extraCa ? ' (but one row)' : ''}; load average ${load()}`);
 
   const fetchScript = (dist) => `
     const { RegistrySource } = await import(${JSON.stringify(path.join(dist, 'src/oci/registry-source.js'))});
@@ -75,20 +99,50 @@ try {
     const { closeDefaultAgent } = await import(${JSON.stringify(path.join(dist, 'src/oci/registry/client.js'))});
     const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]) }).resolve({});
     await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
+  // bin/run.js's loadBundle for the pull bundle, then the fetch.
+  const leanScript = (dist) => `
+    const fs = process.getBuiltinModule('node:fs'), vm = process.getBuiltinModule('node:vm');
+    const cli = new URL(${JSON.stringify(`file://${path.join(dist, 'src/cli/')}`)});
+    const file = new URL('fast-pull.bundle.vm.js', cli);
+    const filename = process.getBuiltinModule('node:url').fileURLToPath(file);
+    const script = new vm.Script(fs.readFileSync(file, 'utf8'), { filename, cachedData: fs.readFileSync(new URL('fast-pull.bundle.vm.cache', cli)) });
+    if (script.cachedDataRejected) throw new Error('code cache rejected');
+    const fn = script.runInThisContext();
+    const errors = await import(new URL('../errors/index.js', cli).href);
+    const module = { exports: {} };
+    fn(module.exports, process.getBuiltinModule('node:module').createRequire(filename), module, file.href, errors, (spec) => import(new URL(spec, file).href));
+    const { RegistrySource, BlobCache, parseReference, closeDefaultAgent } = module.exports;
+    const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]) }).resolve({});
+    await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
+  const leanBundle = existsSync(path.join(root, 'dist/src/cli/fast-pull.bundle.vm.cache'));
   let n = 0;
   const fresh = () => path.join(work, `run-${++n}`);
-  const hpccEnv = { HPCC_PULL_CONCURRENCY: String(concurrency) };
+  const hpccEnv = { HPCC_PULL_CONCURRENCY: String(concurrency), NODE_EXTRA_CA_CERTS: undefined };
   const cmds = {};
   for (const [tag, { ref }] of Object.entries(images)) {
     cmds[`${tag}: skopeo`] = () => ['skopeo', ['copy', '--quiet', '--src-tls-verify=false', ref, `oci:${fresh()}:img`], {}];
     cmds[`${tag}: hpcc fetch`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
     if (before) cmds[`${tag}: hpcc fetch (before)`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(before), ref, fresh()], hpccEnv];
+    if (leanBundle) cmds[`${tag}: hpcc fetch, lean`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
     if (process.env.PULL !== '0') {
-      cmds[`${tag}: hpcc pull`] = () => {
+      const pull = (bin, env) => () => {
         const d = fresh();
         mkdirSync(d, { recursive: true });
-        return [process.execPath, [path.join(root, 'bin/run.js'), 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), ref], { ...hpccEnv, HPCC_CACHEDIR: path.join(d, 'cache') }];
+        return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), ref], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }];
       };
+      cmds[`${tag}: hpcc pull`] = pull(path.join(root, 'bin/run.js'), hpccEnv);
+      if (beforeBin) cmds[`${tag}: hpcc pull (before)`] = pull(beforeBin, hpccEnv);
+      if (tag === 'one') {
+        const missing = ref.replace(/:latest$/, ':missing');
+        const start = (bin) => () => {
+          const d = fresh();
+          mkdirSync(d, { recursive: true });
+          return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), missing], { ...hpccEnv, HPCC_CACHEDIR: path.join(d, 'cache') }, 81];
+        };
+        cmds[`${tag}: hpcc pull start (404)`] = start(path.join(root, 'bin/run.js'));
+        if (beforeBin) cmds[`${tag}: hpcc pull start (404) (before)`] = start(beforeBin);
+      }
+      if (extraCa && tag === 'one') cmds[`${tag}: hpcc pull, NODE_EXTRA_CA_CERTS`] = pull(path.join(root, 'bin/run.js'), { ...hpccEnv, NODE_EXTRA_CA_CERTS: extraCa });
     }
     // Fairness check: skopeo stores the registry's layer blobs unchanged (no recompression).
     const [cmd, args] = cmds[`${tag}: skopeo`]();
@@ -100,11 +154,13 @@ try {
   for (let r = 0; r < rounds; r++) {
     const order = Object.keys(cmds).sort(() => Math.random() - 0.5);
     for (const k of order) {
-      const [cmd, args, env] = cmds[k]();
+      const [cmd, args, env, status = 0] = cmds[k]();
       const t0 = process.hrtime.bigint();
-      const res = spawnSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8' });
+      const e = { ...process.env, ...env };
+      for (const [name, v] of Object.entries(e)) if (v === undefined) delete e[name];
+      const res = spawnSync(cmd, args, { env: e, encoding: 'utf8' });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (res.status !== 0) throw new Error(`${k} failed: ${res.stderr}`);
+      if (res.status !== status) throw new Error(`${k} failed (exit ${res.status}): ${res.stderr}`);
       times[k].push(ms);
     }
     for (let i = 1; i <= n; i++) rmSync(path.join(work, `run-${i}`), { recursive: true, force: true });
@@ -114,11 +170,23 @@ try {
     const base = med(times[`${tag}: skopeo`]);
     for (const [k, a] of Object.entries(times)) {
       if (!k.startsWith(`${tag}: `)) continue;
-      console.log(`${k.padEnd(25)} median ${med(a).toFixed(0).padStart(6)} ms   ratio vs skopeo ${(med(a) / base).toFixed(2)}   runs ${a.map((x) => x.toFixed(0)).join(' ')}`);
+      console.log(`${k.padEnd(36)} median ${med(a).toFixed(0).padStart(6)} ms   ratio vs skopeo ${(med(a) / base).toFixed(2)}   runs ${a.map((x) => x.toFixed(0)).join(' ')}`);
     }
-    const ratio = med(times[`${tag}: hpcc fetch`]) / base;
-    console.log(`${tag}: target hpcc fetch ≤ 1.00× skopeo: ${ratio.toFixed(2)}× ${ratio <= 1 ? 'PASS' : 'MISS'}`);
-    if (before) console.log(`${tag}: hpcc fetch after / before: ${(med(times[`${tag}: hpcc fetch`]) / med(times[`${tag}: hpcc fetch (before)`])).toFixed(2)}×`);
+    const verdict = (row) => {
+      const ratio = med(times[`${tag}: ${row}`]) / base;
+      console.log(`${tag}: target ${row} ≤ 1.00× skopeo: ${ratio.toFixed(2)}× ${ratio <= 1 ? 'PASS' : 'MISS'}`);
+    };
+    const afterBefore = (row) => {
+      if (times[`${tag}: ${row} (before)`]) console.log(`${tag}: ${row} after / before: ${(med(times[`${tag}: ${row}`]) / med(times[`${tag}: ${row} (before)`])).toFixed(2)}×`);
+    };
+    verdict('hpcc fetch');
+    afterBefore('hpcc fetch');
+    if (times[`${tag}: hpcc fetch, lean`]) verdict('hpcc fetch, lean');
+    afterBefore('hpcc pull start (404)');
+    if (times[`${tag}: hpcc pull`]) {
+      verdict('hpcc pull');
+      afterBefore('hpcc pull');
+    }
   }
   console.log(`load average at the end ${load()}`);
 } finally {

@@ -79,3 +79,10 @@ export async function fastPull(command: string, argv: string[]): Promise<boolean
   }
   return true;
 }
+
+// The download half of pull, as this bundle holds it: bench/pull.mjs's "hpcc fetch, lean"
+// row times it with the same start-up as `hpcc pull` (bundle + code cache).
+export { RegistrySource } from '../oci/registry-source.js';
+export { BlobCache } from '../oci/cache/store.js';
+export { parseReference } from '../oci/reference.js';
+export { closeDefaultAgent } from '../oci/registry/client.js';
