@@ -41,6 +41,9 @@ describe('squashfs reader: directory look-ups through the index', function () {
     fs.symlinkSync('f00007', path.join(tree, 'big', 'f00014-link'));
     bigNames.push('f00014-link');
     for (const n of ['a', 'b', 'c']) fs.writeFileSync(path.join(tree, 'small', n), n);
+    // ~200 entries, under 8 KiB of listing: no index, one scan resumed across look-ups
+    fs.mkdirSync(path.join(tree, 'medium'));
+    for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(tree, 'medium', `m${String(i * 3).padStart(4, '0')}`), '');
     image = path.join(tmp, 'img.sqfs');
     execFileSync(findTool('mksquashfs')!, [tree, image, '-noappend', '-quiet', '-no-progress'], { stdio: 'ignore' });
   });
@@ -109,6 +112,30 @@ describe('squashfs reader: directory look-ups through the index', function () {
         const got = r.lookupIn(small, name);
         expect(got.via).to.equal('cache');
         expect(got.entry?.nameStr, name).to.equal(found ? name : undefined);
+      }
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a directory without an index: look-ups in any order resume one scan and agree with the full listing', async () => {
+    const want = await truth('/medium');
+    const r = await SquashfsReader.open(image);
+    try {
+      const dir = r.resolve('/medium', true);
+      expect((dir.inode as DirInode).index).to.deep.equal([]);
+      const names: string[] = [];
+      for (let i = 0; i < 600; i += 1) names.push(`m${String(i).padStart(4, '0')}`);
+      names.push('a', 'm', 'm0000', 'm05', 'z', 'm0597', 'm0598');
+      // forwards, backwards and shuffled (a fixed permutation)
+      const orders = [names, [...names].reverse(), names.map((_, i) => names[(i * 211) % names.length]!)];
+      for (const order of orders) {
+        for (const name of order) {
+          const got = r.lookupIn(dir, name);
+          expect(got.via).to.equal('scan');
+          expect(got.entry?.ref, name).to.equal(want(name)?.ref);
+          expect(got.entry?.nameStr, name).to.equal(want(name)?.nameStr);
+        }
       }
     } finally {
       await r.close();

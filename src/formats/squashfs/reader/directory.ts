@@ -9,13 +9,16 @@
  * name is not after the wanted one says where to start, and the scan stops
  * at the first larger name, so a large directory costs one metadata block or
  * two instead of the whole listing. Without an index (listings under 8 KiB,
- * such as a Debian /usr/bin) the scan starts at the listing's start, still
- * without decoding, keeping or sorting the entries. An index that does not
+ * such as a Debian /usr/bin) the scan starts at the listing's start and is
+ * kept, so the next look-up in that directory resumes where it stopped; no
+ * names are decoded and nothing is sorted (dir-scan.ts). An index that does not
  * fit the listing (offsets outside it or not increasing, names unsorted or
  * not matching the header they point at) or a listing read that fails falls
  * back to the full listing, which reports any real damage.
  */
 import { HpccError, SquashfsFormatError } from '../../../errors/index.js';
+
+export { checkName } from './dir-scan.js';
 import {
   type DirIndexEntry,
   DIR_ENTRY_SIZE,
@@ -27,6 +30,7 @@ import {
   decodeDirEntry,
   decodeDirHeader,
 } from '../layout.js';
+import { FALLBACK, ListingScan, checkName } from './dir-scan.js';
 import { MetaCursor, type MetadataReader, type TableBounds } from './metadata.js';
 import { Lru } from './source.js';
 
@@ -39,36 +43,26 @@ export interface RawDirent {
 }
 
 const utf8 = new TextDecoder('utf-8');
-/** indexed(): the index cannot answer, list the directory */
-const FALLBACK = Symbol('fallback');
+/** Listings of directories without an index being scanned, bounded by their listing bytes. */
+const SCAN_BYTES = 4 * 1024 * 1024;
 
 /** Entries kept in parsed form across all cached listings. */
 const CACHE_ENTRIES = 256 * 1024;
 /** Largest directory accepted (entries); far above real trees, bounds memory on hostile ones. */
 export const MAX_DIR_ENTRIES = 4 * 1024 * 1024;
 
-/** Reject names that could not be a single path component (§6: no '/', no NUL, never '.' or '..'). */
-export function checkName(name: Uint8Array): void {
-  const bad =
-    name.length === 0 ||
-    name.includes(0x2f) ||
-    name.includes(0) ||
-    (name.length === 1 && name[0] === 0x2e) ||
-    (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
-  if (bad) {
-    throw new SquashfsFormatError('HPCC_E_SQFS_BAD_NAME', `directory entry name ${JSON.stringify(utf8.decode(name))} is not allowed`);
-  }
-}
-
 export class DirectoryReader {
   /** Parsed listings, bounded by their total number of entries (not by directories). */
   private readonly cache = new Lru<number, RawDirent[]>(CACHE_ENTRIES, (l) => l.length + 1);
 
+  /** Look-up scans kept per directory ref (see dir-scan.ts). */
+  private readonly scans = new Lru<number, ListingScan>(SCAN_BYTES, (x) => x.weight);
+
   constructor(
     private readonly meta: MetadataReader,
     private readonly dirTable: TableBounds,
-    private readonly inodeTableLength: number,
-    private readonly inodeCount: number,
+    readonly inodeTableLength: number,
+    readonly inodeCount: number,
   ) {}
 
   /**
@@ -84,8 +78,15 @@ export class DirectoryReader {
       this.lastLookup = 'cache';
       return DirectoryReader.find(hit, name);
     }
-    const r = this.indexed(dir, name);
-    if (r !== FALLBACK) return r;
+    if (dir.fileSize > 3 && this.indexFits(dir)) {
+      const scan = dir.index.length > 0 ? this.fromIndex(dir, name) : this.fromStart(ref, dir);
+      if (scan !== FALLBACK && scan.advance(name) !== FALLBACK) {
+        this.lastLookup = dir.index.length > 0 ? 'index' : 'scan';
+        const e = scan.find(name);
+        return e && { ...e, nameStr: utf8.decode(e.name), type: e.type as InodeType };
+      }
+      this.scans.delete(ref);
+    }
     this.lastLookup = 'list';
     return DirectoryReader.find(this.list(ref, dir), name);
   }
@@ -102,11 +103,23 @@ export class DirectoryReader {
     return true;
   }
 
-  /** Through the index (a scan from the listing's start when there is none); FALLBACK when it cannot answer. */
-  private indexed(dir: DirInode, name: Uint8Array): RawDirent | undefined | typeof FALLBACK {
-    if (dir.fileSize <= 3 || !this.indexFits(dir)) return FALLBACK;
-    this.lastLookup = dir.index.length > 0 ? 'index' : 'scan';
-    // the last index point whose first name is not after `name` (binary search: names are increasing)
+  /** The scan of a directory without an index, kept between look-ups (resumed where the last stopped). */
+  private fromStart(ref: number, dir: DirInode): ListingScan | typeof FALLBACK {
+    let scan = this.scans.get(ref);
+    if (!scan) {
+      try {
+        scan = new ListingScan(MetaCursor.at(this.meta, this.dirTable, dir.dirBlock, dir.dirOffset), dir.fileSize - 3, null, this);
+      } catch (e) {
+        if (e instanceof HpccError) return FALLBACK;
+        throw e;
+      }
+      this.scans.set(ref, scan);
+    }
+    return scan;
+  }
+
+  /** A scan from the last index point whose name is not after `name` (the listing start when none is). */
+  private fromIndex(dir: DirInode, name: Uint8Array): ListingScan | typeof FALLBACK {
     let lo = 0;
     let hi = dir.index.length - 1;
     let at = -1;
@@ -123,38 +136,11 @@ export class DirectoryReader {
       const cur = point
         ? MetaCursor.at(this.meta, this.dirTable, point.start, (dir.dirOffset + point.index) % METADATA_SIZE)
         : MetaCursor.at(this.meta, this.dirTable, dir.dirBlock, dir.dirOffset);
-      return this.scanFrom(cur, dir.fileSize - 3 - (point?.index ?? 0), point?.name ?? null, name);
+      return new ListingScan(cur, dir.fileSize - 3 - (point?.index ?? 0), point?.name ?? null, this);
     } catch (e) {
       if (e instanceof HpccError) return FALLBACK;
       throw e;
     }
-  }
-
-  /** Read entries from a header on until `name` or a larger name; FALLBACK when the listing is not as the index says. */
-  private scanFrom(cur: MetaCursor, remaining: number, first: Uint8Array | null, name: Uint8Array): RawDirent | undefined | typeof FALLBACK {
-    let prev: Uint8Array | null = null;
-    while (remaining > 0) {
-      if (remaining < DIR_HEADER_SIZE) return FALLBACK;
-      const h = decodeDirHeader(cur);
-      remaining -= DIR_HEADER_SIZE;
-      if (h.start >= this.inodeTableLength) return FALLBACK;
-      for (let i = 0; i < h.count; i++) {
-        if (remaining < DIR_ENTRY_SIZE + 1) return FALLBACK;
-        const e = decodeDirEntry(cur);
-        remaining -= DIR_ENTRY_SIZE + e.name.length;
-        if (remaining < 0) return FALLBACK;
-        checkName(e.name);
-        const num = h.inodeNumber + e.inodeDelta;
-        if (e.offset >= METADATA_SIZE || num < 1 || num > this.inodeCount) return FALLBACK;
-        if (prev === null && first !== null && compareNames(e.name, first) !== 0) return FALLBACK; // the index points elsewhere
-        if (prev !== null && compareNames(prev, e.name) >= 0) return FALLBACK; // unsorted: only the full listing is sure
-        prev = e.name;
-        const c = compareNames(e.name, name);
-        if (c === 0) return { name: e.name, nameStr: utf8.decode(e.name), type: e.type, ref: h.start * 0x10000 + e.offset, inodeNumber: num };
-        if (c > 0) return undefined;
-      }
-    }
-    return undefined;
   }
 
   /** The sorted entries of a directory inode (`ref` is its own ref, used as the cache key). */
@@ -221,5 +207,6 @@ export class DirectoryReader {
 
   clear(): void {
     this.cache.clear();
+    this.scans.clear();
   }
 }

@@ -147,6 +147,12 @@ export class Lru<K, V> {
       this.map.delete(first);
     }
   }
+  delete(k: K): void {
+    const e = this.map.get(k);
+    if (e === undefined) return;
+    this.map.delete(k);
+    this.total -= e.w;
+  }
   clear(): void {
     this.map.clear();
     this.total = 0;
