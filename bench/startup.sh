@@ -55,7 +55,7 @@ fi
 HPCC="$REPO/bin/run.js"
 HELPER="$REPO/dist/native/hpcc-launch"
 [ -x "$HELPER" ] || die "$HELPER missing (npm run build)"
-BUNDLE="$REPO/dist/src/cli/fast-launch.bundle.js"
+BUNDLE="$REPO/dist/src/cli/fast-launch.bundle.vm.js"
 if [ ! -f "$BUNDLE" ] || [ "$REPO/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
   note "WARNING: no fresh launch bundle: hpcc runs unbundled (npm run build writes it)"
 fi
