@@ -5,10 +5,12 @@
  *
  * One extraction per image: the cache key hashes the SIF's identity
  * (device, inode, size, mtime of the file, partition offset and size), so a
- * rebuilt or replaced image gets a new entry. Atomic and safe under
- * concurrency: each process extracts into its own temporary directory and
- * renames it into place; a process that loses the race removes its copy
- * and uses the winner's. A reader never sees a half-written tree.
+ * rebuilt or replaced image gets a new entry. Made once and atomic: a
+ * per-key lock (the cache's lock files, stale when the holder died) lets one
+ * process extract while concurrent launches wait for its tree; the tree is
+ * written into a private temporary directory and renamed into place, so a
+ * reader never sees a half-written tree. Without the lock (a cache on a file
+ * system refusing O_EXCL) the rename still decides: the loser removes its copy.
  *
  * Cache: $HPCC_CACHEDIR, else $XDG_CACHE_HOME/hpcc, else ~/.cache/hpcc;
  * entries live in rootfs/<key>.
@@ -20,6 +22,7 @@ import { addContext } from '../errors/index.js';
 import { extractTree } from '../formats/squashfs/index.js';
 import { openSifRootfs } from './image.js';
 import { removeTree } from '../util/remove-tree.js';
+import { acquireLock } from '../oci/cache/lock.js';
 
 export function cacheDir(env: Record<string, string | undefined> = process.env): string {
   if (env.HPCC_CACHEDIR) return env.HPCC_CACHEDIR;
@@ -54,22 +57,46 @@ export async function extractedRoot(image: string, onNotice: (msg: string) => vo
       return final;
     }
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-    const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    onNotice(`Extracting ${image} into ${final} (once per image; FUSE mounts are unavailable or --unsquash was given)`);
+    const lockDir = path.join(cacheDir(), 'locks');
+    fs.mkdirSync(lockDir, { recursive: true, mode: 0o755 });
+    let waiting = false;
+    const lock = await acquireLock(path.join(lockDir, `extract-${key}.lock`), {
+      satisfied: async () => {
+        if (!waiting) {
+          waiting = true;
+          onNotice(`Waiting for another hpcc process extracting ${image}`);
+        }
+        return fs.existsSync(final);
+      },
+    });
+    if (lock === null) {
+      markUsed(final);
+      return final;
+    }
     try {
-      await extractTree(img.rootfs, tmp, { applyOwnership: false });
-      // extractTree applies the image's directory modes; the root itself must be traversable.
-      fs.chmodSync(tmp, 0o755);
-      try {
-        fs.renameSync(tmp, final);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-        removeTree(tmp); // another launch finished first: use its copy
+      if (fs.existsSync(final)) {
+        markUsed(final);
+        return final;
       }
-    } catch (e) {
-      removeTree(tmp);
-      throw addContext(`extract ${image} into the cache`, e);
+      const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
+      onNotice(`Extracting ${image} into ${final} (once per image; FUSE mounts are unavailable or --unsquash was given)`);
+      try {
+        await extractTree(img.rootfs, tmp, { applyOwnership: false });
+        // extractTree applies the image's directory modes; the root itself must be traversable.
+        fs.chmodSync(tmp, 0o755);
+        try {
+          fs.renameSync(tmp, final);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+          removeTree(tmp); // another launch finished first: use its copy
+        }
+      } catch (e) {
+        removeTree(tmp);
+        throw addContext(`extract ${image} into the cache`, e);
+      }
+    } finally {
+      await lock.release();
     }
     return final;
   } finally {

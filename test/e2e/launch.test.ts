@@ -243,6 +243,23 @@ describe('e2e: hpcc exec/run/shell/test as an unprivileged user', function () {
     expect(fs.existsSync(path.join(cache, 'rootfs', entries[0]!, 'bin/new')), 'the cached tree is never written').to.equal(false);
   });
 
+  it('concurrent launches needing the same extraction: one extracts, the others wait and use its tree', async () => {
+    const cache = path.join(tmp, 'cache-concurrent');
+    const env = { HPCC_CACHEDIR: cache };
+    const runs = Array.from({ length: 4 }, () => {
+      const child = spawnUnprivileged(['exec', '--unsquash', sif, 'sh', '-c', 'echo $IMG_VAR'], tmp, env);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      return exitOf(child).then((r) => ({ ...r, err }));
+    });
+    const results = await Promise.all(runs);
+    for (const r of results) expect(r.code, r.err).to.equal(0);
+    for (const r of results) expect(r.out).to.equal('image\n');
+    expect(results.filter((r) => r.err.includes('Extracting')), 'extractions').to.have.length(1);
+    expect(fs.readdirSync(path.join(cache, 'rootfs'))).to.have.length(1);
+    expect(fs.readdirSync(path.join(cache, 'locks'))).to.deep.equal([]);
+  });
+
   it('SIGTERM, SIGHUP and SIGUSR1 sent to hpcc reach the payload', async () => {
     for (const [sig, code] of [['SIGTERM', 5], ['SIGHUP', 6], ['SIGUSR1', 7]] as const) {
       const name = sig.slice(3);

@@ -4,8 +4,9 @@
  *   - acquire: open(path, O_CREAT|O_EXCL) and write {pid, boot, start, host};
  *   - the holder touches the file every HEARTBEAT_MS;
  *   - a waiter treats a lock as stale when the holder is gone (same host and
- *     boot: no such pid, or the pid's start time differs — e.g. after SIGKILL),
- *     when it was made in another boot of this host, or when its mtime is older
+ *     boot: no such pid, or the pid's start time differs — e.g. after SIGKILL;
+ *     a live holder on this host keeps its lock however long it works), when
+ *     it was made in another boot of this host, or when its mtime is older
  *     than STALE_MS (another host that stopped heartbeating).
  * A stale lock is removed only if its content is still what was judged stale.
  * The worst case of a race between two waiters is a duplicate download, never a
@@ -55,20 +56,23 @@ function myInfo(): LockInfo {
 }
 
 function isStale(text: string, mtimeMs: number): boolean {
-  if (Date.now() - mtimeMs > STALE_MS) return true;
+  const age = Date.now() - mtimeMs;
   let info: Partial<LockInfo>;
   try {
     info = JSON.parse(text) as Partial<LockInfo>;
   } catch {
     // Half-written by a holder killed between open and write: stale once a little old.
-    return Date.now() - mtimeMs > 2_000;
+    return age > 2_000;
   }
-  if (info.host !== os.hostname()) return false; // rely on the heartbeat age
+  // Another host: only the heartbeat tells whether its holder is alive.
+  if (info.host !== os.hostname()) return age > STALE_MS;
   if (info.boot && bootId() && info.boot !== bootId()) return true;
   if (typeof info.pid !== 'number') return true;
   const start = processStartTime(info.pid);
   if (start === null) return true; // no such process
-  return info.start !== undefined && info.start !== '' && start !== '' && start !== info.start;
+  if (info.start !== undefined && info.start !== '' && start !== '') return start !== info.start;
+  // This host, but the holder's identity cannot be checked: fall back to the heartbeat.
+  return age > STALE_MS;
 }
 
 export interface HeldLock {

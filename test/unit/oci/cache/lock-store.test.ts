@@ -74,6 +74,22 @@ describe('cache locks and blob store', () => {
     await b!.release();
   });
 
+  it('a live holder on this host keeps its lock even when its heartbeat is old (a long extraction)', async () => {
+    const lockPath = path.join(dir, 'live.lock');
+    const { processStartTime } = await import('../../../../src/oci/cache/lock.js');
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    fs.writeFileSync(lockPath, JSON.stringify({ pid: process.pid, boot, start: processStartTime(process.pid), host: (await import('node:os')).hostname() }));
+    const old = new Date(Date.now() - 600_000);
+    fs.utimesSync(lockPath, old, old);
+    try {
+      await acquireLock(lockPath, { timeoutMs: 200 });
+      expect.fail('broke a live holder\'s lock');
+    } catch (e) {
+      expect((e as { code?: string }).code).to.equal('HPCC_E_CACHE_LOCK_TIMEOUT');
+    }
+    expect(fs.existsSync(lockPath)).to.equal(true);
+  });
+
   it('ensureBlob: verified content lands once; concurrent callers fetch once', async () => {
     const cache = new BlobCache(dir);
     const data = Buffer.from('hello blob '.repeat(1000));
