@@ -18,7 +18,8 @@
 //                 start-up reading the file; a cluster user's environment rarely sets it)
 //   hpcc pull start (404)  image "one" only: `hpcc pull` of a tag the registry does not have
 //                 (start-up, modules, undici, /v2/ ping, manifest 404, error): the command's fixed
-//                 cost without the download and conversion; with "(before)" as above
+//                 cost without the download and conversion; with "(before)" as above, and
+//                 ", no bundle" (HPCC_NO_BUNDLE=1: the lean path from the unbundled dist/src)
 // Images: "one" — one layer, the tree of /usr/lib/python3* (umoci insert); "four" — the same
 // files in four layers (each python directory's entries dealt round-robin); "py" — the Debian
 // bookworm + python3 image of bench/convert.sh (bench/lib/make-oci-archives.sh, one layer,
@@ -134,12 +135,13 @@ try {
       if (beforeBin) cmds[`${tag}: hpcc pull (before)`] = pull(beforeBin, hpccEnv);
       if (tag === 'one') {
         const missing = ref.replace(/:latest$/, ':missing');
-        const start = (bin) => () => {
+        const start = (bin, env = hpccEnv) => () => {
           const d = fresh();
           mkdirSync(d, { recursive: true });
-          return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), missing], { ...hpccEnv, HPCC_CACHEDIR: path.join(d, 'cache') }, 81];
+          return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), missing], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }, 81];
         };
         cmds[`${tag}: hpcc pull start (404)`] = start(path.join(root, 'bin/run.js'));
+        cmds[`${tag}: hpcc pull start (404), no bundle`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, HPCC_NO_BUNDLE: '1' });
         if (beforeBin) cmds[`${tag}: hpcc pull start (404) (before)`] = start(beforeBin);
       }
       if (extraCa && tag === 'one') cmds[`${tag}: hpcc pull, NODE_EXTRA_CA_CERTS`] = pull(path.join(root, 'bin/run.js'), { ...hpccEnv, NODE_EXTRA_CA_CERTS: extraCa });
