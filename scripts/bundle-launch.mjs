@@ -1,33 +1,36 @@
 #!/usr/bin/env node
-// Bundle the lean launch path (dist/src/cli/fast-launch.js and what it loads
-// for `hpcc exec|run|shell|test`) into one script next to it, plus a V8 code
-// cache for it (docs/benchmarks.md, "Start-up"). Run by `npm run build` after tsc.
+// Bundle each lean start-up path into one script next to its entry, plus a V8
+// code cache for it (docs/benchmarks.md, "Start-up"). Run by `npm run build` after tsc.
+//   fast-launch: dist/src/cli/fast-launch.js and what it loads for `hpcc exec|run|shell|test`
+//   fast-pull:   dist/src/cli/fast-pull.js and what it loads for `hpcc pull` (docs/registry.md)
 //
-//   dist/src/cli/fast-launch.bundle.vm.js     one function expression:
+//   dist/src/cli/NAME.bundle.vm.js     one function expression:
 //       (function (exports, require, module, __hpcc_url, __hpcc_errors, __hpcc_import) { ... })
-//   dist/src/cli/fast-launch.bundle.vm.cache  V8 code cache of that source
+//   dist/src/cli/NAME.bundle.vm.cache  V8 code cache of that source
 //
 // bin/run.js compiles the bundle with vm.Script (using the cache when this
 // Node accepts it; otherwise V8 compiles as usual) and passes in the bundle's
-// nominal URL (for import.meta.url: paths relative to dist/src/cli), a
-// require() for npm packages, the errors module and a dynamic import(). A
-// launch so reads 4 JavaScript files instead of ~55 and skips most compilation.
+// nominal URL (each bundled module's import.meta.url becomes its own unbundled
+// file's URL, resolved against it), a require() for npm packages, the errors
+// module and a dynamic import(). A launch so reads 4 JavaScript files instead
+// of ~55 and skips most compilation.
 //
-// Kept outside the bundle, loaded from the unbundled dist/src tree:
+// Kept outside the bundles, loaded from the unbundled dist/src tree:
 //  - errors/index.js: one copy of the error classes, shared with the modules
 //    below (instanceof and rendering must agree);
-//  - the cold paths loaded only on request (docker:// conversion, the
-//    extraction fallback, squashfs codecs other than gzip): they pull in the
-//    squashfs writer, codec libraries and native addons located relative to
-//    their own file;
-//  - npm packages (through the require() passed in) and Node built-ins (through
-//    process.getBuiltinModule, Node >= 20.16: no ESM namespace facade, which
-//    reads every export, e.g. node:fs's ReadStream getter loads node:stream).
-// bin/run.js uses the bundle only when it is at least as new as
-// dist/src/cli/fast-launch.js (a later bare `tsc` makes it stale) and falls
-// back to the unbundled files otherwise, so a missing esbuild (production
-// installs) only costs start-up time: this script then warns and exits 0.
-// A failing build exits 1, leaving no bundle behind.
+//  - each bundle's cold paths, loaded only on request (for the launch path:
+//    docker:// conversion, the extraction fallback; for both: squashfs codecs
+//    other than gzip): they pull in the squashfs writer, codec libraries and
+//    native addons;
+//  - npm packages (through the require() passed in; undici for pull, loaded in
+//    part on first network use by oci/registry/agent.ts) and Node built-ins
+//    (through process.getBuiltinModule, Node >= 20.16: no ESM namespace facade,
+//    which reads every export, e.g. node:fs's ReadStream getter loads node:stream).
+// bin/run.js uses a bundle only when it is at least as new as its entry
+// dist/src/cli/NAME.js (a later bare `tsc` makes it stale) and falls back to
+// the unbundled files otherwise, so a missing esbuild (production installs)
+// only costs start-up time: this script then warns and exits 0. A failing
+// build exits 1, leaving no bundle behind.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
