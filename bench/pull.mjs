@@ -13,10 +13,10 @@
 //   hpcc pull     node bin/run.js pull --quiet --insecure OUT.sif REF (fresh cache: download + convert
 //                 to a gzip SIF; the lean start-up path, bundle + code cache when built); PULL=0 skips it
 //   hpcc pull (before)  the same with the bin/run.js next to BEFORE_DIST (BEFORE_DIST/../bin/run.js)
-//   hpcc pull, NODE_EXTRA_CA_CERTS  image "one" only, when that variable is set in the bench's
+//   hpcc pull start (404), NODE_EXTRA_CA_CERTS  when that variable is set in the bench's
 //                 environment: every other hpcc row runs with it unset (it costs ~50 ms of Node
 //                 start-up reading the file; a cluster user's environment rarely sets it)
-//   hpcc pull start (404)  image "one" only: `hpcc pull` of a tag the registry does not have
+//   hpcc pull start (404)  image "one" only, also with PULL=0: `hpcc pull` of a tag the registry does not have
 //                 (start-up, modules, undici, /v2/ ping, manifest 404, error): the command's fixed
 //                 cost without the download and conversion; with "(before)" as above, and
 //                 ", no bundle" (HPCC_NO_BUNDLE=1: the lean path from the unbundled dist/src)
@@ -133,18 +133,18 @@ try {
       };
       cmds[`${tag}: hpcc pull`] = pull(path.join(root, 'bin/run.js'), hpccEnv);
       if (beforeBin) cmds[`${tag}: hpcc pull (before)`] = pull(beforeBin, hpccEnv);
-      if (tag === 'one') {
-        const missing = ref.replace(/:latest$/, ':missing');
-        const start = (bin, env = hpccEnv) => () => {
-          const d = fresh();
-          mkdirSync(d, { recursive: true });
-          return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), missing], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }, 81];
-        };
-        cmds[`${tag}: hpcc pull start (404)`] = start(path.join(root, 'bin/run.js'));
-        cmds[`${tag}: hpcc pull start (404), no bundle`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, HPCC_NO_BUNDLE: '1' });
-        if (beforeBin) cmds[`${tag}: hpcc pull start (404) (before)`] = start(beforeBin);
-      }
-      if (extraCa && tag === 'one') cmds[`${tag}: hpcc pull, NODE_EXTRA_CA_CERTS`] = pull(path.join(root, 'bin/run.js'), { ...hpccEnv, NODE_EXTRA_CA_CERTS: extraCa });
+    }
+    if (tag === 'one') {
+      const missing = ref.replace(/:latest$/, ':missing');
+      const start = (bin, env = hpccEnv) => () => {
+        const d = fresh();
+        mkdirSync(d, { recursive: true });
+        return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), missing], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }, 81];
+      };
+      cmds[`${tag}: hpcc pull start (404)`] = start(path.join(root, 'bin/run.js'));
+      cmds[`${tag}: hpcc pull start (404), no bundle`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, HPCC_NO_BUNDLE: '1' });
+      if (extraCa) cmds[`${tag}: hpcc pull start (404), NODE_EXTRA_CA_CERTS`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, NODE_EXTRA_CA_CERTS: extraCa });
+      if (beforeBin) cmds[`${tag}: hpcc pull start (404) (before)`] = start(beforeBin);
     }
     // Fairness check: skopeo stores the registry's layer blobs unchanged (no recompression).
     const [cmd, args] = cmds[`${tag}: skopeo`]();
@@ -172,7 +172,7 @@ try {
     const base = med(times[`${tag}: skopeo`]);
     for (const [k, a] of Object.entries(times)) {
       if (!k.startsWith(`${tag}: `)) continue;
-      console.log(`${k.padEnd(36)} median ${med(a).toFixed(0).padStart(6)} ms   ratio vs skopeo ${(med(a) / base).toFixed(2)}   runs ${a.map((x) => x.toFixed(0)).join(' ')}`);
+      console.log(`${k.padEnd(48)} median ${med(a).toFixed(0).padStart(6)} ms   ratio vs skopeo ${(med(a) / base).toFixed(2)}   runs ${a.map((x) => x.toFixed(0)).join(' ')}`);
     }
     const verdict = (row) => {
       const ratio = med(times[`${tag}: ${row}`]) / base;
