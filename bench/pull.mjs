@@ -112,7 +112,8 @@ try {
     const errors = await import(new URL('../errors/index.js', cli).href);
     const module = { exports: {} };
     fn(module.exports, process.getBuiltinModule('node:module').createRequire(filename), module, file.href, errors, (spec) => import(new URL(spec, file).href));
-    const { RegistrySource, BlobCache, parseReference, closeDefaultAgent } = module.exports;
+    const { RegistrySource, BlobCache, parseReference, closeDefaultAgent, preferBaselineWasm } = module.exports;
+    preferBaselineWasm?.(undefined); // as fastPull does for a gzip pull
     const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]) }).resolve({});
     await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
   const leanBundle = existsSync(path.join(root, 'dist/src/cli/fast-pull.bundle.vm.cache'));
