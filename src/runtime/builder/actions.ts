@@ -47,6 +47,12 @@ export interface ActionResult {
   commandIndex: number;
 }
 
+/** LD_LIBRARY_PATH with the libs directory appended, unless an env script already put it there (Apptainer's 99-base.sh does). */
+function withLibsDir(cur: string | undefined): string {
+  if (cur === undefined || cur === '') return LIBS_DIR;
+  return cur.split(':').includes(LIBS_DIR) ? cur : `${cur}:${LIBS_DIR}`;
+}
+
 function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -113,8 +119,7 @@ export function envAsWrapper(e: EnvPlan, withLibs: boolean): string[] {
     m.set('PATH', `${cur !== '' ? `${cur}:` : ''}${e.appendPath.value}`);
   }
   if (withLibs) {
-    const cur = m.get('LD_LIBRARY_PATH') ?? '';
-    m.set('LD_LIBRARY_PATH', `${cur !== '' ? `${cur}:` : ''}${LIBS_DIR}`);
+    m.set('LD_LIBRARY_PATH', withLibsDir(m.get('LD_LIBRARY_PATH')));
   }
   for (const v of e.restore) if (!m.has(v.name)) m.set(v.name, v.value);
   return [...m].map(([k, v]) => `${k}=${v}`);
@@ -158,7 +163,11 @@ export function wrapperScript(scripts: string[], e: EnvPlan, withLibs: boolean):
   }
   if (e.prependPath) lines.push('PATH="$__HPCC_PREPEND_PATH${PATH:+:$PATH}"; export PATH; unset __HPCC_PREPEND_PATH');
   if (e.appendPath) lines.push('PATH="${PATH:+$PATH:}$__HPCC_APPEND_PATH"; export PATH; unset __HPCC_APPEND_PATH');
-  if (withLibs) lines.push(`LD_LIBRARY_PATH="\${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}${LIBS_DIR}"; export LD_LIBRARY_PATH`);
+  if (withLibs) {
+    lines.push(
+      `case ":\${LD_LIBRARY_PATH-}:" in *:${LIBS_DIR}:*) ;; *) LD_LIBRARY_PATH="\${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}${LIBS_DIR}";; esac; export LD_LIBRARY_PATH`,
+    );
+  }
   if (e.restore.length > 0) {
     const names = e.restore.map((v) => v.name).join(' ');
     lines.push(
@@ -179,7 +188,7 @@ export function buildAction(action: Action, args: string[], image: ImageFacts, e
     const env = finalEnvWithoutScripts(e);
     if (withLibs) {
       const cur = env.get('LD_LIBRARY_PATH');
-      env.set('LD_LIBRARY_PATH', { name: 'LD_LIBRARY_PATH', value: cur ? `${cur.value}:${LIBS_DIR}` : LIBS_DIR, source: 'hpcc' });
+      env.set('LD_LIBRARY_PATH', { name: 'LD_LIBRARY_PATH', value: withLibsDir(cur?.value), source: 'hpcc' });
     }
     return { argv: payload, env: [...env.values()].map((v) => `${v.name}=${v.value}`), sourcesScripts: false, commandIndex: 0 };
   }
