@@ -9,6 +9,7 @@ import { parsePlatform } from '../oci/platform.js';
 import { PullProgress } from '../oci/pull-progress.js';
 import { isImageReference, parseReference } from '../oci/reference.js';
 import type { OciPlatform } from '../oci/types.js';
+import { parseBlockSize } from './size.js';
 
 /** The flags of `hpcc pull`, as oclif parses them (src/commands/pull.ts). */
 export interface PullFlags {
@@ -22,17 +23,6 @@ export interface PullFlags {
   'no-sif-cache': boolean;
   quiet: boolean;
   json: boolean;
-}
-
-/** `hpcc build --block-size` rules (commands/build.ts's parseSize, which loads oclif with its module). */
-export function parseBlockSize(s: string): number {
-  const m = /^(\d+)([KkMm]?)$/.exec(s.trim());
-  if (!m) throw new UsageError(`invalid size "${s}"`, { hint: 'Use a number of bytes or a suffix: 4K, 128K, 1M.' });
-  const n = Number(m[1]) * (m[2] === '' ? 1 : /[Kk]/.test(m[2]!) ? 1024 : 1024 * 1024);
-  if (n < 4096 || n > 1048576 || (n & (n - 1)) !== 0) {
-    throw new UsageError(`block size ${s} is not a power of two between 4K and 1M`, { hint: 'Use 128K (the default) or 1M.' });
-  }
-  return n;
 }
 
 /** Run `hpcc pull [OUT] REF`; errors are thrown for the caller to render. */

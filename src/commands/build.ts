@@ -9,6 +9,7 @@ import { bootstrapOf, isImageReference, parseReference } from '../oci/reference.
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { resolveSource } from '../oci/sources.js';
 import type { OciPlatform } from '../oci/types.js';
+import { parseBlockSize } from '../cli/size.js';
 
 export default class Build extends HpccCommand {
   static override summary = 'Build a SIF image from a directory tree, or unpack a SIF into a sandbox directory.';
@@ -55,7 +56,7 @@ directory OUT instead. Output appears only when complete (written to a temporary
     if (flags.arch !== undefined && flags.platform !== undefined) throw new UsageError('give --arch or --platform, not both');
     const platform: OciPlatform | undefined =
       flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
-    const blockSize = parseSize(flags['block-size']);
+    const blockSize = parseBlockSize(flags['block-size']);
     const ref = parseReference(source);
     const talk = !flags.quiet && !flags.json;
     const tty = process.stderr.isTTY === true;
@@ -123,7 +124,7 @@ directory OUT instead. Output appears only when complete (written to a temporary
       else if (!flags.quiet) process.stderr.write(`Created sandbox ${r.output} (${r.entries} entries)\n`);
       return;
     }
-    const blockSize = parseSize(flags['block-size']);
+    const blockSize = parseBlockSize(flags['block-size']);
     if (!flags.quiet && !flags.json) process.stderr.write(`Packing ${args.source} into ${args.output}\n`);
     const r = await buildSifFromDirectory(args.output, args.source, {
       compressor: flags.compressor as 'gzip',
@@ -140,16 +141,6 @@ directory OUT instead. Output appears only when complete (written to a temporary
       );
     }
   }
-}
-
-export function parseSize(s: string): number {
-  const m = /^(\d+)([KkMm]?)$/.exec(s.trim());
-  if (!m) throw new UsageError(`invalid size "${s}"`, { hint: 'Use a number of bytes or a suffix: 4K, 128K, 1M.' });
-  const n = Number(m[1]) * (m[2] === '' ? 1 : /[Kk]/.test(m[2]!) ? 1024 : 1024 * 1024);
-  if (n < 4096 || n > 1048576 || (n & (n - 1)) !== 0) {
-    throw new UsageError(`block size ${s} is not a power of two between 4K and 1M`, { hint: 'Use 128K (the default) or 1M.' });
-  }
-  return n;
 }
 
 export function formatBytes(n: number): string {
