@@ -4,7 +4,9 @@
 //                 (download, digest check, write blobs; layers copied as they are, no recompression)
 //   hpcc fetch    RegistrySource.fetchAll() into a fresh HPCC_CACHEDIR: resolve the manifest, then
 //                 download + sha256/size check while streaming + fsync + rename, as `hpcc pull` does
-//                 before converting (a fresh node process, so start-up and imports count)
+//                 before converting (a fresh node process, so start-up and imports count); with
+//                 `prefetch: () => true` as `hpcc pull` on a SIF cache miss (the layers start while
+//                 the config is fetched; a build without the option ignores it)
 //   hpcc fetch (before)  the same with another build's dist/ (BEFORE_DIST=/path/to/dist), to
 //                 compare a change against its baseline in the same run
 //   hpcc fetch, lean  the same download, its modules loaded as `hpcc pull` loads them: from the
@@ -98,7 +100,7 @@ try {
     const { BlobCache } = await import(${JSON.stringify(path.join(dist, 'src/oci/cache/store.js'))});
     const { parseReference } = await import(${JSON.stringify(path.join(dist, 'src/oci/reference.js'))});
     const { closeDefaultAgent } = await import(${JSON.stringify(path.join(dist, 'src/oci/registry/client.js'))});
-    const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]) }).resolve({});
+    const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]), prefetch: () => true }).resolve({});
     await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
   // bin/run.js's loadBundle for the pull bundle, then the fetch.
   const leanScript = (dist) => `
@@ -114,7 +116,7 @@ try {
     fn(module.exports, process.getBuiltinModule('node:module').createRequire(filename), module, file.href, errors, (spec) => import(new URL(spec, file).href));
     const { RegistrySource, BlobCache, parseReference, closeDefaultAgent, preferBaselineWasm } = module.exports;
     preferBaselineWasm?.(undefined); // as fastPull does for a gzip pull
-    const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]) }).resolve({});
+    const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]), prefetch: () => true }).resolve({});
     await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
   const leanBundle = existsSync(path.join(root, 'dist/src/cli/fast-pull.bundle.vm.cache'));
   let n = 0;

@@ -71,10 +71,18 @@ export function sifVariant(o: { compressor?: string; level?: number; blockSize?:
   return parts.join('_');
 }
 
-async function resolveRef(ref: ImageRef, opts: PullOptions, cache: BlobCache): Promise<ResolvedImage> {
+/**
+ * `sifVariant`: the SIF cache entry the caller will look for (undefined: no SIF
+ * cache, the image is converted anyway). The layer downloads then start as
+ * soon as the manifest is known, overlapping the config fetch, unless that
+ * SIF is already cached (nothing is downloaded then).
+ */
+async function resolveRef(ref: ImageRef, opts: PullOptions, cache: BlobCache, sifVariant?: string): Promise<ResolvedImage> {
+  const prefetch = async (manifestDigest: string) =>
+    sifVariant === undefined || !(await fs.stat(cache.sifPath(manifestDigest, sifVariant)).then((st) => st.isFile(), () => false));
   const src =
     ref.transport === 'docker'
-      ? new RegistrySource(ref, { cache, ...(opts.insecure ? { insecure: true } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) })
+      ? new RegistrySource(ref, { cache, prefetch, ...(opts.insecure ? { insecure: true } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) })
       : resolveSource(ref);
   return src.resolve(opts.platform ? { platform: opts.platform } : {});
 }
@@ -99,9 +107,10 @@ export async function ensureCachedSif(
   const ref = typeof refText === 'string' ? parseReference(refText) : refText;
   if (ref.transport !== 'docker') throw new UsageError('only docker:// references are cached as SIF files');
   const cache = opts.cache ?? new BlobCache();
-  const image = await resolveRef(ref, opts, cache);
+  const variant = sifVariant(opts);
+  const image = await resolveRef(ref, opts, cache, variant);
   try {
-    const r = await cache.ensureSif(image.manifestDigest, sifVariant(opts), async (tmp) => {
+    const r = await cache.ensureSif(image.manifestDigest, variant, async (tmp) => {
       await convertImage(image, tmp, convertOpts(ref, opts, true));
     });
     return { path: r.path, image, built: r.fetched };

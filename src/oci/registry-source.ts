@@ -31,6 +31,15 @@ export interface RegistrySourceOptions {
   onEvent?: (ev: PullEvent) => void;
   client?: RegistryClient;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Asked once, with the platform manifest's digest, before the config is
+   * fetched: true starts every layer's download at once (e.g. when no SIF of
+   * that manifest is cached), instead of on the first open()/fetchAll(). Not
+   * asked when a --platform must first be checked against the config (a
+   * manifest outside an index), so a refused image downloads nothing. Events
+   * keep their order: 'manifest' is emitted first, the layers' events after it.
+   */
+  prefetch?: (manifestDigest: string) => boolean | Promise<boolean>;
 }
 
 export interface RegistryResolvedImage extends ResolvedImage {
@@ -62,7 +71,10 @@ export class RegistrySource implements ImageSource {
   async resolve(o: { platform?: OciPlatform } = {}): Promise<RegistryResolvedImage> {
     const client = await this.client();
     const cache = this.opts.cache ?? new BlobCache();
-    const emit = this.opts.onEvent ?? (() => undefined);
+    const onEvent = this.opts.onEvent ?? (() => undefined);
+    // Layer events wait here until the 'manifest' event is out (prefetch can start them earlier).
+    let held: PullEvent[] | null = [];
+    const emit = (ev: PullEvent) => (held === null ? onEvent(ev) : held.push(ev));
     const repo = this.ref.repository;
     const reference = dockerName(this.ref);
     const want = o.platform ?? hostPlatform();
@@ -82,28 +94,6 @@ export class RegistrySource implements ImageSource {
     if (chosen && isIndexType(chosen.mediaType)) throw new OciError('HPCC_E_OCI_MANIFEST', `descriptor says index but ${chosen.digest} is a manifest`);
     const manifest = parsed;
     for (const l of manifest.layers) checkLayerType(l.mediaType);
-
-    const configBytes = await client.getBlobBytes(repo, manifest.config.digest, manifest.config.size);
-    const config = parseImageConfig(configBytes);
-    const platform: OciPlatform = {
-      os: config.os ?? chosen?.platform?.os ?? 'linux',
-      architecture: config.architecture ?? chosen?.platform?.architecture ?? want.architecture,
-    };
-    const variant = config.variant ?? chosen?.platform?.variant;
-    if (variant) platform.variant = variant;
-    if (o.platform !== undefined && chosen === undefined && config.architecture !== undefined && config.architecture !== want.architecture) {
-      throw new OciError('HPCC_E_OCI_PLATFORM', `${reference} is ${formatPlatform(platform)}, not ${formatPlatform(want)}`, {
-        hint: 'Drop --platform/--arch to convert the image as it is.',
-      });
-    }
-    emit({
-      type: 'manifest',
-      reference,
-      digest: m.digest,
-      platform,
-      layers: manifest.layers.length,
-      bytes: manifest.layers.reduce((a, l) => a + l.size, 0),
-    });
 
     // Background downloads, bounded.
     const limit = Math.max(1, this.opts.concurrency ?? (Number(process.env.HPCC_PULL_CONCURRENCY) || 3));
@@ -160,6 +150,41 @@ export class RegistrySource implements ImageSource {
       }
       return downloads;
     };
+    const checkPlatform = o.platform !== undefined && chosen === undefined;
+    if (this.opts.prefetch && !checkPlatform && (await this.opts.prefetch(m.digest))) start();
+    let configBytes: Buffer;
+    let config: ReturnType<typeof parseImageConfig>;
+    try {
+      configBytes = await client.getBlobBytes(repo, manifest.config.digest, manifest.config.size);
+      config = parseImageConfig(configBytes);
+    } catch (e) {
+      // Started downloads are not abandoned half-way: the ones running finish (or fail), no new one starts.
+      cancelled = true;
+      if (downloads) await Promise.allSettled(downloads);
+      throw e;
+    }
+    const platform: OciPlatform = {
+      os: config.os ?? chosen?.platform?.os ?? 'linux',
+      architecture: config.architecture ?? chosen?.platform?.architecture ?? want.architecture,
+    };
+    const variant = config.variant ?? chosen?.platform?.variant;
+    if (variant) platform.variant = variant;
+    if (checkPlatform && config.architecture !== undefined && config.architecture !== want.architecture) {
+      throw new OciError('HPCC_E_OCI_PLATFORM', `${reference} is ${formatPlatform(platform)}, not ${formatPlatform(want)}`, {
+        hint: 'Drop --platform/--arch to convert the image as it is.',
+      });
+    }
+    onEvent({
+      type: 'manifest',
+      reference,
+      digest: m.digest,
+      platform,
+      layers: manifest.layers.length,
+      bytes: manifest.layers.reduce((a, l) => a + l.size, 0),
+    });
+    for (const ev of held) onEvent(ev);
+    held = null;
+
     const paths: string[] = [];
     const layers: LayerRef[] = manifest.layers.map((l, i) => ({
       digest: l.digest,
