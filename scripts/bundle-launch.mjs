@@ -23,7 +23,8 @@
 //    other than gzip): they pull in the squashfs writer, codec libraries and
 //    native addons;
 //  - npm packages (through the require() passed in; undici for pull, loaded in
-//    part on first network use by oci/registry/agent.ts) and Node built-ins
+//    part on first network use by oci/registry/agent.ts, from its own bundle
+//    undici.bundle.vm.js + .cache below when current) and Node built-ins
 //    (through process.getBuiltinModule, Node >= 20.16: no ESM namespace facade,
 //    which reads every export, e.g. node:fs's ReadStream getter loads node:stream).
 // bin/run.js uses a bundle only when it is at least as new as its entry
@@ -54,6 +55,7 @@ const outputsOf = (name) => ['.bundle.vm.js', '.bundle.vm.cache', '.bundle.js'].
 
 function removeOutputs() {
   for (const b of BUNDLES) for (const f of outputsOf(b.name)) fs.rmSync(f, { force: true });
+  for (const f of outputsOf('undici')) fs.rmSync(f, { force: true });
 }
 function die(msg) {
   removeOutputs();
@@ -157,8 +159,68 @@ async function bundle(b) {
   return { outFile, source, cache };
 }
 
+/**
+ * undici's parts that oci/registry/agent.ts loads on first network use (the Agent,
+ * Dispatcher and its request API, the proxy agent), as one script with a code
+ * cache: dist/src/cli/undici.bundle.vm.js, `(function (exports, require, module) {...})`
+ * after a first line `// undici VERSION`; agent.ts uses it only when VERSION is the
+ * installed undici's (else it requires the package's files, as without a build).
+ * Kept apart from the pull bundle, so commands that never touch the network
+ * (e.g. a pull from an oci-archive) do not read it.
+ */
+async function bundleUndici() {
+  const outFile = path.join(cliDir, 'undici.bundle.vm.js');
+  const req = (await import('node:module')).createRequire(path.join(repo, 'package.json'));
+  let body;
+  let version;
+  try {
+    version = JSON.parse(fs.readFileSync(req.resolve('undici/package.json'), 'utf8')).version;
+    const result = await esbuild.build({
+      stdin: {
+        contents: [
+          "exports.Agent = require('undici/lib/dispatcher/agent.js');",
+          "exports.Dispatcher = require('undici/lib/dispatcher/dispatcher.js');",
+          "exports.api = require('undici/lib/api/index.js');",
+          "exports.EnvHttpProxyAgent = require('undici/lib/dispatcher/env-http-proxy-agent.js');",
+        ].join('\n'),
+        resolveDir: repo,
+        loader: 'js',
+      },
+      write: false,
+      bundle: true,
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      minifyWhitespace: true,
+      minifySyntax: true,
+      legalComments: 'none',
+      logLevel: 'warning',
+    });
+    body = result.outputFiles[0].text;
+  } catch (e) {
+    die(`esbuild failed for undici: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (/\brequire\((["'])\.\.?\//.test(body)) die('the undici bundle still holds a relative require()');
+  const source = `// undici ${version}\n(function (exports, require, module) {\n${body}\n})`;
+  // V8 accepts a code cache only under the flags it was made with: undici is
+  // loaded after fastPull's preferBaselineWasm() has set --liftoff-only (every
+  // pull but --compressor zstd, whose V8 rejects this cache and compiles as usual).
+  let cache;
+  try {
+    v8.setFlagsFromString('--no-lazy');
+    v8.setFlagsFromString('--liftoff-only');
+    const script = new vm.Script(source, { filename: outFile });
+    v8.setFlagsFromString('--lazy');
+    cache = script.createCachedData();
+    v8.setFlagsFromString('--no-liftoff-only');
+  } catch (e) {
+    die(`compiling the undici bundle failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { outFile, source, cache };
+}
 const built = [];
 for (const b of BUNDLES) built.push({ b, ...(await bundle(b)) });
+built.push({ b: { name: 'undici' }, ...(await bundleUndici()) });
 for (const { b, outFile, source, cache } of built) {
   for (const [file, data] of [
     [outFile, source],
