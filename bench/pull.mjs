@@ -11,7 +11,8 @@
 //                 compare a change against its baseline in the same run
 //   hpcc fetch, lean  the same download, its modules loaded as `hpcc pull` loads them: from the
 //                 build's pull bundle with its V8 code cache (dist/src/cli/fast-pull.bundle.vm.*,
-//                 as bin/run.js does); skipped when there is no bundle
+//                 as bin/run.js does); skipped when there is no bundle; "(before)" with BEFORE_DIST's
+//                 bundle when it has one
 //   hpcc pull     node bin/run.js pull --quiet --insecure OUT.sif REF (fresh cache: download + convert
 //                 to a gzip SIF; the lean start-up path, bundle + code cache when built); PULL=0 skips it
 //   hpcc pull (before)  the same with the bin/run.js next to BEFORE_DIST (BEFORE_DIST/../bin/run.js)
@@ -128,6 +129,9 @@ try {
     cmds[`${tag}: hpcc fetch`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
     if (before) cmds[`${tag}: hpcc fetch (before)`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(before), ref, fresh()], hpccEnv];
     if (leanBundle) cmds[`${tag}: hpcc fetch, lean`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
+    if (leanBundle && before && existsSync(path.join(before, 'src/cli/fast-pull.bundle.vm.cache'))) {
+      cmds[`${tag}: hpcc fetch, lean (before)`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(before), ref, fresh()], hpccEnv];
+    }
     if (process.env.PULL !== '0') {
       const pull = (bin, env) => () => {
         const d = fresh();
@@ -187,6 +191,7 @@ try {
     verdict('hpcc fetch');
     afterBefore('hpcc fetch');
     if (times[`${tag}: hpcc fetch, lean`]) verdict('hpcc fetch, lean');
+    afterBefore('hpcc fetch, lean');
     afterBefore('hpcc pull start (404)');
     if (times[`${tag}: hpcc pull`]) {
       verdict('hpcc pull');
