@@ -198,7 +198,9 @@ async function bundleUndici() {
     });
     body = result.outputFiles[0].text;
   } catch (e) {
-    die(`esbuild failed for undici: ${e instanceof Error ? e.message : String(e)}`);
+    // Not fatal: without this bundle agent.ts requires undici's files (slower first request).
+    process.stderr.write(`bundle-launch: no undici bundle (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); hpcc will require undici's files\n`);
+    return null;
   }
   if (/\brequire\((["'])\.\.?\//.test(body)) die('the undici bundle still holds a relative require()');
   const source = `// undici ${version}\n(function (exports, require, module) {\n${body}\n})`;
@@ -220,7 +222,9 @@ async function bundleUndici() {
 }
 const built = [];
 for (const b of BUNDLES) built.push({ b, ...(await bundle(b)) });
-built.push({ b: { name: 'undici' }, ...(await bundleUndici()) });
+const undici = await bundleUndici();
+if (undici) built.push({ b: { name: 'undici' }, ...undici });
+else for (const f of outputsOf('undici')) fs.rmSync(f, { force: true });
 for (const { b, outFile, source, cache } of built) {
   for (const [file, data] of [
     [outFile, source],
