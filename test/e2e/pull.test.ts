@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { SifReader } from '../../src/formats/sif/index.js';
 import { HPCC_BIN, makeTempDir, removeTree, requireTools, runHpcc } from '../helpers/env.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { addMultiPlatformIndex, layoutManifest, makeBusyboxTree, makeSmallTrees, umociImage } from '../helpers/registry-fixtures.js';
+import { addMultiPlatformIndex, layoutManifest, makeBusyboxTree, makeSmallTrees, startSmallImageRegistry, umociImage, type SmallImageRegistry } from '../helpers/registry-fixtures.js';
 import { TEST_PASSWORD, TEST_USER_NAME, skopeoPush, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { compareTrees } from '../helpers/tree-compare.js';
 
@@ -316,21 +316,18 @@ describe('e2e: hpcc pull from a registry', function () {
 
 describe('e2e: hpcc registry login/logout with an htpasswd registry', function () {
   this.timeout(60_000);
+  let small: SmallImageRegistry | undefined;
   let work: string;
   let reg: TestRegistry | undefined;
   let env: NodeJS.ProcessEnv;
   before(async function () {
     requireTools(this, ...TOOLS);
-    work = makeTempDir('hpcc-login-e2e-');
-    const layout = path.join(work, 'layout');
-    umociImage(layout, 'small', makeSmallTrees(work, 64 * 1024));
-    reg = await startRegistry('basic');
-    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
-    env = { PATH: process.env.PATH, HOME: path.join(work, 'home'), XDG_CONFIG_HOME: path.join(work, 'xdg'), HPCC_CACHEDIR: path.join(work, 'cache'), HPCC_INSECURE_REGISTRIES: reg.host };
+    small = await startSmallImageRegistry('hpcc-login-e2e-', 'basic', { bigBytes: 64 * 1024 });
+    ({ work, reg } = small);
+    env = { PATH: process.env.PATH, HOME: path.join(work, 'home'), XDG_CONFIG_HOME: path.join(work, 'xdg'), HPCC_CACHEDIR: path.join(work, 'cache'), HPCC_INSECURE_REGISTRIES: small.reg.host };
   });
   after(async () => {
-    await reg?.stop();
-    if (work) removeTree(work);
+    await small?.stop();
   });
 
   it('401 before login; wrong password refused; login stores 0600 credentials; pull works; logout removes them', () => {
@@ -363,19 +360,16 @@ describe('e2e: hpcc registry login/logout with an htpasswd registry', function (
 
 describe('e2e: hpcc pull over HTTPS (registry certificate from a test CA)', function () {
   this.timeout(60_000);
+  let small: SmallImageRegistry | undefined;
   let work: string;
   let reg: TestRegistry | undefined;
   before(async function () {
     requireTools(this, ...TOOLS);
-    work = makeTempDir('hpcc-tls-e2e-');
-    const layout = path.join(work, 'layout');
-    umociImage(layout, 'small', makeSmallTrees(work, 64 * 1024));
-    reg = await startRegistry('none', { tls: true });
-    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
+    small = await startSmallImageRegistry('hpcc-tls-e2e-', 'none', { tls: true, bigBytes: 64 * 1024 });
+    ({ work, reg } = small);
   });
   after(async () => {
-    await reg?.stop();
-    if (work) removeTree(work);
+    await small?.stop();
   });
 
   it('an unknown CA is refused with a TLS hint; trusting it (SSL_CERT_FILE) lets the pull through', () => {

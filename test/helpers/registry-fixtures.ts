@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeTempDir, removeTree } from './env.js';
+import { skopeoPush, startRegistry, type RegistryAuth, type TestRegistry } from './registry.js';
 
 function run(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -124,4 +126,47 @@ export function layoutManifest(layout: string, tag: string): { config: { digest:
   };
   const d = top.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)!;
   return JSON.parse(fs.readFileSync(path.join(layout, 'blobs', 'sha256', d.digest.slice(7)), 'utf8'));
+}
+
+export interface SmallImageRegistry {
+  /** a temp dir holding the trees and the OCI layout (removed by stop()) */
+  work: string;
+  layout: string;
+  reg: TestRegistry;
+  /** stop the registry and remove `work` */
+  stop(): Promise<void>;
+}
+
+/**
+ * A registry (startRegistry's auth and TLS options) serving the small
+ * two-layer image (makeSmallTrees with `bigBytes`) under each of `repos`.
+ * On a failure the temp dir and any started registry are cleaned up.
+ */
+export async function startSmallImageRegistry(
+  prefix: string,
+  auth: RegistryAuth,
+  opts: { tls?: boolean; bigBytes?: number; repos?: string[] } = {},
+): Promise<SmallImageRegistry> {
+  const work = makeTempDir(prefix);
+  let reg: TestRegistry | undefined;
+  try {
+    const layout = path.join(work, 'layout');
+    umociImage(layout, 'small', makeSmallTrees(work, opts.bigBytes));
+    reg = await startRegistry(auth, opts.tls ? { tls: true } : {});
+    for (const repo of opts.repos ?? ['lab/small:latest']) await skopeoPush(reg, `oci:${layout}:small`, repo);
+    const started = reg;
+    return {
+      work,
+      layout,
+      reg: started,
+      async stop() {
+        await started.stop();
+        removeTree(work);
+      },
+    };
+  } catch (e) {
+    await reg?.stop();
+    removeTree(work);
+    throw e;
+  }
 }

@@ -16,7 +16,7 @@ import { RegistryError } from '../../../src/oci/registry/errors.js';
 import { RegistrySource } from '../../../src/oci/registry-source.js';
 import { makeTempDir, removeTree, requireTools } from '../../helpers/env.js';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
-import { addMultiPlatformIndex, layoutManifest, makeSmallTrees, umociImage } from '../../helpers/registry-fixtures.js';
+import { addMultiPlatformIndex, layoutManifest, makeSmallTrees, startSmallImageRegistry, umociImage, type SmallImageRegistry } from '../../helpers/registry-fixtures.js';
 import {
   TEST_PASSWORD,
   TEST_USER_NAME,
@@ -284,19 +284,16 @@ describe('registry client against docker-registry (no auth)', function () {
 
 describe('registry client with htpasswd Basic auth', function () {
   this.timeout(60_000);
+  let small: SmallImageRegistry | undefined;
   let work: string;
   let reg: TestRegistry | undefined;
   before(async function () {
     requireTools(this, ...TOOLS);
-    work = makeTempDir('hpcc-reg-basic-');
-    const layout = path.join(work, 'layout');
-    umociImage(layout, 'small', makeSmallTrees(work, 64 * 1024));
-    reg = await startRegistry('basic');
-    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
+    small = await startSmallImageRegistry('hpcc-reg-basic-', 'basic', { bigBytes: 64 * 1024 });
+    ({ work, reg } = small);
   });
   after(async () => {
-    await reg?.stop();
-    if (work) removeTree(work);
+    await small?.stop();
   });
 
   it('anonymous → 401 with a login hint', async () => {
@@ -355,20 +352,16 @@ describe('registry client with htpasswd Basic auth', function () {
 
 describe('registry client with Bearer tokens from a trusted token issuer', function () {
   this.timeout(60_000);
+  let small: SmallImageRegistry | undefined;
   let work: string;
   let reg: TestRegistry | undefined;
   before(async function () {
     requireTools(this, ...TOOLS);
-    work = makeTempDir('hpcc-reg-token-');
-    const layout = path.join(work, 'layout');
-    umociImage(layout, 'small', makeSmallTrees(work, 64 * 1024));
-    reg = await startRegistry('token');
-    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
-    await skopeoPush(reg, `oci:${layout}:small`, 'private/small:latest');
+    small = await startSmallImageRegistry('hpcc-reg-token-', 'token', { bigBytes: 64 * 1024, repos: ['lab/small:latest', 'private/small:latest'] });
+    ({ work, reg } = small);
   });
   after(async () => {
-    await reg?.stop();
-    if (work) removeTree(work);
+    await small?.stop();
   });
 
   it('anonymous token for a public repository', async () => {
@@ -419,19 +412,15 @@ describe('registry client with Bearer tokens from a trusted token issuer', funct
 
 describe('registry client: HTTPS registry whose token realm is plain HTTP', function () {
   this.timeout(60_000);
-  let work: string;
+  let small: SmallImageRegistry | undefined;
   let reg: TestRegistry | undefined;
   before(async function () {
     requireTools(this, ...TOOLS);
-    work = makeTempDir('hpcc-reg-realm-');
-    const layout = path.join(work, 'layout');
-    umociImage(layout, 'small', makeSmallTrees(work, 16 * 1024));
-    reg = await startRegistry('token', { tls: true });
-    await skopeoPush(reg, `oci:${layout}:small`, 'private/small:latest');
+    small = await startSmallImageRegistry('hpcc-reg-realm-', 'token', { tls: true, bigBytes: 16 * 1024, repos: ['private/small:latest'] });
+    ({ reg } = small);
   });
   after(async () => {
-    await reg?.stop();
-    if (work) removeTree(work);
+    await small?.stop();
   });
 
   it('credentials are never sent to an http:// realm of an https registry', async () => {

@@ -12,15 +12,16 @@ import { DigestMismatchError } from '../../../src/errors/index.js';
 import { BlobCache } from '../../../src/oci/cache/store.js';
 import { parseReference, type DockerRef } from '../../../src/oci/reference.js';
 import { RegistrySource, type PullEvent } from '../../../src/oci/registry-source.js';
-import { makeTempDir, removeTree, requireTools } from '../../helpers/env.js';
-import { layoutManifest, makeSmallTrees, umociImage } from '../../helpers/registry-fixtures.js';
-import { registryBlobFile, skopeoPush, startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { requireTools } from '../../helpers/env.js';
+import { layoutManifest, startSmallImageRegistry, umociImage, type SmallImageRegistry } from '../../helpers/registry-fixtures.js';
+import { registryBlobFile, skopeoPush, type TestRegistry } from '../../helpers/registry.js';
 
 const ref = (s: string) => parseReference(s) as DockerRef;
 const cached = (cache: BlobCache) => (fs.existsSync(cache.blobDir) ? fs.readdirSync(cache.blobDir).sort() : []);
 
 describe('registry source: prefetch of the layers while the config is fetched', function () {
   this.timeout(60_000);
+  let small: SmallImageRegistry | undefined;
   let work: string;
   let layout: string;
   let reg: TestRegistry | undefined;
@@ -28,16 +29,12 @@ describe('registry source: prefetch of the layers while the config is fetched', 
 
   before(async function () {
     requireTools(this, 'docker-registry', 'skopeo', 'umoci');
-    work = makeTempDir('hpcc-prefetch-');
-    layout = path.join(work, 'layout');
-    umociImage(layout, 'small', makeSmallTrees(work));
-    reg = await startRegistry('none');
-    await skopeoPush(reg, `oci:${layout}:small`, 'lab/small:latest');
+    small = await startSmallImageRegistry('hpcc-prefetch-', 'none');
+    ({ work, layout, reg } = small);
     env = { ...process.env, HOME: work, XDG_CONFIG_HOME: path.join(work, 'cfg'), DOCKER_CONFIG: path.join(work, 'docker') };
   });
   after(async () => {
-    await reg?.stop();
-    if (work) removeTree(work);
+    await small?.stop();
   });
 
   const source = (name: string, cache: BlobCache, extra: Partial<ConstructorParameters<typeof RegistrySource>[1]> = {}) =>
