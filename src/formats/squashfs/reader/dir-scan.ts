@@ -115,16 +115,20 @@ export class ListingScan {
 
   /** The entry called `name` among those read (call advance(name) first). */
   find(name: Uint8Array): ScannedEntry | undefined {
-    const seen = this.seen;
-    let lo = 0;
-    let hi = seen.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const c = compareNames(seen[mid]!.name, name);
-      if (c === 0) return seen[mid];
-      if (c < 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return undefined;
+    return findByName(this.seen, name);
   }
+}
+
+/** Binary search of entries sorted by name (compareNames order). */
+export function findByName<T extends { name: Uint8Array }>(sorted: readonly T[], name: Uint8Array): T | undefined {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const c = compareNames(sorted[mid]!.name, name);
+    if (c === 0) return sorted[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
 }

@@ -30,7 +30,7 @@ import {
   decodeDirEntry,
   decodeDirHeader,
 } from '../layout.js';
-import { FALLBACK, ListingScan, checkName } from './dir-scan.js';
+import { FALLBACK, ListingScan, checkName, findByName } from './dir-scan.js';
 import { MetaCursor, type MetadataReader, type TableBounds } from './metadata.js';
 import { Lru } from './source.js';
 
@@ -193,16 +193,7 @@ export class DirectoryReader {
 
   /** Binary search a sorted listing for a name. */
   static find(list: RawDirent[], name: Uint8Array): RawDirent | undefined {
-    let lo = 0;
-    let hi = list.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const c = compareNames(list[mid]!.name, name);
-      if (c === 0) return list[mid];
-      if (c < 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return undefined;
+    return findByName(list, name);
   }
 
   clear(): void {
