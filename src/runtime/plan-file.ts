@@ -5,27 +5,13 @@
  * because a plan holds the payload's whole environment.
  */
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { addContext } from '../errors/index.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { PLAN_LIMITS, decodePlan, encodePlan, LaunchPlanError } from './codec.js';
 import type { LaunchPlan } from './plan.js';
 
 export async function writePlanFile(file: string, plan: LaunchPlan): Promise<void> {
-  const bytes = encodePlan(plan);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  let fh: fs.FileHandle | undefined;
-  try {
-    fh = await fs.open(tmp, 'wx', 0o600);
-    await fh.writeFile(bytes);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fh?.close().catch(() => undefined);
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
-    throw addContext(`write plan file ${file}`, e);
-  }
+  await writeFileAtomic(file, encodePlan(plan), { mode: 0o600, what: `write plan file ${file}` });
 }
 
 export async function readPlanFile(file: string): Promise<LaunchPlan> {

@@ -11,6 +11,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HpccIOError, UsageError, addContext } from '../../errors/index.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
 import { runCredentialHelper } from './cred-helper.js';
 
 export interface Credentials {
@@ -144,20 +145,7 @@ export async function lookupCredentials(registry: string, env: NodeJS.ProcessEnv
 
 async function writeAuthFile(file: string, data: AuthFile): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    const fh = await fs.open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(data, null, 2) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw addContext(`write credentials ${file}`, e);
-  }
+  await writeFileAtomic(file, JSON.stringify(data, null, 2) + '\n', { mode: 0o600, what: `write credentials ${file}` });
 }
 
 /** Store credentials (0600) in hpcc's auth file, replacing any entry for the same registry. */
