@@ -12,7 +12,7 @@ import type { Input, ParserOutput } from '@oclif/core/interfaces';
 type FlagOutput = { [name: string]: any };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ArgOutput = { [name: string]: any };
-import { HpccError, UsageError, renderError, renderErrorJson } from '../errors/index.js';
+import { HpccError, UsageError, reportError } from '../errors/index.js';
 
 export abstract class HpccCommand extends Command {
   /**
@@ -32,15 +32,9 @@ export abstract class HpccCommand extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    const hpccErr = err instanceof HpccError ? err : undefined;
-    if (!hpccErr) {
-      // oclif parse/usage errors carry an oclif exit code; anything else is a bug.
-      if ((err as { oclif?: unknown }).oclif !== undefined) throw err;
-    }
-    const wantJson = this.argv.includes('--json');
-    if (wantJson) process.stdout.write(renderErrorJson(err) + '\n');
-    else process.stderr.write(renderError(err) + '\n');
-    process.exitCode = hpccErr ? hpccErr.exitCode : 70;
+    // oclif parse/usage errors carry an oclif exit code: oclif reports them; anything else non-hpcc is a bug.
+    if (!(err instanceof HpccError) && (err as { oclif?: unknown }).oclif !== undefined) throw err;
+    reportError(err, this.argv.includes('--json'));
     return undefined;
   }
 

@@ -5,7 +5,7 @@
  * an unknown or malformed flag) returns false and oclif takes over, so help
  * and flag errors look the same either way.
  */
-import { renderError, renderErrorJson, UsageError } from '../errors/index.js';
+import { reportError, UsageError } from '../errors/index.js';
 import type { Action, LaunchFlags } from '../runtime/builder/types.js';
 
 const ACTIONS = new Set<Action>(['exec', 'run', 'shell', 'test']);
@@ -98,9 +98,7 @@ export async function fastLaunch(command: string, argv: string[]): Promise<boole
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);
     else process.exitCode = out.status;
   } catch (e) {
-    if (json) process.stdout.write(renderErrorJson(e) + '\n');
-    else process.stderr.write(renderError(e) + '\n');
-    process.exitCode = (e as { exitCode?: number }).exitCode ?? 70;
+    reportError(e, json);
   }
   return true;
 }

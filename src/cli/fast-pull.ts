@@ -6,7 +6,7 @@
  * false and oclif takes over, so help and flag errors look the same either way.
  * The command itself is src/cli/pull-action.ts, shared with the oclif command.
  */
-import { HpccError, renderError, renderErrorJson } from '../errors/index.js';
+import { reportError } from '../errors/index.js';
 import { runPull, type PullFlags } from './pull-action.js';
 
 const BOOL: Record<string, 'force' | 'insecure' | 'no-sif-cache' | 'quiet' | 'json'> = {
@@ -88,9 +88,7 @@ export async function fastPull(command: string, argv: string[]): Promise<boolean
   try {
     await runPull(p.first, p.second, p.flags);
   } catch (e) {
-    if (argv.includes('--json')) process.stdout.write(renderErrorJson(e) + '\n');
-    else process.stderr.write(renderError(e) + '\n');
-    process.exitCode = e instanceof HpccError ? e.exitCode : 70; // as HpccCommand.catch
+    reportError(e, argv.includes('--json')); // as HpccCommand.catch
   }
   return true;
 }

@@ -219,6 +219,16 @@ export function renderErrorJson(e: unknown): string {
   return JSON.stringify({ status: 'error', error: err.toJSON() });
 }
 
+/**
+ * How a command ends on an error: the rendering on stderr (or the JSON one on
+ * stdout with --json) and the error's exit code, 70 for anything not an HpccError.
+ */
+export function reportError(e: unknown, json: boolean): void {
+  if (json) process.stdout.write(renderErrorJson(e) + '\n');
+  else process.stderr.write(renderError(e) + '\n');
+  process.exitCode = e instanceof HpccError ? e.exitCode : 70;
+}
+
 /** A launch plan that cannot be encoded, or bytes that are not a valid plan (src/runtime/codec.ts). */
 export class LaunchPlanError extends HpccError {
   constructor(message: string, opts: HpccErrorOptions = {}) {
