@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addContext } from '../errors/index.js';
 import { extractTree } from '../formats/squashfs/index.js';
-import { openSifRootfs } from './image.js';
+import type { OpenedImage } from './image.js';
 import { removeTree } from '../util/remove-tree.js';
 import { acquireLock } from '../oci/cache/lock.js';
 
@@ -40,66 +40,58 @@ export function markUsed(dir: string): void {
   }
 }
 
-/** The extracted root of `image` (absolute path), extracting it first when the cache lacks it. */
-export async function extractedRoot(image: string, onNotice: (msg: string) => void = () => undefined): Promise<string> {
-  const img = await openSifRootfs(image);
+/** The extracted root of the open image `img` (file `image`), extracting it first when the cache lacks it; `img` stays open. */
+export async function extractedRoot(img: OpenedImage, image: string, onNotice: (msg: string) => void = () => undefined): Promise<string> {
+  const st = img.stat;
+  const part = img.sif.primaryPartition();
+  const key = createHash('sha256')
+    .update(JSON.stringify([st.dev, st.ino, st.size, Math.floor(st.mtimeMs), part.offset, part.size]))
+    .digest('hex')
+    .slice(0, 32);
+  const root = path.join(cacheDir(), 'rootfs');
+  const final = path.join(root, key);
+  // An existing tree counts as a use (for `hpcc cache clean --days`).
+  const ready = (): boolean => {
+    if (!fs.existsSync(final)) return false;
+    markUsed(final);
+    return true;
+  };
+  if (ready()) return final;
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const lockDir = path.join(cacheDir(), 'locks');
+  fs.mkdirSync(lockDir, { recursive: true, mode: 0o755 });
+  let waiting = false;
+  const lock = await acquireLock(path.join(lockDir, `extract-${key}.lock`), {
+    satisfied: async () => {
+      if (!waiting) {
+        waiting = true;
+        onNotice(`Waiting for another hpcc process extracting ${image}`);
+      }
+      return ready();
+    },
+  });
+  if (lock === null) return final;
   try {
-    const st = fs.statSync(image);
-    const part = img.sif.primaryPartition();
-    const key = createHash('sha256')
-      .update(JSON.stringify([st.dev, st.ino, st.size, Math.floor(st.mtimeMs), part.offset, part.size]))
-      .digest('hex')
-      .slice(0, 32);
-    const root = path.join(cacheDir(), 'rootfs');
-    const final = path.join(root, key);
-    if (fs.existsSync(final)) {
-      markUsed(final);
-      return final;
-    }
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-    const lockDir = path.join(cacheDir(), 'locks');
-    fs.mkdirSync(lockDir, { recursive: true, mode: 0o755 });
-    let waiting = false;
-    const lock = await acquireLock(path.join(lockDir, `extract-${key}.lock`), {
-      satisfied: async () => {
-        if (!waiting) {
-          waiting = true;
-          onNotice(`Waiting for another hpcc process extracting ${image}`);
-        }
-        return fs.existsSync(final);
-      },
-    });
-    if (lock === null) {
-      markUsed(final);
-      return final;
-    }
+    if (ready()) return final;
+    const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    onNotice(`Extracting ${image} into ${final} (once per image; FUSE mounts are unavailable or --unsquash was given)`);
     try {
-      if (fs.existsSync(final)) {
-        markUsed(final);
-        return final;
-      }
-      const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
-      onNotice(`Extracting ${image} into ${final} (once per image; FUSE mounts are unavailable or --unsquash was given)`);
+      await extractTree(img.rootfs, tmp, { applyOwnership: false });
+      // extractTree applies the image's directory modes; the root itself must be traversable.
+      fs.chmodSync(tmp, 0o755);
       try {
-        await extractTree(img.rootfs, tmp, { applyOwnership: false });
-        // extractTree applies the image's directory modes; the root itself must be traversable.
-        fs.chmodSync(tmp, 0o755);
-        try {
-          fs.renameSync(tmp, final);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-          removeTree(tmp); // another launch finished first: use its copy
-        }
+        fs.renameSync(tmp, final);
       } catch (e) {
-        removeTree(tmp);
-        throw addContext(`extract ${image} into the cache`, e);
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        removeTree(tmp); // another launch finished first: use its copy
       }
-    } finally {
-      await lock.release();
+    } catch (e) {
+      removeTree(tmp);
+      throw addContext(`extract ${image} into the cache`, e);
     }
-    return final;
   } finally {
-    await img.close();
+    await lock.release();
   }
+  return final;
 }

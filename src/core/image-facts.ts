@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { HpccError } from '../errors/index.js';
 import type { ImageFacts, PathInfo } from '../runtime/builder/types.js';
-import { openSifRootfs } from './image.js';
+import { openSifRootfs, type OpenedImage } from './image.js';
 
 const MAX_SMALL_FILE = 4 * 1024 * 1024;
 /** env scripts up to this size are read for every launch (the inert-script check) */
@@ -22,6 +22,8 @@ function notFound(e: unknown): boolean {
 
 export interface OpenImageFacts {
   facts: ImageFacts;
+  /** the open image the facts were read from (closed by close()) */
+  image: OpenedImage;
   close(): Promise<void>;
 }
 
@@ -77,7 +79,7 @@ export async function readImageFacts(image: string, withScriptText = false): Pro
       envScriptText: envText,
       lookup,
     };
-    return { facts, close: () => img.close() };
+    return { facts, image: img, close: () => img.close() };
   } catch (e) {
     await img.close();
     throw e;

@@ -14,6 +14,8 @@ export interface OpenedImage {
   sif: SifReader;
   rootfs: SquashfsReader;
   partitionOffset: number;
+  /** fstat of the opened file (its identity: device, inode, size, mtime) */
+  stat: fs.Stats;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export async function openSifRootfs(image: string): Promise<OpenedImage> {
       sif,
       rootfs,
       partitionOffset: part.offset,
+      stat: fs.fstatSync(fd),
       async close() {
         await rootfs.close().catch(() => undefined);
         await sif.close().catch(() => undefined);

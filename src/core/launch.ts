@@ -84,7 +84,7 @@ export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltL
     // Extraction fallback: no squashfuse here, or --unsquash (a plan file only records the choice).
     if ((req.unsquash || !host.fuseHelper) && !req.explainEnv) {
       const { extractedRoot } = await import('./extract-cache.js');
-      img.facts.rootDir = await extractedRoot(image, (m) => process.stderr.write(`${m}\n`));
+      img.facts.rootDir = await extractedRoot(img.image, image, (m) => process.stderr.write(`${m}\n`));
     }
     const built = buildLaunch({ image: img.facts, host, flags, config });
     return req.explainEnv ? { built, rows: explainEnv(built, img.facts) } : { built };
