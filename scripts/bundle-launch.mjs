@@ -144,19 +144,28 @@ async function bundle(b) {
   }
   const source = `(function (${PARAMS}) {\n"use strict";\n${body}\n})`;
 
-  // The code cache: compiled with lazy compilation off, so it holds every
-  // function's bytecode; created with the default flags back on, as a plain
-  // `node` checks them when it loads the cache.
-  let cache;
+  return { outFile, source, cache: codeCache(b.name, source, outFile) };
+}
+
+/**
+ * The V8 code cache of `source`: compiled with lazy compilation off, so it
+ * holds every function's bytecode; created with the default flags back on, as
+ * a plain `node` checks them when it loads the cache. `runFlag` is a flag the
+ * loading process runs under (V8 rejects a cache made under other flags); it
+ * is set while the cache is made and turned off after.
+ */
+function codeCache(name, source, filename, runFlag) {
   try {
     v8.setFlagsFromString('--no-lazy');
-    const script = new vm.Script(source, { filename: outFile });
+    if (runFlag) v8.setFlagsFromString(`--${runFlag}`);
+    const script = new vm.Script(source, { filename });
     v8.setFlagsFromString('--lazy');
-    cache = script.createCachedData();
+    const cache = script.createCachedData();
+    if (runFlag) v8.setFlagsFromString(`--no-${runFlag}`);
+    return cache;
   } catch (e) {
-    die(`compiling the ${b.name} bundle failed: ${e instanceof Error ? e.message : String(e)}`);
+    die(`compiling the ${name} bundle failed: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return { outFile, source, cache };
 }
 
 /**
@@ -207,18 +216,7 @@ async function bundleUndici() {
   // V8 accepts a code cache only under the flags it was made with: undici is
   // loaded after fastPull's preferBaselineWasm() has set --liftoff-only (every
   // pull but --compressor zstd, whose V8 rejects this cache and compiles as usual).
-  let cache;
-  try {
-    v8.setFlagsFromString('--no-lazy');
-    v8.setFlagsFromString('--liftoff-only');
-    const script = new vm.Script(source, { filename: outFile });
-    v8.setFlagsFromString('--lazy');
-    cache = script.createCachedData();
-    v8.setFlagsFromString('--no-liftoff-only');
-  } catch (e) {
-    die(`compiling the undici bundle failed: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  return { outFile, source, cache };
+  return { outFile, source, cache: codeCache('undici', source, outFile, 'liftoff-only') };
 }
 const built = [];
 for (const b of BUNDLES) built.push({ b, ...(await bundle(b)) });
