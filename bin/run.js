@@ -6,6 +6,11 @@
 // writes (scripts/bundle-launch.mjs) when the bundle is at least as new as its compiled
 // entry (dist/src/cli/fast-launch.js, fast-pull.js), else from the unbundled dist/src;
 // HPCC_NO_BUNDLE=1 forces the latter.
+// native/front (dist/native/hpcc) sets HPCC_MEMO_OUT when it found no launch memo for this
+// command line: the lean launch path writes one there. Removed before anything reads the
+// environment, so the launch sees the environment the front was given.
+const memoOut = process.env.HPCC_MEMO_OUT;
+delete process.env.HPCC_MEMO_OUT;
 const cmd = process.argv[2];
 const lean =
   cmd === 'exec' || cmd === 'run' || cmd === 'shell' || cmd === 'test' ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
@@ -13,7 +18,7 @@ if (lean) {
   const cli = new URL('../dist/src/cli/', import.meta.url);
   const [name, fn] = lean;
   const fast = (process.env.HPCC_NO_BUNDLE !== '1' && (await loadBundle(cli, name, fn))) || (await import(new URL(`${name}.js`, cli).href))[fn];
-  if (await fast(cmd, process.argv.slice(3))) process.exit();
+  if (await fast(cmd, process.argv.slice(3), memoOut)) process.exit();
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

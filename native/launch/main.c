@@ -3,7 +3,7 @@
  * plan.c for the wire format, status.c for status records).
  *
  * Usage:
- *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--] [CMD ARGS...]
+ *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--] [CMD ARGS...]
  *   hpcc-launch --version
  * CMD ARGS, when given, replace the plan's command: argv[command_index..]
  * (one saved plan, many commands). The prefix argv[0..command_index), the
@@ -27,6 +27,7 @@
  * status: the exit code, or 128+N for a death by signal N.
  */
 #include "launch.h"
+#include "../envrule.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +64,7 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--] [CMD ARGS...]\n"
+  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--] [CMD ARGS...]\n"
                   "       hpcc-launch --version\n");
   _exit(EXL_USAGE);
 }
@@ -126,6 +127,37 @@ static _Noreturn void exec_payload(const struct plan *p, const sigset_t *mask, m
   fail(-1, "exec", e, e == ENOENT || e == ENOTDIR ? EXL_NOTFOUND : EXL_NOEXEC, "execute '%s' in the container", cmd);
 }
 
+/*
+ * --host-env: entries of the plan's environment that came from the host
+ * (NAME=V, or __HPCC_HOST_NAME=V for the env-script wrapper) with a NAME
+ * a launch memo keys by name only (envrule.h) take this process's value:
+ * a memo's plan was built with the values of its first launch.
+ */
+static void take_host_env(struct plan *p)
+{
+  static const char hostp[] = "__HPCC_HOST_";
+  for (size_t i = 0; i < p->nenv; i++) {
+    const char *e = p->env[i], *eq = strchr(e, '=');
+    if (!eq) continue;
+    const char *name = e;
+    if (!strncmp(e, hostp, sizeof hostp - 1)) name = e + sizeof hostp - 1;
+    size_t n = (size_t)(eq - name);
+    if (n == 0 || hpcc_env_keyed(name, n)) continue;
+    char key[256];
+    if (n >= sizeof key) continue;
+    memcpy(key, name, n);
+    key[n] = '\0';
+    const char *v = getenv(key);
+    if (!v) continue;
+    size_t pre = (size_t)(eq - e) + 1;
+    char *ne = malloc(pre + strlen(v) + 1);
+    if (!ne) fail(-1, "args", ENOMEM, EXL_INTERNAL, "out of memory");
+    memcpy(ne, e, pre);
+    strcpy(ne + pre, v);
+    p->env[i] = ne;
+  }
+}
+
 static int status_code(int st)
 {
   return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EXL_INTERNAL;
@@ -156,7 +188,7 @@ static int supervise(pid_t child, const sigset_t *set, struct rootfs_state *rs)
 int main(int argc, char **argv)
 {
   const char *plan_file = NULL;
-  int plan_fd = -1, die_with_parent = 0, i;
+  int plan_fd = -1, die_with_parent = 0, host_env = 0, i;
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
 
@@ -166,6 +198,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--plan-fd") && i + 1 < argc) plan_fd = parse_fd(argv[++i]);
     else if (!strcmp(a, "--status-fd") && i + 1 < argc) g_status_fd = parse_fd(argv[++i]);
     else if (!strcmp(a, "--die-with-parent")) die_with_parent = 1;
+    else if (!strcmp(a, "--host-env")) host_env = 1;
     else if (!strcmp(a, "--version")) {
       printf("hpcc-launch plan-version %d\n", HPCC_PLAN_VERSION);
       return 0;
@@ -197,6 +230,7 @@ int main(int argc, char **argv)
   if (plan_read_fd(plan_fd, &buf, &len, err, sizeof err) != 0) fail(-1, "plan", errno, EXL_PLAN, "%s", err);
   close(plan_fd);
   if (plan_parse(buf, len, &g_plan, err, sizeof err) != 0) fail(-1, "plan", EINVAL, EXL_PLAN, "%s", err);
+  if (host_env) take_host_env(&g_plan);
   if (i < argc) {
     size_t keep = g_plan.command_index, n = keep + (size_t)(argc - i);
     char **v = calloc(n + 1, sizeof *v);

@@ -75,8 +75,11 @@ export function toLaunchFlags(action: Action, p: FastArgs): LaunchFlags {
   return f;
 }
 
-/** Run a launch command without oclif. Returns false when oclif should handle argv instead. */
-export async function fastLaunch(command: string, argv: string[]): Promise<boolean> {
+/**
+ * Run a launch command without oclif. Returns false when oclif should handle argv instead.
+ * `memoOut`: where to write a launch memo (HPCC_MEMO_OUT from native/front).
+ */
+export async function fastLaunch(command: string, argv: string[], memoOut?: string): Promise<boolean> {
   if (!ACTIONS.has(command as Action)) return false;
   const p = parseFast(argv);
   if (!p) return false;
@@ -93,6 +96,7 @@ export async function fastLaunch(command: string, argv: string[]): Promise<boole
       ...(p.values['plan-out'] ? { planOut: p.values['plan-out'][0]! } : {}),
       explainEnv: p.bools.has('explain-env'),
       unsquash: p.bools.has('unsquash'),
+      ...(memoOut && memoOut.startsWith('/') ? { memo: { file: memoOut, argv: [command, ...(command === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)] } } : {}),
     });
     if (out.kind === 'explained') process.stdout.write(json ? JSON.stringify({ status: 'ok', variables: out.rows }, null, 2) + '\n' : out.text);
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);

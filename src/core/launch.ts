@@ -12,6 +12,7 @@ import { loadConfig } from '../runtime/builder/config.js';
 import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
 import { gatherHostFacts } from '../runtime/builder/facts.js';
 import type { LaunchFlags } from '../runtime/builder/types.js';
+import { buildFiles, encodeMemo, hostEnvPassesThrough, installCliDir, keyMaterial, MemoFacts, writeMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { readImageFacts } from './image-facts.js';
 
@@ -26,6 +27,12 @@ export interface LaunchRequest {
   explainEnv?: boolean;
   /** run from an extraction of the image in the cache instead of a squashfuse mount */
   unsquash?: boolean;
+  /**
+   * Write a launch memo after a launch whose setup succeeds (native front;
+   * src/runtime/memo.ts): `file` from HPCC_MEMO_OUT, `argv` the key's
+   * arguments (the action and the arguments after it, for exec up to the image).
+   */
+  memo?: { file: string; argv: string[] };
 }
 
 export type LaunchOutcome =
@@ -33,8 +40,9 @@ export type LaunchOutcome =
   | { kind: 'plan-written'; path: string }
   | { kind: 'explained'; rows: EnvExplanation[]; text: string };
 
-function readEnvFiles(paths: string[]): { path: string; text: string }[] {
+function readEnvFiles(paths: string[], rec?: MemoFacts): { path: string; text: string }[] {
   return paths.map((p) => {
+    rec?.id(path.resolve(p));
     try {
       return { path: p, text: fs.readFileSync(p, 'utf8') };
     } catch (e) {
@@ -64,10 +72,12 @@ async function resolveImageArg(arg: string): Promise<string> {
 }
 
 /** Facts + builder: the plan and the decisions behind it. */
-export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltLaunch; rows?: EnvExplanation[] }> {
+export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promise<{ built: BuiltLaunch; rows?: EnvExplanation[] }> {
+  if (/^[a-z-]+:/.test(req.image)) rec?.spoil('the image is a reference, not a file');
   const image = await resolveImageArg(req.image);
   let st: fs.Stats;
   try {
+    rec?.id(image);
     st = fs.statSync(image);
   } catch (e) {
     throw addContext(`open image ${req.image}`, e);
@@ -75,18 +85,24 @@ export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltL
   if (st.isDirectory()) {
     throw new UsageError(`${req.image} is a directory; hpcc runs SIF images`, { hint: `Pack it first: hpcc build image.sif ${req.image}` });
   }
-  const config = loadConfig();
+  const config = loadConfig(process.env, rec);
+  if (config.memo === false) rec?.spoil('[launch] memo = no');
   const flags: LaunchFlags = { ...req.flags };
-  if (req.envFilePaths && req.envFilePaths.length > 0) flags.envFiles = [...(flags.envFiles ?? []), ...readEnvFiles(req.envFilePaths)];
-  const host = gatherHostFacts(config);
+  if (req.envFilePaths && req.envFilePaths.length > 0) flags.envFiles = [...(flags.envFiles ?? []), ...readEnvFiles(req.envFilePaths, rec)];
+  const host = gatherHostFacts(config, process.env, rec);
   const img = await readImageFacts(image, Boolean(req.explainEnv));
   try {
     // Extraction fallback: no squashfuse here, or --unsquash (a plan file only records the choice).
     if ((req.unsquash || !host.fuseHelper) && !req.explainEnv) {
+      rec?.spoil('the root is an extraction in the cache');
       const { extractedRoot } = await import('./extract-cache.js');
       img.facts.rootDir = await extractedRoot(img.image, image, (m) => process.stderr.write(`${m}\n`));
     }
     const built = buildLaunch({ image: img.facts, host, flags, config });
+    if (rec && !rec.spoiled) {
+      const why = hostEnvPassesThrough(built.plan as LaunchPlan, host.env, (env) => buildLaunch({ image: img.facts, host: { ...host, env }, flags, config }).plan as LaunchPlan);
+      if (why) rec.spoil(why);
+    }
     return req.explainEnv ? { built, rows: explainEnv(built, img.facts) } : { built };
   } finally {
     await img.close();
@@ -94,14 +110,28 @@ export async function prepareLaunch(req: LaunchRequest): Promise<{ built: BuiltL
 }
 
 export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
-  const { built, rows } = await prepareLaunch(req);
+  const rec = req.memo && !req.planOut && !req.explainEnv ? new MemoFacts() : undefined;
+  const { built, rows } = await prepareLaunch(req, rec);
   if (rows) return { kind: 'explained', rows, text: renderExplanation(rows) };
   if (req.planOut) {
     const { writePlanFile } = await import('../runtime/plan-file.js');
     await writePlanFile(req.planOut, built.plan as LaunchPlan);
     return { kind: 'plan-written', path: req.planOut };
   }
-  const { launch: runPlan } = await import('../runtime/spawn.js');
+  const { launch: runPlan, findLaunchHelper } = await import('../runtime/spawn.js');
   const status = await runPlan(built.plan as LaunchPlan);
+  if (rec?.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
+  if (rec && req.memo && !rec.spoiled) {
+    const key = keyMaterial({
+      build: buildFiles(findLaunchHelper(), installCliDir()),
+      uid: process.getuid!(),
+      gid: process.getgid!(),
+      cwd: process.cwd(),
+      argv: req.memo.argv,
+      env: process.env,
+    });
+    const bytes = key && encodeMemo(key, rec, built.plan as LaunchPlan);
+    if (bytes) writeMemo(req.memo.file, bytes);
+  }
   return { kind: 'exited', status };
 }

@@ -13,6 +13,7 @@
  *   contain = false   cleanenv = false
  *   squashfuse = /usr/bin/squashfuse_ll   tmpdir = /tmp
  *   overlay = auto                     ; auto | kernel | fuse | skeleton | none
+ *   memo = yes                         ; launch memos for the native front (docs/launcher.md)
  *
  * Bind paths accumulate across files; toggles and defaults are overridden.
  * parseConfig/mergeConfig are pure; loadConfig reads the files.
@@ -22,6 +23,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type * as Ini from 'ini';
 import { UsageError } from '../../errors/index.js';
+import type { FactRecorder } from '../memo.js';
 import { OVERLAY_MODES, type LaunchConfig, type OverlayMode } from './types.js';
 
 export const SITE_CONFIG = '/etc/hpcc/hpcc.conf';
@@ -50,6 +52,7 @@ export interface PartialConfig {
   squashfuse?: string;
   tmpdir?: string;
   overlay?: OverlayMode;
+  memo?: boolean;
 }
 
 /** An overlay mode from config or HPCC_OVERLAY; `where` names the source in the error. */
@@ -103,6 +106,7 @@ export function parseConfig(text: string, file: string): PartialConfig {
   if (typeof launch.squashfuse === 'string' && launch.squashfuse !== '') out.squashfuse = launch.squashfuse;
   if (typeof launch.tmpdir === 'string' && launch.tmpdir !== '') out.tmpdir = launch.tmpdir;
   if (launch.overlay !== undefined) out.overlay = parseOverlayMode(launch.overlay, `config ${file} [launch] overlay`);
+  if (launch.memo !== undefined) out.memo = bool(launch.memo, `config ${file} [launch] memo`);
   return out;
 }
 
@@ -116,6 +120,7 @@ export function mergeConfig(parts: PartialConfig[]): LaunchConfig {
     if (p.squashfuse !== undefined) c.squashfuse = p.squashfuse;
     if (p.tmpdir !== undefined) c.tmpdir = p.tmpdir;
     if (p.overlay !== undefined) c.overlay = p.overlay;
+    if (p.memo !== undefined) c.memo = p.memo;
   }
   return c;
 }
@@ -128,9 +133,10 @@ export function configFiles(env: Record<string, string | undefined>): string[] {
 }
 
 /** Read and merge the config files (missing files are skipped). */
-export function loadConfig(env: Record<string, string | undefined> = process.env): LaunchConfig {
+export function loadConfig(env: Record<string, string | undefined> = process.env, rec?: FactRecorder): LaunchConfig {
   const parts: PartialConfig[] = [];
   for (const f of configFiles(env)) {
+    rec?.id(f);
     let text: string;
     try {
       text = fs.readFileSync(f, 'utf8');

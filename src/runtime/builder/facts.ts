@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HpccIOError } from '../../errors/index.js';
+import type { FactRecorder } from '../memo.js';
 import { findById, parseGroupLine, parsePasswdLine } from './passwd.js';
 import type { GroupEntry, HostFacts, LaunchConfig, PathInfo, UserEntry } from './types.js';
 
@@ -27,24 +28,28 @@ function getent(db: 'passwd' | 'group', id: number): string | null {
   return r.status === 0 && r.stdout ? r.stdout.split('\n')[0]! : null;
 }
 
-export function lookupUser(uid: number): UserEntry | null {
+export function lookupUser(uid: number, rec?: FactRecorder): UserEntry | null {
+  rec?.id('/etc/passwd');
   const text = readText('/etc/passwd');
   const e = text ? findById(text, parsePasswdLine, 'uid', uid) : null;
   if (e) return e;
+  rec?.spoil('the user is not in /etc/passwd (getent)');
   const line = getent('passwd', uid);
   return line ? parsePasswdLine(line) : null;
 }
 
-export function lookupGroup(gid: number): GroupEntry | null {
+export function lookupGroup(gid: number, rec?: FactRecorder): GroupEntry | null {
+  rec?.id('/etc/group');
   const text = readText('/etc/group');
   const e = text ? findById(text, parseGroupLine, 'gid', gid) : null;
   if (e) return e;
+  rec?.spoil('the group is not in /etc/group (getent)');
   const line = getent('group', gid);
   return line ? parseGroupLine(line) : null;
 }
 
 /** A host path look-up with symlinks followed; cached for one launch. */
-export function hostLookup(): (p: string) => PathInfo | null {
+export function hostLookup(rec?: FactRecorder): (p: string) => PathInfo | null {
   const cache = new Map<string, PathInfo | null>();
   return (p: string) => {
     if (cache.has(p)) return cache.get(p)!;
@@ -56,33 +61,35 @@ export function hostLookup(): (p: string) => PathInfo | null {
     } catch {
       info = null;
     }
+    rec?.look(p, info);
     cache.set(p, info);
     return info;
   };
 }
 
-function onPath(name: string, envPath: string | undefined): string | null {
+function onPath(name: string, envPath: string | undefined, rec?: FactRecorder): string | null {
   for (const d of (envPath ?? '').split(':').concat(['/usr/bin', '/bin', '/usr/sbin', '/sbin'])) {
     if (!d.startsWith('/')) continue;
     const p = path.join(d, name);
     try {
       fs.accessSync(p, fs.constants.X_OK);
+      rec?.acc(p, fs.constants.X_OK, true);
       return p;
     } catch {
-      /* next */
+      rec?.acc(p, fs.constants.X_OK, false);
     }
   }
   return null;
 }
 
 /** squashfuse_ll (multithreaded, faster), else squashfuse; config or HPCC_SQUASHFUSE first. */
-export function findFuseHelper(env: Record<string, string | undefined>, config: LaunchConfig): string | null {
+export function findFuseHelper(env: Record<string, string | undefined>, config: LaunchConfig, rec?: FactRecorder): string | null {
   const explicit = env.HPCC_SQUASHFUSE ?? config.squashfuse;
   if (explicit !== undefined) {
     if (explicit === '' || explicit === 'none') return null;
-    return explicit.startsWith('/') ? explicit : onPath(explicit, env.PATH);
+    return explicit.startsWith('/') ? explicit : onPath(explicit, env.PATH, rec);
   }
-  return onPath('squashfuse_ll', env.PATH) ?? onPath('squashfuse', env.PATH);
+  return onPath('squashfuse_ll', env.PATH, rec) ?? onPath('squashfuse', env.PATH, rec);
 }
 
 /** Kernel release as [major, minor]. */
@@ -92,22 +99,29 @@ export function kernelVersion(release = os.release()): [number, number] {
 }
 
 /** Kernel overlayfs may be mounted in a user namespace from Linux 5.11. HPCC_NO_OVERLAY=1 turns it off. */
-export function overlayInUserns(env: Record<string, string | undefined>): boolean {
+export function overlayInUserns(env: Record<string, string | undefined>, rec?: FactRecorder): boolean {
   if (env.HPCC_NO_OVERLAY === '1') return false;
-  const [maj, min] = kernelVersion();
+  const [maj, min] = kernelVersion(); // the release is part of a memo's key
   if (maj < 5 || (maj === 5 && min < 11)) return false;
+  rec?.sum('/proc/filesystems');
   const fsList = readText('/proc/filesystems');
-  return fsList === null || /\toverlay$/m.test(fsList) || fs.existsSync(`/lib/modules/${os.release()}/kernel/fs/overlayfs`);
+  if (fsList === null || /\toverlay$/m.test(fsList)) return true;
+  const mod = `/lib/modules/${os.release()}/kernel/fs/overlayfs`;
+  rec?.id(mod);
+  return fs.existsSync(mod);
 }
 
 /** fuse-overlayfs on PATH, when /dev/fuse is usable too (else null). */
-export function findFuseOverlayfs(env: Record<string, string | undefined>): string | null {
-  const p = onPath('fuse-overlayfs', env.PATH);
+export function findFuseOverlayfs(env: Record<string, string | undefined>, rec?: FactRecorder): string | null {
+  const p = onPath('fuse-overlayfs', env.PATH, rec);
   if (!p) return null;
+  const rw = fs.constants.R_OK | fs.constants.W_OK;
   try {
-    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+    fs.accessSync('/dev/fuse', rw);
+    rec?.acc('/dev/fuse', rw, true);
     return p;
   } catch {
+    rec?.acc('/dev/fuse', rw, false);
     return null;
   }
 }
@@ -120,15 +134,10 @@ export function findFuseOverlayfs(env: Record<string, string | undefined>): stri
  * created 0700 and checked to be a directory we own. All are fixed paths,
  * reused by every launch, so a killed launch leaves nothing behind.
  */
-export function stageDirs(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string[] {
+export function stageDirs(env: Record<string, string | undefined>, config: LaunchConfig, uid: number, rec?: FactRecorder): string[] {
   const out: string[] = [];
-  const isDir = (p: string): boolean => {
-    try {
-      return fs.statSync(p).isDirectory();
-    } catch {
-      return false;
-    }
-  };
+  const look = hostLookup(rec);
+  const isDir = (p: string): boolean => look(p)?.kind === 'dir';
   const xdg = env.XDG_RUNTIME_DIR;
   if (xdg && xdg.startsWith('/') && isDir(xdg)) {
     const d = path.join(xdg, 'hpcc');
@@ -160,20 +169,27 @@ export function stageDirs(env: Record<string, string | undefined>, config: Launc
       });
     }
   }
-  if (!problem) out.push(base);
-  else if (out.length === 0) throw problem;
+  if (!problem) {
+    rec?.own(base, uid);
+    out.push(base);
+  } else {
+    rec?.spoil(problem.message);
+    if (out.length === 0) throw problem;
+  }
   return out;
 }
 
-export function gatherHostFacts(config: LaunchConfig, env: Record<string, string | undefined> = process.env): HostFacts {
+/** `rec` records every host fact the plan may rest on (a launch memo's facts; the cwd, env and ids are in its key). */
+export function gatherHostFacts(config: LaunchConfig, env: Record<string, string | undefined> = process.env, rec?: FactRecorder): HostFacts {
   const uid = process.getuid!();
   const gid = process.getgid!();
-  const user = lookupUser(uid);
-  const group = lookupGroup(gid);
+  const user = lookupUser(uid, rec);
+  const group = lookupGroup(gid, rec);
   let cwd: string;
   try {
     cwd = process.cwd();
   } catch {
+    rec?.spoil('no working directory');
     cwd = '/';
   }
   const cleanEnv: Record<string, string> = {};
@@ -186,10 +202,10 @@ export function gatherHostFacts(config: LaunchConfig, env: Record<string, string
     home: env.HOME || user?.home || '/',
     cwd,
     env: cleanEnv,
-    lookup: hostLookup(),
-    fuseHelper: findFuseHelper(env, config),
-    overlayInUserns: overlayInUserns(env),
-    fuseOverlayfs: findFuseOverlayfs(env),
-    stageDirs: stageDirs(env, config, uid),
+    lookup: hostLookup(rec),
+    fuseHelper: findFuseHelper(env, config, rec),
+    overlayInUserns: overlayInUserns(env, rec),
+    fuseOverlayfs: findFuseOverlayfs(env, rec),
+    stageDirs: stageDirs(env, config, uid, rec),
   };
 }

@@ -138,6 +138,8 @@ export interface LaunchConfig {
   tmpdir?: string;
   /** how to overlay the image when a target is missing (HPCC_OVERLAY wins; default auto) */
   overlay?: OverlayMode;
+  /** write launch memos for the native front (default yes; docs/launcher.md, "Launch memos") */
+  memo?: boolean;
 }
 
 /**

@@ -1,0 +1,260 @@
+/**
+ * Launch memos: a plan built once for a command line, kept with the host
+ * facts it was built from, so that the native front end (native/front,
+ * dist/native/hpcc) can run the same launch again without Node when nothing
+ * it depends on has changed. docs/launcher.md, "Launch memos", has the design.
+ *
+ * The front computes the memo's name from the key material below, and when
+ * it finds no valid memo it runs Node with HPCC_MEMO_OUT=<memo path> in the
+ * environment (bin/run.js removes it before anything reads the environment).
+ * After a launch whose setup succeeded, hpcc writes the memo there.
+ *
+ * File format (version 1), sections "<tag> <length>\n<bytes>", the first
+ * two followed by "\n", the plan last and running to the end of the file:
+ *
+ *   HPCCMEMO1\n
+ *   key <n>\n<key material>\n
+ *   facts <n>\n<fact records>\n
+ *   plan <n>\n<encoded plan (codec.ts wire format)>
+ *
+ * Key material: NUL-terminated fields, byte for byte what native/front
+ * computes: "hpcc-memo/1", "build", the identities of the launch helper,
+ * the launch bundle and dist/src/cli/fast-launch.js, "ids", uid, gid,
+ * "release", the kernel release, "cwd", the working directory, "argv", the
+ * count and the arguments after `hpcc` (for exec: up to the image, the
+ * command being replaced at the plan's commandIndex; otherwise all of them),
+ * "env", the count and every variable of the environment in order: K=V for
+ * names keyed by value (envKeyedByValue), the bare name K for the others.
+ * Their values only pass through into the payload's environment (checked
+ * before a memo is written: hostEnvPassesThrough), so a memo serves any
+ * values and the launch helper's --host-env puts the current ones in.
+ *
+ * Fact records: NUL-separated fields, each record ending in "\n":
+ *   id PATH STATE     stat(PATH): "absent" or dev:ino:size:mtime_ns:ctime_ns
+ *   look PATH STATE   realpath(PATH) then stat: "absent" or KIND:REAL (dir|file|other)
+ *   acc PATH MODE OK  access(PATH, MODE) succeeded ("1") or not ("0")
+ *   own PATH UID      lstat(PATH) is a directory owned by UID
+ *   sum PATH HEX      FNV-1a 64 of the file's first MiB (e.g. /proc/filesystems)
+ * Any fact that no longer holds makes the front ignore the memo.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodePlan } from './codec.js';
+import type { LaunchPlan } from './plan.js';
+
+/** Facts a plan was built from, recorded while the host facts are gathered. */
+export interface FactRecorder {
+  /** a file whose contents matter (stat identity; absent allowed) */
+  id(p: string): void;
+  /** a path look-up (realpath + kind) */
+  look(p: string, result: { kind: string; real: string } | null): void;
+  /** an access(2) check and its outcome */
+  acc(p: string, mode: number, ok: boolean): void;
+  /** a directory that must stay ours (lstat: directory owned by uid) */
+  own(p: string, uid: number): void;
+  /** a small file whose contents matter and whose stat says nothing (procfs) */
+  sum(p: string): void;
+  /** the plan rests on something a memo cannot check (getent, an unreadable file...) */
+  spoil(why: string): void;
+}
+
+export const MEMO_MAGIC = 'HPCCMEMO1\n';
+export const MEMO_MAX_BYTES = 4 << 20;
+const SUM_BYTES = 1 << 20;
+
+/** FNV-1a 64 as 16 hex digits (native/front/front.c has the same). */
+export function fnv64(data: Uint8Array): string {
+  let h = 0xcbf29ce484222325n;
+  const p = 0x100000001b3n;
+  for (const b of data) h = BigInt.asUintN(64, (h ^ BigInt(b)) * p);
+  return h.toString(16).padStart(16, '0');
+}
+
+function identity(p: string): string | null {
+  try {
+    const s = fs.statSync(p, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : null;
+  }
+}
+
+/** Collects facts; `spoiled` says why no memo may be written. */
+export class MemoFacts implements FactRecorder {
+  readonly records: string[] = [];
+  spoiled: string | null = null;
+  private readonly seen = new Set<string>();
+  private add(...fields: string[]): void {
+    if (fields.some((f) => f.includes('\0') || f.includes('\n'))) return this.spoil(`a path with NUL or newline: ${JSON.stringify(fields[1])}`);
+    const rec = fields.join('\0') + '\n';
+    if (!this.seen.has(rec)) this.records.push(rec);
+    this.seen.add(rec);
+  }
+  id(p: string): void {
+    const st = identity(p);
+    if (st === null) this.spoil(`cannot stat ${p}`);
+    else this.add('id', p, st);
+  }
+  look(p: string, r: { kind: string; real: string } | null): void {
+    this.add('look', p, r ? `${r.kind}:${r.real}` : 'absent');
+  }
+  acc(p: string, mode: number, ok: boolean): void {
+    this.add('acc', p, String(mode), ok ? '1' : '0');
+  }
+  own(p: string, uid: number): void {
+    this.add('own', p, String(uid));
+  }
+  sum(p: string): void {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(p, 'r');
+      const buf = Buffer.alloc(SUM_BYTES);
+      let n = 0;
+      for (let r; n < SUM_BYTES && (r = fs.readSync(fd, buf, n, SUM_BYTES - n, null)) > 0; ) n += r;
+      this.add('sum', p, fnv64(buf.subarray(0, n)));
+    } catch {
+      this.spoil(`cannot read ${p}`);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+  spoil(why: string): void {
+    this.spoiled ??= why;
+  }
+}
+
+/** dist/src/cli of this install (where native/front looks for the launch bundle). */
+export function installCliDir(): string {
+  let root = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
+  return path.join(root, 'dist', 'src', 'cli');
+}
+
+/** The install's files whose identities make the build part of the key (the helper, the launch bundle, its compiled entry). */
+export function buildFiles(helper: string, cliDir: string): string[] {
+  return [helper, path.join(cliDir, 'fast-launch.bundle.vm.js'), path.join(cliDir, 'fast-launch.js')];
+}
+
+/** native/envrule.h: names whose values are part of a memo's key. */
+export const ENV_KEYED_PREFIXES = ['HPCC', '__HPCC', 'SINGULARITY', 'APPTAINER', 'XDG_', 'LD_', 'NODE_', 'UV_'];
+export const ENV_KEYED_NAMES = ['HOME', 'PATH', 'TMPDIR', 'SHELL', 'USER', 'LOGNAME', 'PWD', 'PS1'];
+
+export function envKeyedByValue(name: string): boolean {
+  return name.length === 0 || Buffer.byteLength(name) >= 256 || ENV_KEYED_PREFIXES.some((p) => name.startsWith(p)) || ENV_KEYED_NAMES.includes(name);
+}
+
+const HOST_PREFIX = '__HPCC_HOST_';
+
+/**
+ * Whether every host variable keyed by name only reaches the plan as a
+ * copy of its value and nothing else does: `rebuild` builds the plan again
+ * from an environment where each such value is replaced by a marker, and
+ * the two plans must differ exactly in those entries (NAME=V or
+ * __HPCC_HOST_NAME=V, what the helper's --host-env rewrites). Returns why
+ * not, or null.
+ */
+export function hostEnvPassesThrough(
+  plan: LaunchPlan,
+  hostEnv: Record<string, string>,
+  rebuild: (env: Record<string, string>) => LaunchPlan,
+): string | null {
+  const marked: Record<string, string> = {};
+  let i = 0;
+  for (const [k, v] of Object.entries(hostEnv)) marked[k] = envKeyedByValue(k) ? v : `\u0001hpcc-memo-${i++}\u0001`;
+  let again: LaunchPlan;
+  try {
+    again = rebuild(marked);
+  } catch (e) {
+    return `the plan cannot be rebuilt with other values: ${(e as Error).message}`;
+  }
+  const { env: a, ...restA } = plan;
+  const { env: b, ...restB } = again;
+  if (JSON.stringify(restA) !== JSON.stringify(restB) || a.length !== b.length) return 'a variable value shapes the plan';
+  for (let j = 0; j < a.length; j++) {
+    const eq = a[j]!.indexOf('=');
+    const name = eq < 0 ? a[j]! : a[j]!.slice(0, eq);
+    const v = name.startsWith(HOST_PREFIX) ? name.slice(HOST_PREFIX.length) : name;
+    if (!envKeyedByValue(v) && Object.prototype.hasOwnProperty.call(hostEnv, v)) {
+      if (a[j] !== `${name}=${hostEnv[v]}` || b[j] !== `${name}=${marked[v]}`) return `${v} does not pass through unchanged`;
+    } else if (a[j] !== b[j]) return `${name} depends on another variable's value`;
+  }
+  return null;
+}
+
+export interface KeyInput {
+  build: string[];
+  uid: number;
+  gid: number;
+  cwd: string;
+  argv: string[];
+  env: Record<string, string | undefined>;
+}
+
+/** The key material (see the header); null when a build file cannot be identified. */
+export function keyMaterial(k: KeyInput): Buffer | null {
+  const fields = ['hpcc-memo/1', 'build'];
+  for (const f of k.build) {
+    const st = identity(f);
+    if (st === null || st === 'absent') return null;
+    fields.push(st);
+  }
+  fields.push('ids', String(k.uid), String(k.gid), 'release', os.release(), 'cwd', k.cwd, 'argv', String(k.argv.length), ...k.argv);
+  const env = Object.entries(k.env).filter((e): e is [string, string] => e[1] !== undefined);
+  fields.push('env', String(env.length), ...env.map(([n, v]) => (envKeyedByValue(n) ? `${n}=${v}` : n)));
+  return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
+}
+
+/** The memo's bytes; null when it would exceed MEMO_MAX_BYTES. */
+export function encodeMemo(key: Buffer, facts: MemoFacts, plan: LaunchPlan): Buffer | null {
+  const factBytes = Buffer.from(facts.records.join(''), 'utf8');
+  const planBytes = encodePlan(plan);
+  const out = Buffer.concat([
+    Buffer.from(`${MEMO_MAGIC}key ${key.length}\n`),
+    key,
+    Buffer.from(`\nfacts ${factBytes.length}\n`),
+    factBytes,
+    Buffer.from(`\nplan ${planBytes.length}\n`),
+    planBytes,
+  ]);
+  return out.length > MEMO_MAX_BYTES ? null : out;
+}
+
+/** Memos kept per user; the oldest beyond this are removed when one is written. */
+export const MEMO_KEEP = 256;
+
+/**
+ * Write the memo atomically at `file` (mode 0600, its directory created
+ * 0700). Best effort: a memo is an optimisation, so failures are silent.
+ */
+export function writeMemo(file: string, bytes: Buffer): boolean {
+  const dir = path.dirname(file);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, bytes, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* nothing to remove */
+    }
+    return false;
+  }
+  pruneMemos(dir);
+  return true;
+}
+
+function pruneMemos(dir: string): void {
+  try {
+    const names = fs.readdirSync(dir).filter((n) => n.endsWith('.memo'));
+    if (names.length <= MEMO_KEEP) return;
+    const aged = names.map((n) => ({ n, t: fs.statSync(path.join(dir, n)).mtimeMs })).sort((a, b) => a.t - b.t);
+    for (const { n } of aged.slice(0, aged.length - MEMO_KEEP)) fs.rmSync(path.join(dir, n), { force: true });
+  } catch {
+    /* another launch pruned it */
+  }
+}
