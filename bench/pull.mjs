@@ -13,6 +13,9 @@
 //                 build's pull bundle with its V8 code cache (dist/src/cli/fast-pull.bundle.vm.*,
 //                 as bin/run.js does); skipped when there is no bundle; "(before)" with BEFORE_DIST's
 //                 bundle when it has one
+//   hpcc fetch, snapshot  the same download from the build's start-up snapshot of hpcc pull
+//                 (node --snapshot-blob dist/src/cli/fast-pull.snapshot.blob __hpcc_bench_fetch REF DIR,
+//                 src/cli/pull-snapshot.ts; the way the native front runs `hpcc pull`); skipped without a blob
 //   hpcc pull     node bin/run.js pull --quiet --insecure OUT.sif REF (fresh cache: download + convert
 //                 to a gzip SIF; the lean start-up path, bundle + code cache when built); PULL=0 skips it
 //   hpcc pull (before)  the same with the bin/run.js next to BEFORE_DIST (BEFORE_DIST/../bin/run.js)
@@ -22,7 +25,9 @@
 //   hpcc pull start (404)  image "one" only, also with PULL=0: `hpcc pull` of a tag the registry does not have
 //                 (start-up, modules, undici, /v2/ ping, manifest 404, error): the command's fixed
 //                 cost without the download and conversion; with "(before)" as above, and
-//                 ", no bundle" (HPCC_NO_BUNDLE=1: the lean path from the unbundled dist/src)
+//                 ", no bundle" (HPCC_NO_BUNDLE=1: the lean path from the unbundled dist/src) and
+//                 ", snapshot" (node --snapshot-blob BLOB pull ..., as the native front runs it); "hpcc pull,
+//                 snapshot" is the whole pull that way
 // Images: "one" — one layer, the tree of /usr/lib/python3* (umoci insert); "four" — the same
 // files in four layers (each python directory's entries dealt round-robin); "py" — the Debian
 // bookworm + python3 image of bench/convert.sh (bench/lib/make-oci-archives.sh, one layer,
@@ -36,7 +41,7 @@
 //
 //   npm run build && node bench/pull.mjs        (BEFORE_DIST=/other/checkout/dist for before/after)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +125,10 @@ try {
     const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]), prefetch: () => true }).resolve({});
     await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
   const leanBundle = existsSync(path.join(root, 'dist/src/cli/fast-pull.bundle.vm.cache'));
+  const blob = path.join(root, 'dist/src/cli/fast-pull.snapshot.blob');
+  // A blob older than the compiled entry hands every command to bin/run.js (pull-snapshot.ts): skip its rows.
+  const snapshot = existsSync(blob) && statSync(blob).mtimeMs >= statSync(path.join(root, 'dist/src/cli/fast-pull.js')).mtimeMs;
+  if (existsSync(blob) && !snapshot) console.log('note: dist/src/cli/fast-pull.snapshot.blob is older than fast-pull.js (a later tsc): no snapshot rows; run npm run build');
   let n = 0;
   const fresh = () => path.join(work, `run-${++n}`);
   const hpccEnv = { HPCC_PULL_CONCURRENCY: String(concurrency), NODE_EXTRA_CA_CERTS: undefined };
@@ -129,6 +138,7 @@ try {
     cmds[`${tag}: hpcc fetch`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
     if (before) cmds[`${tag}: hpcc fetch (before)`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(before), ref, fresh()], hpccEnv];
     if (leanBundle) cmds[`${tag}: hpcc fetch, lean`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
+    if (snapshot) cmds[`${tag}: hpcc fetch, snapshot`] = () => [process.execPath, ['--snapshot-blob', blob, '__hpcc_bench_fetch', ref, fresh()], hpccEnv];
     if (leanBundle && before && existsSync(path.join(before, 'src/cli/fast-pull.bundle.vm.cache'))) {
       cmds[`${tag}: hpcc fetch, lean (before)`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(before), ref, fresh()], hpccEnv];
     }
@@ -139,6 +149,12 @@ try {
         return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), ref], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }];
       };
       cmds[`${tag}: hpcc pull`] = pull(path.join(root, 'bin/run.js'), hpccEnv);
+      if (snapshot) {
+        cmds[`${tag}: hpcc pull, snapshot`] = () => {
+          const [cmd, args, env] = pull('', hpccEnv)();
+          return [cmd, ['--snapshot-blob', blob, ...args.slice(1)], env];
+        };
+      }
       if (beforeBin) cmds[`${tag}: hpcc pull (before)`] = pull(beforeBin, hpccEnv);
     }
     if (tag === 'one') {
@@ -150,6 +166,12 @@ try {
       };
       cmds[`${tag}: hpcc pull start (404)`] = start(path.join(root, 'bin/run.js'));
       cmds[`${tag}: hpcc pull start (404), no bundle`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, HPCC_NO_BUNDLE: '1' });
+      if (snapshot) {
+        cmds[`${tag}: hpcc pull start (404), snapshot`] = () => {
+          const [cmd, args, env, status] = start('')();
+          return [cmd, ['--snapshot-blob', blob, ...args.slice(1)], env, status];
+        };
+      }
       if (extraCa) cmds[`${tag}: hpcc pull start (404), NODE_EXTRA_CA_CERTS`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, NODE_EXTRA_CA_CERTS: extraCa });
       if (beforeBin) cmds[`${tag}: hpcc pull start (404) (before)`] = start(beforeBin);
     }
@@ -191,10 +213,12 @@ try {
     verdict('hpcc fetch');
     afterBefore('hpcc fetch');
     if (times[`${tag}: hpcc fetch, lean`]) verdict('hpcc fetch, lean');
+    if (times[`${tag}: hpcc fetch, snapshot`]) verdict('hpcc fetch, snapshot');
     afterBefore('hpcc fetch, lean');
     afterBefore('hpcc pull start (404)');
     if (times[`${tag}: hpcc pull`]) {
       verdict('hpcc pull');
+      if (times[`${tag}: hpcc pull, snapshot`]) verdict('hpcc pull, snapshot');
       afterBefore('hpcc pull');
     }
   }
