@@ -15,6 +15,7 @@ PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       libdeflate-dev  # native/deflate: the gzip engine addon (falls back to Node zlib without it)
       fuse-overlayfs  # launcher: overlay fallback when the kernel refuses overlayfs in a user namespace
       charliecloud  # bench/startup.sh: ch-run, the start-up baseline
+      strace  # test/e2e/launch-memo.test.ts: every host path a launch reads is a memo fact
       docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -267,7 +267,7 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
     if (ident(p, id, sizeof id) != 0 || field(k, id)) return -1;
   }
   if (uname(&u) != 0 || !getcwd(cwd, sizeof cwd)) return -1;
-  if (field(k, "ids") || num_field(k, getuid()) || num_field(k, getgid()) || field(k, "release") || field(k, u.release) ||
+  if (field(k, "ids") || num_field(k, getuid()) || num_field(k, getgid()) || field(k, "release") || field(k, u.release) || field(k, "host") || field(k, u.nodename) ||
       field(k, "cwd") || field(k, cwd) || field(k, "argv") || num_field(k, (unsigned long long)last_arg))
     return -1;
   for (int i = 1; i <= last_arg && i < argc; i++)

@@ -20,7 +20,8 @@
  * Key material: NUL-terminated fields, byte for byte what native/front
  * computes: "hpcc-memo/1", "build", the identities of the launch helper,
  * the launch bundle and dist/src/cli/fast-launch.js, "ids", uid, gid,
- * "release", the kernel release, "cwd", the working directory, "argv", the
+ * "release", the kernel release, "host", the node name (a home directory
+ * shared by many nodes keeps one memo per node), "cwd", the working directory, "argv", the
  * count and the arguments after `hpcc` (for exec: up to the image, the
  * command being replaced at the plan's commandIndex; otherwise all of them),
  * "env", the count and every variable of the environment in order: K=V for
@@ -201,7 +202,7 @@ export function keyMaterial(k: KeyInput): Buffer | null {
     if (st === null || st === 'absent') return null;
     fields.push(st);
   }
-  fields.push('ids', String(k.uid), String(k.gid), 'release', os.release(), 'cwd', k.cwd, 'argv', String(k.argv.length), ...k.argv);
+  fields.push('ids', String(k.uid), String(k.gid), 'release', os.release(), 'host', os.hostname(), 'cwd', k.cwd, 'argv', String(k.argv.length), ...k.argv);
   const env = Object.entries(k.env).filter((e): e is [string, string] => e[1] !== undefined);
   fields.push('env', String(env.length), ...env.map(([n, v]) => (envKeyedByValue(n) ? `${n}=${v}` : n)));
   return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
