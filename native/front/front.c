@@ -369,7 +369,9 @@ int main(int argc, char **argv)
     run_node(argc, argv, path);
   }
 
-  /* hpcc-launch --plan-fd N [-- CMD ARGS...] */
+  futimens(fd, NULL); /* last use, for `hpcc cache clean --days` and pruning */
+
+  /* hpcc-launch --plan-fd N --host-env [-- CMD ARGS...] */
   char fdarg[16];
   snprintf(fdarg, sizeof fdarg, "%d", fd);
   int rest = is_exec ? argc - img - 1 : 0;

@@ -155,6 +155,28 @@ describe('e2e: launch memos through the native front', function () {
     expect(memos(off)).to.deep.equal([]);
   });
 
+  it('hpcc cache list|clean --type launch: memos with their last use (bumped by each use), removed on request', () => {
+    const cache = freshCache();
+    const args = ['exec', img.sif, 'true'];
+    expect(used(front(cache, args))).to.equal(false);
+    const [memo] = memos(cache);
+    const old = new Date(Date.now() - 3 * 86_400_000);
+    fs.utimesSync(memo!, old, old);
+    const list = () => JSON.parse(front(cache, ['cache', 'list', '--type', 'launch', '--json']).stdout).entries as Array<{ type: string; name: string; lastUsed: string }>;
+    expect(list().map((e) => [e.type, e.name])).to.deep.equal([['launch', path.basename(memo!)]]);
+    expect(Date.parse(list()[0]!.lastUsed)).to.be.below(Date.now() - 86_400_000);
+    expect(used(front(cache, args))).to.equal(true);
+    expect(Date.parse(list()[0]!.lastUsed)).to.be.above(Date.now() - 600_000);
+    const tmp = `${memo}.999999.tmp`; // left by a writer that died (no such pid)
+    fs.writeFileSync(tmp, 'partial');
+    let r = front(cache, ['cache', 'clean', '--type', 'launch', '--days', '1', '--json']);
+    expect(JSON.parse(r.stdout).removed.map((e: { type: string }) => e.type), r.stderr).to.deep.equal(['temp']);
+    r = front(cache, ['cache', 'clean', '--type', 'launch', '--json']);
+    expect(JSON.parse(r.stdout).removed.map((e: { type: string }) => e.type), r.stderr).to.deep.equal(['launch']);
+    expect(memos(cache)).to.deep.equal([]);
+    expect(used(front(cache, args))).to.equal(false);
+  });
+
   it('other commands, unknown options and references go to Node unchanged', () => {
     const cache = freshCache();
     let r = front(cache, ['inspect', img.sif]);

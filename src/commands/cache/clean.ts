@@ -5,11 +5,12 @@ import { CACHE_TYPES, cleanCache, type CacheType } from '../../oci/cache/manage.
 import { formatBytes } from '../build.js';
 
 export default class CacheClean extends HpccCommand {
-  static override summary = 'Remove cached blobs, SIF files and extracted image trees (all, or those unused for --days).';
+  static override summary = 'Remove cached blobs, SIF files, extracted image trees and launch memos (all, or those unused for --days).';
   static override description =
     'Entries in use are kept: blobs and SIFs locked by a running pull, and extracted trees (--type extract: made by ' +
     'exec --unsquash or when squashfuse is absent) mounted by a running container. Temporary files left by killed ' +
-    'processes are always removed. --dry-run lists what would go.';
+    'processes are always removed. Launch memos (--type launch) are only an optimisation: removed, the next launch ' +
+    'of that command line runs through Node and writes one again. --dry-run lists what would go.';
   static override flags = {
     type: Flags.string({ description: 'which entries', options: [...CACHE_TYPES], default: 'all' }),
     days: Flags.integer({ description: 'only entries not used for at least this many days', min: 0 }),

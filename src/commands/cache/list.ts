@@ -5,11 +5,12 @@ import { CACHE_TYPES, listCache, type CacheType } from '../../oci/cache/manage.j
 import { formatBytes } from '../build.js';
 
 export default class CacheList extends HpccCommand {
-  static override summary = 'List the cached image blobs, converted SIF files and extracted image trees.';
+  static override summary = 'List the cached image blobs, converted SIF files, extracted image trees and launch memos.';
   static override description =
     'The cache lives in $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc or ~/.cache/hpcc): blobs/sha256/<hex> (layers and ' +
     'configs, verified), sif/sha256/<manifest>.sif (converted images) and rootfs/<key> (image trees the launcher ' +
-    'extracted: exec --unsquash, or no squashfuse).';
+    'extracted: exec --unsquash, or no squashfuse) and launch/<key>.memo (launch plans the native front `hpcc` ' +
+    'replays without Node while the facts they were built from hold; docs/launcher.md, "Launch memos").';
   static override flags = {
     type: Flags.string({ description: 'which entries', options: [...CACHE_TYPES], default: 'all' }),
     json: Flags.boolean({ description: 'print the entries as JSON' }),

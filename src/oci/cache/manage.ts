@@ -1,6 +1,8 @@
 /**
- * `hpcc cache list|clean`: the entries of the blob and SIF caches and of the
- * launcher's extraction cache (extract.ts), with size and last use (mtime,
+ * `hpcc cache list|clean`: the entries of the blob and SIF caches, of the
+ * launcher's extraction cache (extract.ts) and of its launch memos
+ * (src/runtime/memo.ts: launch/*.memo, mtime bumped by the native front on
+ * each use), with size and last use (mtime,
  * bumped on every use), and their removal. An entry in use (its lock held by
  * a live process; an extraction mounted by a running container) is skipped,
  * never removed from under a pull or a launch; temp files and trees of dead
@@ -13,20 +15,20 @@ import { extractDir, isMounted, listExtractions, removeExtraction } from './extr
 import { acquireLock, processStartTime } from './lock.js';
 import { BlobCache } from './store.js';
 
-export type CacheType = 'blob' | 'sif' | 'extract' | 'all';
-export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'all'];
+export type CacheType = 'blob' | 'sif' | 'extract' | 'launch' | 'all';
+export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'launch', 'all'];
 
 export interface CacheEntry {
   /** 'temp': a download, conversion or extraction left by a dead process */
-  type: 'blob' | 'sif' | 'extract' | 'temp';
-  /** digest for blobs, file name for SIFs, key (directory name) for extractions */
+  type: 'blob' | 'sif' | 'extract' | 'launch' | 'temp';
+  /** digest for blobs, file name for SIFs and launch memos, key (directory name) for extractions */
   name: string;
   path: string;
   size: number;
   lastUsed: string; // ISO time
 }
 
-async function entriesIn(dir: string, type: 'blob' | 'sif'): Promise<CacheEntry[]> {
+async function entriesIn(dir: string, type: 'blob' | 'sif' | 'launch'): Promise<CacheEntry[]> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
@@ -38,8 +40,9 @@ async function entriesIn(dir: string, type: 'blob' | 'sif'): Promise<CacheEntry[
     const p = path.join(dir, n);
     const st = await fsp.lstat(p).catch(() => null);
     if (!st?.isFile()) continue;
-    if (n.startsWith('.tmp-')) {
-      const pid = Number(/-(\d+)-[a-f0-9]+$/.exec(n)?.[1]);
+    const memoTemp = type === 'launch' ? /\.memo\.(\d+)\.tmp$/.exec(n) : null;
+    if (n.startsWith('.tmp-') || memoTemp) {
+      const pid = Number(memoTemp ? memoTemp[1] : /-(\d+)-[a-f0-9]+$/.exec(n)?.[1]);
       if (Number.isFinite(pid) && processStartTime(pid) === null) {
         out.push({ type: 'temp', name: n, path: p, size: st.size, lastUsed: st.mtime.toISOString() });
       }
@@ -47,6 +50,7 @@ async function entriesIn(dir: string, type: 'blob' | 'sif'): Promise<CacheEntry[
     }
     if (type === 'blob' && !/^[a-f0-9]{64}$/.test(n)) continue;
     if (type === 'sif' && !n.endsWith('.sif')) continue;
+    if (type === 'launch' && !/^[a-f0-9]{16}\.memo$/.test(n)) continue;
     out.push({ type, name: type === 'blob' ? `sha256:${n}` : n, path: p, size: st.size, lastUsed: st.mtime.toISOString() });
   }
   return out;
@@ -58,6 +62,7 @@ export async function listCache(cache: BlobCache, type: CacheType = 'all'): Prom
   if (type === 'blob' || type === 'all') out.push(...(await entriesIn(cache.blobDir, 'blob')));
   if (type === 'sif' || type === 'all') out.push(...(await entriesIn(cache.sifDir, 'sif')));
   if (type === 'extract' || type === 'all') out.push(...listExtractions(cache.root));
+  if (type === 'launch' || type === 'all') out.push(...(await entriesIn(path.join(cache.root, 'launch'), 'launch')));
   return out;
 }
 
@@ -101,7 +106,8 @@ export async function cleanCache(cache: BlobCache, o: CleanOptions = {}): Promis
       }
       continue;
     }
-    if (e.type === 'temp') {
+    if (e.type === 'temp' || e.type === 'launch') {
+      // a memo is read whole by the front: removing it under a launch is harmless
       await fsp.rm(e.path, { force: true });
       res.removed.push(e);
       res.bytes += e.size;
