@@ -1,34 +1,41 @@
 #!/usr/bin/env node
-// A Node start-up snapshot of `hpcc pull` (docs/registry.md, "Start-up snapshot"). Run by
-// `npm run build` after tsc and scripts/bundle-launch.mjs. Writes
+// A Node start-up snapshot of `hpcc pull` (docs/registry.md, "Start-up snapshot of `hpcc
+// pull`"). Run by `npm run build` after tsc and scripts/bundle-launch.mjs. Writes
 //
-//   dist/src/cli/fast-pull.snapshot.blob
+//   dist/src/cli/fast-pull.snapshot.blob   the snapshot (~7 MB)
+//   dist/src/cli/fast-pull.snapshot.info   "REALPATH\tSIZE\tMTIME_SECONDS\tVERSION\n" of the node
+//                                          binary that built it
 //
 // The native front (dist/native/hpcc) runs `hpcc pull ARGS...` as exactly
 //
 //   node --snapshot-blob <DIST>/src/cli/fast-pull.snapshot.blob pull ARGS...
 //
-// (<DIST> = the dist/ next to bin/run.js, absolute; no other Node flag: V8 rejects a blob
-// made under other flags, exit 14), when the blob exists; else `node bin/run.js pull ARGS...`.
-// The blob checks itself on start (built here, from the current dist/src/cli/fast-pull.js,
-// a gzip pull fastPull parses) and otherwise hands the arguments to bin/run.js in the same
-// process, so either command line prints and exits the same. A node other than the one that
-// built the blob refuses it ("Failed to load the startup snapshot", exit 1 or 14): the front
-// should exec with the same node the build used, or fall back to bin/run.js on a newer node.
+// (<DIST> = the absolute dist/ next to bin/run.js; no other Node option) when the blob exists,
+// NODE_OPTIONS is unset or empty, and the node it execs is the .info line's file (realpath,
+// size, mtime); else `node <DIST>/../bin/run.js pull ARGS...`. Node refuses a blob made by
+// another node or under other V8 flags ("Failed to load the startup snapshot", exit 14) before
+// any hpcc code runs; everything else the blob checks itself (src/cli/pull-snapshot.ts: built
+// here, from the current fast-pull.js, a gzip pull the lean path parses, no Node option) and
+// otherwise hands the arguments to bin/run.js in the same process, so both command lines print
+// and exit the same.
 //
 // How: esbuild bundles dist/src/cli/pull-snapshot.js with everything it imports (hpcc's
 // modules, the errors module, npm packages but undici) into one CommonJS script, which
-// `node --snapshot-blob F --build-snapshot SCRIPT` evaluates and serializes. Kept outside
-// the snapshot, loaded after deserialization: undici (its HTTP parser binding cannot be
-// serialized; oci/registry/agent.ts loads its bundle on first network use), native addons
-// (deflate.node, on first use), the other squashfs codecs (never reached: those pulls go to
-// bin/run.js). Module paths (import.meta.url) are baked in: the blob works where it was built.
+// `node --snapshot-blob F --build-snapshot SCRIPT` compiles eagerly, runs and serializes; then
+// pull-snapshot.ts's prepareSnapshot() loads undici's parts from the build's undici bundle
+// (oci/registry/agent.ts) into the same heap. Left for after deserialization: node:tls,
+// node:http, node:http2 (stand-ins; see entryScript), native addons (deflate.node, on first
+// use), WebAssembly (llhttp, on the first connection), the other squashfs codecs (never
+// reached: those pulls go to bin/run.js). Module paths (import.meta.url) are baked in: the
+// blob works where it was built.
 //
 // Never fails the build: without esbuild, on a Node without user-land snapshots, or when the
 // snapshot does not build or does not answer a smoke run, it prints a note, leaves no blob
-// and exits 0 (the front then uses bin/run.js).
-//   node scripts/build-snapshot.mjs [--out FILE] [--node-flag FLAG]...   (experiments: other
-//   file, or a blob for `node FLAG... --snapshot-blob FILE`)
+// and exits 0 (the front then uses bin/run.js); without a current undici bundle it builds
+// the snapshot without undici.
+//   node scripts/build-snapshot.mjs [--out FILE] [--no-undici] [--node-flag FLAG]...
+//   (experiments: another file in dist/src/cli, undici left out, a blob for
+//   `node FLAG... --snapshot-blob FILE`, which then hands every pull to bin/run.js)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -137,8 +144,13 @@ body = body.replace(/\bimport\((["'])(undici[^"']*)\1\)/g, (_m, q, spec) => `Pro
 if (/\bimport\(/.test(body.replace(/\(s\) => import\(s\)/g, ''))) skip('the bundle still holds an import() outside the cold modules');
 
 const stamp = { cliDir, entryMtimeMs: fs.statSync(path.join(cliDir, 'fast-pull.js')).mtimeMs };
-const http = await import('node:http');
-const http2 = await import('node:http2');
+const env = { ...process.env };
+delete env.NODE_OPTIONS; // the blob must match the flags it runs under: none but nodeFlags
+delete env.HPCC_NO_BUNDLE; // undici's parts come from its bundle (agent.ts), not its files
+// node:http's maxHeaderSize and node:http2's constants as a node with those flags sees them.
+const facts = spawnSync(process.execPath, [...nodeFlags, '-p', 'JSON.stringify([require("node:http").maxHeaderSize, require("node:http2").constants])'], { env, encoding: 'utf8' });
+if (facts.status !== 0) skip(`node ${nodeFlags.join(' ')} -p failed: ${facts.stderr.trim().split('\n')[0]}`);
+const [maxHeaderSize, http2Constants] = JSON.parse(facts.stdout);
 
 /**
  * The snapshot's entry script. The bundle is compiled through vm.Script with lazy
@@ -147,7 +159,7 @@ const http2 = await import('node:http2');
  * With `withUndici`, pull-snapshot.ts's prepareSnapshot() then loads undici's parts
  * (oci/registry/agent.ts, from the build's undici bundle) into the heap, while node:http and
  * node:http2 — which cannot be loaded at snapshot time — are stand-ins for undici's
- * load-time reads: http.maxHeaderSize (this Node's default, ${http.maxHeaderSize}; the front
+ * load-time reads: http.maxHeaderSize (read from a node with the same flags; the front
  * passes no --max-http-header-size, and NODE_OPTIONS makes the snapshot hand over),
  * util.js's IncomingMessage (only compared against node:http response objects, which hpcc
  * never hands to undici) and http2.constants (values copied); any other property loads the
@@ -174,8 +186,8 @@ const entryScript = (withUndici) => `"use strict";
   if (${withUndici}) {
     const lazy = (name, baked) => { let m; const get = () => (m ??= process.getBuiltinModule(name)); return new Proxy(baked, { get: (t, k) => (k in t ? t[k] : get()[k]) }); };
     const standIns = {
-      'node:http': lazy('node:http', { maxHeaderSize: ${http.maxHeaderSize}, IncomingMessage: class IncomingMessage {} }),
-      'node:http2': lazy('node:http2', { constants: ${JSON.stringify(http2.constants)} }),
+      'node:http': lazy('node:http', { maxHeaderSize: ${maxHeaderSize}, IncomingMessage: class IncomingMessage {} }),
+      'node:http2': lazy('node:http2', { constants: ${JSON.stringify(http2Constants)} }),
     };
     const load = Module._load;
     Module._load = function (request, ...rest) {
@@ -197,9 +209,6 @@ const entryScript = (withUndici) => `"use strict";
 
 work = fs.mkdtempSync(path.join(os.tmpdir(), 'hpcc-snapshot-'));
 tmp = `${out}.${process.pid}.tmp`;
-const env = { ...process.env };
-delete env.NODE_OPTIONS; // the blob must match the flags it runs under: none but nodeFlags
-delete env.HPCC_NO_BUNDLE; // undici's parts come from its bundle (agent.ts), not its files
 
 /** Build the blob at tmp and smoke-run it; the reason it failed, or null. */
 function attempt(withUndici) {
