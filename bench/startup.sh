@@ -18,6 +18,12 @@
 #                        oclif, hpcc with NODE_EXTRA_CA_CERTS (when it is set)
 #   HPCC_BENCH_DIR=/var/tmp/hpcc-bench   rootfs cache; images in startup/
 #
+# Rows: "hpcc exec" is the `hpcc` command (dist/native/hpcc, the native front):
+# after the first run of a command line it launches from a launch memo without
+# Node (docs/launcher.md, "Launch memos"); "first launch" removes the memo
+# before every run (Node builds the plan, checks it and writes the memo);
+# "Node" is `node bin/run.js exec`, the Node path without any memo.
+#
 # Image: Debian bookworm + python3 (bench/lib/make-rootfs.sh, shared with
 # bench/squashfs-write.sh), packed once with `hpcc build` (gzip, 128 KiB
 # blocks); ch-run gets the SIF's own squashfs partition, byte for byte.
@@ -54,7 +60,9 @@ if [ "$BUILD" = 1 ]; then
 fi
 HPCC="$REPO/bin/run.js"
 HELPER="$REPO/dist/native/hpcc-launch"
+FRONT="$REPO/dist/native/hpcc"   # the `hpcc` command: launch memos, else Node on bin/run.js
 [ -x "$HELPER" ] || die "$HELPER missing (npm run build)"
+[ -x "$FRONT" ] || die "$FRONT missing (npm run build)"
 BUNDLE="$REPO/dist/src/cli/fast-launch.bundle.vm.js"
 if [ ! -f "$BUNDLE" ] || [ "$REPO/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
   note "WARNING: no fresh launch bundle: hpcc runs unbundled (npm run build writes it)"
@@ -96,6 +104,8 @@ as_user node "$HPCC" exec --plan-out "$PLAN_TRUE" "$SIF" /bin/true 2>/dev/null |
 as_user node "$HPCC" exec --plan-out "$PLAN_PY" "$SIF" python3 -c pass 2>/dev/null || die "hpcc exec --plan-out (python) failed"
 # Every row must work before it is timed (a fast failure is no result).
 as_user node "$HPCC" exec "$SIF" /bin/true || die "hpcc exec $SIF /bin/true failed"
+as_user "$FRONT" exec "$SIF" /bin/true || die "$FRONT exec $SIF /bin/true failed"
+FIRST=$RUNDIR/cache-first   # the first-launch rows' cache: its memos are removed before each run
 as_user "$HELPER" --plan "$PLAN_TRUE" || die "hpcc-launch --plan failed"
 as_user ch-run "$SQFS" -- /bin/true || die "ch-run $SQFS failed"
 as_user unshare -rm /bin/true || die "unshare -rm failed (user namespaces?)"
@@ -115,13 +125,17 @@ WRAP+='exec "$@"'
 
 # ---------------------------------------------------------------- run
 names=() cmds=()
-row() { names+=("$1"); cmds+=("$2"); }
-row "hpcc exec true"         "node $HPCC exec $SIF /bin/true"
+prep=()   # hyperfine --prepare per row (`true` when none)
+row() { names+=("$1"); cmds+=("$2"); prep+=("${3:-true}"); }
+row "hpcc exec true"         "$FRONT exec $SIF /bin/true"
 row "ch-run true"            "ch-run $SQFS -- /bin/true"
 row "hpcc plan true"         "$HELPER --plan $PLAN_TRUE"
-row "hpcc exec python"       "node $HPCC exec $SIF python3 -c pass"
+row "hpcc exec python"       "$FRONT exec $SIF python3 -c pass"
 row "ch-run python"          "ch-run $SQFS -- python3 -c pass"
 row "hpcc plan python"       "$HELPER --plan $PLAN_PY"
+row "hpcc exec true, first launch" "env HPCC_CACHEDIR=$FIRST $FRONT exec $SIF /bin/true" "rm -rf $FIRST/launch"
+row "hpcc exec python, first launch" "env HPCC_CACHEDIR=$FIRST $FRONT exec $SIF python3 -c pass" "rm -rf $FIRST/launch"
+row "hpcc exec true, Node"   "node $HPCC exec $SIF /bin/true"
 row "unshare -rm true"       "unshare -rm /bin/true"
 row "ch-run true + env wrapper"   "ch-run $SQFS -- /bin/sh -c '$WRAP' x /bin/true"
 row "ch-run python + env wrapper" "ch-run $SQFS -- /bin/sh -c '$WRAP' x python3 -c pass"
@@ -141,12 +155,13 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 note "hyperfine: ${#names[@]} commands, $ROUNDS rounds x $PER_ROUND runs (+ $WARMUP warm-up) each, as $BENCH_USER (load average $LOAD_START)"
 n=${#names[@]}
 for ((r = 0; r < ROUNDS; r++)); do
-  args=()
+  args=() preps=()
   for ((k = 0; k < n; k++)); do
     i=$(( (k + r * (n / ROUNDS + 1)) % n ))   # rotate the order each round
     args+=(-n "${names[$i]}" "${cmds[$i]}")
+    preps+=(--prepare "${prep[$i]}")
   done
-  as_user hyperfine -N --style basic --warmup "$WARMUP" --runs "$PER_ROUND" --export-json "$RES/hyperfine-$r.json" "${args[@]}" \
+  as_user hyperfine -N --style basic --warmup "$WARMUP" --runs "$PER_ROUND" --export-json "$RES/hyperfine-$r.json" "${preps[@]}" "${args[@]}" \
     > "$RES/hyperfine-$r.txt" 2>&1 || { cat "$RES/hyperfine-$r.txt" >&2; die "hyperfine failed"; }
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -190,6 +205,8 @@ const ratio = (label, a, b, t) => {
 };
 ratio('cold exec: hpcc exec true / ch-run true', 'hpcc exec true', 'ch-run true', tCold);
 ratio('python: hpcc exec python / ch-run python', 'hpcc exec python', 'ch-run python', tCold);
+ratio('first launch of a command line: hpcc exec true, first launch / ch-run true', 'hpcc exec true, first launch', 'ch-run true', tCold);
+ratio('first launch, python: hpcc exec python, first launch / ch-run python', 'hpcc exec python, first launch', 'ch-run python', tCold);
 ratio('saved plan: hpcc plan true / ch-run true', 'hpcc plan true', 'ch-run true', tPlan);
 ratio('saved plan, python: hpcc plan python / ch-run python', 'hpcc plan python', 'ch-run python', tPlan);
 out.push('', 'Same work (informational: ch-run given the env-script wrapper that hpcc runs):', '');
@@ -199,6 +216,8 @@ for (const [label, a, b] of [
   ['saved plan, python: hpcc plan python / ch-run python + env wrapper', 'hpcc plan python', 'ch-run python + env wrapper'],
   ['cold exec: hpcc exec true / ch-run true + env wrapper', 'hpcc exec true', 'ch-run true + env wrapper'],
   ['node -e 0 / ch-run true', 'node -e 0', 'ch-run true'],
+  ['Node path: hpcc exec true, Node / ch-run true', 'hpcc exec true, Node', 'ch-run true'],
+  ['memo written: hpcc exec true, first launch / hpcc exec true, Node', 'hpcc exec true, first launch', 'hpcc exec true, Node'],
 ]) if (by[a] && by[b]) out.push(`| ${label} | ${(by[a].median / by[b].median).toFixed(2)}× | ${(by[a].cpu / by[b].cpu).toFixed(2)}× |`);
 console.log(out.join('\n'));
 EOF

@@ -10,6 +10,8 @@
  *    exec the launch helper on the memo's plan (for exec, with this command
  *    in place of the memo's). Not found: run Node (bin/run.js) with
  *    HPCC_MEMO_OUT naming the memo to write.
+ *  - `hpcc pull ...`: Node from the pull start-up snapshot when the build
+ *    made one for this node binary (try_pull_snapshot; HPCC_NO_SNAPSHOT=1 skips it).
  *  - anything else, HPCC_MEMO=0, or an option this file does not know: run
  *    Node as `node bin/run.js ARGS...` unchanged.
  *
@@ -89,6 +91,63 @@ static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
   fprintf(stderr, "hpcc: cannot run %s (%s): %s\nhint: install Node.js 20 or later and put it on PATH, or set HPCC_NODE to its path.\n",
           node, runjs, strerror(errno));
   _exit(127);
+}
+
+/* The node run_node would exec: $HPCC_NODE, else the first executable `node` on PATH. */
+static int find_node(char *out, size_t n)
+{
+  const char *node = getenv("HPCC_NODE");
+  if (node && *node) {
+    if (strchr(node, '/')) return snprintf(out, n, "%s", node) < (int)n ? 0 : -1;
+  } else node = "node";
+  const char *path = getenv("PATH");
+  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+  for (const char *s = path;;) {
+    const char *e = strchr(s, ':');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (len > 0 && snprintf(out, n, "%.*s/%s", (int)len, s, node) < (int)n && access(out, X_OK) == 0) return 0;
+    if (!e) return -1;
+    s = e + 1;
+  }
+}
+
+/*
+ * `hpcc pull ARGS`: Node started from the pull start-up snapshot
+ * (scripts/build-snapshot.mjs: `node --snapshot-blob BLOB pull ARGS`) when
+ * there is one made by this very node binary and NODE_OPTIONS adds nothing
+ * (Node refuses a blob made by another binary or under other V8 flags).
+ * Returns when the snapshot cannot be used; the blob hands anything it
+ * does not serve to bin/run.js itself.
+ */
+static void try_pull_snapshot(int argc, char **argv)
+{
+  char blob[PATH_MAX + 64], info[PATH_MAX + 64], node[PATH_MAX + 64], real[PATH_MAX], line[PATH_MAX + 128];
+  const char *opts = getenv("NODE_OPTIONS");
+  if (opts && *opts) return;
+  snprintf(blob, sizeof blob, "%s/dist/src/cli/fast-pull.snapshot.blob", g_root);
+  snprintf(info, sizeof info, "%s/dist/src/cli/fast-pull.snapshot.info", g_root);
+  if (access(blob, R_OK) != 0 || find_node(node, sizeof node) != 0 || !realpath(node, real)) return;
+  int fd = open(info, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t r = read(fd, line, sizeof line - 1);
+  close(fd);
+  if (r <= 0) return;
+  line[r] = '\0';
+  char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL, *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
+  if (!tab3) return;
+  *tab1 = '\0';
+  struct stat st;
+  if (strcmp(line, real) || stat(real, &st) != 0 || strtoll(tab1 + 1, NULL, 10) != (long long)st.st_size ||
+      strtoll(tab2 + 1, NULL, 10) != (long long)st.st_mtim.tv_sec)
+    return;
+  char **nv = calloc((size_t)argc + 3, sizeof *nv);
+  if (!nv) return;
+  nv[0] = node;
+  nv[1] = (char *)"--snapshot-blob";
+  nv[2] = blob;
+  for (int i = 1; i < argc; i++) nv[i + 2] = argv[i];
+  execv(node, nv);
+  free(nv); /* fall back to bin/run.js */
 }
 
 /* stat identity as memo.ts writes it: 0 ok, 1 absent, -1 other error */
@@ -325,6 +384,7 @@ int main(int argc, char **argv)
   const char *act = argc > 1 ? argv[1] : "";
   int launch = !strcmp(act, "exec") || !strcmp(act, "run") || !strcmp(act, "shell") || !strcmp(act, "test");
   const char *memo_env = getenv("HPCC_MEMO");
+  if (!strcmp(act, "pull") && !getenv("HPCC_NO_SNAPSHOT")) try_pull_snapshot(argc, argv);
   if (!launch || (memo_env && !strcmp(memo_env, "0"))) run_node(argc, argv, NULL);
   int img = image_index(argc, argv);
   if (!img) run_node(argc, argv, NULL);

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SifReader } from '../../src/formats/sif/index.js';
 import { soleBlobPath, snapshotServes, type SnapshotStamp } from '../../src/cli/pull-snapshot.js';
-import { HPCC_BIN, REPO_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
+import { HPCC_BIN, IN_CI, REPO_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
 import { startSmallImageRegistry, type SmallImageRegistry } from '../helpers/registry-fixtures.js';
 import { compareTrees } from '../helpers/tree-compare.js';
 
@@ -135,6 +135,41 @@ describe('integration: hpcc pull from the start-up snapshot', function () {
     });
     expect(opt.status).to.equal(81);
     expect(opt.opened.some((f) => f.endsWith('/bin/run.js'))).to.equal(true);
+  });
+
+  it('the native front (dist/native/hpcc) starts pull from the build\'s blob when it was made by this node, else bin/run.js', function () {
+    const front = path.join(REPO_ROOT, 'dist', 'native', 'hpcc');
+    const built = path.join(CLI_DIR, 'fast-pull.snapshot.blob');
+    if (!fs.existsSync(front) || !fs.existsSync(built)) {
+      if (IN_CI) throw new Error('npm run build makes dist/native/hpcc and the pull snapshot');
+      this.skip();
+    }
+    const args = ['pull', '--insecure', path.join(work, 'front.sif'), `docker://${img!.reg.host}/lab/small:missing`];
+    const viaFront = (env: NodeJS.ProcessEnv) => {
+      const traceFile = fresh('strace-front');
+      const r = spawnSync('strace', ['-f', '-qq', '-s', '4096', '-e', 'trace=execve', '-o', traceFile, front, ...args], {
+        env: { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin`, HOME: work, HPCC_CACHEDIR: fresh('cache'), ...env },
+        encoding: 'utf8',
+        cwd: work,
+      });
+      const nodeExec = fs.readFileSync(traceFile, 'utf8').split('\n').find((l) => /execve\("[^"]*\/node"/.test(l) && / = 0$/.test(l)) ?? '';
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr, nodeExec };
+    };
+    const normal = run(args, { snapshot: false });
+    expect(normal.status).to.equal(81);
+    const snap = viaFront({});
+    expect([snap.status, snap.stdout, snap.stderr]).to.deep.equal([normal.status, normal.stdout, normal.stderr]);
+    expect(snap.nodeExec).to.contain(`"--snapshot-blob", "${built}"`);
+    for (const env of [{ NODE_OPTIONS: '--no-deprecation' }, { HPCC_NO_SNAPSHOT: '1' }, { HPCC_NODE: '/nonexistent/node' }]) {
+      const r = viaFront(env);
+      if (env.HPCC_NODE) {
+        expect(r.status, 'a missing HPCC_NODE').to.equal(127);
+        expect(r.stderr).to.contain('HPCC_NODE');
+        continue;
+      }
+      expect([r.status, r.stdout, r.stderr], JSON.stringify(env)).to.deep.equal([normal.status, normal.stdout, normal.stderr]);
+      expect(r.nodeExec).to.contain('/bin/run.js').and.not.contain('--snapshot-blob');
+    }
   });
 });
 
