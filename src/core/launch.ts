@@ -12,7 +12,7 @@ import { loadConfig } from '../runtime/builder/config.js';
 import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
 import { gatherHostFacts } from '../runtime/builder/facts.js';
 import type { LaunchFlags } from '../runtime/builder/types.js';
-import { buildFiles, encodeMemo, hostEnvPassesThrough, installCliDir, keyMaterial, MemoFacts, writeMemo } from '../runtime/memo.js';
+import { buildFiles, encodeMemo, hostEnvPassesThrough, installCliDir, keyMaterial, MemoFacts, stageMemo, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { readImageFacts } from './image-facts.js';
 
@@ -118,9 +118,11 @@ export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
     await writePlanFile(req.planOut, built.plan as LaunchPlan);
     return { kind: 'plan-written', path: req.planOut };
   }
-  const { launch: runPlan, findLaunchHelper } = await import('../runtime/spawn.js');
-  const status = await runPlan(built.plan as LaunchPlan);
+  const { startLaunch, findLaunchHelper } = await import('../runtime/spawn.js');
+  const running = startLaunch(built.plan as LaunchPlan);
   if (rec?.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
+  // The memo is made while the helper sets the container up, and put in place only when that succeeded.
+  let memo: StagedMemo | null = null;
   if (rec && req.memo && !rec.spoiled) {
     const key = keyMaterial({
       build: buildFiles(findLaunchHelper(), installCliDir()),
@@ -131,7 +133,15 @@ export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
       env: process.env,
     });
     const bytes = key && encodeMemo(key, rec, built.plan as LaunchPlan);
-    if (bytes) writeMemo(req.memo.file, bytes);
+    memo = bytes ? stageMemo(req.memo.file, bytes) : null;
   }
+  let status: number;
+  try {
+    status = await running.result;
+  } catch (e) {
+    memo?.discard();
+    throw e;
+  }
+  memo?.commit();
   return { kind: 'exited', status };
 }

@@ -226,27 +226,54 @@ export function encodeMemo(key: Buffer, facts: MemoFacts, plan: LaunchPlan): Buf
 /** Memos kept per user; the oldest beyond this are removed when one is written. */
 export const MEMO_KEEP = 256;
 
+/** A memo written to a temp file beside `file`, put in place once the launch's setup has succeeded. */
+export interface StagedMemo {
+  commit(): boolean;
+  discard(): void;
+}
+
 /**
- * Write the memo atomically at `file` (mode 0600, its directory created
- * 0700). Best effort: a memo is an optimisation, so failures are silent.
+ * Write the memo's bytes to a temp file beside `file` (mode 0600, the
+ * directory created 0700): called while the launch helper sets up, so the
+ * write overlaps it; commit() renames it into place (and prunes old memos),
+ * discard() removes it. Best effort: a memo is an optimisation, so failures
+ * are silent (null, or commit() false).
  */
-export function writeMemo(file: string, bytes: Buffer): boolean {
+export function stageMemo(file: string, bytes: Buffer): StagedMemo | null {
   const dir = path.dirname(file);
   const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(tmp, bytes, { mode: 0o600 });
-    fs.renameSync(tmp, file);
-  } catch {
+  const discard = () => {
     try {
       fs.rmSync(tmp, { force: true });
     } catch {
       /* nothing to remove */
     }
-    return false;
+  };
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, bytes, { mode: 0o600 });
+  } catch {
+    discard();
+    return null;
   }
-  pruneMemos(dir);
-  return true;
+  return {
+    commit() {
+      try {
+        fs.renameSync(tmp, file);
+      } catch {
+        discard();
+        return false;
+      }
+      pruneMemos(dir);
+      return true;
+    },
+    discard,
+  };
+}
+
+/** Write the memo at `file` now (stage + commit). */
+export function writeMemo(file: string, bytes: Buffer): boolean {
+  return stageMemo(file, bytes)?.commit() ?? false;
 }
 
 function pruneMemos(dir: string): void {
