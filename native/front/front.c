@@ -78,6 +78,10 @@ static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
   const char *node = getenv("HPCC_NODE");
   if (!node || !*node) node = "node";
   snprintf(runjs, sizeof runjs, "%s/bin/run.js", g_root);
+  if (access(runjs, R_OK) != 0) {
+    fprintf(stderr, "hpcc: %s is missing: this program must stay in an hpcc install's dist/native (symlink it onto PATH, do not copy it)\n", runjs);
+    _exit(127);
+  }
   char **nv = calloc((size_t)argc + 2, sizeof *nv);
   if (!nv) {
     fputs("hpcc: out of memory\n", stderr);
@@ -377,7 +381,7 @@ int main(int argc, char **argv)
     if (!s) break;
     *s = '\0';
   }
-  snprintf(g_root, sizeof g_root, "%s", exe[0] ? exe : "/");
+  snprintf(g_root, sizeof g_root, "%s", exe); /* "" when the program sits too near "/" */
   unsetenv("HPCC_MEMO_OUT");
   g_debug = getenv("HPCC_DEBUG") != NULL;
 
