@@ -64,6 +64,15 @@ function imageFacts(layout, tag) {
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const work = mkdtempSync(path.join(tmpdir(), 'hpcc-bench-pull-'));
 const reg = await startRegistry('none');
+// Interrupted (Ctrl-C, kill): stop the registry and remove the work directory as the finally below does.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    void reg.stop().finally(() => {
+      rmSync(work, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
 try {
   const pyDirs = ['python3', 'python3.11', 'python3.12', 'python3.13'].filter((d) => existsSync(`/usr/lib/${d}`));
   const layout = path.join(work, 'layout');
