@@ -12,7 +12,7 @@ import { loadConfig } from '../runtime/builder/config.js';
 import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
 import { gatherHostFacts } from '../runtime/builder/facts.js';
 import type { LaunchFlags } from '../runtime/builder/types.js';
-import { buildFiles, encodeMemo, hostEnvPassesThrough, installCliDir, keyMaterial, MemoFacts, stageMemo, type StagedMemo } from '../runtime/memo.js';
+import { buildFiles, encodeMemo, hostEnvPassesThrough, installCliDir, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { readImageFacts } from './image-facts.js';
 
@@ -132,7 +132,8 @@ export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
       argv: req.memo.argv,
       env: process.env,
     });
-    const bytes = key && encodeMemo(key, rec, built.plan as LaunchPlan);
+    const hostEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+    const bytes = key && encodeMemo(key, rec, withoutHostValues(built.plan as LaunchPlan, hostEnv));
     memo = bytes ? stageMemo(req.memo.file, bytes) : null;
   }
   let status: number;

@@ -185,6 +185,23 @@ export function hostEnvPassesThrough(
   return null;
 }
 
+/**
+ * The plan as a memo stores it: the values of host variables keyed by name
+ * only are left out (NAME= / __HPCC_HOST_NAME=), since the helper's
+ * --host-env puts the current ones in anyway, so a memo never holds a
+ * token or password the user's environment happened to carry.
+ */
+export function withoutHostValues(plan: LaunchPlan, hostEnv: Record<string, string>): LaunchPlan {
+  const env = plan.env.map((e) => {
+    const eq = e.indexOf('=');
+    if (eq < 0) return e;
+    const name = e.slice(0, eq);
+    const v = name.startsWith(HOST_PREFIX) ? name.slice(HOST_PREFIX.length) : name;
+    return !envKeyedByValue(v) && Object.prototype.hasOwnProperty.call(hostEnv, v) ? `${name}=` : e;
+  });
+  return { ...plan, env };
+}
+
 export interface KeyInput {
   build: string[];
   uid: number;

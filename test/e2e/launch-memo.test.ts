@@ -81,6 +81,9 @@ describe('e2e: launch memos through the native front', function () {
     for (const sif of [img.sif, inert.sif]) {
       let r = front(cache, ['exec', sif, 'sh', '-c', 'echo "$FOO"'], { FOO: 'first' });
       expect([r.stdout, used(r)], r.stderr).to.deep.equal(['first\n', false]);
+      r = front(cache, ['exec', sif, 'sh', '-c', 'echo "$FOO"'], { FOO: 's3cr3t-token' });
+      expect([r.stdout, used(r)], r.stderr).to.deep.equal(['s3cr3t-token\n', true]);
+      for (const m of memos(cache)) expect(fs.readFileSync(m, 'latin1'), 'a memo stores no pass-through value').not.to.contain('s3cr3t').and.not.contain('first');
       r = front(cache, ['exec', sif, 'sh', '-c', 'echo "$FOO"'], { FOO: 'second value' });
       expect([r.stdout, used(r)], r.stderr).to.deep.equal(['second value\n', true]);
     }

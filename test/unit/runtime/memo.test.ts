@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { buildLaunch } from '../../../src/runtime/builder/build.js';
 import { decodePlan } from '../../../src/runtime/codec.js';
 import {
-  ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, MEMO_MAGIC, MemoFacts, encodeMemo, envKeyedByValue, fnv64, hostEnvPassesThrough, keyMaterial, writeMemo,
+  ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, MEMO_MAGIC, MemoFacts, encodeMemo, envKeyedByValue, fnv64, hostEnvPassesThrough, keyMaterial, withoutHostValues, writeMemo,
 } from '../../../src/runtime/memo.js';
 import type { LaunchPlan } from '../../../src/runtime/plan.js';
 import { REPO_ROOT, makeTempDir, removeTree } from '../../helpers/env.js';
@@ -66,6 +66,20 @@ describe('runtime/memo', () => {
       expect(check({ env: ['FOO=flag'] }, env)).to.equal(null);
       const inert = { envScripts: ['01-base.sh'], envScriptText: { '01-base.sh': '# nothing\n' } };
       expect(check({ env: ['FOO=flag'] }, env, { image: inert })).to.match(/FOO/);
+    });
+
+    it('the stored plan leaves out the pass-through values (the helper puts the current ones in)', () => {
+      const env = { HOME: '/home/alice', PATH: '/usr/bin', TOKEN: 'secret', HPCC_X: 'kept' };
+      for (const image of [{}, { envScripts: ['01-base.sh'], envScriptText: { '01-base.sh': '# nothing\n' } }]) {
+        const base = input({}, { image });
+        const plan = buildLaunch({ ...base, host: { ...base.host, env } }).plan as LaunchPlan;
+        const stored = withoutHostValues(plan, env);
+        expect(plan.env.join('\n')).to.contain('secret');
+        expect(stored.env.join('\n')).not.to.contain('secret');
+        expect(stored.env.filter((e) => /^(__HPCC_HOST_)?TOKEN=/.test(e))).to.have.length(1).and.satisfy((l: string[]) => l[0]!.endsWith('TOKEN='));
+        expect(stored.env.filter((e) => !/TOKEN=/.test(e))).to.deep.equal(plan.env.filter((e) => !/TOKEN=/.test(e)));
+        expect({ ...stored, env: [] }).to.deep.equal({ ...plan, env: [] });
+      }
     });
 
     it('a value that shapes the plan is refused, and so is a rebuild that throws', () => {
