@@ -16,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fastLaunch, parseFast } from './fast-launch.js';
-import { blobIsCurrent, handOver, soleBlobPath, type SnapshotStamp } from './snapshot.js';
+import { blobIsCurrent, handOver, servingBlob, type SnapshotStamp } from './snapshot.js';
 
 // importModule: the build's entry script makes the bundle's import()s with it (scripts/build-snapshot.mjs).
 export { importModule } from './snapshot.js';
@@ -73,7 +73,7 @@ export async function snapshotMain(stamp: SnapshotStamp): Promise<void> {
   delete process.env.HPCC_MEMO_OUT;
   const argv = process.argv.slice(1);
   if (argv[0] === '__hpcc_smoke_spawn' && argv.length === 1) return smokeSpawn();
-  if (launchSnapshotServes(stamp, soleBlobPath(process.execArgv, process.env), argv) && (await fastLaunch(argv[0]!, argv.slice(1), memoOut))) process.exit();
+  if (launchSnapshotServes(stamp, servingBlob(process.execArgv, process.env), argv) && (await fastLaunch(argv[0]!, argv.slice(1), memoOut))) process.exit();
   // bin/run.js takes it from the environment again (and removes it).
   if (memoOut !== undefined) process.env.HPCC_MEMO_OUT = memoOut;
   await handOver(stamp);

@@ -20,7 +20,7 @@
  */
 import { loadUndici } from '../oci/registry/agent.js';
 import { BlobCache, RegistrySource, closeDefaultAgent, fastPull, parseReference, parsePullArgv, preferBaselineWasm } from './fast-pull.js';
-import { blobIsCurrent, handOver, soleBlobPath, type SnapshotStamp } from './snapshot.js';
+import { blobIsCurrent, handOver, servingBlob, type SnapshotStamp } from './snapshot.js';
 
 // importModule: the build's entry script makes the bundle's import()s with it (scripts/build-snapshot.mjs).
 export { importModule, soleBlobPath, type SnapshotStamp } from './snapshot.js';
@@ -62,6 +62,6 @@ export function prepareSnapshot(): Promise<unknown> {
 export async function snapshotMain(stamp: SnapshotStamp): Promise<void> {
   const argv = process.argv.slice(1);
   if (argv[0] === '__hpcc_bench_fetch' && argv.length === 3) return benchFetch(argv[1]!, argv[2]!);
-  if (snapshotServes(stamp, soleBlobPath(process.execArgv, process.env), argv) && (await fastPull('pull', argv.slice(1)))) process.exit();
+  if (snapshotServes(stamp, servingBlob(process.execArgv, process.env), argv) && (await fastPull('pull', argv.slice(1)))) process.exit();
   await handOver(stamp);
 }

@@ -36,6 +36,14 @@ export function soleBlobPath(execArgv: readonly string[], env: NodeJS.ProcessEnv
 }
 
 /**
+ * The blob this run may serve commands from: soleBlobPath, unless HPCC_NO_BUNDLE=1
+ * asks for the unbundled dist/src (bin/run.js then loads it).
+ */
+export function servingBlob(execArgv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  return env.HPCC_NO_BUNDLE === '1' ? undefined : soleBlobPath(execArgv, env);
+}
+
+/**
  * Whether a blob may serve a command itself: it sits in the dist/src/cli it
  * was built in (module paths are baked in) and its entry `entry` (fast-pull.js,
  * fast-launch.js) was not recompiled since (same mtime).

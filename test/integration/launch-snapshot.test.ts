@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { launchSnapshotServes } from '../../src/cli/launch-snapshot.js';
-import type { SnapshotStamp } from '../../src/cli/snapshot.js';
+import { servingBlob, type SnapshotStamp } from '../../src/cli/snapshot.js';
 import { HPCC_BIN, IS_ROOT, REPO_ROOT, makeTempDir, removeTree, requireTools, testUserIds } from '../helpers/env.js';
 import { exitOf, makeE2eImage, waitFor, type E2eImage } from '../e2e/launch-fixture.js';
 
@@ -121,7 +121,7 @@ describe('integration: hpcc exec|run|shell|test from the start-up snapshot', fun
     }
   });
 
-  it('gives the same usage errors, served (exec without a command) or handed over (oclif, an image reference, NODE_OPTIONS)', function () {
+  it('gives the same usage errors, served (exec without a command) or handed over (oclif, an image reference), and hands over under NODE_OPTIONS or HPCC_NO_BUNDLE=1', function () {
     const noCmd = same(['exec', img.sif]);
     expect(noCmd.normal.status).to.equal(2);
     expect(readsRunJs(noCmd.snap)).to.equal(false);
@@ -129,6 +129,7 @@ describe('integration: hpcc exec|run|shell|test from the start-up snapshot', fun
       [['exec', '--bogus', img.sif, 'true'], {}],
       [['exec', 'oci:some/layout', 'true'], {}],
       [['exec', img.sif, 'sh', '-c', 'exit 5'], { NODE_OPTIONS: '--no-deprecation' }],
+      [['exec', img.sif, 'sh', '-c', 'exit 5'], { HPCC_NO_BUNDLE: '1' }],
     ] as [string[], NodeJS.ProcessEnv][]) {
       const r = same(args, { env });
       expect(r.normal.status, args.join(' ')).to.not.equal(0);
@@ -210,5 +211,12 @@ describe('unit: when the launch snapshot serves a command (launch-snapshot.ts)',
     expect(launchSnapshotServes(stamp, undefined, ['exec', 'x.sif', 'true'])).to.equal(false);
     expect(launchSnapshotServes(stamp, '/elsewhere/fast-launch.snapshot.blob', ['exec', 'x.sif', 'true'])).to.equal(false);
     expect(launchSnapshotServes({ ...stamp, entryMtimeMs: stamp.entryMtimeMs - 1000 }, blob, ['exec', 'x.sif', 'true'])).to.equal(false);
+  });
+
+  it('serves from the --snapshot-blob alone, without NODE_OPTIONS or HPCC_NO_BUNDLE=1', function () {
+    expect(servingBlob(['--snapshot-blob', '/x/b.blob'], { HPCC_NO_BUNDLE: '0' })).to.equal('/x/b.blob');
+    expect(servingBlob(['--snapshot-blob', '/x/b.blob'], { HPCC_NO_BUNDLE: '1' })).to.equal(undefined);
+    expect(servingBlob(['--snapshot-blob', '/x/b.blob'], { NODE_OPTIONS: '--no-warnings' })).to.equal(undefined);
+    expect(servingBlob(['--cpu-prof', '--snapshot-blob', '/x/b.blob'], {})).to.equal(undefined);
   });
 });
