@@ -96,7 +96,13 @@ const nodeFlags = [];
 let noUndici = false;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--out') out = path.resolve(args[++i]);
-  else if (args[i] === '--target' && Object.hasOwn(TARGETS, args[i + 1] ?? '')) only = args[++i];
+  else if (args[i] === '--target') {
+    only = args[++i];
+    if (!Object.hasOwn(TARGETS, only ?? '')) {
+      process.stderr.write(`build-snapshot: --target takes ${Object.keys(TARGETS).join(' or ')}, not ${only}\n`);
+      process.exit(2);
+    }
+  }
   else if (args[i] === '--no-undici') noUndici = true;
   else if (args[i] === '--node-flag') nodeFlags.push(args[++i]);
   else {
