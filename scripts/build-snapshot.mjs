@@ -102,8 +102,7 @@ for (let i = 0; i < args.length; i++) {
       process.stderr.write(`build-snapshot: --target takes ${Object.keys(TARGETS).join(' or ')}, not ${only}\n`);
       process.exit(2);
     }
-  }
-  else if (args[i] === '--no-undici') noUndici = true;
+  } else if (args[i] === '--no-undici') noUndici = true;
   else if (args[i] === '--node-flag') nodeFlags.push(args[++i]);
   else {
     process.stderr.write(`build-snapshot: unknown argument ${args[i]}\n`);

@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { launchSnapshotServes } from '../../src/cli/launch-snapshot.js';
 import { servingBlob, type SnapshotStamp } from '../../src/cli/snapshot.js';
-import { HPCC_BIN, IS_ROOT, REPO_ROOT, makeTempDir, removeTree, requireTools, testUserIds } from '../helpers/env.js';
+import { SifReader } from '../../src/formats/sif/index.js';
+import { HPCC_BIN, IS_ROOT, REPO_ROOT, makeTempDir, removeTree, requireTools, runHpcc, testUserIds } from '../helpers/env.js';
 import { exitOf, makeE2eImage, waitFor, type E2eImage } from '../e2e/launch-fixture.js';
 
 const CLI_DIR = path.join(REPO_ROOT, 'dist', 'src', 'cli');
@@ -169,6 +170,40 @@ describe('integration: hpcc exec|run|shell|test from the start-up snapshot', fun
     expect(r.status, r.stderr).to.equal(0);
     expect(readsRunJs(r)).to.equal(true);
     expect(fs.existsSync(file)).to.equal(true);
+  });
+
+  it('reads a zstd image and extracts one (--unsquash) as bin/run.js does, typed codec errors included', async function () {
+    // The other codecs and the extraction fallback are inside the snapshot: one copy of the error classes.
+    const zsif = path.join(img.tmp, 'zstd.sif');
+    const built = runHpcc(['build', '--quiet', '--deterministic', '--compressor', 'zstd', zsif, path.join(img.tmp, 'tree')]);
+    expect(built.status, built.stderr).to.equal(0);
+    fs.chmodSync(zsif, 0o644);
+    const read = same(['exec', zsif, 'sh', '-c', 'echo "$IMG_VAR"']);
+    expect([read.normal.status, read.normal.stdout]).to.deep.equal([0, 'image\n']);
+    expect(readsRunJs(read.snap)).to.equal(false);
+    // extraction: the first run extracts (and says so), so each way starts from an empty cache
+    const cache = path.join(img.tmp, 'extract-cache');
+    const unsquash = (args: string[], snapshot: boolean) => {
+      removeTree(cache);
+      return run(['exec', '--unsquash', ...args], { snapshot, env: { HPCC_CACHEDIR: cache } });
+    };
+    const extracted = [false, true].map((snapshot) => unsquash([zsif, 'cat', '/etc/group'], snapshot));
+    expect(extracted[0]!.status, extracted[0]!.stderr).to.equal(0);
+    expect(extracted[0]!.stderr).to.match(/^Extracting /);
+    expect([extracted[1]!.status, extracted[1]!.stdout, extracted[1]!.stderr]).to.deep.equal([extracted[0]!.status, extracted[0]!.stdout, extracted[0]!.stderr]);
+    // busybox's data blocks (right after the squashfs superblock) damaged: extraction fails with a typed error
+    const bad = path.join(img.tmp, 'bad-zstd.sif');
+    fs.copyFileSync(zsif, bad);
+    const r = await SifReader.open(bad);
+    const offset = r.primaryPartition().offset;
+    await r.close();
+    const fd = fs.openSync(bad, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, offset + 96 + 4096);
+    fs.closeSync(fd);
+    const broken = [false, true].map((snapshot) => unsquash([bad, 'true'], snapshot));
+    expect([broken[1]!.status, broken[1]!.stdout, broken[1]!.stderr]).to.deep.equal([broken[0]!.status, broken[0]!.stdout, broken[0]!.stderr]);
+    expect(broken[0]!.status).to.equal(65);
+    expect(broken[0]!.stderr).to.contain('Error (HPCC_E_SQFS_');
   });
 
   it('forwards SIGTERM to the payload as bin/run.js does', async function () {
