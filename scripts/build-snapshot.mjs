@@ -230,7 +230,9 @@ function httpFacts() {
  * util.js's IncomingMessage (only compared against node:http response objects, which hpcc
  * never hands to undici) and http2.constants (values copied); any other property loads the
  * real module on first use. No user-land CommonJS module may be loaded at snapshot time
- * (Node then fails on start), so the entry throws if one was.
+ * (Node then fails on start), so the entry throws if one was; nor may the modules read the
+ * environment while they load (the build's values would be baked in), so process.env is
+ * watched meanwhile and the entry throws on a read (the snapshot is then not made).
  */
 function entryScript(t, body, stamp, withUndici) {
   const [maxHeaderSize, http2Constants] = withUndici ? httpFacts() : [0, {}];
@@ -251,6 +253,17 @@ function entryScript(t, body, stamp, withUndici) {
   v8.setFlagsFromString('--no-lazy');
   const fn = new (builderRequire('node:vm').Script)(${JSON.stringify(`(function (require, __hpcc_require, __hpcc_import, module, exports) {\n${body}\n})`)}, { filename: ${JSON.stringify(path.join(cliDir, t.entry.replace(/\.js$/, '.bundle.js')))} }).runInThisContext();
   v8.setFlagsFromString('--lazy');
+  // What reads the environment while the modules load would bake the build's values into the
+  // blob, but for these: HPCC_NO_BUNDLE (agent.ts: undici from its bundle; removed for the
+  // build) and WATCH_REPORT_DEPENDENCIES (Node's CommonJS loader, for --watch, on each load).
+  const readAtBuild = new Set(['HPCC_NO_BUNDLE', 'WATCH_REPORT_DEPENDENCIES']);
+  const env = process.env;
+  const envReads = new Set();
+  process.env = new Proxy(env, {
+    get: (t, k) => (typeof k === 'string' && !readAtBuild.has(k) && envReads.add(k), Reflect.get(t, k)),
+    has: (t, k) => (!readAtBuild.has(String(k)) && envReads.add(String(k)), Reflect.has(t, k)),
+    ownKeys: (t) => (envReads.add('(all names)'), Reflect.ownKeys(t)),
+  });
   fn(require, require, __hpcc_import, module, module.exports);
   let prepared;
   if (${prepare}) {
@@ -272,7 +285,8 @@ function entryScript(t, body, stamp, withUndici) {
       v8.setFlagsFromString('--lazy');
     }
   }
-  Promise.resolve(prepared).then(() => {
+  Promise.resolve(prepared).finally(() => (process.env = env)).then(() => {
+    if (envReads.size > 0) throw new Error('the environment was read at snapshot time: ' + [...envReads].join(', '));
     if (Object.keys(Module._cache).length > 0) throw new Error('user-land modules were loaded at snapshot time: ' + Object.keys(Module._cache).join(', '));
     v8.startupSnapshot.setDeserializeMainFunction(() => module.exports.snapshotMain(${JSON.stringify(stamp)}));
   });
