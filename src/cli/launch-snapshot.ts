@@ -10,7 +10,8 @@
  *
  * with HPCC_MEMO_OUT set as for bin/run.js. A launch whose flags fastLaunch
  * takes runs here; everything else (help, flag errors, an image reference such
- * as docker://, another Node option, a blob made for another build or place) is
+ * as docker://, another Node option, HPCC_NO_BUNDLE=1, a blob made for another
+ * build or place) is
  * handed to bin/run.js in the same process, so output and exit codes are those
  * of `node bin/run.js ACTION ARGS...`.
  */
