@@ -10,8 +10,9 @@
  *    exec the launch helper on the memo's plan (for exec, with this command
  *    in place of the memo's). Not found: run Node (bin/run.js) with
  *    HPCC_MEMO_OUT naming the memo to write.
- *  - `hpcc pull ...`: Node from the pull start-up snapshot when the build
- *    made one for this node binary (try_pull_snapshot; HPCC_NO_SNAPSHOT=1 skips it).
+ *  - Node itself, for `hpcc pull` and for launches without a memo, starts
+ *    from the build's start-up snapshot when there is one for this node
+ *    binary (try_snapshot; HPCC_NO_SNAPSHOT=1 skips it).
  *  - anything else, HPCC_MEMO=0, or an option this file does not know: run
  *    Node as `node bin/run.js ARGS...` unchanged.
  *
@@ -71,8 +72,13 @@ static int num_field(struct buf *b, unsigned long long v)
   return field(b, t);
 }
 
-/* Run Node on bin/run.js with our arguments; memo_out, when set, goes in HPCC_MEMO_OUT. */
-static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
+static void try_snapshot(const char *name, int argc, char **argv);
+
+/*
+ * Run Node on bin/run.js with our arguments, or from the snapshot `snap`
+ * (NULL: none) when it can be used; memo_out, when set, goes in HPCC_MEMO_OUT.
+ */
+static _Noreturn void run_node(int argc, char **argv, const char *memo_out, const char *snap)
 {
   char runjs[PATH_MAX + 16];
   const char *node = getenv("HPCC_NODE");
@@ -91,6 +97,7 @@ static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
   nv[1] = runjs;
   for (int i = 1; i < argc; i++) nv[i + 1] = argv[i];
   if (memo_out) setenv("HPCC_MEMO_OUT", memo_out, 1);
+  if (snap) try_snapshot(snap, argc, argv);
   execvp(node, nv);
   fprintf(stderr, "hpcc: cannot run %s (%s): %s\nhint: install Node.js 20 or later and put it on PATH, or set HPCC_NODE to its path.\n",
           node, runjs, strerror(errno));
@@ -116,20 +123,22 @@ static int find_node(char *out, size_t n)
 }
 
 /*
- * `hpcc pull ARGS`: Node started from the pull start-up snapshot
- * (scripts/build-snapshot.mjs: `node --snapshot-blob BLOB pull ARGS`) when
- * there is one made by this very node binary and NODE_OPTIONS adds nothing
- * (Node refuses a blob made by another binary or under other V8 flags).
- * Returns when the snapshot cannot be used; the blob hands anything it
- * does not serve to bin/run.js itself.
+ * Node started from a start-up snapshot of the build (scripts/build-snapshot.mjs:
+ * `node --snapshot-blob dist/src/cli/NAME.snapshot.blob ARGS`, NAME fast-pull
+ * or fast-launch) when there is one made by this very node binary and
+ * NODE_OPTIONS adds nothing (Node refuses a blob made by another binary or
+ * under other V8 flags). Returns when the snapshot cannot be used; a blob
+ * hands anything it does not serve to bin/run.js itself.
  */
-static void try_pull_snapshot(int argc, char **argv)
+static void try_snapshot(const char *name, int argc, char **argv)
 {
   char blob[PATH_MAX + 64], info[PATH_MAX + 64], node[PATH_MAX + 64], real[PATH_MAX], line[PATH_MAX + 128];
   const char *opts = getenv("NODE_OPTIONS");
   if (opts && *opts) return;
-  snprintf(blob, sizeof blob, "%s/dist/src/cli/fast-pull.snapshot.blob", g_root);
-  snprintf(info, sizeof info, "%s/dist/src/cli/fast-pull.snapshot.info", g_root);
+  const char *off = getenv("HPCC_NO_SNAPSHOT");
+  if (off && *off && strcmp(off, "0")) return;
+  snprintf(blob, sizeof blob, "%s/dist/src/cli/%s.snapshot.blob", g_root, name);
+  snprintf(info, sizeof info, "%s/dist/src/cli/%s.snapshot.info", g_root, name);
   if (access(blob, R_OK) != 0 || find_node(node, sizeof node) != 0 || !realpath(node, real)) return;
   int fd = open(info, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
@@ -388,15 +397,16 @@ int main(int argc, char **argv)
   const char *act = argc > 1 ? argv[1] : "";
   int launch = !strcmp(act, "exec") || !strcmp(act, "run") || !strcmp(act, "shell") || !strcmp(act, "test");
   const char *memo_env = getenv("HPCC_MEMO");
-  if (!strcmp(act, "pull") && !getenv("HPCC_NO_SNAPSHOT")) try_pull_snapshot(argc, argv);
-  if (!launch || (memo_env && !strcmp(memo_env, "0"))) run_node(argc, argv, NULL);
+  if (!strcmp(act, "pull")) run_node(argc, argv, NULL, "fast-pull");
+  if (!launch) run_node(argc, argv, NULL, NULL);
   int img = image_index(argc, argv);
-  if (!img) run_node(argc, argv, NULL);
+  if (!img) run_node(argc, argv, NULL, NULL); /* help, flag errors: oclif in bin/run.js */
   const char *image = argv[img];
   size_t scheme = strspn(image, "abcdefghijklmnopqrstuvwxyz-");
-  if (scheme > 0 && image[scheme] == ':') run_node(argc, argv, NULL); /* docker://, oci:... */
+  if (scheme > 0 && image[scheme] == ':') run_node(argc, argv, NULL, NULL); /* docker://, oci:...: the blob would hand over */
+  if (memo_env && !strcmp(memo_env, "0")) run_node(argc, argv, NULL, "fast-launch");
   int is_exec = !strcmp(act, "exec");
-  if (is_exec && (img + 1 >= argc || argv[img + 1][0] == '\0')) run_node(argc, argv, NULL);
+  if (is_exec && (img + 1 >= argc || argv[img + 1][0] == '\0')) run_node(argc, argv, NULL, "fast-launch");
 
   char helper[PATH_MAX + 32];
   const char *he = getenv("HPCC_LAUNCH_HELPER");
@@ -406,7 +416,7 @@ int main(int argc, char **argv)
   struct buf key = {0};
   char path[PATH_MAX + 64];
   if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || memo_path(path, sizeof path, &key) != 0)
-    run_node(argc, argv, NULL);
+    run_node(argc, argv, NULL, "fast-launch");
 
   int fd = open(path, O_RDONLY | O_NOFOLLOW);
   struct stat st;
@@ -414,7 +424,7 @@ int main(int argc, char **argv)
       st.st_size <= 0 || st.st_size > MEMO_MAX) {
     if (g_debug) fprintf(stderr, "hpcc: launch memo %s: %s\n", path, fd < 0 ? strerror(errno) : "not a private regular file");
     if (fd >= 0) close(fd);
-    run_node(argc, argv, path);
+    run_node(argc, argv, path, "fast-launch");
   }
   size_t size = (size_t)st.st_size;
   char *m = malloc(size + 1);
@@ -430,7 +440,7 @@ int main(int argc, char **argv)
   free(key.p);
   if (off < 0 || lseek(fd, (off_t)off, SEEK_SET) != (off_t)off) {
     close(fd);
-    run_node(argc, argv, path);
+    run_node(argc, argv, path, "fast-launch");
   }
 
   futimens(fd, NULL); /* last use, for `hpcc cache clean --days` and pruning */
@@ -440,7 +450,7 @@ int main(int argc, char **argv)
   snprintf(fdarg, sizeof fdarg, "%d", fd);
   int rest = is_exec ? argc - img - 1 : 0;
   char **hv = calloc((size_t)rest + 7, sizeof *hv);
-  if (!hv) run_node(argc, argv, NULL);
+  if (!hv) run_node(argc, argv, NULL, "fast-launch");
   int k = 0;
   hv[k++] = helper;
   hv[k++] = (char *)"--plan-fd";
@@ -454,5 +464,5 @@ int main(int argc, char **argv)
   execv(helper, hv);
   /* the helper cannot be run: Node reports it with its hint */
   close(fd);
-  run_node(argc, argv, NULL);
+  run_node(argc, argv, NULL, "fast-launch");
 }

@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, REPO_ROOT, removeTree, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { IN_CI, IS_ROOT, REPO_ROOT, removeTree, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 
 const FRONT = path.join(REPO_ROOT, 'dist/native/hpcc');
@@ -193,6 +193,35 @@ describe('e2e: launch memos through the native front', function () {
     expect(memos(cache)).to.deep.equal([]);
   });
 
+  it('without a memo, Node starts from the launch start-up snapshot when the build made one (else bin/run.js)', function () {
+    requireTools(this, 'strace');
+    const blob = path.join(REPO_ROOT, 'dist/src/cli/fast-launch.snapshot.blob');
+    if (!fs.existsSync(blob)) {
+      if (IN_CI) throw new Error(`${blob} missing: npm run build makes it`);
+      this.skip();
+    }
+    const cache = freshCache();
+    // The helper is /usr/bin/true (see the strace test below: tracing a FUSE server can deadlock).
+    const execs = (env: Record<string, string>) => {
+      const out = path.join(cache, `execve-${n++}.txt`);
+      const r = runUnprivileged('strace', ['-f', '-qq', '-s', '4096', '-e', 'trace=execve', '-o', out, FRONT, 'exec', img.sif, 'echo', 'ok'], {
+        cwd: img.tmp,
+        env: { HPCC_CACHEDIR: cache, HPCC_LAUNCH_HELPER: '/usr/bin/true', ...env },
+        timeout: 60_000,
+      });
+      expect(r.status, r.stderr).to.equal(0);
+      return fs.readFileSync(out, 'utf8').split('\n').filter((l) => /execve\("[^"]*\/node", /.test(l) && / = 0$/.test(l));
+    };
+    let node = execs({});
+    expect(node).to.have.length(1);
+    expect(node[0]).to.contain(`"--snapshot-blob", "${blob}", "exec"`);
+    expect(memos(cache)).to.have.length(1);
+    expect(execs({})).to.deep.equal([]); // the memo: no Node at all
+    node = execs({ HPCC_NO_SNAPSHOT: '1' });
+    expect(node).to.have.length(1);
+    expect(node[0]).to.contain('/bin/run.js').and.not.contain('--snapshot-blob');
+  });
+
   it('strace: every host path the Node path looks at is one of the memo facts', function () {
     requireTools(this, 'strace');
     const cache = freshCache();
@@ -221,7 +250,7 @@ describe('e2e: launch memos through the native front', function () {
     // Not facts: the install (and the directories above it), the helper (both in the key's
     // build identities), the cache, and what Node and V8 read for themselves.
     const own = (p: string) =>
-      p === fakeHelper || p === '/dev/null' || `${REPO_ROOT}/`.startsWith(`${p}/`) || p.startsWith(`${REPO_ROOT}/`) || p === cache || p.startsWith(`${cache}/`);
+      p === fakeHelper || p === '/dev/null' || p.endsWith('/node') /* the front finding node on PATH */ || `${REPO_ROOT}/`.startsWith(`${p}/`) || p.startsWith(`${REPO_ROOT}/`) || p === cache || p.startsWith(`${cache}/`);
     const runtime = (p: string) => baseline.has(p) || /^\/proc\/(self|thread-self|\d+)\//.test(p) || p.startsWith('/proc/sys/vm/');
     const unrecorded = paths(lines, img.tmp, helperPids(lines, fakeHelper)).filter((p) => !own(p) && !runtime(p) && !covered(p));
     expect([...new Set(unrecorded)]).to.deep.equal([]);
