@@ -99,9 +99,12 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
       img.facts.rootDir = await extractedRoot(img.image, image, (m) => process.stderr.write(`${m}\n`));
     }
     const built = buildLaunch({ image: img.facts, host, flags, config });
-    if (rec && !rec.spoiled) {
-      const why = hostEnvPassesThrough(built.plan as LaunchPlan, host.env, (env) => buildLaunch({ image: img.facts, host: { ...host, env }, flags, config }).plan as LaunchPlan);
-      if (why) rec.spoil(why);
+    if (rec) {
+      // Run by launch() while the helper starts. The image is closed by then: the rebuild's
+      // image look-ups are the first build's, answered from the facts' cache (a look-up the
+      // first build did not make throws, and no memo is written).
+      rec.passThrough = () =>
+        hostEnvPassesThrough(built.plan as LaunchPlan, host.env, (env) => buildLaunch({ image: img.facts, host: { ...host, env }, flags, config }).plan as LaunchPlan);
     }
     return req.explainEnv ? { built, rows: explainEnv(built, img.facts) } : { built };
   } finally {
@@ -120,9 +123,13 @@ export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
   }
   const { startLaunch, findLaunchHelper } = await import('../runtime/spawn.js');
   const running = startLaunch(built.plan as LaunchPlan);
-  if (rec?.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
   // The memo is made while the helper sets the container up, and put in place only when that succeeded.
   let memo: StagedMemo | null = null;
+  if (rec && !rec.spoiled) {
+    const why = rec.passThrough ? rec.passThrough() : 'no pass-through check';
+    if (why) rec.spoil(why);
+  }
+  if (rec?.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
   if (rec && req.memo && !rec.spoiled) {
     const key = keyMaterial({
       build: buildFiles(findLaunchHelper(), installCliDir()),

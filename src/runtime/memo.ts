@@ -87,6 +87,8 @@ function identity(p: string): string | null {
 export class MemoFacts implements FactRecorder {
   readonly records: string[] = [];
   spoiled: string | null = null;
+  /** the pass-through check of the built plan (hostEnvPassesThrough), run once the helper is started */
+  passThrough?: () => string | null;
   private readonly seen = new Set<string>();
   private add(...fields: string[]): void {
     if (fields.some((f) => f.includes('\0') || f.includes('\n'))) return this.spoil(`a path with NUL or newline: ${JSON.stringify(fields[1])}`);
