@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findFuseHelper, findFuseOverlayfs, kernelVersion } from '../runtime/builder/facts.js';
 import { loadConfig } from '../runtime/builder/config.js';
 
@@ -173,10 +174,59 @@ function checkOverlayMode(): Check {
     : { name: 'overlay setting', status: 'fail', detail: `HPCC_OVERLAY=${mode} is not a mode`, fix: 'Set HPCC_OVERLAY to auto, kernel, fuse, skeleton or none (or unset it).' };
 }
 
+/** The install's root (the directory holding package.json above this module). */
+function installRoot(): string {
+  let root = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
+  return root;
+}
+
+/**
+ * Whether `hpcc` on PATH is the native front (dist/native/hpcc: launch memos
+ * and start-up snapshots) or Node's bin/run.js (every launch builds its plan
+ * in Node, ~4× ch-run's start). Never a failure: both work.
+ */
+export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installRoot()): Check {
+  const front = path.join(root, 'dist', 'native', 'hpcc');
+  const link = `ln -s ${front} ~/.local/bin/hpcc (a directory on PATH)`;
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return null;
+    }
+  };
+  if (real(front) === null) {
+    return { name: 'hpcc command', status: 'warn', detail: `${front} is missing: every launch runs Node`, fix: 'Build it: npm run build (make -C native).' };
+  }
+  const memo = env.HPCC_MEMO === '0' ? '; HPCC_MEMO=0: no launch memos' : '';
+  for (const d of (env.PATH ?? '').split(':')) {
+    if (!d.startsWith('/')) continue;
+    const p = path.join(d, 'hpcc');
+    const r = real(p);
+    if (r === null) continue;
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+    } catch {
+      continue;
+    }
+    if (r === real(front)) return { name: 'hpcc command', status: 'ok', detail: `${p} is the native front (launch memos, start-up snapshots)${memo}` };
+    return {
+      name: 'hpcc command',
+      status: 'warn',
+      detail: `${p} is ${r}, not the native front: every launch builds its plan in Node`,
+      fix: `Put the native front first on PATH: ${link}.`,
+    };
+  }
+  return { name: 'hpcc command', status: 'warn', detail: 'no hpcc on PATH', fix: `Link the native front: ${link}.` };
+}
+
 /** All checks, in order. */
 export function runDoctor(): Check[] {
   const overlay = checkOverlay();
-  return [checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode()];
+  return [
+    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(),
+  ];
 }
 
 export function renderChecks(checks: Check[]): string {

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { checkKernel, checkUsernsSysctls, renderChecks } from '../../../src/core/doctor.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { checkFront, checkKernel, checkUsernsSysctls, renderChecks } from '../../../src/core/doctor.js';
+import { makeTempDir, removeTree } from '../../helpers/env.js';
 
 describe('core/doctor: checks and their fixes', () => {
   it('kernel: FUSE in userns needs 4.18, overlay 5.11', () => {
@@ -25,5 +28,34 @@ describe('core/doctor: checks and their fixes', () => {
     const good = checkUsernsSysctls(sys({ '/proc/sys/user/max_user_namespaces': '1000' }));
     expect(good.map((c) => [c.name, c.status])).to.deep.equal([['user.max_user_namespaces', 'ok']]);
     expect(renderChecks(bad)).to.match(/\[FAIL\] user\.max_user_namespaces.*\n {7}fix: /);
+  });
+
+  it('hpcc command: the native front on PATH is ok; bin/run.js, nothing, or no front built is a warning with the fix', () => {
+    const tmp = makeTempDir('hpcc-doctor-front-');
+    try {
+      const root = path.join(tmp, 'install');
+      fs.mkdirSync(path.join(root, 'dist', 'native'), { recursive: true });
+      fs.mkdirSync(path.join(root, 'bin'));
+      const front = path.join(root, 'dist', 'native', 'hpcc');
+      fs.writeFileSync(path.join(root, 'bin', 'run.js'), '', { mode: 0o755 });
+      const bin = path.join(tmp, 'bin');
+      fs.mkdirSync(bin);
+      const env = { PATH: `relative:${path.join(tmp, 'empty')}:${bin}` };
+      expect(checkFront(env, root)).to.include({ status: 'warn' }).and.have.property('fix').that.contains('npm run build');
+      fs.writeFileSync(front, '', { mode: 0o755 });
+      const none = checkFront(env, root);
+      expect([none.status, none.detail]).to.deep.equal(['warn', 'no hpcc on PATH']);
+      expect(none.fix).to.contain(`ln -s ${front}`);
+      fs.symlinkSync(path.join(root, 'bin', 'run.js'), path.join(bin, 'hpcc'));
+      const node = checkFront(env, root);
+      expect(node.status).to.equal('warn');
+      expect(node.detail).to.contain('not the native front');
+      fs.rmSync(path.join(bin, 'hpcc'));
+      fs.symlinkSync(front, path.join(bin, 'hpcc'));
+      expect(checkFront(env, root)).to.include({ status: 'ok' });
+      expect(checkFront({ ...env, HPCC_MEMO: '0' }, root).detail).to.contain('HPCC_MEMO=0');
+    } finally {
+      removeTree(tmp);
+    }
   });
 });
