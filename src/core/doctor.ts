@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { findFuseHelper, findFuseOverlayfs, kernelVersion } from '../runtime/builder/facts.js';
 import { loadConfig } from '../runtime/builder/config.js';
+import { installRoot } from '../util/install-root.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -174,13 +174,6 @@ function checkOverlayMode(): Check {
     : { name: 'overlay setting', status: 'fail', detail: `HPCC_OVERLAY=${mode} is not a mode`, fix: 'Set HPCC_OVERLAY to auto, kernel, fuse, skeleton or none (or unset it).' };
 }
 
-/** The install's root (the directory holding package.json above this module). */
-function installRoot(): string {
-  let root = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
-  return root;
-}
-
 /**
  * Whether `hpcc` on PATH is the native front (dist/native/hpcc: launch memos
  * and start-up snapshots) or Node's bin/run.js (every launch builds its plan
@@ -196,7 +189,8 @@ export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installR
       return null;
     }
   };
-  if (real(front) === null) {
+  const frontReal = real(front);
+  if (frontReal === null) {
     return { name: 'hpcc command', status: 'warn', detail: `${front} is missing: every launch runs Node`, fix: 'Build it: npm run build (make -C native).' };
   }
   const memo = env.HPCC_MEMO === '0' ? '; HPCC_MEMO=0: no launch memos' : '';
@@ -210,7 +204,7 @@ export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installR
     } catch {
       continue;
     }
-    if (r === real(front)) return { name: 'hpcc command', status: 'ok', detail: `${p} is the native front (launch memos, start-up snapshots)${memo}` };
+    if (r === frontReal) return { name: 'hpcc command', status: 'ok', detail: `${p} is the native front (launch memos, start-up snapshots)${memo}` };
     return {
       name: 'hpcc command',
       status: 'warn',

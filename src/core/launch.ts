@@ -12,7 +12,7 @@ import { loadConfig } from '../runtime/builder/config.js';
 import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
 import { gatherHostFacts } from '../runtime/builder/facts.js';
 import type { LaunchFlags } from '../runtime/builder/types.js';
-import { buildFiles, encodeMemo, hostEnvPassesThrough, installCliDir, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
+import { buildFiles, encodeMemo, hostEnvPassesThrough, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { readImageFacts } from './image-facts.js';
 
@@ -103,8 +103,12 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
       // Run by launch() while the helper starts. The image is closed by then: the rebuild's
       // image look-ups are the first build's, answered from the facts' cache (a look-up the
       // first build did not make throws, and no memo is written).
-      rec.passThrough = () =>
-        hostEnvPassesThrough(built.plan as LaunchPlan, host.env, (env) => buildLaunch({ image: img.facts, host: { ...host, env }, flags, config }).plan as LaunchPlan);
+      const plan = built.plan as LaunchPlan;
+      rec.planToStore = () => {
+        const why = hostEnvPassesThrough(plan, host.env, (env) => buildLaunch({ image: img.facts, host: { ...host, env }, flags, config }).plan as LaunchPlan);
+        if (why) rec.spoil(why);
+        return why ? null : withoutHostValues(plan, host.env);
+      };
     }
     return req.explainEnv ? { built, rows: explainEnv(built, img.facts) } : { built };
   } finally {
@@ -125,22 +129,18 @@ export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
   const running = startLaunch(built.plan as LaunchPlan);
   // The memo is made while the helper sets the container up, and put in place only when that succeeded.
   let memo: StagedMemo | null = null;
-  if (rec && !rec.spoiled) {
-    const why = rec.passThrough ? rec.passThrough() : 'no pass-through check';
-    if (why) rec.spoil(why);
-  }
+  const stored = rec && !rec.spoiled && rec.planToStore ? rec.planToStore() : null;
   if (rec?.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
-  if (rec && req.memo && !rec.spoiled) {
+  if (rec && req.memo && stored) {
     const key = keyMaterial({
-      build: buildFiles(findLaunchHelper(), installCliDir()),
+      build: buildFiles(findLaunchHelper()),
       uid: process.getuid!(),
       gid: process.getgid!(),
       cwd: process.cwd(),
       argv: req.memo.argv,
       env: process.env,
     });
-    const hostEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-    const bytes = key && encodeMemo(key, rec, withoutHostValues(built.plan as LaunchPlan, hostEnv));
+    const bytes = key && encodeMemo(key, rec, stored);
     memo = bytes ? stageMemo(req.memo.file, bytes) : null;
   }
   let status: number;

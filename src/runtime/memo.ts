@@ -41,9 +41,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodePlan } from './codec.js';
 import type { LaunchPlan } from './plan.js';
+import { installRoot } from '../util/install-root.js';
 
 /** Facts a plan was built from, recorded while the host facts are gathered. */
 export interface FactRecorder {
@@ -87,8 +87,12 @@ function identity(p: string): string | null {
 export class MemoFacts implements FactRecorder {
   readonly records: string[] = [];
   spoiled: string | null = null;
-  /** the pass-through check of the built plan (hostEnvPassesThrough), run once the helper is started */
-  passThrough?: () => string | null;
+  /**
+   * The plan as the memo stores it (withoutHostValues), after the pass-through
+   * check (hostEnvPassesThrough; a failure spoils the memo: null). Set by
+   * prepareLaunch, run by launch() once the helper is started.
+   */
+  planToStore?: () => LaunchPlan | null;
   private readonly seen = new Set<string>();
   private add(...fields: string[]): void {
     if (fields.some((f) => f.includes('\0') || f.includes('\n'))) return this.spoil(`a path with NUL or newline: ${JSON.stringify(fields[1])}`);
@@ -129,16 +133,10 @@ export class MemoFacts implements FactRecorder {
   }
 }
 
-/** dist/src/cli of this install (where native/front looks for the launch bundle). */
-export function installCliDir(): string {
-  let root = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
-  return path.join(root, 'dist', 'src', 'cli');
-}
-
 /** The install's files whose identities make the build part of the key (the helper, the launch bundle, its compiled entry). */
-export function buildFiles(helper: string, cliDir: string): string[] {
-  return [helper, path.join(cliDir, 'fast-launch.bundle.vm.js'), path.join(cliDir, 'fast-launch.js')];
+export function buildFiles(helper: string, root = installRoot()): string[] {
+  const cli = path.join(root, 'dist', 'src', 'cli');
+  return [helper, path.join(cli, 'fast-launch.bundle.vm.js'), path.join(cli, 'fast-launch.js')];
 }
 
 /** native/envrule.h: names whose values are part of a memo's key. */
@@ -288,11 +286,6 @@ export function stageMemo(file: string, bytes: Buffer): StagedMemo | null {
     },
     discard,
   };
-}
-
-/** Write the memo at `file` now (stage + commit). */
-export function writeMemo(file: string, bytes: Buffer): boolean {
-  return stageMemo(file, bytes)?.commit() ?? false;
 }
 
 function pruneMemos(dir: string): void {

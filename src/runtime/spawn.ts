@@ -19,9 +19,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as util from 'node:util';
 import { LaunchSetupError } from '../errors/index.js';
+import { installRoot } from '../util/install-root.js';
 import { encodePlan } from './codec.js';
 import type { LaunchPlan } from './plan.js';
 
@@ -39,9 +39,7 @@ export interface StatusRecord {
 /** The helper binary: $HPCC_LAUNCH_HELPER, else dist/native/hpcc-launch of this checkout/package. */
 export function findLaunchHelper(): string {
   const env = process.env.HPCC_LAUNCH_HELPER;
-  let root = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
-  const candidate = env && env !== '' ? env : path.join(root, 'dist', 'native', LAUNCH_HELPER);
+  const candidate = env && env !== '' ? env : path.join(installRoot(), 'dist', 'native', LAUNCH_HELPER);
   try {
     fs.accessSync(candidate, fs.constants.X_OK);
     return candidate;

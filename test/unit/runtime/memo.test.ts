@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { buildLaunch } from '../../../src/runtime/builder/build.js';
 import { decodePlan } from '../../../src/runtime/codec.js';
 import {
-  ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, MEMO_MAGIC, MemoFacts, encodeMemo, envKeyedByValue, fnv64, hostEnvPassesThrough, keyMaterial, withoutHostValues, writeMemo,
+  ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, MEMO_MAGIC, MemoFacts, encodeMemo, envKeyedByValue, fnv64, hostEnvPassesThrough, keyMaterial, stageMemo, withoutHostValues,
 } from '../../../src/runtime/memo.js';
 import type { LaunchPlan } from '../../../src/runtime/plan.js';
 import { REPO_ROOT, makeTempDir, removeTree } from '../../helpers/env.js';
@@ -155,7 +155,7 @@ describe('runtime/memo', () => {
       expect(nl + 1 + len).to.equal(bytes.length);
       expect(decodePlan(bytes.subarray(nl + 1))).to.deep.equal(JSON.parse(JSON.stringify(plan)));
       const file = path.join(tmp, 'launch', 'x.memo');
-      expect(writeMemo(file, bytes)).to.equal(true);
+      expect(stageMemo(file, bytes)?.commit()).to.equal(true);
       expect(fs.statSync(file).mode & 0o777).to.equal(0o600);
       expect(fs.statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
       expect(fs.readdirSync(path.dirname(file))).to.deep.equal(['x.memo']);
