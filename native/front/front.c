@@ -74,6 +74,22 @@ static int num_field(struct buf *b, unsigned long long v)
 
 static void try_snapshot(const char *name, int argc, char **argv);
 
+/* execvp `node PRE1 [PRE2] argv[1..]`; returns (errno set) when that fails */
+static void exec_node(const char *node, const char *pre1, const char *pre2, int argc, char **argv)
+{
+  char **nv = calloc((size_t)argc + 3, sizeof *nv);
+  if (!nv) return;
+  int k = 0;
+  nv[k++] = (char *)node;
+  nv[k++] = (char *)pre1;
+  if (pre2) nv[k++] = (char *)pre2;
+  for (int i = 1; i < argc; i++) nv[k++] = argv[i];
+  execvp(node, nv);
+  int e = errno;
+  free(nv);
+  errno = e;
+}
+
 /*
  * Run Node on bin/run.js with our arguments, or from the snapshot `snap`
  * (NULL: none) when it can be used; memo_out, when set, goes in HPCC_MEMO_OUT.
@@ -88,17 +104,9 @@ static _Noreturn void run_node(int argc, char **argv, const char *memo_out, cons
     fprintf(stderr, "hpcc: %s is missing: this program must stay in an hpcc install's dist/native (symlink it onto PATH, do not copy it)\n", runjs);
     _exit(127);
   }
-  char **nv = calloc((size_t)argc + 2, sizeof *nv);
-  if (!nv) {
-    fputs("hpcc: out of memory\n", stderr);
-    _exit(70);
-  }
-  nv[0] = (char *)node;
-  nv[1] = runjs;
-  for (int i = 1; i < argc; i++) nv[i + 1] = argv[i];
   if (memo_out) setenv("HPCC_MEMO_OUT", memo_out, 1);
   if (snap) try_snapshot(snap, argc, argv);
-  execvp(node, nv);
+  exec_node(node, runjs, NULL, argc, argv);
   fprintf(stderr, "hpcc: cannot run %s (%s): %s\nhint: install Node.js 20 or later and put it on PATH, or set HPCC_NODE to its path.\n",
           node, runjs, strerror(errno));
   _exit(127);
@@ -153,14 +161,7 @@ static void try_snapshot(const char *name, int argc, char **argv)
   if (strcmp(line, real) || stat(real, &st) != 0 || strtoll(tab1 + 1, NULL, 10) != (long long)st.st_size ||
       strtoll(tab2 + 1, NULL, 10) != (long long)st.st_mtim.tv_sec)
     return;
-  char **nv = calloc((size_t)argc + 3, sizeof *nv);
-  if (!nv) return;
-  nv[0] = node;
-  nv[1] = (char *)"--snapshot-blob";
-  nv[2] = blob;
-  for (int i = 1; i < argc; i++) nv[i + 2] = argv[i];
-  execv(node, nv);
-  free(nv); /* fall back to bin/run.js */
+  exec_node(node, "--snapshot-blob", blob, argc, argv); /* returns on failure: bin/run.js then */
 }
 
 /* stat identity as memo.ts writes it: 0 ok, 1 absent, -1 other error */
@@ -328,16 +329,16 @@ static long long memo_plan_offset(char *m, size_t size, const struct buf *key)
 
 static int key_material(struct buf *k, int argc, char **argv, int last_arg, const char *helper)
 {
-  char id[128], p[PATH_MAX + 64];
+  char id[128], p[3][PATH_MAX + 64];
   struct utsname u;
   char cwd[PATH_MAX];
   if (field(k, "hpcc-memo/1") || field(k, "build")) return -1;
-  const char *files[3] = {helper, "dist/src/cli/fast-launch.bundle.vm.js", "dist/src/cli/fast-launch.js"};
-  for (int i = 0; i < 3; i++) {
-    if (i == 0) snprintf(p, sizeof p, "%s", helper);
-    else snprintf(p, sizeof p, "%s/%s", g_root, files[i]);
-    if (ident(p, id, sizeof id) != 0 || field(k, id)) return -1;
-  }
+  /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry */
+  snprintf(p[0], sizeof p[0], "%s", helper);
+  snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.vm.js", g_root);
+  snprintf(p[2], sizeof p[2], "%s/dist/src/cli/fast-launch.js", g_root);
+  for (int i = 0; i < 3; i++)
+    if (ident(p[i], id, sizeof id) != 0 || field(k, id)) return -1;
   if (uname(&u) != 0 || !getcwd(cwd, sizeof cwd)) return -1;
   if (field(k, "ids") || num_field(k, getuid()) || num_field(k, getgid()) || field(k, "release") || field(k, u.release) || field(k, "host") || field(k, u.nodename) ||
       field(k, "cwd") || field(k, cwd) || field(k, "argv") || num_field(k, (unsigned long long)last_arg))
