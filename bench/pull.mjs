@@ -148,6 +148,10 @@ try {
     if (before) cmds[`${tag}: hpcc fetch (before)`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(before), ref, fresh()], hpccEnv];
     if (leanBundle) cmds[`${tag}: hpcc fetch, lean`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
     if (snapshot) cmds[`${tag}: hpcc fetch, snapshot`] = () => [process.execPath, ['--snapshot-blob', blob, '__hpcc_bench_fetch', ref, fresh()], hpccEnv];
+    const beforeBlob = before && path.join(before, 'src/cli/fast-pull.snapshot.blob');
+    if (snapshot && beforeBlob && existsSync(beforeBlob)) {
+      cmds[`${tag}: hpcc fetch, snapshot (before)`] = () => [process.execPath, ['--snapshot-blob', beforeBlob, '__hpcc_bench_fetch', ref, fresh()], hpccEnv];
+    }
     if (leanBundle && before && existsSync(path.join(before, 'src/cli/fast-pull.bundle.vm.cache'))) {
       cmds[`${tag}: hpcc fetch, lean (before)`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(before), ref, fresh()], hpccEnv];
     }

@@ -58,19 +58,21 @@ export class RegistrySource implements ImageSource {
     private readonly opts: RegistrySourceOptions = {},
   ) {}
 
-  private async client(): Promise<RegistryClient> {
+  private client(): RegistryClient {
     if (this.opts.client) return this.opts.client;
     const env = this.opts.env ?? process.env;
     return new RegistryClient({
       registry: this.ref.registry,
       insecure: this.opts.insecure === true || isInsecureRegistry(this.ref.registry, env),
-      credentials: await lookupCredentials(this.ref.registry, env),
+      // Looked up while the first requests go out: only a 401 waits for them.
+      credentials: lookupCredentials(this.ref.registry, env),
     });
   }
 
   async resolve(o: { platform?: OciPlatform } = {}): Promise<RegistryResolvedImage> {
-    const client = await this.client();
+    const client = this.client();
     const cache = this.opts.cache ?? new BlobCache();
+    cache.prepare().catch(() => undefined); // made while the manifest comes (a failure shows in ensureBlob)
     const onEvent = this.opts.onEvent ?? (() => undefined);
     // Layer events wait here until the 'manifest' event is out (prefetch can start them earlier).
     let held: PullEvent[] | null = [];
@@ -121,18 +123,16 @@ export class RegistrySource implements ImageSource {
         const t0 = Date.now();
         emit({ type: 'layer-start', index, digest: l.digest, size: l.size });
         let lastEmit = 0;
-        const r = await cache.ensureBlob(
-          l.digest,
-          l.size,
-          (fh) =>
-            client.downloadBlob(repo, l.digest, l.size, fh, (bytes) => {
-              const now = Date.now();
-              if (now - lastEmit >= 200 || bytes === l.size) {
-                lastEmit = now;
-                emit({ type: 'layer-progress', index, digest: l.digest, size: l.size, bytes });
-              }
-            }),
-          () => emit({ type: 'layer-wait', index, digest: l.digest, size: l.size }),
+        const progress = (bytes: number) => {
+          const now = Date.now();
+          if (now - lastEmit >= 200 || bytes === l.size) {
+            lastEmit = now;
+            emit({ type: 'layer-progress', index, digest: l.digest, size: l.size, bytes });
+          }
+        };
+        // The GET goes out before the cache's lock is taken (see ensureBlob).
+        const r = await cache.ensureBlob(l.digest, l.size, { start: () => client.startBlob(repo, l.digest, l.size, progress) }, () =>
+          emit({ type: 'layer-wait', index, digest: l.digest, size: l.size }),
         );
         emit({ type: 'layer-done', index, digest: l.digest, size: l.size, fetched: r.fetched, ms: Date.now() - t0 });
         return r.path;

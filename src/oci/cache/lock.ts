@@ -51,8 +51,11 @@ export function processStartTime(pid: number): string | null {
   return rest[19] ?? '';
 }
 
+let mine: LockInfo | undefined;
 function myInfo(): LockInfo {
-  return { pid: process.pid, boot: bootId(), start: processStartTime(process.pid) ?? '', host: os.hostname() };
+  // pid and start time are this process's for good (a fork would be a new process)
+  if (mine?.pid !== process.pid) mine = { pid: process.pid, boot: bootId(), start: processStartTime(process.pid) ?? '', host: os.hostname() };
+  return mine;
 }
 
 function isStale(text: string, mtimeMs: number): boolean {

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DigestMismatchError, addContext } from '../../errors/index.js';
 import { checkDigest } from '../registry/client.js';
-import { acquireLock, breakIfStale, processStartTime } from './lock.js';
+import { acquireLock, breakIfStale, processStartTime, type HeldLock } from './lock.js';
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HPCC_CACHEDIR) return path.resolve(env.HPCC_CACHEDIR);
@@ -31,6 +31,18 @@ export interface EnsureResult {
   /** false when it was already cached (or another process fetched it meanwhile) */
   fetched: boolean;
 }
+
+/** A download started before its lock is held: into() writes it, cancel() drops it unread. */
+export interface EarlyFetch {
+  into(fh: fsp.FileHandle): Promise<void>;
+  cancel(): void;
+}
+
+/** Writes a blob's verified bytes into the temp file; or starts that early (see ensureBlob). */
+export type BlobFetch = ((fh: fsp.FileHandle) => Promise<void>) | { start(): EarlyFetch };
+
+/** ensureBlob calls running in this process, by blob path */
+const inflight = new Map<string, Promise<EnsureResult>>();
 
 export class BlobCache {
   readonly root: string;
@@ -63,69 +75,114 @@ export class BlobCache {
     return path.join(this.lockDir, `${kind}-${key}.lock`);
   }
 
-  private async mkdirs(): Promise<void> {
-    for (const d of [this.blobDir, this.sifDir, this.lockDir]) {
-      await fsp.mkdir(d, { recursive: true, mode: 0o755 }).catch((e) => {
-        throw addContext(`create cache directory ${d}`, e);
-      });
+  private dirsMade: Promise<void> | undefined;
+  /**
+   * Create the cache's directories, once per cache object (a pull calls it as
+   * it starts, so the layers' downloads find them made).
+   */
+  prepare(): Promise<void> {
+    this.dirsMade ??= Promise.all([this.blobDir, this.sifDir, this.lockDir].map((d) => makeDir(d))).then(() => undefined);
+    return this.dirsMade;
+  }
+
+  /** 'ok' when the blob is cached with the right size (its mtime is bumped: "used"). */
+  private async blobState(digest: string, size: number): Promise<'ok' | 'missing' | 'wrong'> {
+    const p = this.blobPath(digest);
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(p);
+    } catch {
+      return 'missing';
     }
+    if (!st.isFile() || st.size !== size) return 'wrong';
+    const now = new Date();
+    await fsp.utimes(p, now, now).catch(() => undefined);
+    return 'ok';
   }
 
   /** True when the blob is cached with the right size (its mtime is bumped: "used"). */
   async hasBlob(digest: string, size: number): Promise<boolean> {
-    const p = this.blobPath(digest);
-    try {
-      const st = await fsp.stat(p);
-      if (!st.isFile() || st.size !== size) return false;
-      const now = new Date();
-      await fsp.utimes(p, now, now).catch(() => undefined);
-      return true;
-    } catch {
-      return false;
-    }
+    return (await this.blobState(digest, size)) === 'ok';
   }
 
   /**
-   * Make sure a blob is cached: if not, take its lock and call `fetch` with a
-   * fresh temp file; `fetch` must write the verified bytes (the client checks
-   * digest and size while streaming). Size and digest are checked again from
-   * the file before the rename. Concurrent callers wait for one download.
+   * Make sure a blob is cached: if not, take its lock and have `fetch` write
+   * the verified bytes into a fresh temp file (the client checks digest and
+   * size while streaming). Size is checked again from the file before the
+   * rename. Concurrent callers wait for one download.
+   * An early fetch ({ start }) is started before the lock is taken (a GET
+   * sent while the lock and temp file are made) and cancelled when the lock
+   * is not free at once: a download another process is doing is waited for
+   * without a request held open, and started afresh if that process fails.
    */
-  async ensureBlob(
-    digest: string,
-    size: number,
-    fetch: (fh: fsp.FileHandle) => Promise<void>,
-    onWait?: () => void,
-  ): Promise<EnsureResult> {
+  async ensureBlob(digest: string, size: number, fetch: BlobFetch, onWait?: () => void): Promise<EnsureResult> {
     const final = this.blobPath(digest);
-    if (await this.hasBlob(digest, size)) {
+    // One download per blob in this process; the others wait for it (and try themselves if it fails).
+    const prior = inflight.get(final);
+    if (prior) {
+      onWait?.();
+      if (await prior.then(() => true, () => false)) return { path: final, fetched: false };
+    }
+    const p = this.ensureBlobOnce(digest, size, fetch, onWait);
+    if (!inflight.has(final)) {
+      inflight.set(final, p);
+      const forget = () => inflight.get(final) === p && inflight.delete(final);
+      p.then(forget, forget);
+    }
+    return p;
+  }
+
+  private async ensureBlobOnce(digest: string, size: number, fetch: BlobFetch, onWait?: () => void): Promise<EnsureResult> {
+    const final = this.blobPath(digest);
+    if ((await this.blobState(digest, size)) === 'ok') {
       // A holder killed between its rename and its release leaves a stale lock behind.
       await breakIfStale(this.lockPath('blob', hexOf(digest)));
       return { path: final, fetched: false };
     }
-    await this.mkdirs();
-    let waited = false;
-    const lock = await acquireLock(this.lockPath('blob', hexOf(digest)), {
-      satisfied: async () => {
-        if (!waited) {
-          waited = true;
-          onWait?.();
-        }
-        return this.hasBlob(digest, size);
-      },
-    });
-    if (lock === null) return { path: final, fetched: false };
+    let early = typeof fetch === 'function' ? undefined : fetch.start();
+    const dropEarly = () => {
+      early?.cancel();
+      early = undefined;
+    };
+    let lock: HeldLock | null;
     try {
-      if (await this.hasBlob(digest, size)) return { path: final, fetched: false };
-      await fsp.rm(final, { force: true }); // a wrong-sized leftover
-      await removeDeadTemps(this.blobDir, `.tmp-${hexOf(digest)}-`);
+      await this.prepare();
+      let waited = false;
+      lock = await acquireLock(this.lockPath('blob', hexOf(digest)), {
+        satisfied: async () => {
+          if (!waited) {
+            waited = true;
+            dropEarly();
+            onWait?.();
+          }
+          return this.hasBlob(digest, size);
+        },
+      });
+    } catch (e) {
+      dropEarly();
+      throw e;
+    }
+    if (lock === null) return { path: final, fetched: false };
+    let sweep: Promise<void> | undefined;
+    try {
+      // Another process may have finished it between the first look and the lock.
+      const now = await this.blobState(digest, size);
+      if (now === 'ok') return { path: final, fetched: false };
+      if (now === 'wrong') await fsp.rm(final, { force: true }); // a wrong-sized leftover
       const tmp = path.join(this.blobDir, `.tmp-${hexOf(digest)}-${process.pid}-${randomBytes(4).toString('hex')}`);
       const fh = await fsp.open(tmp, 'wx', 0o644);
+      // Temp files of dead processes for this blob go while the download runs.
+      sweep = removeDeadTemps(this.blobDir, `.tmp-${hexOf(digest)}-`, path.basename(tmp));
       try {
-        await fetch(fh);
+        if (typeof fetch === 'function') await fetch(fh);
+        else {
+          const run = early ?? fetch.start();
+          early = undefined;
+          await run.into(fh);
+        }
         await fh.sync();
+        await verifySize(fh, digest, size);
         await fh.close();
-        await verifyFile(tmp, digest, size);
         await fsp.rename(tmp, final);
         await syncDir(this.blobDir);
       } catch (e) {
@@ -135,6 +192,8 @@ export class BlobCache {
       }
       return { path: final, fetched: true };
     } finally {
+      dropEarly();
+      await sweep?.catch(() => undefined);
       await lock.release();
     }
   }
@@ -192,7 +251,7 @@ export class BlobCache {
       await breakIfStale(this.lockPath('sif', path.basename(final, '.sif')));
       return { path: final, fetched: false };
     }
-    await this.mkdirs();
+    await this.prepare();
     const lock = await acquireLock(this.lockPath('sif', path.basename(final, '.sif')), { satisfied: exists });
     if (lock === null) return { path: final, fetched: false };
     try {
@@ -214,8 +273,14 @@ export class BlobCache {
   }
 }
 
-async function verifyFile(p: string, digest: string, size: number): Promise<void> {
-  const st = await fsp.stat(p);
+async function makeDir(d: string): Promise<void> {
+  await fsp.mkdir(d, { recursive: true, mode: 0o755 }).catch((e) => {
+    throw addContext(`create cache directory ${d}`, e);
+  });
+}
+
+async function verifySize(fh: fsp.FileHandle, digest: string, size: number): Promise<void> {
+  const st = await fh.stat();
   if (st.size !== size) {
     throw new DigestMismatchError(`blob ${digest}: wrote ${st.size} bytes, expected ${size}`, digest, `size ${st.size}`);
   }
@@ -234,8 +299,11 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Remove `<prefix><pid>-<rand>` temp files left by processes that no longer exist (e.g. after SIGKILL). */
-export async function removeDeadTemps(dir: string, prefix: string): Promise<void> {
+/**
+ * Remove `<prefix><pid>-<rand>` temp files left by processes that no longer
+ * exist (e.g. after SIGKILL) or by this one, except `keep`.
+ */
+export async function removeDeadTemps(dir: string, prefix: string, keep?: string): Promise<void> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
@@ -243,7 +311,7 @@ export async function removeDeadTemps(dir: string, prefix: string): Promise<void
     return;
   }
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
+    if (!n.startsWith(prefix) || n === keep) continue;
     const m = /^(\d+)-[a-f0-9]+$/.exec(n.slice(prefix.length));
     if (m && (Number(m[1]) === process.pid || processStartTime(Number(m[1])) === null)) {
       await fsp.rm(path.join(dir, n), { force: true });

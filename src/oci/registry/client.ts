@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
 import { DigestMismatchError } from '../../errors/index.js';
+import type { EarlyFetch } from '../cache/store.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest.js';
 import type { Credentials } from './auth.js';
 import { defaultAgent, loadUndici } from './agent.js';
@@ -34,7 +35,8 @@ export interface RegistryClientOptions {
   registry: string;
   /** plain HTTP instead of HTTPS */
   insecure?: boolean;
-  credentials?: Credentials | null;
+  /** may be a promise: it is awaited only when the registry asks for authentication */
+  credentials?: Credentials | null | Promise<Credentials | null>;
   dispatcher?: Dispatcher;
   /** attempts after the first on 429/5xx/network errors, and resumes per blob (default 4) */
   retries?: number;
@@ -111,7 +113,7 @@ export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
   private readonly explicitDispatcher: Dispatcher | undefined;
-  private readonly credentials: Credentials | null;
+  private readonly credentials: Promise<Credentials | null>;
   private readonly retries: number;
   private readonly retryBaseMs: number;
   private readonly userAgent: string;
@@ -124,7 +126,8 @@ export class RegistryClient {
     this.insecure = opts.insecure === true;
     this.baseUrl = `${this.insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
     this.explicitDispatcher = opts.dispatcher;
-    this.credentials = opts.credentials ?? null;
+    this.credentials = Promise.resolve(opts.credentials ?? null);
+    this.credentials.catch(() => undefined); // a failed lookup matters only when a 401 needs it
     this.retries = opts.retries ?? 4;
     this.retryBaseMs = opts.retryBaseMs ?? (Number(process.env.HPCC_RETRY_BASE_MS) || 250);
     this.userAgent = opts.userAgent ?? 'hpcc';
@@ -245,8 +248,9 @@ export class RegistryClient {
       throw registryHttpError(401, what, this.registry, '');
     }
     if (ch.scheme === 'basic') {
-      if (!this.credentials) throw registryHttpError(401, what, this.registry, '');
-      this.auth.set('', this.basicHeader(this.credentials));
+      const creds = await this.credentials;
+      if (!creds) throw registryHttpError(401, what, this.registry, '');
+      this.auth.set('', this.basicHeader(creds));
       return;
     }
     const realm = ch.params.realm;
@@ -269,13 +273,14 @@ export class RegistryClient {
     if (service) u.searchParams.set('service', service);
     if (scope) u.searchParams.set('scope', scope);
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
-    if (this.credentials) {
+    const creds = await this.credentials;
+    if (creds) {
       if (u.protocol !== 'https:' && !this.insecure) {
         throw new RegistryError('HPCC_E_REGISTRY_AUTH', `${what}: the token realm ${u.origin} is plain HTTP; credentials are not sent there`, { registry: this.registry }, {
           hint: 'The registry sends its token service over HTTP; if that is intended (a local registry), mark the registry insecure.',
         });
       }
-      headers.authorization = this.basicHeader(this.credentials);
+      headers.authorization = this.basicHeader(creds);
     }
     const dispatcher = await this.dispatcher();
     for (let attempt = 0; ; attempt++) {
@@ -305,8 +310,8 @@ export class RegistryClient {
         continue;
       }
       const err = registryHttpError(res.statusCode, `${what} (token from ${u.origin})`, this.registry, body);
-      if (res.statusCode === 401 && this.credentials) {
-        err.message += `; the credentials from ${this.credentials.source} were rejected`;
+      if (res.statusCode === 401 && creds) {
+        err.message += `; the credentials from ${creds.source} were rejected`;
       }
       throw err;
     }
@@ -339,7 +344,7 @@ export class RegistryClient {
   async getBlobBytes(repo: string, digest: string, size: number, limit = 16 << 20): Promise<Buffer> {
     checkDigest(digest);
     if (size > limit) throw new RegistryError('HPCC_E_REGISTRY_TOO_LARGE', `blob ${digest} is ${size} bytes, more than ${limit}`);
-    const res = await this.send(`blob ${digest}`, `${this.baseUrl}/v2/${repo}/blobs/${digest}`, repo);
+    const res = await this.send(`blob ${digest}`, this.blobUrl(repo, digest), repo);
     const bytes = await readBounded(res.body, size).catch((e: Error) => {
       throw new DigestMismatchError(`blob ${digest}: ${e.message}`, digest, `more than ${size} bytes`);
     });
@@ -351,8 +356,35 @@ export class RegistryClient {
   }
 
   /**
+   * A blob download whose GET goes out now and whose body waits, unread, for
+   * into() to give it a file (the cache takes its lock and makes its temp file
+   * meanwhile); cancel() drops it. into() is downloadBlob from that response.
+   */
+  startBlob(repo: string, digest: string, size: number, onProgress?: (bytes: number) => void): EarlyFetch {
+    checkDigest(digest);
+    let first: Promise<StreamingResponse> | undefined = this.send(`blob ${digest}`, this.blobUrl(repo, digest), repo, {}, true);
+    first.catch(() => undefined); // seen by into(), or dropped by cancel()
+    return {
+      into: (out) => {
+        const r = first;
+        first = undefined;
+        return this.downloadBlob(repo, digest, size, out, onProgress, r);
+      },
+      cancel: () => {
+        first?.then((r) => r.body.destroy(), () => undefined);
+        first = undefined;
+      },
+    };
+  }
+
+  private blobUrl(repo: string, digest: string): string {
+    return `${this.baseUrl}/v2/${repo}/blobs/${digest}`;
+  }
+
+  /**
    * Stream a blob into `out` (from offset 0), checking sha256 and size, resuming
    * with Range after a dropped connection (or restarting when the server ignores Range).
+   * `first`: the response to a GET already sent (startBlob).
    */
   async downloadBlob(
     repo: string,
@@ -360,16 +392,18 @@ export class RegistryClient {
     size: number,
     out: FileHandle,
     onProgress?: (bytes: number) => void,
+    first?: Promise<StreamingResponse>,
   ): Promise<void> {
     checkDigest(digest);
     const what = `blob ${digest}`;
-    const url = `${this.baseUrl}/v2/${repo}/blobs/${digest}`;
+    const url = this.blobUrl(repo, digest);
     let hash = createHash('sha256');
     let written = 0; // bytes received and hashed (= the resume offset)
     const w = new OrderedWriter(out);
     let drops = 0;
     for (;;) {
-      const res = await this.send(what, url, repo, written > 0 ? { range: `bytes=${written}-` } : {}, true);
+      const res = first !== undefined && written === 0 ? await first : await this.send(what, url, repo, written > 0 ? { range: `bytes=${written}-` } : {}, true);
+      first = undefined;
       if (written > 0) {
         const cr = header(res.headers, 'content-range');
         const start = res.statusCode === 206 && cr ? Number(/^bytes (\d+)-/.exec(cr)?.[1]) : NaN;

@@ -16,6 +16,7 @@ import { RegistryError } from '../../../src/oci/registry/errors.js';
 import { RegistrySource } from '../../../src/oci/registry-source.js';
 import { makeTempDir, removeTree, requireTools } from '../../helpers/env.js';
 import { startFaultProxy, type FaultProxy } from '../../helpers/fault-proxy.js';
+import { holdLockInChild } from '../../helpers/lock-holder.js';
 import { addMultiPlatformIndex, layoutManifest, makeSmallTrees, startSmallImageRegistry, umociImage, type SmallImageRegistry } from '../../helpers/registry-fixtures.js';
 import {
   TEST_PASSWORD,
@@ -230,6 +231,35 @@ describe('registry client against docker-registry (no auth)', function () {
       expect(cacheFiles(cache).filter((n) => n.startsWith('.'))).to.deep.equal([]);
     });
 
+    it('a layer another process holds the lock of: its early GET is dropped, and it is fetched once that process dies without it', async () => {
+      const cache = new BlobCache(path.join(work, 'cache-held'));
+      const events: string[] = [];
+      const img = await new RegistrySource(ref(`docker://${proxy.host}/lab/small:latest`), {
+        cache,
+        env,
+        client: new RegistryClient({ registry: proxy.host, insecure: true, retryBaseMs: 10 }),
+        onEvent: (ev) => events.push(`${ev.type}${'index' in ev ? ` ${ev.index}` : ''}`),
+      }).resolve({});
+      const held = img.layers[0]!;
+      await cache.prepare();
+      const child = await holdLockInChild(cache.lockPath('blob', held.digest.slice(7)));
+      try {
+        const all = img.fetchAll();
+        while (!events.includes('layer-wait 0')) await new Promise((r) => setTimeout(r, 20));
+        child.kill('SIGKILL');
+        await all;
+        await img.close();
+      } finally {
+        child.kill('SIGKILL');
+      }
+      img.layers.forEach((l, i) => expect(sha256File(img.layerPaths()[i]!)).to.equal(l.digest));
+      // one GET sent before the lock was known to be busy (dropped), one after the holder died
+      const gets = proxy.log.filter((r) => r.path.endsWith(held.digest));
+      expect(gets, JSON.stringify(proxy.log)).to.have.length(2);
+      expect(cacheFiles(cache)).to.deep.equal(img.layers.map((l) => l.digest.slice(7)).sort());
+      expect(fs.readdirSync(cache.lockDir)).to.deep.equal([]);
+    });
+
     it('restarts from byte 0 when the server ignores Range', async () => {
       proxy.cutBlobAfter = 300_000;
       proxy.ignoreRange = true;
@@ -268,6 +298,17 @@ describe('registry client against docker-registry (no auth)', function () {
       expect((e as RegistryError).code).to.equal('HPCC_E_REGISTRY_UNAUTHORIZED');
       expect((e as RegistryError).hint).to.match(/hpcc registry login/);
     });
+  });
+
+  it('a Docker config naming a credential helper that is not installed does not stop a pull the registry serves anonymously', async () => {
+    const dc = path.join(work, 'docker-absent-helper');
+    fs.mkdirSync(dc, { recursive: true });
+    fs.writeFileSync(path.join(dc, 'config.json'), JSON.stringify({ credsStore: 'hpcc-test-absent' }));
+    const cache = new BlobCache(path.join(work, 'cache-absent-helper'));
+    const img = await source(`docker://${reg!.host}/lab/small:latest`, cache, { env: { ...env, DOCKER_CONFIG: dc } }).resolve({});
+    await img.fetchAll();
+    await img.close();
+    expect(cacheFiles(cache)).to.deep.equal(img.layers.map((l) => l.digest.slice(7)).sort());
   });
 
   it('two concurrent pulls in one process share one download per blob', async () => {
@@ -338,6 +379,17 @@ describe('registry client with htpasswd Basic auth', function () {
     }).resolve({});
     await img.fetchAll();
     await img.close();
+  });
+
+  it('a registry that asks for credentials while the named credential helper is missing → the helper error', async () => {
+    const dc = path.join(work, 'docker-absent-helper');
+    fs.mkdirSync(dc, { recursive: true });
+    fs.writeFileSync(path.join(dc, 'config.json'), JSON.stringify({ credsStore: 'hpcc-test-absent' }));
+    const e = await expectReject(
+      new RegistrySource(ref(`docker://${reg!.host}/lab/small`), { insecure: true, env: { HOME: work, DOCKER_CONFIG: dc }, cache: new BlobCache(path.join(work, 'c-absent')) }).resolve({}),
+    );
+    expect((e as HpccError).code).to.equal('HPCC_E_AUTH_HELPER');
+    expect(e.message).to.match(/hpcc-test-absent/);
   });
 
   it('wrong password → 401', async () => {

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,6 +7,27 @@ import { acquireLock } from '../../../../src/oci/cache/lock.js';
 import { BlobCache, cacheRoot } from '../../../../src/oci/cache/store.js';
 import { cleanCache, listCache } from '../../../../src/oci/cache/manage.js';
 import { makeTempDir, removeTree } from '../../../helpers/env.js';
+import { holdLockInChild } from '../../../helpers/lock-holder.js';
+
+/** An early fetch (BlobCache.ensureBlob's { start }) writing `data`, counting its calls. */
+function countingEarlyFetch(data: Buffer) {
+  const n = { start: 0, into: 0, cancel: 0 };
+  const fetch = {
+    start() {
+      n.start++;
+      return {
+        into: async (fh: import('node:fs/promises').FileHandle) => {
+          n.into++;
+          await fh.writeFile(data);
+        },
+        cancel: () => {
+          n.cancel++;
+        },
+      };
+    },
+  };
+  return { n, fetch };
+}
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -26,17 +46,8 @@ describe('cache locks and blob store', () => {
 
   it('a lock held by a live process blocks; after that process is SIGKILLed it is taken over', async () => {
     const lockPath = path.join(dir, 'x.lock');
-    // a child that takes the lock with the same code path as hpcc, then sleeps
-    const script = `
-      const fs = require('fs');
-      const start = fs.readFileSync('/proc/self/stat','utf8'); const rest = start.slice(start.lastIndexOf(')')+2).split(' ');
-      const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id','utf8').trim();
-      const fd = fs.openSync(${JSON.stringify(lockPath)}, fs.constants.O_CREAT|fs.constants.O_EXCL|fs.constants.O_WRONLY, 0o644);
-      fs.writeSync(fd, JSON.stringify({pid: process.pid, boot, start: rest[19], host: require('os').hostname()}));
-      fs.closeSync(fd); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = await holdLockInChild(lockPath);
     try {
-      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
       try {
         await acquireLock(lockPath, { timeoutMs: 300 });
         expect.fail('took a live lock');
@@ -108,6 +119,50 @@ describe('cache locks and blob store', () => {
     const back: Buffer[] = [];
     for await (const c of cache.readBlob(d, data.length)) back.push(Buffer.from(c));
     expect(Buffer.concat(back)).to.deep.equal(data);
+  });
+
+  it('an early fetch starts before the lock is taken and is written once it is held', async () => {
+    const cache = new BlobCache(dir);
+    const data = Buffer.from('early '.repeat(500));
+    const d = digestOf(data);
+    const { n, fetch } = countingEarlyFetch(data);
+    const r = await cache.ensureBlob(d, data.length, fetch);
+    expect(r.fetched).to.equal(true);
+    expect(n).to.deep.equal({ start: 1, into: 1, cancel: 0 });
+    expect(fs.readFileSync(cache.blobPath(d))).to.deep.equal(data);
+    // cached: not started again; concurrent callers in one process share one fetch
+    const again = countingEarlyFetch(data);
+    await cache.ensureBlob(d, data.length, again.fetch);
+    expect(again.n.start).to.equal(0);
+    const other = Buffer.from('other '.repeat(500));
+    const shared = countingEarlyFetch(other);
+    const rs = await Promise.all([1, 2, 3].map(() => cache.ensureBlob(digestOf(other), other.length, shared.fetch)));
+    expect(shared.n).to.deep.equal({ start: 1, into: 1, cancel: 0 });
+    expect(rs.filter((x) => x.fetched)).to.have.length(1);
+  });
+
+  it('an early fetch is dropped while another process holds the lock, and started afresh when that holder dies without the blob', async () => {
+    const cache = new BlobCache(dir);
+    const data = Buffer.from('held '.repeat(500));
+    const d = digestOf(data);
+    await cache.prepare();
+    const child = await holdLockInChild(cache.lockPath('blob', d.slice(7)));
+    try {
+      const { n, fetch } = countingEarlyFetch(data);
+      let waiting!: () => void;
+      const waited = new Promise<void>((r) => (waiting = r));
+      const result = cache.ensureBlob(d, data.length, fetch, () => waiting());
+      await waited;
+      expect(n).to.deep.equal({ start: 1, into: 0, cancel: 1 });
+      child.kill('SIGKILL');
+      const r = await result;
+      expect(r.fetched).to.equal(true);
+      expect(n).to.deep.equal({ start: 2, into: 1, cancel: 1 });
+      expect(fs.readdirSync(cache.blobDir)).to.deep.equal([d.slice(7)]);
+      expect(fs.readdirSync(cache.lockDir)).to.deep.equal([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('a holder killed after its rename but before its release: the next ensureBlob/ensureSif clears the dead lock', async () => {
