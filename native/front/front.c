@@ -386,6 +386,8 @@ int main(int argc, char **argv)
     return 70;
   }
   exe[n] = '\0';
+  char self[PATH_MAX];
+  snprintf(self, sizeof self, "%s", exe);
   for (int up = 0; up < 3; up++) { /* ROOT/dist/native/hpcc -> ROOT */
     char *s = strrchr(exe, '/');
     if (!s) break;
@@ -394,6 +396,9 @@ int main(int argc, char **argv)
   snprintf(g_root, sizeof g_root, "%s", exe); /* "" when the program sits too near "/" */
   unsetenv("HPCC_MEMO_OUT");
   g_debug = getenv("HPCC_DEBUG") != NULL;
+  /* the helper's fallback after a memo's launch failed in setup (see below) */
+  int retry = getenv("HPCC_MEMO_RETRY") != NULL;
+  unsetenv("HPCC_MEMO_RETRY");
 
   const char *act = argc > 1 ? argv[1] : "";
   int launch = !strcmp(act, "exec") || !strcmp(act, "run") || !strcmp(act, "shell") || !strcmp(act, "test");
@@ -418,6 +423,12 @@ int main(int argc, char **argv)
   char path[PATH_MAX + 64];
   if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || memo_path(path, sizeof path, &key) != 0)
     run_node(argc, argv, NULL, "fast-launch");
+  if (retry) {
+    /* this memo's plan failed in setup: Node reports why, and replaces the memo if its launch works (a
+     * memo that failed only because of this command, e.g. one not found in the image, is kept) */
+    if (g_debug) fprintf(stderr, "hpcc: launch memo %s: failed in setup, launching through Node\n", path);
+    run_node(argc, argv, path, "fast-launch");
+  }
 
   int fd = open(path, O_RDONLY | O_NOFOLLOW);
   struct stat st;
@@ -446,17 +457,23 @@ int main(int argc, char **argv)
 
   futimens(fd, NULL); /* last use, for `hpcc cache clean --days` and pruning */
 
-  /* hpcc-launch --plan-fd N --host-env [-- CMD ARGS...] */
-  char fdarg[16];
+  /* hpcc-launch --plan-fd N --host-env --fallback ARGC SELF ARGS... [-- CMD ARGS...]: a setup failure
+   * runs this program again with HPCC_MEMO_RETRY=1 (main.c) */
+  char fdarg[16], nfall[16];
   snprintf(fdarg, sizeof fdarg, "%d", fd);
+  snprintf(nfall, sizeof nfall, "%d", argc);
   int rest = is_exec ? argc - img - 1 : 0;
-  char **hv = calloc((size_t)rest + 7, sizeof *hv);
+  char **hv = calloc((size_t)rest + (size_t)argc + 9, sizeof *hv);
   if (!hv) run_node(argc, argv, NULL, "fast-launch");
   int k = 0;
   hv[k++] = helper;
   hv[k++] = (char *)"--plan-fd";
   hv[k++] = fdarg;
   hv[k++] = (char *)"--host-env";
+  hv[k++] = (char *)"--fallback";
+  hv[k++] = nfall;
+  hv[k++] = self;
+  for (int i = 1; i < argc; i++) hv[k++] = argv[i];
   if (rest > 0) {
     hv[k++] = (char *)"--";
     for (int i = img + 1; i < argc; i++) hv[k++] = argv[i];

@@ -144,5 +144,7 @@ void stop_fuse(struct rootfs_state *rs);
 void cleanup_host(const struct plan *p, struct rootfs_state *rs);
 /* main.c: undo host-side setup when fail() ends the helper process itself */
 void on_fail_cleanup(void);
+/* how a failed process ends (main.c: with --fallback the helper may hand the launch on) */
+_Noreturn void on_fail_exit(int code);
 
 #endif

@@ -3,13 +3,24 @@
  * plan.c for the wire format, status.c for status records).
  *
  * Usage:
- *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--] [CMD ARGS...]
+ *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env]
+ *               [--fallback N ARG0 ... ARGN-1] [--] [CMD ARGS...]
  *   hpcc-launch --version
  * CMD ARGS, when given, replace the plan's command: argv[command_index..]
  * (one saved plan, many commands). The prefix argv[0..command_index), the
  * env-script wrapper, is kept, so the image's env scripts and the injected
  * variables apply as in `hpcc exec`. Without --status-fd, failures are
  * printed to stderr.
+ *
+ * --fallback N ARGV... (the native front's memo replays, front.c): a setup
+ * failure, one before the payload runs, does not end the launch. A standby
+ * process (B), forked before the namespaces are made and so outside them,
+ * reads the status records; on a failure record it execs ARGV (the front,
+ * with the same arguments) with HPCC_MEMO_RETRY=1, and the front runs the
+ * launch through Node without the memo: the failure is reported with hpcc's
+ * error code and hint, and a memo that no longer works is replaced. The
+ * helper waits for B and ends with its status. Once the payload has started
+ * (every status writer gone) B exits, and nothing changes.
  *
  * Process tree: the helper (H) sets up the namespaces and the root, starts
  * the FUSE server (F) when the root is a squashfuse image, then forks the
@@ -46,6 +57,14 @@ static struct plan g_plan;
 static struct rootfs_state g_rs;
 static pid_t g_helper_pid;
 
+/* --fallback: the argv B execs, B itself, the pipe B says 'F' (fallback
+ * started) on, B's wait status once reaped, and the process that forked
+ * B and the container child (0 until forked) */
+static char **g_fallback;
+static pid_t g_standby, g_main_pid, g_container;
+static int g_decision_fd = -1, g_standby_status = -1;
+static sigset_t g_fwd_set;
+
 void on_fail_cleanup(void)
 {
   if (g_helper_pid && getpid() == g_helper_pid) cleanup_host(&g_plan, &g_rs);
@@ -64,7 +83,8 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--] [CMD ARGS...]\n"
+  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env]\n"
+                  "                   [--fallback N ARG0 ... ARGN-1] [--] [CMD ARGS...]\n"
                   "       hpcc-launch --version\n");
   _exit(EXL_USAGE);
 }
@@ -180,9 +200,102 @@ static int supervise(pid_t child, const sigset_t *set, struct rootfs_state *rs)
     pid_t w;
     while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
       if (w == child) return st;
+      if (w == g_standby && g_standby > 0) g_standby_status = st;
       forget_child(rs, w);
     }
   }
+}
+
+/* B: exec the fallback for the failure record `rec` (after telling the helper on `decision`). */
+static _Noreturn void run_fallback(const char *rec, int decision, const sigset_t *old, mode_t um)
+{
+  int index = -1, err = 0, code = EXL_INTERNAL, off = 0;
+  char step[64] = "setup";
+  sscanf(rec, "status/1 fail %d %63s %d %d %n", &index, step, &err, &code, &off);
+  ssize_t w;
+  do w = write(decision, "F", 1);
+  while (w < 0 && errno == EINTR);
+  close(decision);
+  sigprocmask(SIG_SETMASK, old, NULL);
+  umask(um);
+  if (w == 1 && setenv("HPCC_MEMO_RETRY", "1", 1) == 0) execv(g_fallback[0], g_fallback);
+  /* not possible: the failure as it would have been printed without --fallback */
+  fprintf(stderr, "hpcc-launch: %s failed: %s%s%s\n", step, off > 0 ? rec + off : "", err ? ": " : "", err ? strerror(err) : "");
+  _exit(code);
+}
+
+/* B: read status records until a failure (run the fallback) or the end (every writer gone: exit 0). */
+static _Noreturn void standby(int rd, int decision, const sigset_t *old, mode_t um)
+{
+  char buf[2048];
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(rd, buf + n, sizeof buf - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) _exit(0);
+    n += (size_t)r;
+    char *nl;
+    while ((nl = memchr(buf, '\n', n)) != NULL) {
+      *nl = '\0';
+      if (!strncmp(buf, "status/1 fail ", 14)) run_fallback(buf, decision, old, um);
+      size_t used = (size_t)(nl + 1 - buf);
+      memmove(buf, nl + 1, n - used);
+      n -= used;
+    }
+    if (n >= sizeof buf - 1) n = 0; /* an overlong line is not a record */
+  }
+}
+
+/* Fork B (--fallback); without pipes or a process the launch goes on without a fallback. */
+static void start_standby(const sigset_t *old, mode_t um)
+{
+  int sp[2], dp[2];
+  if (pipe2(sp, O_CLOEXEC) != 0) return;
+  if (pipe2(dp, O_CLOEXEC) != 0) {
+    close(sp[0]);
+    close(sp[1]);
+    return;
+  }
+  pid_t b = fork();
+  if (b < 0) {
+    close(sp[0]), close(sp[1]), close(dp[0]), close(dp[1]);
+    return;
+  }
+  if (b == 0) {
+    close(sp[1]);
+    close(dp[0]);
+    standby(sp[0], dp[1], old, um);
+  }
+  close(sp[0]);
+  close(dp[1]);
+  g_status_fd = sp[1];
+  g_decision_fd = dp[0];
+  g_standby = b;
+}
+
+/* The helper after a setup failure or the container's end: B's status when B took the launch on, else `code`. */
+static int await_standby(int code)
+{
+  char d = 0;
+  ssize_t r;
+  do r = read(g_decision_fd, &d, 1);
+  while (r < 0 && errno == EINTR);
+  close(g_decision_fd);
+  g_decision_fd = -1;
+  if (r != 1 || d != 'F') return code;
+  if (g_standby_status >= 0) return status_code(g_standby_status);
+  return status_code(supervise(g_standby, &g_fwd_set, NULL));
+}
+
+_Noreturn void on_fail_exit(int code)
+{
+  /* the helper itself, before the container process exists: B may take the launch on */
+  if (g_standby > 0 && g_container == 0 && getpid() == g_main_pid) {
+    close(g_status_fd); /* the record is written: B sees it, or the end */
+    g_status_fd = -1;
+    _exit(await_standby(code));
+  }
+  _exit(code);
 }
 
 int main(int argc, char **argv)
@@ -199,6 +312,14 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--status-fd") && i + 1 < argc) g_status_fd = parse_fd(argv[++i]);
     else if (!strcmp(a, "--die-with-parent")) die_with_parent = 1;
     else if (!strcmp(a, "--host-env")) host_env = 1;
+    else if (!strcmp(a, "--fallback") && i + 1 < argc) {
+      int n = parse_fd(argv[++i]); /* a small count */
+      if (n < 1 || n > argc - i - 1) usage();
+      g_fallback = calloc((size_t)n + 1, sizeof *g_fallback);
+      if (!g_fallback) fail(-1, "args", ENOMEM, EXL_INTERNAL, "out of memory");
+      memcpy(g_fallback, argv + i + 1, (size_t)n * sizeof *g_fallback);
+      i += n;
+    }
     else if (!strcmp(a, "--version")) {
       printf("hpcc-launch plan-version %d\n", HPCC_PLAN_VERSION);
       return 0;
@@ -253,6 +374,9 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &set, &old) != 0) fail(-1, "signals", errno, EXL_INTERNAL, "block signals");
   mode_t um = umask(0);
+  g_fwd_set = set;
+  g_main_pid = getpid();
+  if (g_fallback && g_status_fd < 0) start_standby(&old, um);
   setup_namespaces(&g_plan);
   g_helper_pid = getpid();
   setup_stage_and_root(&g_plan, &g_rs);
@@ -293,12 +417,22 @@ int main(int argc, char **argv)
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       exec_payload(&g_plan, &old, um);
     }
+    if (g_standby > 0) { /* B's end of records comes with the payload's exec, not with this process's */
+      close(g_status_fd);
+      g_status_fd = -1;
+    }
     _exit(status_code(supervise(payload, &set, NULL)));
+  }
+  g_container = child;
+  if (g_standby > 0) { /* later failures of this process go to stderr; B reads the container's records */
+    close(g_status_fd);
+    g_status_fd = -1;
   }
   if (sv[1] >= 0) close(sv[1]);
   g_rs.ovl_sock = sv[0];
   serve_overlays(&g_plan, &g_rs);
   int st = supervise(child, &set, &g_rs);
   cleanup_host(&g_plan, &g_rs);
+  if (g_standby > 0) return await_standby(status_code(st));
   return status_code(st);
 }

@@ -92,5 +92,5 @@ _Noreturn void fail(int index, const char *step, int err, int code, const char *
   vreport(index, step, err, code, fmt, ap);
   va_end(ap);
   on_fail_cleanup();
-  _exit(code);
+  on_fail_exit(code);
 }

@@ -76,6 +76,43 @@ describe('e2e: launch memos through the native front', function () {
     expect(r.stdout).to.contain('testing');
   });
 
+  it("a memo's launch that fails in setup goes through Node again: hpcc's error code and hint, the same exit status, the memo kept", function () {
+    const cache = freshCache();
+    let r = front(cache, ['exec', inert.sif, 'true']);
+    expect([r.status, used(r)], r.stderr).to.deep.equal([0, false]);
+    const [memo] = memos(cache);
+    const before = fs.readFileSync(memo!);
+    // a command the image lacks: the helper fails at exec (direct exec, no shell to say "not found")
+    r = front(cache, ['exec', inert.sif, 'no-such-command', 'x']);
+    expect([r.status, used(r)], r.stderr).to.deep.equal([127, true]);
+    expect(r.stderr).to.match(/launch memo \S+: failed in setup, launching through Node/);
+    expect(r.stderr).to.contain('HPCC_E_LAUNCH_EXEC_NOT_FOUND').and.contain('Try this:');
+    expect(r.stderr).to.not.match(/^hpcc-launch:/m);
+    expect(memos(cache)).to.deep.equal([memo]);
+    expect(fs.readFileSync(memo!)).to.deep.equal(before);
+    r = front(cache, ['exec', inert.sif, 'sh', '-c', 'exit 5']);
+    expect([r.status, used(r)], r.stderr).to.deep.equal([5, true]);
+    // a failure in the helper itself, before the container exists: user namespaces switched off after the
+    // memo was written (max_user_namespaces=0 inside an enclosing user namespace, as the launch tests do)
+    const script = `
+      "$0" exec "$1" true || exit 90
+      "$0" exec "$1" true || exit 91
+      echo 0 > /proc/sys/user/max_user_namespaces || exit 92
+      exec "$0" exec "$1" true`;
+    r = runUnprivileged('unshare', ['-r', 'sh', '-c', script, FRONT, inert.sif], {
+      cwd: img.tmp,
+      env: { HPCC_CACHEDIR: cache, HPCC_DEBUG: '1' },
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).to.equal(99);
+    expect(r.stderr.match(/launch memo \S+: used/g), r.stderr).to.have.length(2);
+    expect(r.stderr).to.match(/failed in setup, launching through Node/);
+    expect(r.stderr).to.contain('HPCC_E_LAUNCH_USERNS').and.contain('hpcc doctor');
+    // the standby processes ended with their launches
+    const left = runUnprivileged('ps', ['-u', String(process.getuid!() === 0 ? testUserIds().uid : process.getuid!()), '-o', 'comm=']);
+    expect(left.stdout.split('\n').filter((c) => c.startsWith('hpcc-launch'))).to.deep.equal([]);
+  });
+
   it('pass-through variables take their current values (wrapper and direct exec); a keyed variable, the cwd or an option makes another memo', () => {
     const cache = freshCache();
     for (const sif of [img.sif, inert.sif]) {
