@@ -397,7 +397,8 @@ int main(int argc, char **argv)
   unsetenv("HPCC_MEMO_OUT");
   g_debug = getenv("HPCC_DEBUG") != NULL;
   /* the helper's fallback after a memo's launch failed in setup (see below) */
-  int retry = getenv("HPCC_MEMO_RETRY") != NULL;
+  const char *retry_env = getenv("HPCC_MEMO_RETRY");
+  int retry = retry_env != NULL, retry_exec = retry && !strcmp(retry_env, "exec");
   unsetenv("HPCC_MEMO_RETRY");
 
   const char *act = argc > 1 ? argv[1] : "";
@@ -424,10 +425,12 @@ int main(int argc, char **argv)
   if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || memo_path(path, sizeof path, &key) != 0)
     run_node(argc, argv, NULL, "fast-launch");
   if (retry) {
-    /* this memo's plan failed in setup: Node reports why, and replaces the memo if its launch works (a
-     * memo that failed only because of this command, e.g. one not found in the image, is kept) */
+    /* this memo's plan failed in setup: Node runs the launch and reports why. The memo goes unless
+     * only the command failed (not found in the image...); Node writes none here, as it may run in
+     * the failed helper's namespaces, and the next launch makes a new one. */
     if (g_debug) fprintf(stderr, "hpcc: launch memo %s: failed in setup, launching through Node\n", path);
-    run_node(argc, argv, path, "fast-launch");
+    if (!retry_exec) unlink(path);
+    run_node(argc, argv, NULL, "fast-launch");
   }
 
   int fd = open(path, O_RDONLY | O_NOFOLLOW);
@@ -458,7 +461,7 @@ int main(int argc, char **argv)
   futimens(fd, NULL); /* last use, for `hpcc cache clean --days` and pruning */
 
   /* hpcc-launch --plan-fd N --host-env --fallback ARGC SELF ARGS... [-- CMD ARGS...]: a setup failure
-   * runs this program again with HPCC_MEMO_RETRY=1 (main.c) */
+   * runs this program again with HPCC_MEMO_RETRY=exec|setup (launch/main.c) */
   char fdarg[16], nfall[16];
   snprintf(fdarg, sizeof fdarg, "%d", fd);
   snprintf(nfall, sizeof nfall, "%d", argc);

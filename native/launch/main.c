@@ -13,14 +13,13 @@
  * printed to stderr.
  *
  * --fallback N ARGV... (the native front's memo replays, front.c): a setup
- * failure, one before the payload runs, does not end the launch. A standby
- * process (B), forked before the namespaces are made and so outside them,
- * reads the status records; on a failure record it execs ARGV (the front,
- * with the same arguments) with HPCC_MEMO_RETRY=1, and the front runs the
- * launch through Node without the memo: the failure is reported with hpcc's
- * error code and hint, and a memo that no longer works is replaced. The
- * helper waits for B and ends with its status. Once the payload has started
- * (every status writer gone) B exits, and nothing changes.
+ * failure, one before the payload runs, does not end the launch. The helper
+ * keeps the status records in a pipe of its own; when the container process
+ * has ended (or the helper itself failed), a failure record among them makes
+ * it fork a process that execs ARGV (the front, with the same arguments) with
+ * HPCC_MEMO_RETRY=exec|setup: the front runs the launch through Node without
+ * the memo, so the failure is reported with hpcc's error code and hint. The
+ * helper waits for it and ends with its status.
  *
  * Process tree: the helper (H) sets up the namespaces and the root, starts
  * the FUSE server (F) when the root is a squashfuse image, then forks the
@@ -57,13 +56,14 @@ static struct plan g_plan;
 static struct rootfs_state g_rs;
 static pid_t g_helper_pid;
 
-/* --fallback: the argv B execs, B itself, the pipe B says 'F' (fallback
- * started) on, B's wait status once reaped, and the process that forked
- * B and the container child (0 until forked) */
+/* --fallback: the argv to exec, the read end of the status records, the
+ * helper's own pid and the container child's (0 until forked), the signals
+ * the helper forwards, and the mask and umask the helper started with */
 static char **g_fallback;
-static pid_t g_standby, g_main_pid, g_container;
-static int g_decision_fd = -1, g_standby_status = -1;
-static sigset_t g_fwd_set;
+static pid_t g_main_pid, g_container;
+static int g_status_rd = -1;
+static sigset_t g_fwd_set, g_old_mask;
+static mode_t g_umask;
 
 void on_fail_cleanup(void)
 {
@@ -200,100 +200,109 @@ static int supervise(pid_t child, const sigset_t *set, struct rootfs_state *rs)
     pid_t w;
     while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
       if (w == child) return st;
-      if (w == g_standby && g_standby > 0) g_standby_status = st;
       forget_child(rs, w);
     }
   }
 }
 
-/* B: exec the fallback for the failure record `rec` (after telling the helper on `decision`). */
-static _Noreturn void run_fallback(const char *rec, int decision, const sigset_t *old, mode_t um)
+/* The failure record `rec` as the helper prints it without a status fd; its exit status into *code. */
+static void print_record(const char *rec, int *code)
 {
-  int index = -1, err = 0, code = EXL_INTERNAL, off = 0;
+  int index = -1, err = 0, off = 0;
   char step[64] = "setup";
-  sscanf(rec, "status/1 fail %d %63s %d %d %n", &index, step, &err, &code, &off);
-  ssize_t w;
-  do w = write(decision, "F", 1);
-  while (w < 0 && errno == EINTR);
-  close(decision);
-  sigprocmask(SIG_SETMASK, old, NULL);
-  umask(um);
-  if (w == 1 && setenv("HPCC_MEMO_RETRY", "1", 1) == 0) execv(g_fallback[0], g_fallback);
-  /* not possible: the failure as it would have been printed without --fallback */
-  fprintf(stderr, "hpcc-launch: %s failed: %s%s%s\n", step, off > 0 ? rec + off : "", err ? ": " : "", err ? strerror(err) : "");
+  sscanf(rec, "status/1 fail %d %63s %d %d %n", &index, step, &err, code, &off);
+  const char *msg = off > 0 ? rec + off : "";
+  size_t len = strlen(msg);
+  while (len > 0 && msg[len - 1] == '\n') len--;
+  fprintf(stderr, "hpcc-launch: %s failed: %.*s%s%s\n", step, (int)len, msg, err ? ": " : "", err ? strerror(err) : "");
+}
+
+/* The fallback process: exec the front again for the failure record `rec`. */
+static _Noreturn void run_fallback(const char *rec)
+{
+  int index = -1, code = EXL_INTERNAL;
+  char step[64] = "setup";
+  sscanf(rec, "status/1 fail %d %63s", &index, step);
+  sigprocmask(SIG_SETMASK, &g_old_mask, NULL);
+  umask(g_umask);
+  /* "exec": the memo is fine, the command is not; any other step: the memo may be stale */
+  if (setenv("HPCC_MEMO_RETRY", strcmp(step, "exec") ? "setup" : "exec", 1) == 0) execv(g_fallback[0], g_fallback);
+  print_record(rec, &code);
   _exit(code);
 }
 
-/* B: read status records until a failure (run the fallback) or the end (every writer gone: exit 0). */
-static _Noreturn void standby(int rd, int decision, const sigset_t *old, mode_t um)
+/*
+ * --fallback: the status records go into a pipe whose both ends the helper
+ * keeps (the write end non-blocking: a record that does not fit is dropped
+ * rather than stopping the container). Without the pipe the launch goes on
+ * without a fallback.
+ */
+static void open_status_pipe(void)
 {
-  char buf[2048];
+  int sp[2];
+  if (pipe2(sp, O_CLOEXEC) != 0) return;
+  fcntl(sp[0], F_SETFL, O_NONBLOCK);
+  fcntl(sp[1], F_SETFL, O_NONBLOCK);
+  g_status_fd = sp[1];
+  g_status_rd = sp[0];
+}
+
+/* The failure record among the status records written so far, into `rec`; 0 when there is none. */
+static int failure_record(char *rec, size_t cap)
+{
+  char buf[4096];
   size_t n = 0;
+  int found = 0;
   for (;;) {
-    ssize_t r = read(rd, buf + n, sizeof buf - 1 - n);
+    ssize_t r = read(g_status_rd, buf + n, sizeof buf - 1 - n);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) _exit(0);
+    if (r <= 0) break;
     n += (size_t)r;
     char *nl;
     while ((nl = memchr(buf, '\n', n)) != NULL) {
-      *nl = '\0';
-      if (!strncmp(buf, "status/1 fail ", 14)) run_fallback(buf, decision, old, um);
-      size_t used = (size_t)(nl + 1 - buf);
-      memmove(buf, nl + 1, n - used);
-      n -= used;
+      size_t len = (size_t)(nl + 1 - buf);
+      if (!found && len < cap && !strncmp(buf, "status/1 fail ", 14)) {
+        memcpy(rec, buf, len);
+        rec[len] = '\0';
+        found = 1;
+      }
+      memmove(buf, nl + 1, n - len);
+      n -= len;
     }
-    if (n >= sizeof buf - 1) n = 0; /* an overlong line is not a record */
+    if (n == sizeof buf - 1) n = 0; /* an overlong line is not a record */
   }
+  return found;
 }
 
-/* Fork B (--fallback); without pipes or a process the launch goes on without a fallback. */
-static void start_standby(const sigset_t *old, mode_t um)
+/*
+ * The helper after a setup failure or the container's end: with a failure
+ * record, fork a process that runs the launch again through the front
+ * (run_fallback) and end with its status; without one, end with `code`.
+ * The fork happens only on failure, so a launch that works pays nothing for
+ * it. The process is in the helper's namespaces when they were made: the
+ * front, Node and a new helper work there as on the host (ids map to
+ * themselves, the mounts are the host's, namespaces nest).
+ */
+static int hand_over(int code)
 {
-  int sp[2], dp[2];
-  if (pipe2(sp, O_CLOEXEC) != 0) return;
-  if (pipe2(dp, O_CLOEXEC) != 0) {
-    close(sp[0]);
-    close(sp[1]);
-    return;
-  }
-  pid_t b = fork();
+  char rec[1600];
+  if (!failure_record(rec, sizeof rec)) return code;
+  pid_t b = fork(); /* fails when a PID namespace has lost its init: then the record is printed */
+  if (b == 0) run_fallback(rec);
   if (b < 0) {
-    close(sp[0]), close(sp[1]), close(dp[0]), close(dp[1]);
-    return;
+    print_record(rec, &code);
+    return code;
   }
-  if (b == 0) {
-    close(sp[1]);
-    close(dp[0]);
-    standby(sp[0], dp[1], old, um);
-  }
-  close(sp[0]);
-  close(dp[1]);
-  g_status_fd = sp[1];
-  g_decision_fd = dp[0];
-  g_standby = b;
-}
-
-/* The helper after a setup failure or the container's end: B's status when B took the launch on, else `code`. */
-static int await_standby(int code)
-{
-  char d = 0;
-  ssize_t r;
-  do r = read(g_decision_fd, &d, 1);
-  while (r < 0 && errno == EINTR);
-  close(g_decision_fd);
-  g_decision_fd = -1;
-  if (r != 1 || d != 'F') return code;
-  if (g_standby_status >= 0) return status_code(g_standby_status);
-  return status_code(supervise(g_standby, &g_fwd_set, NULL));
+  return status_code(supervise(b, &g_fwd_set, NULL));
 }
 
 _Noreturn void on_fail_exit(int code)
 {
-  /* the helper itself, before the container process exists: B may take the launch on */
-  if (g_standby > 0 && g_container == 0 && getpid() == g_main_pid) {
-    close(g_status_fd); /* the record is written: B sees it, or the end */
+  /* the helper itself, before the container process exists */
+  if (g_status_rd >= 0 && g_container == 0 && getpid() == g_main_pid) {
+    close(g_status_fd);
     g_status_fd = -1;
-    _exit(await_standby(code));
+    _exit(hand_over(code)); /* the record this process just wrote */
   }
   _exit(code);
 }
@@ -375,8 +384,10 @@ int main(int argc, char **argv)
   if (sigprocmask(SIG_BLOCK, &set, &old) != 0) fail(-1, "signals", errno, EXL_INTERNAL, "block signals");
   mode_t um = umask(0);
   g_fwd_set = set;
+  g_old_mask = old;
+  g_umask = um;
   g_main_pid = getpid();
-  if (g_fallback && g_status_fd < 0) start_standby(&old, um);
+  if (g_fallback && g_status_fd < 0) open_status_pipe();
   setup_namespaces(&g_plan);
   g_helper_pid = getpid();
   setup_stage_and_root(&g_plan, &g_rs);
@@ -417,14 +428,10 @@ int main(int argc, char **argv)
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       exec_payload(&g_plan, &old, um);
     }
-    if (g_standby > 0) { /* B's end of records comes with the payload's exec, not with this process's */
-      close(g_status_fd);
-      g_status_fd = -1;
-    }
     _exit(status_code(supervise(payload, &set, NULL)));
   }
   g_container = child;
-  if (g_standby > 0) { /* later failures of this process go to stderr; B reads the container's records */
+  if (g_status_rd >= 0) { /* later failures of this process go to stderr; the container's records stay in the pipe */
     close(g_status_fd);
     g_status_fd = -1;
   }
@@ -433,6 +440,6 @@ int main(int argc, char **argv)
   serve_overlays(&g_plan, &g_rs);
   int st = supervise(child, &set, &g_rs);
   cleanup_host(&g_plan, &g_rs);
-  if (g_standby > 0) return await_standby(status_code(st));
+  if (g_status_rd >= 0) return hand_over(status_code(st));
   return status_code(st);
 }
