@@ -21,6 +21,7 @@ export const launchFlags = {
   'writable-tmpfs': Flags.boolean({ description: 'a writable (temporary) layer over the image' }),
   unsquash: Flags.boolean({ description: 'run from an extraction of the image in the cache (no FUSE needed)' }),
   pid: Flags.boolean({ char: 'p', description: 'run in a new PID namespace' }),
+  nv: Flags.boolean({ description: "the host's NVIDIA driver (libraries, nvidia-smi, devices) in the container" }),
   'plan-out': Flags.string({ description: 'write the launch plan to FILE instead of running it (run it with hpcc-launch --plan FILE)' }),
   'explain-env': Flags.boolean({ description: 'print where each container variable comes from, then exit' }),
   json: Flags.boolean({ char: 'j', description: 'print hpcc errors as JSON' }),
@@ -70,6 +71,7 @@ export abstract class LaunchCommand extends HpccCommand {
       env: flags.env ?? [],
       writableTmpfs: flags['writable-tmpfs'],
       pid: flags.pid,
+      nv: flags.nv,
     };
     if (flags.home !== undefined) lf.home = flags.home;
     if (flags.pwd !== undefined) lf.pwd = flags.pwd;

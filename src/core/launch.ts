@@ -90,6 +90,13 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
   const flags: LaunchFlags = { ...req.flags };
   if (req.envFilePaths && req.envFilePaths.length > 0) flags.envFiles = [...(flags.envFiles ?? []), ...readEnvFiles(req.envFilePaths, rec)];
   const host = gatherHostFacts(config, process.env, rec);
+  if (flags.nv) {
+    const { findGpu } = await import('../runtime/builder/gpu-facts.js');
+    host.gpu = findGpu(process.env, config, rec);
+    if (host.gpu.libs.length === 0) {
+      process.stderr.write('hpcc: warning: --nv: no NVIDIA driver libraries found on this host (ldconfig -p, [gpu] libdirs); the container runs without them\n');
+    }
+  }
   const img = await readImageFacts(image, Boolean(req.explainEnv));
   try {
     // Extraction fallback: no squashfuse here, or --unsquash (a plan file only records the choice).

@@ -179,11 +179,15 @@ export function wrapperScript(scripts: string[], e: EnvPlan, withLibs: boolean):
   return lines.join('\n');
 }
 
-/** argv and env for the helper. `shell` is the interactive shell for `hpcc shell`. */
-export function buildAction(action: Action, args: string[], image: ImageFacts, e: EnvPlan, shell: string): ActionResult {
+/**
+ * argv and env for the helper. `shell` is the interactive shell for `hpcc shell`;
+ * `libsBound`: host libraries are bound into LIBS_DIR (--nv), which then goes on
+ * LD_LIBRARY_PATH even when the image has no such directory.
+ */
+export function buildAction(action: Action, args: string[], image: ImageFacts, e: EnvPlan, shell: string, libsBound = false): ActionResult {
   const payload = payloadArgv(action, args, image, shell);
   const hasSh = isFile(image, '/bin/sh');
-  const withLibs = image.lookup(LIBS_DIR)?.kind === 'dir';
+  const withLibs = libsBound || image.lookup(LIBS_DIR)?.kind === 'dir';
   if (!hasSh) {
     const env = finalEnvWithoutScripts(e);
     if (withLibs) {

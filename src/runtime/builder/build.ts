@@ -15,7 +15,7 @@
 import * as path from 'node:path';
 import { HpccError, UsageError } from '../../errors/index.js';
 import { PLAN_VERSION, freezePlan, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
-import { buildAction } from './actions.js';
+import { LIBS_DIR, buildAction } from './actions.js';
 import { isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
 import { generateGroup, generatePasswd } from './passwd.js';
@@ -154,7 +154,8 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
 
   const stage = pickStage(host.stageDirs, intents);
   const env = planEnv(input, home.dst, cwd);
-  const action = buildAction(flags.action, flags.args, image, env, shell);
+  const libsBound = ops.some((o) => o.op === 'bind' && o.dst.startsWith(`${LIBS_DIR}/`));
+  const action = buildAction(flags.action, flags.args, image, env, shell, libsBound);
   const plan: LaunchPlan = {
     version: PLAN_VERSION,
     uid: { inside: host.uid, outside: host.uid },

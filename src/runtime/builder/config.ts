@@ -14,6 +14,8 @@
  *   squashfuse = /usr/bin/squashfuse_ll   tmpdir = /tmp
  *   overlay = auto                     ; auto | kernel | fuse | skeleton | none
  *   memo = yes                         ; launch memos for the native front (docs/launcher.md)
+ *   [gpu]
+ *   libdirs = /opt/nvidia/lib64        ; --nv: driver libraries outside the loader's cache (comma list)
  *
  * Bind paths accumulate across files; toggles and defaults are overridden.
  * parseConfig/mergeConfig are pure; loadConfig reads the files.
@@ -53,6 +55,7 @@ export interface PartialConfig {
   tmpdir?: string;
   overlay?: OverlayMode;
   memo?: boolean;
+  gpuLibDirs?: string[];
 }
 
 /** An overlay mode from config or HPCC_OVERLAY; `where` names the source in the error. */
@@ -107,6 +110,17 @@ export function parseConfig(text: string, file: string): PartialConfig {
   if (typeof launch.tmpdir === 'string' && launch.tmpdir !== '') out.tmpdir = launch.tmpdir;
   if (launch.overlay !== undefined) out.overlay = parseOverlayMode(launch.overlay, `config ${file} [launch] overlay`);
   if (launch.memo !== undefined) out.memo = bool(launch.memo, `config ${file} [launch] memo`);
+  const gpu = section(o, 'gpu');
+  if (gpu.libdirs !== undefined) {
+    out.gpuLibDirs = [];
+    for (const item of Array.isArray(gpu.libdirs) ? gpu.libdirs : [gpu.libdirs]) {
+      for (const d of String(item).split(',').map((x) => x.trim())) {
+        if (d === '') continue;
+        if (!d.startsWith('/')) throw new UsageError(`config ${file} [gpu] libdirs: "${d}" is not an absolute path`, { hint: 'List absolute directories, e.g. libdirs = /opt/nvidia/lib64' });
+        out.gpuLibDirs.push(d);
+      }
+    }
+  }
   return out;
 }
 
@@ -121,6 +135,7 @@ export function mergeConfig(parts: PartialConfig[]): LaunchConfig {
     if (p.tmpdir !== undefined) c.tmpdir = p.tmpdir;
     if (p.overlay !== undefined) c.overlay = p.overlay;
     if (p.memo !== undefined) c.memo = p.memo;
+    if (p.gpuLibDirs !== undefined) c.gpuLibDirs = [...(c.gpuLibDirs ?? []), ...p.gpuLibDirs];
   }
   return c;
 }

@@ -39,7 +39,8 @@ export function explainEnv(built: BuiltLaunch, image: ImageFacts): EnvExplanatio
     const src = [e.prependPath?.source, e.appendPath?.source].filter(Boolean).join(' + ');
     set('PATH', applyPathEdits(cur?.value, e.prependPath?.value, e.appendPath?.value), `${cur?.source ?? 'unset'} + ${src}`);
   }
-  if (image.lookup(LIBS_DIR)?.kind === 'dir') {
+  const libsBound = built.plan.mounts.some((o) => o.op === 'bind' && o.dst.startsWith(`${LIBS_DIR}/`));
+  if (libsBound || image.lookup(LIBS_DIR)?.kind === 'dir') {
     const cur = m.get('LD_LIBRARY_PATH');
     set('LD_LIBRARY_PATH', cur ? `${cur.value}:${LIBS_DIR}` : LIBS_DIR, cur ? `${cur.source} + hpcc` : 'hpcc');
   }

@@ -4,6 +4,7 @@
  * over immutable data): the image, the host, the user's flags, the config.
  * src/runtime/builder/facts.ts and src/core/launch.ts gather them.
  */
+import type { GpuFacts } from './gpu.js';
 
 export type Action = 'exec' | 'run' | 'shell' | 'test';
 
@@ -87,6 +88,8 @@ export interface HostFacts {
    * a per-user fallback directory.
    */
   stageDirs: string[];
+  /** the NVIDIA driver's files, gathered only for --nv (gpu-facts.ts) */
+  gpu?: GpuFacts;
 }
 
 /** User choices: command-line flags (Apptainer names) plus the action's arguments. */
@@ -110,6 +113,8 @@ export interface LaunchFlags {
   writableTmpfs?: boolean;
   /** also unshare the PID namespace */
   pid?: boolean;
+  /** --nv: the host's NVIDIA driver libraries, programs and devices (gpu.ts) */
+  nv?: boolean;
 }
 
 /** Merged site + user configuration (config.ts). */
@@ -140,6 +145,8 @@ export interface LaunchConfig {
   overlay?: OverlayMode;
   /** write launch memos for the native front (default yes; docs/launcher.md, "Launch memos") */
   memo?: boolean;
+  /** [gpu] libdirs: directories searched for driver libraries before `ldconfig -p` (--nv) */
+  gpuLibDirs?: string[];
 }
 
 /**

@@ -1,0 +1,74 @@
+/**
+ * --nv end to end as the unprivileged test user. No GPU is needed: a
+ * stand-in driver library (a real shared object built here with the marker
+ * string in it) sits in a directory named by [gpu] libdirs, the way a site
+ * points hpcc at drivers outside the loader's cache; `ldconfig -p` is the
+ * host's own. The library must appear read-only in /.singularity.d/libs,
+ * on LD_LIBRARY_PATH; a file that is not a driver library must not.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { IS_ROOT, removeTree, requireTools, testUserIds } from '../helpers/env.js';
+import { hpccAs, makeE2eImage, type E2eImage } from './launch-fixture.js';
+
+describe('e2e: --nv (host NVIDIA driver files)', function () {
+  this.timeout(120_000);
+  let img: E2eImage;
+  let conf: string;
+  let lib: string;
+
+  before(function () {
+    requireTools(this, 'cc');
+    img = makeE2eImage(this, 'hpcc-e2e-nv-');
+    const drv = path.join(img.tmp, 'driver');
+    fs.mkdirSync(drv);
+    const src = path.join(drv, 'nvml.c');
+    fs.writeFileSync(src, 'const char hpcc_marker[] = "hpcc-fake-nvml";\nint nvmlInit(void) { return 0; }\n');
+    lib = path.join(drv, 'libnvidia-ml.so.1');
+    execFileSync('cc', ['-shared', '-fPIC', '-o', lib, src]);
+    fs.copyFileSync(lib, path.join(drv, 'libnotadriver.so.1'));
+    conf = path.join(img.tmp, 'hpcc.conf');
+    fs.writeFileSync(conf, `[gpu]\nlibdirs = ${drv}\n`);
+    if (IS_ROOT) {
+      const { uid, gid } = testUserIds();
+      execFileSync('chown', ['-R', `${uid}:${gid}`, drv, conf]);
+    }
+  });
+  after(() => {
+    if (img?.tmp) removeTree(img.tmp);
+  });
+
+  it('the driver library is in /.singularity.d/libs, read-only and on LD_LIBRARY_PATH; other files are not', () => {
+    const script = [
+      'ls /.singularity.d/libs',
+      'echo "LDP=$LD_LIBRARY_PATH"',
+      'grep -c hpcc-fake-nvml /.singularity.d/libs/libnvidia-ml.so.1',
+      '(echo x > /.singularity.d/libs/libnvidia-ml.so.1) 2>/dev/null && echo WROTE || echo READONLY',
+    ].join('; ');
+    const r = hpccAs(img.tmp, ['exec', '--nv', img.sif, 'sh', '-c', script], { env: { HPCC_CONFIG: conf } });
+    expect(r.status, r.stderr).to.equal(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).to.include('libnvidia-ml.so.1');
+    expect(lines).to.not.include('libnotadriver.so.1');
+    expect(lines.find((l) => l.startsWith('LDP='))!.split('=')[1]!.split(':')).to.include('/.singularity.d/libs');
+    expect(lines).to.include('1');
+    expect(lines).to.include('READONLY');
+    expect(r.stderr).to.not.contain('no NVIDIA driver libraries');
+    // the host file is untouched
+    expect(fs.readFileSync(lib).includes(Buffer.from('hpcc-fake-nvml'))).to.equal(true);
+  });
+
+  it('without any driver on the host: a warning, and the container runs', function () {
+    const ld = spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' });
+    if (/libnvidia-ml\.so|libcuda\.so/.test(ld.stdout ?? '')) this.skip(); // a host with a real driver
+    const empty = path.join(img.tmp, 'empty.conf');
+    fs.writeFileSync(empty, '');
+    fs.chmodSync(empty, 0o644);
+    const r = hpccAs(img.tmp, ['exec', '--nv', img.sif, 'echo', 'ran'], { env: { HPCC_CONFIG: empty } });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('ran\n');
+    expect(r.stderr).to.contain('warning: --nv: no NVIDIA driver libraries found');
+  });
+});
