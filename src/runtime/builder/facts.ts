@@ -67,7 +67,8 @@ export function hostLookup(rec?: FactRecorder): (p: string) => PathInfo | null {
   };
 }
 
-function onPath(name: string, envPath: string | undefined, rec?: FactRecorder): string | null {
+/** The first executable `name` in PATH, then /usr/bin, /bin, /usr/sbin, /sbin. */
+export function onPath(name: string, envPath: string | undefined, rec?: FactRecorder): string | null {
   for (const d of (envPath ?? '').split(':').concat(['/usr/bin', '/bin', '/usr/sbin', '/sbin'])) {
     if (!d.startsWith('/')) continue;
     const p = path.join(d, name);

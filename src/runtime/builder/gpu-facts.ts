@@ -5,7 +5,7 @@
  *              `ldconfig -p`; names from /etc/hpcc/nvliblist.conf when it
  *              exists, else the built-in list; symlinks resolved, regular
  *              files only
- *   programs:  PATH, then /usr/bin and /usr/local/bin
+ *   programs:  PATH, then /usr/bin, /bin, /usr/sbin, /sbin
  *   devices:   /dev/nvidia*
  * A launch with --nv is never memoised: these files are not memo facts.
  */
@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FactRecorder } from '../memo.js';
 import { NV_BINS, NV_LIBS, PERSISTENCED_SOCKET, parseLdconfig, parseNvList, selectByPrefix, type GpuFacts, type HostFile } from './gpu.js';
+import { onPath } from './facts.js';
 import type { LaunchConfig } from './types.js';
 
 export const NV_LIST_FILE = '/etc/hpcc/nvliblist.conf';
@@ -47,21 +48,6 @@ function dirEntries(dir: string): HostFile[] {
   }
 }
 
-function onPath(name: string, env: Record<string, string | undefined>): string | null {
-  const dirs = [...(env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), '/usr/bin', '/usr/local/bin'];
-  for (const d of dirs) {
-    const p = path.join(d, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      const real = realFile(p);
-      if (real) return real;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
-}
-
 export function findGpu(env: Record<string, string | undefined>, config: LaunchConfig, rec?: FactRecorder): GpuFacts {
   rec?.spoil('--nv (the driver files are not memo facts)');
   let libNames: readonly string[] = NV_LIBS;
@@ -81,8 +67,9 @@ export function findGpu(env: Record<string, string | undefined>, config: LaunchC
   }
   const bins: HostFile[] = [];
   for (const name of binNames) {
-    const p = onPath(name, env);
-    if (p) bins.push({ name, path: p });
+    const p = onPath(name, env.PATH);
+    const real = p && realFile(p);
+    if (real) bins.push({ name, path: real });
   }
   const devices = dirEntries('/dev')
     .filter((e) => e.name.startsWith('nvidia'))

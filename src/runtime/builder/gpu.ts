@@ -13,6 +13,7 @@
  * skipped (listed as skipped), never an error.
  */
 import * as path from 'node:path';
+import { LIBS_DIR } from './actions.js';
 import type { MountIntent } from './binds.js';
 
 /** Library name prefixes: a file whose name starts with one is a driver library. */
@@ -95,8 +96,6 @@ export function selectByPrefix(candidates: readonly HostFile[], prefixes: readon
   }
   return out;
 }
-
-const LIBS_DIR = '/.singularity.d/libs';
 
 /** The mount intents for --nv. */
 export function gpuIntents(gpu: GpuFacts, contain: boolean): MountIntent[] {
