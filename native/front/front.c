@@ -184,8 +184,9 @@ static uint64_t fnv64(const unsigned char *p, size_t n)
 
 /* ---------------------------------------------------------------- argv */
 
-static const char *const VALUE_OPTS[] = {"-B", "--bind", "-H", "--home", "--pwd", "--env", "--env-file", "--plan-out", NULL};
-static const char *const MULTI_OPTS[] = {"-B", "--bind", "--env", "--env-file", NULL};
+static const char *const VALUE_OPTS[] = {"-B", "--bind", "-H", "--home", "--pwd", "--env", "--env-file", "--plan-out",
+                                         "--mount", "-W", "--workdir", NULL};
+static const char *const MULTI_OPTS[] = {"-B", "--bind", "--env", "--env-file", "--mount", NULL};
 static const char *const BOOL_OPTS[] = {"--no-home", "-c", "--contain", "-C", "--containall", "-e", "--cleanenv",
                                         "--writable-tmpfs", "-p", "--pid", "--json", "--unsquash", NULL};
 
@@ -203,7 +204,7 @@ static int in(const char *const *set, const char *s, size_t n)
  */
 static int image_index(int argc, char **argv)
 {
-  int homes = 0, pwds = 0;
+  int homes = 0, pwds = 0, workdirs = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--")) return i + 1 < argc ? i + 1 : 0;
@@ -218,7 +219,11 @@ static int image_index(int argc, char **argv)
     if (in(VALUE_OPTS, a, n)) {
       if (n == 10 && !strncmp(a, "--plan-out", n)) return 0;
       if (!inl && ++i >= argc) return 0;
-      if (!in(MULTI_OPTS, a, n) && ((n == 5 && !strncmp(a, "--pwd", 5)) ? ++pwds : ++homes) > 1) return 0;
+      /* a single-value option given twice: oclif's error, through Node */
+      if (!in(MULTI_OPTS, a, n)) {
+        int *seen = (n == 5 && !strncmp(a, "--pwd", 5)) ? &pwds : ((n == 2 && !strncmp(a, "-W", 2)) || (n == 9 && !strncmp(a, "--workdir", 9))) ? &workdirs : &homes;
+        if (++*seen > 1) return 0;
+      }
     } else if (!(in(BOOL_OPTS, a, n) && !inl)) {
       return 0;
     }

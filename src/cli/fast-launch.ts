@@ -11,14 +11,14 @@ import type { Action, LaunchFlags } from '../runtime/builder/types.js';
 const ACTIONS = new Set<Action>(['exec', 'run', 'shell', 'test']);
 const VALUE: Record<string, string> = {
   '-B': 'bind', '--bind': 'bind', '-H': 'home', '--home': 'home', '--pwd': 'pwd',
-  '--env': 'env', '--env-file': 'env-file', '--plan-out': 'plan-out',
+  '--env': 'env', '--env-file': 'env-file', '--plan-out': 'plan-out', '--mount': 'mount', '-W': 'workdir', '--workdir': 'workdir',
 };
 const BOOL: Record<string, string> = {
   '--no-home': 'no-home', '-c': 'contain', '--contain': 'contain', '-C': 'containall', '--containall': 'containall',
   '-e': 'cleanenv', '--cleanenv': 'cleanenv', '--writable-tmpfs': 'writable-tmpfs', '-p': 'pid', '--pid': 'pid',
   '--explain-env': 'explain-env', '--json': 'json', '--unsquash': 'unsquash', '--nv': 'nv',
 };
-const MULTI = new Set(['bind', 'env', 'env-file']);
+const MULTI = new Set(['bind', 'env', 'env-file', 'mount']);
 
 export interface FastArgs {
   image: string;
@@ -73,6 +73,8 @@ export function toLaunchFlags(action: Action, p: FastArgs): LaunchFlags {
   };
   if (p.values.home) f.home = p.values.home[0]!;
   if (p.values.pwd) f.pwd = p.values.pwd[0]!;
+  if (p.values.mount) f.mount = p.values.mount;
+  if (p.values.workdir) f.workdir = p.values.workdir[0]!;
   return f;
 }
 

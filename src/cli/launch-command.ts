@@ -10,6 +10,8 @@ import { HpccCommand } from './base.js';
 
 export const launchFlags = {
   bind: Flags.string({ char: 'B', multiple: true, multipleNonGreedy: true, description: 'bind SRC[:DST[:ro|rw]] (comma list; repeatable)' }),
+  mount: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'bind with type=bind,source=SRC,destination=DST[,ro] (repeatable; paths may hold ":")' }),
+  workdir: Flags.string({ char: 'W', description: 'host directory for /tmp and /var/tmp (its tmp/, var_tmp/; with --contain also home/ for $HOME)' }),
   home: Flags.string({ char: 'H', description: 'home directory SRC[:DST] (default: your $HOME)' }),
   'no-home': Flags.boolean({ description: 'do not mount the home directory' }),
   pwd: Flags.string({ description: 'working directory inside the container' }),
@@ -75,6 +77,8 @@ export abstract class LaunchCommand extends HpccCommand {
     };
     if (flags.home !== undefined) lf.home = flags.home;
     if (flags.pwd !== undefined) lf.pwd = flags.pwd;
+    if (flags.mount !== undefined) lf.mount = flags.mount;
+    if (flags.workdir !== undefined) lf.workdir = flags.workdir;
     const { launch } = await import('../core/launch.js');
     const out = await launch({
       image: args.image as string,

@@ -11,7 +11,8 @@ import { buildLaunch, type BuiltLaunch } from '../runtime/builder/build.js';
 import { loadConfig } from '../runtime/builder/config.js';
 import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
 import { gatherHostFacts } from '../runtime/builder/facts.js';
-import type { LaunchFlags } from '../runtime/builder/types.js';
+import { workdirPaths } from '../runtime/builder/binds.js';
+import type { LaunchConfig, LaunchFlags } from '../runtime/builder/types.js';
 import { buildFiles, encodeMemo, hostEnvPassesThrough, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { readImageFacts } from './image-facts.js';
@@ -49,6 +50,19 @@ function readEnvFiles(paths: string[], rec?: MemoFacts): { path: string; text: s
       throw addContext(`read --env-file ${p}`, e);
     }
   });
+}
+
+/** -W/--workdir: its tmp/ and var_tmp/ (and home/ with --contain) exist before the plan is built (0700, yours). */
+function makeWorkdir(flags: LaunchFlags, config: LaunchConfig): void {
+  const wd = workdirPaths(flags.workdir!, process.cwd());
+  const contain = Boolean(flags.contain || flags.containAll || config.contain);
+  for (const d of [wd.tmp, wd.varTmp, ...(contain ? [wd.home] : [])]) {
+    try {
+      fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw addContext(`create the --workdir directory ${d}`, e);
+    }
+  }
 }
 
 /**
@@ -89,6 +103,7 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
   if (config.memo === false) rec?.spoil('[launch] memo = no');
   const flags: LaunchFlags = { ...req.flags };
   if (req.envFilePaths && req.envFilePaths.length > 0) flags.envFiles = [...(flags.envFiles ?? []), ...readEnvFiles(req.envFilePaths, rec)];
+  if (flags.workdir !== undefined) makeWorkdir(flags, config);
   const host = gatherHostFacts(config, process.env, rec);
   if (flags.nv) {
     const { findGpu } = await import('../runtime/builder/gpu-facts.js');

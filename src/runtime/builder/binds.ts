@@ -1,7 +1,8 @@
 /**
  * Which host paths appear in the container, and where: the default binds
  * (Apptainer's set plus /scratch), config binds, HPCC_BIND, -B/--bind,
- * -H/--home, --no-home, -c/--contain, -C/--containall and --nv (gpu.ts). Pure: host paths
+ * --mount, -W/--workdir, -H/--home, --no-home, -c/--contain, -C/--containall and
+ * --nv (gpu.ts). Pure: host paths
  * are checked through HostFacts.lookup. The result is an ordered list of
  * mount intents; targets.ts turns them into the helper's MountOps.
  */
@@ -20,7 +21,7 @@ export type MountIntent =
       srcKind: PathKind;
       /** default binds are skipped when they cannot be made; user binds fail */
       optional: boolean;
-      /** where the bind came from, for messages: "default", "config", "HPCC_BIND", "--bind", "--home" */
+      /** where the bind came from, for messages: "default", "config", "HPCC_BIND", "--bind", "--mount", "--home", "--workdir" */
       origin: string;
     }
   | { kind: 'tmpfs'; dst: string; mode: number; size: number; origin: string }
@@ -75,6 +76,81 @@ export function parseBindList(value: string, cwd: string, origin: string): BindS
   return out;
 }
 
+/** Split one CSV record: fields separated by commas, a field may be "double-quoted" ("" inside is a quote). */
+function csvFields(value: string, origin: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (quoted) {
+      if (c === '"' && value[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (quoted) throw new UsageError(`${origin}: unbalanced quote in "${value}"`, { hint: 'Close the double quote, e.g. --mount "type=bind,src=/a,b,dst=/x"' });
+  out.push(cur);
+  return out;
+}
+
+const MOUNT_HINT = 'Write --mount type=bind,source=/host/path,destination=/container/path[,ro] (src/dst/target are accepted; quote a field holding a comma).';
+
+/**
+ * Parse one --mount value (Docker's and Apptainer's syntax): comma-separated
+ * key=value fields, CSV-quoted where a value holds a comma: type=bind
+ * (required; the only type), source|src, destination|dst|target, and
+ * ro|readonly (alone, or =true/false). A relative source is taken from `cwd`.
+ * Paths may hold ':' (what -B cannot express).
+ */
+export function parseMount(value: string, cwd: string, origin = '--mount'): BindSpec {
+  let type: string | undefined;
+  let src: string | undefined;
+  let dst: string | undefined;
+  let readonly = false;
+  for (const field of csvFields(value, origin)) {
+    const f = field.trim();
+    if (f === '') continue;
+    const eq = f.indexOf('=');
+    const key = (eq < 0 ? f : f.slice(0, eq)).toLowerCase();
+    const v = eq < 0 ? undefined : f.slice(eq + 1);
+    if (key === 'type') type = v;
+    else if (key === 'source' || key === 'src') src = v;
+    else if (key === 'destination' || key === 'dst' || key === 'target') dst = v;
+    else if (key === 'ro' || key === 'readonly') {
+      if (v !== undefined && !['true', 'false', '1', '0'].includes(v.toLowerCase())) {
+        throw new UsageError(`${origin}: ${key}=${v} in "${value}": expected true or false`, { hint: MOUNT_HINT });
+      }
+      readonly = v === undefined || ['true', '1'].includes(v.toLowerCase());
+    } else if (key === 'bind-propagation') {
+      if (v !== 'rprivate' && v !== 'private') {
+        throw new UsageError(`${origin}: bind-propagation=${v ?? ''} is not supported (mounts are private to the container)`, { hint: MOUNT_HINT });
+      }
+    } else {
+      throw new UsageError(`${origin}: unknown field "${key}" in "${value}"`, { hint: MOUNT_HINT });
+    }
+  }
+  if (type !== 'bind') {
+    throw new UsageError(`${origin}: ${type === undefined ? 'no type= in' : `type=${type} is not supported in`} "${value}"; hpcc mounts type=bind`, { hint: MOUNT_HINT });
+  }
+  if (!src || !dst) throw new UsageError(`${origin}: "${value}" needs both a source and a destination`, { hint: MOUNT_HINT });
+  if (!dst.startsWith('/')) throw new UsageError(`${origin}: destination "${dst}" is not an absolute path`, { hint: MOUNT_HINT });
+  if (src.includes('\0') || dst.includes('\0')) throw new UsageError(`${origin}: NUL byte in "${value}"`);
+  return { src: normPath(path.posix.resolve(cwd, src)), dst: normPath(dst), readonly };
+}
+
+/** -W/--workdir as an absolute host path, and its subdirectories for /tmp, /var/tmp and (with --contain) $HOME. */
+export function workdirPaths(workdir: string, cwd: string): { root: string; tmp: string; varTmp: string; home: string } {
+  const root = normPath(path.posix.resolve(cwd, workdir));
+  return { root, tmp: path.posix.join(root, 'tmp'), varTmp: path.posix.join(root, 'var_tmp'), home: path.posix.join(root, 'home') };
+}
+
 /** Parse -H/--home `src[:dst]`. */
 export function parseHome(value: string, cwd: string): { src: string; dst: string } {
   const parts = value.split(':');
@@ -105,6 +181,7 @@ export function planHome(input: BuildInput): HomePlan {
   }
   const home = normPath(host.home || '/');
   if (flags.noHome || !config.mount.home || home === '/') return { dst: home, src: null, mounted: false };
+  if (contain && flags.workdir !== undefined) return { dst: home, src: workdirPaths(flags.workdir, host.cwd).home, mounted: true };
   if (contain) return { dst: home, src: null, mounted: true };
   return { dst: home, src: home, mounted: true };
 }
@@ -159,8 +236,10 @@ export function planMounts(input: BuildInput, home: HomePlan): { intents: MountI
     if (on) push(defaultBind(input, f, f, true));
   }
   if (m.tmp) {
+    const wd = flags.workdir !== undefined ? workdirPaths(flags.workdir, host.cwd) : null;
     for (const t of ['/tmp', '/var/tmp']) {
-      if (contain) out.push({ kind: 'tmpfs', dst: t, mode: 0o1777, size: 0, origin: 'default (--contain)' });
+      if (wd) out.push(userBind(input, { src: t === '/tmp' ? wd.tmp : wd.varTmp, dst: t, readonly: false }, '--workdir'));
+      else if (contain) out.push({ kind: 'tmpfs', dst: t, mode: 0o1777, size: 0, origin: 'default (--contain)' });
       else push(defaultBind(input, t, t, false));
     }
   }
@@ -181,6 +260,7 @@ export function planMounts(input: BuildInput, home: HomePlan): { intents: MountI
   const envBind = host.env.HPCC_BIND;
   if (envBind) for (const b of parseBindList(envBind, host.cwd, 'HPCC_BIND')) out.push(userBind(input, b, 'HPCC_BIND'));
   for (const v of flags.bind) for (const b of parseBindList(v, host.cwd, '--bind')) out.push(userBind(input, b, '--bind'));
+  for (const v of flags.mount ?? []) out.push(userBind(input, parseMount(v, host.cwd), '--mount'));
 
   // The working directory, unless it is already visible or a system path.
   let cwdBound = false;

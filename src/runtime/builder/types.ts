@@ -99,6 +99,10 @@ export interface LaunchFlags {
   args: string[];
   /** -B/--bind values, each a comma list of src[:dst[:ro|rw]] */
   bind: string[];
+  /** --mount values: type=bind,source=…,destination=…[,ro] (binds.ts parseMount) */
+  mount?: string[];
+  /** -W/--workdir: host directory whose tmp/ and var_tmp/ (and home/ with --contain) replace /tmp, /var/tmp (and $HOME) */
+  workdir?: string;
   /** -H/--home src[:dst] */
   home?: string;
   noHome?: boolean;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { UsageError } from '../../../../src/errors/index.js';
-import { parseBindList, parseHome } from '../../../../src/runtime/builder/binds.js';
+import { parseBindList, parseHome, parseMount } from '../../../../src/runtime/builder/binds.js';
 import { buildLaunch } from '../../../../src/runtime/builder/build.js';
 import { input, treeLookup, HOST_TREE } from './fixtures.js';
 
@@ -149,6 +149,54 @@ describe('runtime/builder: binds', () => {
     Object.assign(i.config.mount, { home: false, tmp: false, sys: false, hosts: false, passwd: false });
     const dsts = buildLaunch(i).plan.mounts.filter((m) => m.op !== 'mkdir').map((m) => m.dst);
     for (const d of ['/home/alice', '/tmp', '/var/tmp', '/sys', '/etc/hosts', '/etc/passwd']) expect(dsts).to.not.include(d);
+  });
+});
+
+describe('runtime/builder: --mount and -W/--workdir', () => {
+  it('--mount: type=bind with source/src and destination/dst/target, ro or readonly[=true|false], CSV quoting, relative sources', () => {
+    expect(parseMount('type=bind,source=/a,destination=/b', '/w')).to.deep.equal({ src: '/a', dst: '/b', readonly: false });
+    expect(parseMount('type=bind,src=x,dst=/b,ro', '/w')).to.deep.equal({ src: '/w/x', dst: '/b', readonly: true });
+    expect(parseMount('type=bind,src=/a,target=/b,readonly=false', '/')).to.deep.equal({ src: '/a', dst: '/b', readonly: false });
+    expect(parseMount('type=bind,"src=/data/a,b:c",dst=/in:x,readonly=true', '/')).to.deep.equal({ src: '/data/a,b:c', dst: '/in:x', readonly: true });
+    expect(parseMount('type=bind,src=/a,dst=/b,bind-propagation=rprivate', '/').dst).to.equal('/b');
+  });
+
+  for (const [bad, why] of [
+    ['src=/a,dst=/b', /no type=/],
+    ['type=volume,src=/a,dst=/b', /type=volume is not supported/],
+    ['type=bind,src=/a', /needs both a source and a destination/],
+    ['type=bind,src=/a,dst=rel', /not an absolute path/],
+    ['type=bind,src=/a,dst=/b,ro=maybe', /expected true or false/],
+    ['type=bind,src=/a,dst=/b,consistency=cached', /unknown field "consistency"/],
+    ['type=bind,src=/a,dst=/b,bind-propagation=shared', /bind-propagation=shared is not supported/],
+    ['type=bind,"src=/a,dst=/b', /unbalanced quote/],
+  ] as const) {
+    it(`--mount ${JSON.stringify(bad)} → usage error`, () => {
+      expect(() => parseMount(bad, '/')).to.throw(UsageError, why).with.property('exitCode', 2);
+    });
+  }
+
+  it('--mount binds come after -B binds; a missing source is a usage error', () => {
+    const p = buildLaunch(input({ bind: ['/data:/d1'], mount: ['type=bind,src=/data,dst=/d2,ro'] })).plan;
+    const dsts = p.mounts.filter((m) => m.op === 'bind').map((m) => m.dst);
+    expect(dsts.indexOf('/d2')).to.be.greaterThan(dsts.indexOf('/d1'));
+    expect(p.mounts.find((m) => m.op === 'bind' && m.dst === '/d2')).to.deep.include({ src: '/data', readonly: true });
+    expect(() => buildLaunch(input({ mount: ['type=bind,src=/nope,dst=/x'] }))).to.throw(UsageError, /--mount: bind source \/nope does not exist/);
+  });
+
+  it('-W: /tmp and /var/tmp from its tmp/ and var_tmp/; with --contain also $HOME from its home/', () => {
+    const tree = { ...HOST_TREE, '/wd': 'dir', '/wd/tmp': 'dir', '/wd/var_tmp': 'dir', '/wd/home': 'dir' } as const;
+    const binds = (flags: Parameters<typeof input>[0]) =>
+      Object.fromEntries(
+        buildLaunch(input(flags, { host: { lookup: treeLookup(tree) } }))
+          .plan.mounts.filter((m) => m.op === 'bind' || m.op === 'tmpfs')
+          .map((m) => [m.dst, m.op === 'bind' ? m.src : 'tmpfs']),
+      );
+    const w = binds({ workdir: '/wd' });
+    expect([w['/tmp'], w['/var/tmp'], w['/home/alice']]).to.deep.equal(['/wd/tmp', '/wd/var_tmp', '/home/alice']);
+    const c = binds({ workdir: '/wd', contain: true });
+    expect([c['/tmp'], c['/var/tmp'], c['/home/alice']]).to.deep.equal(['/wd/tmp', '/wd/var_tmp', '/wd/home']);
+    expect(binds({ contain: true })['/tmp']).to.equal('tmpfs');
   });
 });
 
