@@ -109,6 +109,7 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
     const { findGpu } = await import('../runtime/builder/gpu-facts.js');
     host.gpu = findGpu(process.env, config, rec);
     if (host.gpu.libs.length === 0) {
+      rec?.spoil('--nv found no driver (so that every such launch says so)');
       process.stderr.write('hpcc: warning: --nv: no NVIDIA driver libraries found on this host (ldconfig -p, [gpu] libdirs); the container runs without them\n');
     }
   }

@@ -10,8 +10,10 @@ import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, removeTree, requireTools, testUserIds } from '../helpers/env.js';
+import { IS_ROOT, REPO_ROOT, removeTree, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { hpccAs, makeE2eImage, type E2eImage } from './launch-fixture.js';
+
+const FRONT = path.join(REPO_ROOT, 'dist/native/hpcc');
 
 describe('e2e: --nv (host NVIDIA driver files)', function () {
   this.timeout(120_000);
@@ -58,6 +60,29 @@ describe('e2e: --nv (host NVIDIA driver files)', function () {
     expect(r.stderr).to.not.contain('no NVIDIA driver libraries');
     // the host file is untouched
     expect(fs.readFileSync(lib).includes(Buffer.from('hpcc-fake-nvml'))).to.equal(true);
+  });
+
+  it('through the native front: the second launch comes from its memo; a new driver library sends the next one through Node', () => {
+    const cache = path.join(img.tmp, 'cache-nv');
+    fs.mkdirSync(cache);
+    if (IS_ROOT) execFileSync('chown', [`${testUserIds().uid}:${testUserIds().gid}`, cache]);
+    const front = () =>
+      runUnprivileged(FRONT, ['exec', '--nv', img.sif, 'ls', '/.singularity.d/libs'], {
+        cwd: img.tmp,
+        env: { HPCC_CONFIG: conf, HPCC_CACHEDIR: cache, HPCC_DEBUG: '1' },
+        timeout: 60_000,
+      });
+    const used = (r: { stderr: string }) => /launch memo \S+: used/.test(r.stderr);
+    let r = front();
+    expect([r.status, r.stdout, used(r)], r.stderr).to.deep.equal([0, 'libnvidia-ml.so.1\n', false]);
+    r = front();
+    expect([r.status, r.stdout, used(r)], r.stderr).to.deep.equal([0, 'libnvidia-ml.so.1\n', true]);
+    fs.copyFileSync(lib, path.join(path.dirname(lib), 'libcuda.so.1'));
+    fs.chmodSync(path.join(path.dirname(lib), 'libcuda.so.1'), 0o755);
+    r = front();
+    expect([r.status, r.stdout, used(r)], r.stderr).to.deep.equal([0, 'libcuda.so.1\nlibnvidia-ml.so.1\n', false]);
+    expect(r.stderr).to.match(/a fact changed/);
+    fs.rmSync(path.join(path.dirname(lib), 'libcuda.so.1'));
   });
 
   it('without any driver on the host: a warning, and the container runs', function () {

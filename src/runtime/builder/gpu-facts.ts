@@ -7,14 +7,17 @@
  *              files only
  *   programs:  PATH, then /usr/bin, /bin, /usr/sbin, /sbin
  *   devices:   /dev/nvidia*
- * A launch with --nv is never memoised: these files are not memo facts.
+ * Memo facts: /etc/ld.so.cache (what `ldconfig -p` lists), the site list,
+ * each library directory and /dev (their entries), and every file taken
+ * (path look-ups), so a driver update or a new device sends the next launch
+ * through Node again.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FactRecorder } from '../memo.js';
 import { NV_BINS, NV_LIBS, PERSISTENCED_SOCKET, parseLdconfig, parseNvList, selectByPrefix, type GpuFacts, type HostFile } from './gpu.js';
-import { onPath } from './facts.js';
+import { hostLookup, onPath } from './facts.js';
 import type { LaunchConfig } from './types.js';
 
 export const NV_LIST_FILE = '/etc/hpcc/nvliblist.conf';
@@ -28,16 +31,8 @@ function ldconfigListing(): string {
   return '';
 }
 
-function realFile(p: string): string | null {
-  try {
-    const real = fs.realpathSync(p);
-    return fs.statSync(real).isFile() ? real : null;
-  } catch {
-    return null;
-  }
-}
-
-function dirEntries(dir: string): HostFile[] {
+function dirEntries(dir: string, rec?: FactRecorder): HostFile[] {
+  rec?.id(dir);
   try {
     return fs
       .readdirSync(dir)
@@ -49,9 +44,14 @@ function dirEntries(dir: string): HostFile[] {
 }
 
 export function findGpu(env: Record<string, string | undefined>, config: LaunchConfig, rec?: FactRecorder): GpuFacts {
-  rec?.spoil('--nv (the driver files are not memo facts)');
+  const look = hostLookup(rec);
+  const realFile = (p: string): string | null => {
+    const i = look(p);
+    return i?.kind === 'file' ? i.real : null;
+  };
   let libNames: readonly string[] = NV_LIBS;
   let binNames: readonly string[] = NV_BINS;
+  rec?.id(NV_LIST_FILE);
   try {
     const site = parseNvList(fs.readFileSync(NV_LIST_FILE, 'utf8'));
     libNames = site.libs;
@@ -59,7 +59,8 @@ export function findGpu(env: Record<string, string | undefined>, config: LaunchC
   } catch {
     /* no site list: the built-in one */
   }
-  const candidates = [...(config.gpuLibDirs ?? []).flatMap(dirEntries), ...parseLdconfig(ldconfigListing())];
+  rec?.id('/etc/ld.so.cache');
+  const candidates = [...(config.gpuLibDirs ?? []).flatMap((d) => dirEntries(d, rec)), ...parseLdconfig(ldconfigListing())];
   const libs: HostFile[] = [];
   for (const c of selectByPrefix(candidates, libNames)) {
     const real = realFile(c.path);
@@ -67,13 +68,13 @@ export function findGpu(env: Record<string, string | undefined>, config: LaunchC
   }
   const bins: HostFile[] = [];
   for (const name of binNames) {
-    const p = onPath(name, env.PATH);
+    const p = onPath(name, env.PATH, rec);
     const real = p && realFile(p);
     if (real) bins.push({ name, path: real });
   }
-  const devices = dirEntries('/dev')
+  const devices = dirEntries('/dev', rec)
     .filter((e) => e.name.startsWith('nvidia'))
     .map((e) => e.path);
-  const persistenced = fs.existsSync(PERSISTENCED_SOCKET) ? PERSISTENCED_SOCKET : null;
+  const persistenced = look(PERSISTENCED_SOCKET) ? PERSISTENCED_SOCKET : null;
   return { libs, bins, devices, persistenced };
 }
