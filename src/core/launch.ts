@@ -105,12 +105,18 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
   if (req.envFilePaths && req.envFilePaths.length > 0) flags.envFiles = [...(flags.envFiles ?? []), ...readEnvFiles(req.envFilePaths, rec)];
   if (flags.workdir !== undefined) makeWorkdir(flags, config);
   const host = gatherHostFacts(config, process.env, rec);
-  if (flags.nv) {
+  if (flags.nv || flags.rocm) {
     const { findGpu } = await import('../runtime/builder/gpu-facts.js');
-    host.gpu = findGpu(process.env, config, rec);
-    if (host.gpu.libs.length === 0) {
-      rec?.spoil('--nv found no driver (so that every such launch says so)');
-      process.stderr.write('hpcc: warning: --nv: no NVIDIA driver libraries found on this host (ldconfig -p, [gpu] libdirs); the container runs without them\n');
+    const { VENDORS } = await import('../runtime/builder/gpu.js');
+    const vendors = [...(flags.nv ? (['nvidia'] as const) : []), ...(flags.rocm ? (['amd'] as const) : [])];
+    host.gpu = findGpu(vendors, process.env, config, rec);
+    for (const v of vendors) {
+      const one = vendors.length === 1 ? host.gpu : findGpu([v], process.env, config);
+      if (one.libs.length > 0) continue;
+      rec?.spoil(`${VENDORS[v].flag} found no driver (so that every such launch says so)`);
+      process.stderr.write(
+        `hpcc: warning: ${VENDORS[v].flag}: no ${v === 'nvidia' ? 'NVIDIA' : 'ROCm'} driver libraries found on this host (ldconfig -p, [gpu] libdirs); the container runs without them\n`,
+      );
     }
   }
   const img = await readImageFacts(image, Boolean(req.explainEnv));

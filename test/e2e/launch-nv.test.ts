@@ -85,9 +85,23 @@ describe('e2e: --nv (host NVIDIA driver files)', function () {
     fs.rmSync(path.join(path.dirname(lib), 'libcuda.so.1'));
   });
 
+  it('--rocm takes the ROCm libraries only; --nv --rocm both', () => {
+    const hsa = path.join(path.dirname(lib), 'libhsa-runtime64.so.1');
+    fs.copyFileSync(lib, hsa);
+    try {
+      const ls = (flags: string[]) => hpccAs(img.tmp, ['exec', ...flags, img.sif, 'ls', '/.singularity.d/libs'], { env: { HPCC_CONFIG: conf } });
+      let r = ls(['--rocm']);
+      expect([r.status, r.stdout], r.stderr).to.deep.equal([0, 'libhsa-runtime64.so.1\n']);
+      r = ls(['--nv', '--rocm']);
+      expect([r.status, r.stdout], r.stderr).to.deep.equal([0, 'libhsa-runtime64.so.1\nlibnvidia-ml.so.1\n']);
+    } finally {
+      fs.rmSync(hsa);
+    }
+  });
+
   it('without any driver on the host: a warning, and the container runs', function () {
     const ld = spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' });
-    if (/libnvidia-ml\.so|libcuda\.so/.test(ld.stdout ?? '')) this.skip(); // a host with a real driver
+    if (/libnvidia-ml\.so|libcuda\.so|libhsa-runtime64\.so/.test(ld.stdout ?? '')) this.skip(); // a host with a real driver
     const empty = path.join(img.tmp, 'empty.conf');
     fs.writeFileSync(empty, '');
     fs.chmodSync(empty, 0o644);
@@ -95,5 +109,8 @@ describe('e2e: --nv (host NVIDIA driver files)', function () {
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.equal('ran\n');
     expect(r.stderr).to.contain('warning: --nv: no NVIDIA driver libraries found');
+    const both = hpccAs(img.tmp, ['exec', '--nv', '--rocm', img.sif, 'true'], { env: { HPCC_CONFIG: empty } });
+    expect(both.status, both.stderr).to.equal(0);
+    expect(both.stderr).to.contain('warning: --nv:').and.contain('warning: --rocm: no ROCm driver libraries found');
   });
 });

@@ -1,12 +1,12 @@
 /**
- * --nv: find the host's NVIDIA driver files (impure; gpu.ts has the rules).
+ * --nv/--rocm: find the host's GPU driver files (impure; gpu.ts has the rules).
  *   libraries: the site's extra directories first ([gpu] libdirs in
  *              hpcc.conf, for drivers outside the loader's cache), then
- *              `ldconfig -p`; names from /etc/hpcc/nvliblist.conf when it
- *              exists, else the built-in list; symlinks resolved, regular
- *              files only
+ *              `ldconfig -p`; names from /etc/hpcc/nvliblist.conf or
+ *              rocmliblist.conf when it exists, else the built-in list;
+ *              symlinks resolved, regular files only
  *   programs:  PATH, then /usr/bin, /bin, /usr/sbin, /sbin
- *   devices:   /dev/nvidia*
+ *   devices:   /dev/nvidia*; /dev/kfd, /dev/dri
  * Memo facts: /etc/ld.so.cache (what `ldconfig -p` lists), the site list,
  * each library directory and /dev (their entries), and every file taken
  * (path look-ups), so a driver update or a new device sends the next launch
@@ -16,11 +16,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FactRecorder } from '../memo.js';
-import { NV_BINS, NV_LIBS, PERSISTENCED_SOCKET, parseLdconfig, parseNvList, selectByPrefix, type GpuFacts, type HostFile } from './gpu.js';
+import { PERSISTENCED_SOCKET, VENDORS, parseLdconfig, parseNvList, selectByPrefix, type GpuFacts, type GpuVendor, type HostFile } from './gpu.js';
 import { hostLookup, onPath } from './facts.js';
 import type { LaunchConfig } from './types.js';
-
-export const NV_LIST_FILE = '/etc/hpcc/nvliblist.conf';
 
 /** `ldconfig -p` (from /sbin, /usr/sbin or PATH); '' when it cannot be run. */
 function ldconfigListing(): string {
@@ -43,21 +41,26 @@ function dirEntries(dir: string, rec?: FactRecorder): HostFile[] {
   }
 }
 
-export function findGpu(env: Record<string, string | undefined>, config: LaunchConfig, rec?: FactRecorder): GpuFacts {
+/** The files of the GPU drivers of `vendors` (libraries and programs of each, first name wins). */
+export function findGpu(vendors: readonly GpuVendor[], env: Record<string, string | undefined>, config: LaunchConfig, rec?: FactRecorder): GpuFacts {
   const look = hostLookup(rec);
   const realFile = (p: string): string | null => {
     const i = look(p);
     return i?.kind === 'file' ? i.real : null;
   };
-  let libNames: readonly string[] = NV_LIBS;
-  let binNames: readonly string[] = NV_BINS;
-  rec?.id(NV_LIST_FILE);
-  try {
-    const site = parseNvList(fs.readFileSync(NV_LIST_FILE, 'utf8'));
-    libNames = site.libs;
-    binNames = site.bins;
-  } catch {
-    /* no site list: the built-in one */
+  let libNames: string[] = [];
+  let binNames: string[] = [];
+  for (const v of vendors) {
+    const vd = VENDORS[v];
+    rec?.id(vd.listFile);
+    try {
+      const site = parseNvList(fs.readFileSync(vd.listFile, 'utf8'));
+      libNames = [...libNames, ...site.libs];
+      binNames = [...binNames, ...site.bins];
+    } catch {
+      libNames = [...libNames, ...vd.libs]; // no site list: the built-in one
+      binNames = [...binNames, ...vd.bins];
+    }
   }
   rec?.id('/etc/ld.so.cache');
   const candidates = [...(config.gpuLibDirs ?? []).flatMap((d) => dirEntries(d, rec)), ...parseLdconfig(ldconfigListing())];
@@ -67,14 +70,14 @@ export function findGpu(env: Record<string, string | undefined>, config: LaunchC
     if (real) libs.push({ name: c.name, path: real });
   }
   const bins: HostFile[] = [];
-  for (const name of binNames) {
+  for (const name of new Set(binNames)) {
     const p = onPath(name, env.PATH, rec);
     const real = p && realFile(p);
     if (real) bins.push({ name, path: real });
   }
   const devices = dirEntries('/dev', rec)
-    .filter((e) => e.name.startsWith('nvidia'))
-    .map((e) => e.path);
-  const persistenced = look(PERSISTENCED_SOCKET) ? PERSISTENCED_SOCKET : null;
+    .filter((e) => vendors.some((v) => VENDORS[v].device(e.name)))
+    .map((e) => ({ path: e.path, dir: look(e.path)?.kind === 'dir' }));
+  const persistenced = vendors.includes('nvidia') && look(PERSISTENCED_SOCKET) ? PERSISTENCED_SOCKET : null;
   return { libs, bins, devices, persistenced };
 }

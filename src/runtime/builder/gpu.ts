@@ -1,13 +1,14 @@
 /**
- * --nv: the host's NVIDIA driver inside the container, the way Apptainer's
- * images expect it. The pure part: which host files go where.
+ * --nv and --rocm: the host's NVIDIA or AMD GPU driver inside the container,
+ * the way Apptainer's images expect it. The pure part: which host files go
+ * where.
  *   - driver libraries (by name prefix, from `ldconfig -p` and the site's
  *     extra library directories) read-only into /.singularity.d/libs, which
  *     the launch puts on LD_LIBRARY_PATH;
  *   - the driver's programs (nvidia-smi, ...) read-only into /usr/bin;
- *   - the persistenced socket, when there is one;
- *   - with --contain (a minimal /dev), the /dev/nvidia* device nodes: without
- *     it /dev is the host's already.
+ *   - NVIDIA's persistenced socket, when there is one;
+ *   - with --contain (a minimal /dev), the device nodes (/dev/nvidia*;
+ *     /dev/kfd and /dev/dri): without it /dev is the host's already.
  * gpu-facts.ts finds the files; binds.ts places these intents after the
  * default binds. Every one is optional: a file that cannot be placed is
  * skipped (listed as skipped), never an error.
@@ -31,6 +32,24 @@ export const NV_LIBS: readonly string[] = [
 /** The driver's programs, looked up on PATH. */
 export const NV_BINS: readonly string[] = ['nvidia-smi', 'nvidia-debugdump', 'nvidia-persistenced', 'nvidia-cuda-mps-control', 'nvidia-cuda-mps-server'];
 
+/**
+ * ROCm's user-space driver libraries (the HIP runtime, HSA, the kernel driver's thunk, SMI).
+ * Not libdrm/libdrm_amdgpu: distributions ship them for Mesa too, and the image's own copy must win.
+ */
+export const ROCM_LIBS: readonly string[] = [
+  'libamd_comgr.so', 'libamdhip64.so', 'libhiprtc.so', 'libhsa-runtime64.so', 'libhsakmt.so', 'librocm_smi64.so',
+  'librocprofiler-register.so',
+];
+export const ROCM_BINS: readonly string[] = ['rocm-smi', 'rocminfo', 'amd-smi'];
+
+export type GpuVendor = 'nvidia' | 'amd';
+
+/** Per vendor: the built-in lists, the site file replacing them, which /dev entries are its devices. */
+export const VENDORS: Record<GpuVendor, { flag: string; libs: readonly string[]; bins: readonly string[]; listFile: string; device: (name: string) => boolean }> = {
+  nvidia: { flag: '--nv', libs: NV_LIBS, bins: NV_BINS, listFile: '/etc/hpcc/nvliblist.conf', device: (n) => n.startsWith('nvidia') },
+  amd: { flag: '--rocm', libs: ROCM_LIBS, bins: ROCM_BINS, listFile: '/etc/hpcc/rocmliblist.conf', device: (n) => n === 'kfd' || n === 'dri' },
+};
+
 export const PERSISTENCED_SOCKET = '/run/nvidia-persistenced/socket';
 
 export interface HostFile {
@@ -43,8 +62,8 @@ export interface HostFile {
 export interface GpuFacts {
   libs: HostFile[];
   bins: HostFile[];
-  /** /dev/nvidia* (device nodes, and the nvidia-caps directory) */
-  devices: string[];
+  /** the vendors' /dev entries: device nodes, and directories (nvidia-caps, dri) */
+  devices: { path: string; dir: boolean }[];
   persistenced: string | null;
 }
 
@@ -97,7 +116,7 @@ export function selectByPrefix(candidates: readonly HostFile[], prefixes: readon
   return out;
 }
 
-/** The mount intents for --nv. */
+/** The mount intents for --nv/--rocm. */
 export function gpuIntents(gpu: GpuFacts, contain: boolean): MountIntent[] {
   const bind = (src: string, dst: string, readonly: boolean, srcKind: 'file' | 'dir' | 'other' = 'file'): MountIntent => ({
     kind: 'bind',
@@ -106,10 +125,10 @@ export function gpuIntents(gpu: GpuFacts, contain: boolean): MountIntent[] {
     readonly,
     srcKind,
     optional: true,
-    origin: '--nv',
+    origin: '--nv/--rocm',
   });
   const out: MountIntent[] = [];
-  if (contain) for (const d of gpu.devices) out.push(bind(d, d, false, d.endsWith('/nvidia-caps') ? 'dir' : 'other'));
+  if (contain) for (const d of gpu.devices) out.push(bind(d.path, d.path, false, d.dir ? 'dir' : 'other'));
   for (const l of gpu.libs) out.push(bind(l.path, path.posix.join(LIBS_DIR, l.name), true));
   for (const b of gpu.bins) out.push(bind(b.path, path.posix.join('/usr/bin', b.name), true));
   if (gpu.persistenced) out.push(bind(gpu.persistenced, PERSISTENCED_SOCKET, false, 'other'));

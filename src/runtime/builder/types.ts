@@ -88,7 +88,7 @@ export interface HostFacts {
    * a per-user fallback directory.
    */
   stageDirs: string[];
-  /** the NVIDIA driver's files, gathered only for --nv (gpu-facts.ts) */
+  /** the GPU drivers' files, gathered only for --nv/--rocm (gpu-facts.ts) */
   gpu?: GpuFacts;
 }
 
@@ -119,6 +119,8 @@ export interface LaunchFlags {
   pid?: boolean;
   /** --nv: the host's NVIDIA driver libraries, programs and devices (gpu.ts) */
   nv?: boolean;
+  /** --rocm: the same for AMD's ROCm driver (/dev/kfd, /dev/dri) */
+  rocm?: boolean;
 }
 
 /** Merged site + user configuration (config.ts). */

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { UsageError } from '../../../../src/errors/index.js';
 import { buildLaunch } from '../../../../src/runtime/builder/build.js';
 import { parseConfig } from '../../../../src/runtime/builder/config.js';
-import { parseLdconfig, parseNvList, selectByPrefix, type GpuFacts } from '../../../../src/runtime/builder/gpu.js';
+import { VENDORS, parseLdconfig, parseNvList, selectByPrefix, type GpuFacts } from '../../../../src/runtime/builder/gpu.js';
 import { IMAGE_TREE, input, treeLookup } from './fixtures.js';
 
 // `ldconfig -p` as glibc prints it on x86_64 with a 32-bit driver installed too.
@@ -24,7 +24,12 @@ const GPU: GpuFacts = {
     { name: 'libnvidia-ml.so.1', path: '/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.535.104.05' },
   ],
   bins: [{ name: 'nvidia-smi', path: '/usr/bin/nvidia-smi' }],
-  devices: ['/dev/nvidia0', '/dev/nvidia-uvm', '/dev/nvidiactl', '/dev/nvidia-caps'],
+  devices: [
+    { path: '/dev/nvidia0', dir: false },
+    { path: '/dev/nvidia-uvm', dir: false },
+    { path: '/dev/nvidiactl', dir: false },
+    { path: '/dev/nvidia-caps', dir: true },
+  ],
   persistenced: '/run/nvidia-persistenced/socket',
 };
 
@@ -86,6 +91,30 @@ describe('runtime/builder: --nv', () => {
     const b = buildLaunch(input({ nv: true, contain: true }, { host: { gpu: GPU } }));
     const devs = b.plan.mounts.filter((o) => o.op === 'bind' && o.src.startsWith('/dev/nvidia')).map((o) => o.op === 'bind' && o.dst);
     expect(devs).to.deep.equal(['/dev/nvidia0', '/dev/nvidia-uvm', '/dev/nvidiactl', '/dev/nvidia-caps']);
+  });
+
+  it('--rocm: the ROCm libraries and, with --contain, /dev/kfd and the /dev/dri directory', () => {
+    const rocm: GpuFacts = {
+      libs: [{ name: 'libhsa-runtime64.so.1', path: '/opt/rocm-6.0.0/lib/libhsa-runtime64.so.1.12.0' }],
+      bins: [{ name: 'rocm-smi', path: '/opt/rocm-6.0.0/bin/rocm-smi' }],
+      devices: [
+        { path: '/dev/dri', dir: true },
+        { path: '/dev/kfd', dir: false },
+      ],
+      persistenced: null,
+    };
+    const b = buildLaunch(input({ rocm: true, contain: true }, { host: { gpu: rocm } })).plan;
+    const binds = b.mounts.filter((o) => o.op === 'bind' && (o.src.startsWith('/opt/rocm') || o.src.startsWith('/dev/kfd') || o.src.startsWith('/dev/dri')));
+    expect(binds.map((o) => o.op === 'bind' && [o.src, o.dst, o.readonly])).to.deep.equal([
+      ['/dev/dri', '/dev/dri', false],
+      ['/dev/kfd', '/dev/kfd', false],
+      ['/opt/rocm-6.0.0/lib/libhsa-runtime64.so.1.12.0', '/.singularity.d/libs/libhsa-runtime64.so.1', true],
+      ['/opt/rocm-6.0.0/bin/rocm-smi', '/usr/bin/rocm-smi', true],
+    ]);
+    // the devices each vendor claims in /dev
+    const names = ['nvidia0', 'nvidiactl', 'nvidia-caps', 'kfd', 'dri', 'null', 'dri2'];
+    expect(names.filter(VENDORS.nvidia.device)).to.deep.equal(['nvidia0', 'nvidiactl', 'nvidia-caps']);
+    expect(names.filter(VENDORS.amd.device)).to.deep.equal(['kfd', 'dri']);
   });
 
   it('without --nv the driver facts change nothing', () => {
