@@ -188,7 +188,7 @@ static const char *const VALUE_OPTS[] = {"-B", "--bind", "-H", "--home", "--pwd"
                                          "--mount", "-W", "--workdir", NULL};
 static const char *const MULTI_OPTS[] = {"-B", "--bind", "--env", "--env-file", "--mount", NULL};
 static const char *const BOOL_OPTS[] = {"--no-home", "-c", "--contain", "-C", "--containall", "-e", "--cleanenv",
-                                        "--writable-tmpfs", "-p", "--pid", "--json", "--unsquash", "--nv", "--rocm", NULL};
+                                        "--writable-tmpfs", "-p", "--pid", "--json", "--unsquash", "--nv", "--rocm", "--fakeroot", NULL};
 
 static int in(const char *const *set, const char *s, size_t n)
 {

@@ -16,7 +16,7 @@ const VALUE: Record<string, string> = {
 const BOOL: Record<string, string> = {
   '--no-home': 'no-home', '-c': 'contain', '--contain': 'contain', '-C': 'containall', '--containall': 'containall',
   '-e': 'cleanenv', '--cleanenv': 'cleanenv', '--writable-tmpfs': 'writable-tmpfs', '-p': 'pid', '--pid': 'pid',
-  '--explain-env': 'explain-env', '--json': 'json', '--unsquash': 'unsquash', '--nv': 'nv', '--rocm': 'rocm',
+  '--explain-env': 'explain-env', '--json': 'json', '--unsquash': 'unsquash', '--nv': 'nv', '--rocm': 'rocm', '--fakeroot': 'fakeroot',
 };
 const MULTI = new Set(['bind', 'env', 'env-file', 'mount']);
 
@@ -71,6 +71,7 @@ export function toLaunchFlags(action: Action, p: FastArgs): LaunchFlags {
     pid: p.bools.has('pid'),
     nv: p.bools.has('nv'),
     rocm: p.bools.has('rocm'),
+    fakeroot: p.bools.has('fakeroot'),
   };
   if (p.values.home) f.home = p.values.home[0]!;
   if (p.values.pwd) f.pwd = p.values.pwd[0]!;

@@ -24,6 +24,7 @@ export const launchFlags = {
   unsquash: Flags.boolean({ description: 'run from an extraction of the image in the cache (no FUSE needed)' }),
   pid: Flags.boolean({ char: 'p', description: 'run in a new PID namespace' }),
   nv: Flags.boolean({ description: "the host's NVIDIA driver (libraries, nvidia-smi, devices) in the container" }),
+  fakeroot: Flags.boolean({ description: 'be root inside (uid 0 mapped to you; no capabilities, no other ids); $HOME is /root' }),
   rocm: Flags.boolean({ description: "the host's AMD ROCm driver (libraries, rocm-smi, /dev/kfd and /dev/dri) in the container" }),
   'plan-out': Flags.string({ description: 'write the launch plan to FILE instead of running it (run it with hpcc-launch --plan FILE)' }),
   'explain-env': Flags.boolean({ description: 'print where each container variable comes from, then exit' }),
@@ -76,6 +77,7 @@ export abstract class LaunchCommand extends HpccCommand {
       pid: flags.pid,
       nv: flags.nv,
       rocm: flags.rocm,
+      fakeroot: flags.fakeroot,
     };
     if (flags.home !== undefined) lf.home = flags.home;
     if (flags.pwd !== undefined) lf.pwd = flags.pwd;

@@ -180,10 +180,11 @@ export function planHome(input: BuildInput): HomePlan {
     return { dst: h.dst, src: h.src, mounted: !flags.noHome };
   }
   const home = normPath(host.home || '/');
-  if (flags.noHome || !config.mount.home || home === '/') return { dst: home, src: null, mounted: false };
-  if (contain && flags.workdir !== undefined) return { dst: home, src: workdirPaths(flags.workdir, host.cwd).home, mounted: true };
-  if (contain) return { dst: home, src: null, mounted: true };
-  return { dst: home, src: home, mounted: true };
+  const dst = flags.fakeroot ? '/root' : home; // --fakeroot: root's home is /root
+  if (flags.noHome || !config.mount.home || home === '/') return { dst, src: null, mounted: false };
+  if (contain && flags.workdir !== undefined) return { dst, src: workdirPaths(flags.workdir, host.cwd).home, mounted: true };
+  if (contain) return { dst, src: null, mounted: true };
+  return { dst, src: home, mounted: true };
 }
 
 function userBind(input: BuildInput, b: BindSpec, origin: string): MountIntent {

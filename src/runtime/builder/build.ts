@@ -107,8 +107,25 @@ function pushGenerated(r: TargetResolver, dst: string, content: string, skipped:
   r.ops.push({ op: 'file', dst: cur.kind === null ? at : cur.real, content, mode: 0o644 });
 }
 
+/**
+ * --fakeroot: the caller is root inside (uid and gid 0 mapped to theirs: one
+ * id, no subordinate ids), named root in the generated passwd and group and
+ * in USER/LOGNAME; planHome puts their home at /root. Capabilities are still
+ * dropped: root inside owns what the caller owns (and the image's root files,
+ * which the user namespace shows as theirs), nothing more.
+ */
+function asFakeRoot(input: BuildInput): BuildInput {
+  const { host } = input;
+  const shell = host.user?.shell ?? '/bin/sh';
+  return {
+    ...input,
+    host: { ...host, uid: 0, gid: 0, user: { name: 'root', uid: 0, gid: 0, gecos: 'root', home: '/root', shell }, group: { name: 'root', gid: 0 } },
+  };
+}
+
 /** Build the plan and the decisions behind it. */
-export function buildLaunch(input: BuildInput): BuiltLaunch {
+export function buildLaunch(orig: BuildInput): BuiltLaunch {
+  const input = orig.flags.fakeroot ? asFakeRoot(orig) : orig;
   const { image, host, flags, config } = input;
   const overlay = chooseOverlay(input);
   const home = planHome(input);
@@ -158,8 +175,8 @@ export function buildLaunch(input: BuildInput): BuiltLaunch {
   const action = buildAction(flags.action, flags.args, image, env, shell, libsBound);
   const plan: LaunchPlan = {
     version: PLAN_VERSION,
-    uid: { inside: host.uid, outside: host.uid },
-    gid: { inside: host.gid, outside: host.gid },
+    uid: { inside: host.uid, outside: orig.host.uid },
+    gid: { inside: host.gid, outside: orig.host.gid },
     pidNamespace: Boolean(flags.pid || flags.containAll),
     rootfs: rootfsOf(input, stage),
     stage,

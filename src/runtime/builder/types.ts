@@ -121,6 +121,8 @@ export interface LaunchFlags {
   nv?: boolean;
   /** --rocm: the same for AMD's ROCm driver (/dev/kfd, /dev/dri) */
   rocm?: boolean;
+  /** --fakeroot: uid and gid 0 inside, mapped to the caller's (build.ts asFakeRoot) */
+  fakeroot?: boolean;
 }
 
 /** Merged site + user configuration (config.ts). */

@@ -200,6 +200,24 @@ describe('runtime/builder: --mount and -W/--workdir', () => {
   });
 });
 
+describe('runtime/builder: --fakeroot', () => {
+  it('uid and gid 0 inside, mapped to the caller; root in passwd, group, USER, LOGNAME; $HOME is /root, bound from the real home', () => {
+    const b = buildLaunch(input({ fakeroot: true }));
+    expect(b.plan.uid).to.deep.equal({ inside: 0, outside: 1000 });
+    expect(b.plan.gid).to.deep.equal({ inside: 0, outside: 1000 });
+    const file = (dst: string) => (b.plan.mounts.find((m) => m.op === 'file' && m.dst === dst) as { content: string } | undefined)?.content ?? '';
+    expect(file('/etc/passwd').split('\n').filter((l) => l.startsWith('root:'))).to.deep.equal(['root:x:0:0:root:/root:/bin/bash']);
+    expect(file('/etc/passwd')).to.not.contain('alice');
+    expect(file('/etc/group')).to.match(/^root:x:0:/m);
+    const env = b.plan.env.join('\n');
+    expect(env).to.match(/^HOME=\/root$/m).and.match(/^USER=root$/m).and.match(/^LOGNAME=root$/m);
+    expect(b.plan.mounts.find((m) => m.op === 'bind' && m.dst === '/root')).to.deep.include({ src: '/home/alice' });
+    expect(b.plan.cwd).to.equal('/home/alice/work');
+    // an explicit --home still wins
+    expect(buildLaunch(input({ fakeroot: true, home: '/data:/h' })).plan.mounts.some((m) => m.op === 'bind' && m.dst === '/h')).to.equal(true);
+  });
+});
+
 describe('runtime/builder: stage choice', () => {
   it('takes the first stage candidate no bind source overlaps', () => {
     expect(buildLaunch(input()).plan.stage).to.equal('/mnt');
