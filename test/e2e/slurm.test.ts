@@ -1,0 +1,74 @@
+/**
+ * hpcc under real Slurm (one node: munged, slurmctld, slurmd on 127.0.0.1,
+ * test/helpers/slurm.ts), as the unprivileged test user: `srun hpcc exec`
+ * runs one container per rank with the rank's variables, as the job's user;
+ * a rank's exit status reaches srun; the ranks of a later step launch from
+ * the launch memos the first step wrote (they differ only in SLURM_* values,
+ * which pass through); slurm/example.sbatch runs both its steps.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { startSlurm, type TestSlurm } from '../helpers/slurm.js';
+import { makeE2eImage, type E2eImage } from './launch-fixture.js';
+
+const FRONT = path.join(REPO_ROOT, 'dist/native/hpcc');
+
+describe('e2e: Slurm (srun and sbatch with hpcc exec)', function () {
+  this.timeout(300_000);
+  let img: E2eImage;
+  let slurm: TestSlurm | undefined;
+  let cache: string;
+
+  before(async function () {
+    requireRoot(this);
+    requireTestUser(this);
+    requireTools(this, 'slurmctld', 'slurmd', 'srun', 'sbatch', 'sinfo', 'scontrol', 'munged', 'munge');
+    img = makeE2eImage(this, 'hpcc-e2e-slurm-');
+    cache = path.join(img.tmp, 'cache');
+    fs.mkdirSync(cache);
+    if (IS_ROOT) fs.chownSync(cache, testUserIds().uid, testUserIds().gid);
+    slurm = await startSlurm();
+  });
+  after(async () => {
+    await slurm?.stop();
+    if (img?.tmp) removeTree(img.tmp);
+  });
+
+  const asUser = (cmd: string, args: string[]) =>
+    runUnprivileged(cmd, args, { cwd: img.tmp, env: { SLURM_CONF: slurm!.conf, HPCC_CACHEDIR: cache, HPCC_DEBUG: '1' }, timeout: 120_000 });
+
+  it('srun -n 2: a container per rank, as the job user, with its rank; a second step launches every rank from a memo', () => {
+    const uid = testUserIds().uid;
+    const step = () => asUser('srun', ['-n', '2', FRONT, 'exec', img.sif, 'sh', '-c', 'echo "rank $SLURM_PROCID of $SLURM_NTASKS uid $(id -u)"']);
+    let r = step();
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.trim().split('\n').sort()).to.deep.equal([`rank 0 of 2 uid ${uid}`, `rank 1 of 2 uid ${uid}`]);
+    r = step();
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.trim().split('\n').sort()).to.deep.equal([`rank 0 of 2 uid ${uid}`, `rank 1 of 2 uid ${uid}`]);
+    expect(r.stderr.match(/launch memo \S+: used/g), r.stderr).to.have.length(2);
+  });
+
+  it("a rank's exit status reaches srun", () => {
+    const r = asUser('srun', ['-n', '1', FRONT, 'exec', img.sif, 'sh', '-c', 'exit 3']);
+    expect(r.status, r.stderr).to.equal(3);
+  });
+
+  it('sbatch slurm/example.sbatch: both steps of the example job run on every rank', async () => {
+    const example = path.join(REPO_ROOT, 'slurm', 'example.sbatch');
+    const sub = asUser('sbatch', ['--parsable', `--export=ALL,IMAGE=${img.sif},HPCC=${FRONT}`, '-o', `${img.tmp}/job-%j.out`, example]);
+    expect(sub.status, sub.stderr).to.equal(0);
+    const id = sub.stdout.trim().split(';')[0]!;
+    let state = '';
+    for (let i = 0; i < 600 && !/^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)/.test(state); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = /JobState=(\S+)/.exec(asUser('scontrol', ['show', 'job', '-o', id]).stdout)?.[1] ?? '';
+    }
+    const out = fs.readFileSync(path.join(img.tmp, `job-${id}.out`), 'utf8');
+    expect(state, out).to.equal('COMPLETED');
+    const lines = out.split('\n').filter((l) => /^(rank|step)/.test(l)).sort();
+    expect(lines).to.deep.equal([`rank 0 of 2: ${TEST_USER} in the container`, `rank 1 of 2: ${TEST_USER} in the container`, 'step 2, rank 0', 'step 2, rank 1']);
+  });
+});
