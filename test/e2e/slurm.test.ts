@@ -4,12 +4,15 @@
  * runs one container per rank with the rank's variables, as the job's user;
  * a rank's exit status reaches srun; the ranks of a later step launch from
  * the launch memos the first step wrote (they differ only in SLURM_* values,
- * which pass through); slurm/example.sbatch runs both its steps.
+ * which pass through); an Open MPI program's ranks, each in its container,
+ * talk through srun's PMIx (the hybrid model); slurm/example.sbatch runs
+ * both its steps.
  */
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { startSlurm, type TestSlurm } from '../helpers/slurm.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 
@@ -49,6 +52,39 @@ describe('e2e: Slurm (srun and sbatch with hpcc exec)', function () {
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.trim().split('\n').sort()).to.deep.equal([`rank 0 of 2 uid ${uid}`, `rank 1 of 2 uid ${uid}`]);
     expect(r.stderr.match(/launch memo \S+: used/g), r.stderr).to.have.length(2);
+  });
+
+  it('MPI, hybrid model: srun --mpi=pmix starts 2 ranks of an Open MPI program, each in its hpcc container, and they talk (allreduce)', function () {
+    requireTools(this, 'mpicc', 'ldd');
+    const dir = path.join(img.tmp, 'mpi');
+    fs.mkdirSync(dir);
+    const src = path.join(dir, 'hello.c');
+    fs.writeFileSync(
+      src,
+      `#include <mpi.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+  int rank, size, sum = 0;
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  printf("rank %d of %d sum %d\\n", rank, size, sum);
+  MPI_Finalize();
+  return 0;
+}
+`,
+    );
+    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-hello'), src]);
+    const tree = path.join(dir, 'tree');
+    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), tree, path.join(dir, 'mpi-hello')]);
+    const sif = path.join(dir, 'mpi.sif');
+    const b = runHpcc(['build', sif, tree]);
+    expect(b.status, b.stderr).to.equal(0);
+    fs.chmodSync(sif, 0o644);
+    const r = asUser('srun', ['-n', '2', '--mpi=pmix', FRONT, 'exec', sif, '/usr/local/bin/mpi-hello']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.trim().split('\n').sort()).to.deep.equal(['rank 0 of 2 sum 1', 'rank 1 of 2 sum 1']);
   });
 
   it("a rank's exit status reaches srun", () => {

@@ -17,7 +17,11 @@ import * as path from 'node:path';
 import { LIBS_DIR } from './actions.js';
 import type { MountIntent } from './binds.js';
 
-/** Library name prefixes: a file whose name starts with one is a driver library. */
+/**
+ * Library name prefixes: a file whose name starts with one is a driver library.
+ * Not the OpenCL ICD loader (libOpenCL.so): it is vendor-neutral (ocl-icd, which
+ * Open MPI's hwloc pulls in too), and the image's own must win.
+ */
 export const NV_LIBS: readonly string[] = [
   'libcuda.so', 'libcudadebugger.so', 'libEGL_nvidia.so', 'libGLESv1_CM_nvidia.so', 'libGLESv2_nvidia.so',
   'libGLX_nvidia.so', 'libnvcuvid.so', 'libnvidia-allocator.so', 'libnvidia-cfg.so', 'libnvidia-compiler.so',
@@ -26,7 +30,7 @@ export const NV_LIBS: readonly string[] = [
   'libnvidia-glvkspirv.so', 'libnvidia-gpucomp.so', 'libnvidia-gtk2.so', 'libnvidia-gtk3.so', 'libnvidia-ifr.so',
   'libnvidia-ml.so', 'libnvidia-nvvm.so', 'libnvidia-opencl.so', 'libnvidia-opticalflow.so',
   'libnvidia-pkcs11.so', 'libnvidia-ptxjitcompiler.so', 'libnvidia-rtcore.so', 'libnvidia-tls.so',
-  'libnvidia-wayland-client.so', 'libnvoptix.so', 'libOpenCL.so', 'libvdpau_nvidia.so',
+  'libnvidia-wayland-client.so', 'libnvoptix.so', 'libvdpau_nvidia.so',
 ];
 
 /** The driver's programs, looked up on PATH. */
