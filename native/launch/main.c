@@ -15,11 +15,12 @@
  * --fallback N ARGV... (the native front's memo replays, front.c): a setup
  * failure, one before the payload runs, does not end the launch. The helper
  * keeps the status records in a pipe of its own; when the container process
- * has ended (or the helper itself failed), a failure record among them makes
- * it fork a process that execs ARGV (the front, with the same arguments) with
- * HPCC_MEMO_RETRY=exec|setup: the front runs the launch through Node without
- * the memo, so the failure is reported with hpcc's error code and hint. The
- * helper waits for it and ends with its status.
+ * has ended (or the helper itself failed) and everything is undone, a failure
+ * record among them makes it exec ARGV (the front, with the same arguments)
+ * with HPCC_MEMO_RETRY=exec|setup: the front runs the launch through Node
+ * without the memo, so the failure is reported with hpcc's error code and
+ * hint, and its exit status is the launch's. Not with a PID namespace once
+ * the container process existed: the record is printed as without --fallback.
  *
  * Process tree: the helper (H) sets up the namespaces and the root, starts
  * the FUSE server (F) when the root is a squashfuse image, then forks the
@@ -57,12 +58,12 @@ static struct rootfs_state g_rs;
 static pid_t g_helper_pid;
 
 /* --fallback: the argv to exec, the read end of the status records, the
- * helper's own pid and the container child's (0 until forked), the signals
- * the helper forwards, and the mask and umask the helper started with */
+ * helper's own pid and the container child's (0 until forked), and the
+ * signal mask and umask the helper started with */
 static char **g_fallback;
 static pid_t g_main_pid, g_container;
 static int g_status_rd = -1;
-static sigset_t g_fwd_set, g_old_mask;
+static sigset_t g_old_mask;
 static mode_t g_umask;
 
 void on_fail_cleanup(void)
@@ -217,7 +218,7 @@ static void print_record(const char *rec, int *code)
   fprintf(stderr, "hpcc-launch: %s failed: %.*s%s%s\n", step, (int)len, msg, err ? ": " : "", err ? strerror(err) : "");
 }
 
-/* The fallback process: exec the front again for the failure record `rec`. */
+/* Exec the front again for the failure record `rec` (its status becomes the launch's). */
 static _Noreturn void run_fallback(const char *rec)
 {
   int index = -1, code = EXL_INTERNAL;
@@ -275,25 +276,26 @@ static int failure_record(char *rec, size_t cap)
 }
 
 /*
- * The helper after a setup failure or the container's end: with a failure
- * record, fork a process that runs the launch again through the front
- * (run_fallback) and end with its status; without one, end with `code`.
- * The fork happens only on failure, so a launch that works pays nothing for
- * it. The process is in the helper's namespaces when they were made: the
+ * The helper after a setup failure or the container's end (everything it
+ * set up already undone): with a failure record, become the front again
+ * (run_fallback execs it in this process, so its status is the launch's);
+ * without one, return `code`. Nothing of this runs when the launch works.
+ * The exec happens in the helper's namespaces when they were made: the
  * front, Node and a new helper work there as on the host (ids map to
- * themselves, the mounts are the host's, namespaces nest).
+ * themselves, the mounts are the host's, namespaces nest; a PID namespace
+ * applies only to the helper's children, not to itself).
  */
 static int hand_over(int code)
 {
   char rec[1600];
   if (!failure_record(rec, sizeof rec)) return code;
-  pid_t b = fork(); /* fails when a PID namespace has lost its init: then the record is printed */
-  if (b == 0) run_fallback(rec);
-  if (b < 0) {
+  /* After unshare(CLONE_NEWPID) whose first child (the container) has ended, this process can
+   * create no process or thread any more (Node would abort): print the record as before. */
+  if (g_plan.pidns && g_container != 0) {
     print_record(rec, &code);
     return code;
   }
-  return status_code(supervise(b, &g_fwd_set, NULL));
+  run_fallback(rec);
 }
 
 _Noreturn void on_fail_exit(int code)
@@ -383,7 +385,6 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &set, &old) != 0) fail(-1, "signals", errno, EXL_INTERNAL, "block signals");
   mode_t um = umask(0);
-  g_fwd_set = set;
   g_old_mask = old;
   g_umask = um;
   g_main_pid = getpid();
