@@ -9,6 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { findFuseHelper, findFuseOverlayfs, kernelVersion } from '../runtime/builder/facts.js';
 import { loadConfig } from '../runtime/builder/config.js';
+import { VENDORS, type GpuFacts, type GpuVendor } from '../runtime/builder/gpu.js';
+import { findGpu } from '../runtime/builder/gpu-facts.js';
 import { installRoot } from '../util/install-root.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -215,11 +217,47 @@ export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installR
   return { name: 'hpcc command', status: 'warn', detail: 'no hpcc on PATH', fix: `Link the native front: ${link}.` };
 }
 
+/**
+ * What --nv / --rocm would bind here (pure: the driver files found). A node with
+ * the vendor's devices but no driver libraries is a warning (the launch would run
+ * without them); no devices and no libraries: no such GPU, fine.
+ */
+export function gpuCheck(vendor: GpuVendor, gpu: GpuFacts): Check {
+  const v = VENDORS[vendor];
+  const name = `${v.flag} (${vendor === 'nvidia' ? 'NVIDIA' : 'AMD ROCm'})`;
+  const devs = gpu.devices.map((d) => d.path);
+  if (gpu.libs.length > 0) {
+    const libs = gpu.libs.map((l) => l.name);
+    const shown = libs.length > 4 ? `${libs.slice(0, 4).join(', ')}… (${libs.length})` : libs.join(', ');
+    const bins = gpu.bins.length > 0 ? `; ${gpu.bins.map((b) => b.name).join(', ')}` : '';
+    return { name, status: 'ok', detail: `driver libraries ${shown}${bins}; devices ${devs.length > 0 ? devs.join(' ') : 'none'}` };
+  }
+  if (devs.length > 0) {
+    return {
+      name,
+      status: 'warn',
+      detail: `${devs.join(' ')} present, but no driver libraries found (ldconfig -p, [gpu] libdirs): ${v.flag} would bind none`,
+      fix: `Run ldconfig after installing the driver, or list the driver's library directory under [gpu] libdirs in hpcc.conf (or the names in ${v.listFile}).`,
+    };
+  }
+  return { name, status: 'ok', detail: `no ${vendor === 'nvidia' ? 'NVIDIA' : 'AMD'} GPU driver or device here (${v.flag} would bind nothing)` };
+}
+
+function checkGpus(): Check[] {
+  let config;
+  try {
+    config = loadConfig();
+  } catch {
+    return []; // the overlay-mode check reports a broken config
+  }
+  return (['nvidia', 'amd'] as const).map((v) => gpuCheck(v, findGpu([v], process.env, config)));
+}
+
 /** All checks, in order. */
 export function runDoctor(): Check[] {
   const overlay = checkOverlay();
   return [
-    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(),
+    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(), ...checkGpus(),
   ];
 }
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkFront, checkKernel, checkUsernsSysctls, renderChecks } from '../../../src/core/doctor.js';
+import { checkFront, checkKernel, checkUsernsSysctls, gpuCheck, renderChecks } from '../../../src/core/doctor.js';
 import { makeTempDir, removeTree } from '../../helpers/env.js';
 
 describe('core/doctor: checks and their fixes', () => {
@@ -57,5 +57,22 @@ describe('core/doctor: checks and their fixes', () => {
     } finally {
       removeTree(tmp);
     }
+  });
+  it('GPU checks: libraries found → ok with what --nv would bind; devices without libraries → a warning with the fix; neither → ok', () => {
+    const found = gpuCheck('nvidia', {
+      libs: ['libcuda.so.1', 'libcuda.so', 'libnvidia-ml.so.1', 'libnvidia-ptxjitcompiler.so.1', 'libnvidia-nvvm.so.4'].map((name) => ({ name, path: `/usr/lib/${name}` })),
+      bins: [{ name: 'nvidia-smi', path: '/usr/bin/nvidia-smi' }],
+      devices: [{ path: '/dev/nvidia0', dir: false }],
+      persistenced: null,
+    });
+    expect(found.status).to.equal('ok');
+    expect(found.detail).to.contain('libcuda.so.1, libcuda.so, libnvidia-ml.so.1, libnvidia-ptxjitcompiler.so.1… (5)').and.contain('nvidia-smi').and.contain('/dev/nvidia0');
+    const devOnly = gpuCheck('amd', { libs: [], bins: [], devices: [{ path: '/dev/kfd', dir: false }, { path: '/dev/dri', dir: true }], persistenced: null });
+    expect(devOnly).to.include({ status: 'warn', name: '--rocm (AMD ROCm)' });
+    expect(devOnly.detail).to.contain('/dev/kfd /dev/dri present');
+    expect(devOnly.fix).to.contain('[gpu] libdirs').and.contain('/etc/hpcc/rocmliblist.conf');
+    const none = gpuCheck('nvidia', { libs: [], bins: [], devices: [], persistenced: null });
+    expect(none.status).to.equal('ok');
+    expect(none.detail).to.contain('--nv would bind nothing');
   });
 });
