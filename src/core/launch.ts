@@ -72,8 +72,8 @@ function makeWorkdir(flags: LaunchFlags, config: LaunchConfig): void {
  */
 async function resolveImageArg(arg: string): Promise<string> {
   if (/^docker:\/\//.test(arg)) {
-    const { ensureCachedSif } = await import('./pull.js');
-    const r = await ensureCachedSif(arg, {});
+    const { runImageRef } = await import('./pull.js');
+    const r = await runImageRef(arg, {});
     if (r.built) process.stderr.write(`Converted ${arg} into ${r.path}\n`);
     return r.path;
   }

@@ -7,16 +7,18 @@
  *   Other references (oci:, oci-archive:, docker-archive:) convert straight to OUT.
  * `ensureCachedSif` is the same first half, for `exec|run|shell docker://…`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { UsageError, addContext } from '../errors/index.js';
 import type { CodecName } from '../formats/squashfs/index.js';
 import { BlobCache } from '../oci/cache/store.js';
-import { bootstrapOf, parseReference, type ImageRef } from '../oci/reference.js';
+import { formatPlatform } from '../oci/platform.js';
+import { bootstrapOf, dockerName, parseReference, type DockerRef, type ImageRef } from '../oci/reference.js';
 import { RegistrySource, type PullEvent } from '../oci/registry-source.js';
 import { resolveSource } from '../oci/sources.js';
 import type { OciPlatform, ResolvedImage } from '../oci/types.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { checkOutput } from './build.js';
 import { convertImage, type ConvertOptions } from './convert.js';
 
@@ -113,10 +115,84 @@ export async function ensureCachedSif(
     const r = await cache.ensureSif(image.manifestDigest, variant, async (tmp) => {
       await convertImage(image, tmp, convertOpts(ref, opts, true));
     });
+    await writeRefRecord(cache, ref, variant, opts.platform, image.manifestDigest);
     return { path: r.path, image, built: r.fetched };
   } finally {
     await image.close();
   }
+}
+
+/**
+ * Which manifest a docker:// reference resolved to last (with these conversion
+ * options and platform): CACHE/refs/<sha256 of the key>.json. Written by every
+ * resolution (`hpcc pull`, exec|run|shell of a reference); read by launches
+ * under the pull policy "missing" (runImageRef).
+ */
+function refRecordPath(cache: BlobCache, ref: DockerRef, variant: string, platform?: OciPlatform): string {
+  const key = JSON.stringify([dockerName(ref), ref.digest ?? '', variant, platform ? formatPlatform(platform) : '']);
+  return path.join(cache.root, 'refs', `${createHash('sha256').update(key).digest('hex')}.json`);
+}
+
+async function writeRefRecord(cache: BlobCache, ref: DockerRef, variant: string, platform: OciPlatform | undefined, manifestDigest: string): Promise<void> {
+  const file = refRecordPath(cache, ref, variant, platform);
+  try {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+    const rec = { reference: dockerName(ref), manifestDigest, variant, resolvedAt: new Date().toISOString() };
+    await writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o644, what: `write ${file}` });
+  } catch {
+    /* only an optimisation: the next launch resolves the reference again */
+  }
+}
+
+/** The cached SIF the last resolution of `ref` gave, when it is still there; null otherwise. */
+async function recordedSif(cache: BlobCache, ref: DockerRef, variant: string, platform?: OciPlatform): Promise<string | null> {
+  let digest: unknown;
+  try {
+    digest = (JSON.parse(await fs.readFile(refRecordPath(cache, ref, variant, platform), 'utf8')) as { manifestDigest?: unknown }).manifestDigest;
+  } catch {
+    return null;
+  }
+  if (typeof digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(digest)) return null;
+  const sif = cache.sifPath(digest, variant);
+  try {
+    if (!(await fs.stat(sif)).isFile()) return null;
+    const now = new Date();
+    await fs.utimes(sif, now, now).catch(() => undefined); // "used", for hpcc cache clean --days
+    return sif;
+  } catch {
+    return null;
+  }
+}
+
+export type PullPolicy = 'missing' | 'always';
+
+/** HPCC_PULL_POLICY: "missing" (default) or "always". */
+export function pullPolicy(env: NodeJS.ProcessEnv = process.env): PullPolicy {
+  const v = (env.HPCC_PULL_POLICY ?? 'missing').trim().toLowerCase();
+  if (v === 'missing' || v === 'always') return v;
+  throw new UsageError(`HPCC_PULL_POLICY=${env.HPCC_PULL_POLICY}: expected "missing" or "always"`, {
+    hint: 'missing (default): launches of a docker:// reference use its cached conversion without asking the registry; always: resolve it every time.',
+  });
+}
+
+/**
+ * exec|run|shell of a docker:// reference: the SIF to run. Under the pull
+ * policy "missing" (default) a reference converted before runs from the
+ * cache without a registry request, as `podman run` does with a local image:
+ * a job's ranks then do not each ask the registry (Docker Hub's pull limits
+ * count manifest requests). "always" resolves it every time, converting a
+ * moved tag. `hpcc pull REF` updates what the reference stands for.
+ */
+export async function runImageRef(refText: string, opts: PullOptions = {}, policy: PullPolicy = pullPolicy()): Promise<{ path: string; built: boolean }> {
+  const ref = parseReference(refText);
+  if (ref.transport !== 'docker') throw new UsageError('only docker:// references are cached as SIF files');
+  const cache = opts.cache ?? new BlobCache();
+  if (policy === 'missing') {
+    const sif = await recordedSif(cache, ref, sifVariant(opts), opts.platform);
+    if (sif) return { path: sif, built: false };
+  }
+  const r = await ensureCachedSif(ref, { ...opts, cache });
+  return { path: r.path, built: r.built };
 }
 
 async function copyInto(src: string, out: string): Promise<void> {

@@ -230,6 +230,32 @@ describe('e2e: hpcc pull from a registry', function () {
       await proxy?.stop();
     });
 
+    it('exec of a converted reference asks the registry nothing (pull policy "missing"), even when it is down; HPCC_PULL_POLICY=always asks it', async function () {
+      requireTools(this, 'squashfuse_ll');
+      const e = { ...env, HPCC_CACHEDIR: fresh('cache-policy'), HPCC_INSECURE_REGISTRIES: proxy.host };
+      const cmd = ['exec', `docker://${proxy.host}/lab/busybox:latest`, 'sh', '-c', 'echo ran'];
+      // async: the proxy runs in this process
+      const run = async (extra: NodeJS.ProcessEnv = {}) => hpccAsync(cmd, { ...e, ...extra }, work).done;
+      const first = await run();
+      expect([first.code, first.stdout], first.stderr).to.deep.equal([0, 'ran\n']);
+      const asked = proxy.log.length;
+      expect(proxy.log.filter((r) => r.path.includes('/manifests/')).length).to.be.greaterThan(0);
+      const again = await run();
+      expect([again.code, again.stdout], again.stderr).to.deep.equal([0, 'ran\n']);
+      expect(proxy.log.length).to.equal(asked);
+      proxy.status = 500; // the registry is down
+      const down = await run();
+      expect([down.code, down.stdout], down.stderr).to.deep.equal([0, 'ran\n']);
+      expect(proxy.log.length).to.equal(asked);
+      const always = await run({ HPCC_PULL_POLICY: 'always', HPCC_RETRY_BASE_MS: '10' });
+      expect(always.code).to.not.equal(0);
+      expect(always.stderr).to.contain('HTTP 500');
+      expect(proxy.log.length).to.be.greaterThan(asked);
+      const bad = await run({ HPCC_PULL_POLICY: 'sometimes' });
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.contain('HPCC_PULL_POLICY=sometimes');
+    });
+
     it('SIGKILL during a download, then pull again: succeeds, stale lock and temp file cleaned up', async () => {
       const cache = fresh('cache-kill');
       proxy.cutBlobAfter = 1 << 20;
