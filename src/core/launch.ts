@@ -11,7 +11,7 @@ import { buildLaunch, type BuiltLaunch } from '../runtime/builder/build.js';
 import { loadConfig } from '../runtime/builder/config.js';
 import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/builder/explain.js';
 import { gatherHostFacts } from '../runtime/builder/facts.js';
-import { workdirPaths } from '../runtime/builder/binds.js';
+import { isContained, workdirPaths } from '../runtime/builder/binds.js';
 import type { LaunchConfig, LaunchFlags } from '../runtime/builder/types.js';
 import { buildFiles, encodeMemo, hostEnvPassesThrough, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
@@ -55,8 +55,7 @@ function readEnvFiles(paths: string[], rec?: MemoFacts): { path: string; text: s
 /** -W/--workdir: its tmp/ and var_tmp/ (and home/ with --contain) exist before the plan is built (0700, yours). */
 function makeWorkdir(flags: LaunchFlags, config: LaunchConfig): void {
   const wd = workdirPaths(flags.workdir!, process.cwd());
-  const contain = Boolean(flags.contain || flags.containAll || config.contain);
-  for (const d of [wd.tmp, wd.varTmp, ...(contain ? [wd.home] : [])]) {
+  for (const d of [wd.tmp, wd.varTmp, ...(isContained(flags, config) ? [wd.home] : [])]) {
     try {
       fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     } catch (e) {

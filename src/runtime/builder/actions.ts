@@ -31,6 +31,7 @@
  */
 import { UsageError } from '../../errors/index.js';
 import { finalEnvWithoutScripts, type EnvPlan } from './env.js';
+import type { MountOp } from '../plan.js';
 import type { Action, ImageFacts } from './types.js';
 
 export const RUNSCRIPT = '/.singularity.d/runscript';
@@ -180,14 +181,20 @@ export function wrapperScript(scripts: string[], e: EnvPlan, withLibs: boolean):
 }
 
 /**
- * argv and env for the helper. `shell` is the interactive shell for `hpcc shell`;
- * `libsBound`: host libraries are bound into LIBS_DIR (--nv), which then goes on
- * LD_LIBRARY_PATH even when the image has no such directory.
+ * Whether LIBS_DIR goes on LD_LIBRARY_PATH: the image has it, or the plan binds
+ * host libraries into it (--nv/--rocm) even though the image has no such directory.
  */
-export function buildAction(action: Action, args: string[], image: ImageFacts, e: EnvPlan, shell: string, libsBound = false): ActionResult {
+export function libsOnPath(image: ImageFacts, mounts: readonly MountOp[]): boolean {
+  return image.lookup(LIBS_DIR)?.kind === 'dir' || mounts.some((o) => o.op === 'bind' && o.dst.startsWith(`${LIBS_DIR}/`));
+}
+
+/**
+ * argv and env for the helper. `shell` is the interactive shell for `hpcc shell`;
+ * `withLibs`: LIBS_DIR goes on LD_LIBRARY_PATH (libsOnPath).
+ */
+export function buildAction(action: Action, args: string[], image: ImageFacts, e: EnvPlan, shell: string, withLibs: boolean): ActionResult {
   const payload = payloadArgv(action, args, image, shell);
   const hasSh = isFile(image, '/bin/sh');
-  const withLibs = libsBound || image.lookup(LIBS_DIR)?.kind === 'dir';
   if (!hasSh) {
     const env = finalEnvWithoutScripts(e);
     if (withLibs) {

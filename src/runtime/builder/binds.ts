@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import { UsageError } from '../../errors/index.js';
 import { gpuIntents } from './gpu.js';
-import type { BuildInput, PathKind } from './types.js';
+import type { BuildInput, LaunchConfig, LaunchFlags, PathKind } from './types.js';
 
 export type MountIntent =
   | {
@@ -151,6 +151,11 @@ export function workdirPaths(workdir: string, cwd: string): { root: string; tmp:
   return { root, tmp: path.posix.join(root, 'tmp'), varTmp: path.posix.join(root, 'var_tmp'), home: path.posix.join(root, 'home') };
 }
 
+/** -c/--contain, -C/--containall or `[launch] contain`: minimal /dev, empty /tmp, /var/tmp and $HOME. */
+export function isContained(flags: LaunchFlags, config: LaunchConfig): boolean {
+  return Boolean(flags.contain || flags.containAll || config.contain);
+}
+
 /** Parse -H/--home `src[:dst]`. */
 export function parseHome(value: string, cwd: string): { src: string; dst: string } {
   const parts = value.split(':');
@@ -174,7 +179,7 @@ export interface HomePlan {
 
 export function planHome(input: BuildInput): HomePlan {
   const { host, flags, config } = input;
-  const contain = Boolean(flags.contain || flags.containAll || config.contain);
+  const contain = isContained(flags, config);
   if (flags.home !== undefined) {
     const h = parseHome(flags.home, host.cwd);
     return { dst: h.dst, src: h.src, mounted: !flags.noHome };
@@ -210,7 +215,7 @@ const DEV_NODES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 export function planMounts(input: BuildInput, home: HomePlan): { intents: MountIntent[]; cwdBound: boolean } {
   const { host, flags, config } = input;
   const m = config.mount;
-  const contain = Boolean(flags.contain || flags.containAll || config.contain);
+  const contain = isContained(flags, config);
   const out: MountIntent[] = [];
   const push = (i: MountIntent | null): void => {
     if (i) out.push(i);

@@ -15,8 +15,8 @@
 import * as path from 'node:path';
 import { HpccError, UsageError } from '../../errors/index.js';
 import { PLAN_VERSION, freezePlan, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
-import { LIBS_DIR, buildAction } from './actions.js';
-import { isUnder, normPath, planHome, planMounts } from './binds.js';
+import { buildAction, libsOnPath } from './actions.js';
+import { isContained, isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
 import { generateGroup, generatePasswd } from './passwd.js';
 import { chooseOverlay } from './overlay.js';
@@ -140,7 +140,7 @@ export function buildLaunch(orig: BuildInput): BuiltLaunch {
     if (!flags.pwd.startsWith('/')) throw new UsageError(`--pwd ${flags.pwd} is not an absolute path`, { hint: 'Give the working directory inside the container as an absolute path.' });
     cwd = normPath(flags.pwd);
   } else {
-    const contain = Boolean(flags.contain || flags.containAll || config.contain);
+    const contain = isContained(flags, config);
     const hostCwd = normPath(host.cwd);
     if (!contain && r.kindOf(hostCwd).kind === 'dir') cwd = hostCwd;
     else if (home.mounted && r.kindOf(home.dst).kind === 'dir') cwd = home.dst;
@@ -171,8 +171,7 @@ export function buildLaunch(orig: BuildInput): BuiltLaunch {
 
   const stage = pickStage(host.stageDirs, intents);
   const env = planEnv(input, home.dst, cwd);
-  const libsBound = ops.some((o) => o.op === 'bind' && o.dst.startsWith(`${LIBS_DIR}/`));
-  const action = buildAction(flags.action, flags.args, image, env, shell, libsBound);
+  const action = buildAction(flags.action, flags.args, image, env, shell, libsOnPath(image, ops));
   const plan: LaunchPlan = {
     version: PLAN_VERSION,
     uid: { inside: host.uid, outside: orig.host.uid },

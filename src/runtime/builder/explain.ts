@@ -4,7 +4,7 @@
  * statically (their `NAME=...` / `export NAME=...` lines), so a value they
  * compute is shown as written in the script.
  */
-import { ENV_DIR, LIBS_DIR, orderedEnvScripts } from './actions.js';
+import { ENV_DIR, LIBS_DIR, libsOnPath, orderedEnvScripts } from './actions.js';
 import type { BuiltLaunch } from './build.js';
 import { applyPathEdits, scanEnvScript } from './env.js';
 import type { ImageFacts } from './types.js';
@@ -39,8 +39,7 @@ export function explainEnv(built: BuiltLaunch, image: ImageFacts): EnvExplanatio
     const src = [e.prependPath?.source, e.appendPath?.source].filter(Boolean).join(' + ');
     set('PATH', applyPathEdits(cur?.value, e.prependPath?.value, e.appendPath?.value), `${cur?.source ?? 'unset'} + ${src}`);
   }
-  const libsBound = built.plan.mounts.some((o) => o.op === 'bind' && o.dst.startsWith(`${LIBS_DIR}/`));
-  if (libsBound || image.lookup(LIBS_DIR)?.kind === 'dir') {
+  if (libsOnPath(image, built.plan.mounts)) {
     const cur = m.get('LD_LIBRARY_PATH');
     set('LD_LIBRARY_PATH', cur ? `${cur.value}:${LIBS_DIR}` : LIBS_DIR, cur ? `${cur.source} + hpcc` : 'hpcc');
   }
