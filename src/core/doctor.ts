@@ -250,7 +250,7 @@ function checkGpus(): Check[] {
   } catch {
     return []; // the overlay-mode check reports a broken config
   }
-  return (['nvidia', 'amd'] as const).map((v) => gpuCheck(v, findGpu([v], process.env, config)));
+  return (['nvidia', 'amd'] as const).map((v) => gpuCheck(v, findGpu([v], process.env, config).gpu));
 }
 
 /** All checks, in order. */

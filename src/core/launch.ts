@@ -108,10 +108,9 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
     const { findGpu } = await import('../runtime/builder/gpu-facts.js');
     const { VENDORS } = await import('../runtime/builder/gpu.js');
     const vendors = [...(flags.nv ? (['nvidia'] as const) : []), ...(flags.rocm ? (['amd'] as const) : [])];
-    host.gpu = findGpu(vendors, process.env, config, rec);
-    for (const v of vendors) {
-      const one = vendors.length === 1 ? host.gpu : findGpu([v], process.env, config);
-      if (one.libs.length > 0) continue;
+    const found = findGpu(vendors, process.env, config, rec);
+    host.gpu = found.gpu;
+    for (const v of found.missing) {
       rec?.spoil(`${VENDORS[v].flag} found no driver (so that every such launch says so)`);
       process.stderr.write(
         `hpcc: warning: ${VENDORS[v].flag}: no ${v === 'nvidia' ? 'NVIDIA' : 'ROCm'} driver libraries found on this host (ldconfig -p, [gpu] libdirs); the container runs without them\n`,

@@ -41,27 +41,36 @@ function dirEntries(dir: string, rec?: FactRecorder): HostFile[] {
   }
 }
 
-/** The files of the GPU drivers of `vendors` (libraries and programs of each, first name wins). */
-export function findGpu(vendors: readonly GpuVendor[], env: Record<string, string | undefined>, config: LaunchConfig, rec?: FactRecorder): GpuFacts {
+/**
+ * The files of the GPU drivers of `vendors` (libraries and programs of each, first
+ * name wins), and the vendors none of whose libraries was found.
+ */
+export function findGpu(
+  vendors: readonly GpuVendor[],
+  env: Record<string, string | undefined>,
+  config: LaunchConfig,
+  rec?: FactRecorder,
+): { gpu: GpuFacts; missing: GpuVendor[] } {
   const look = hostLookup(rec);
   const realFile = (p: string): string | null => {
     const i = look(p);
     return i?.kind === 'file' ? i.real : null;
   };
-  let libNames: string[] = [];
+  const libsOf = new Map<GpuVendor, readonly string[]>();
   let binNames: string[] = [];
   for (const v of vendors) {
     const vd = VENDORS[v];
     rec?.id(vd.listFile);
     try {
       const site = parseNvList(fs.readFileSync(vd.listFile, 'utf8'));
-      libNames = [...libNames, ...site.libs];
+      libsOf.set(v, site.libs);
       binNames = [...binNames, ...site.bins];
     } catch {
-      libNames = [...libNames, ...vd.libs]; // no site list: the built-in one
+      libsOf.set(v, vd.libs); // no site list: the built-in one
       binNames = [...binNames, ...vd.bins];
     }
   }
+  const libNames = [...libsOf.values()].flat();
   rec?.id('/etc/ld.so.cache');
   const candidates = [...(config.gpuLibDirs ?? []).flatMap((d) => dirEntries(d, rec)), ...parseLdconfig(ldconfigListing())];
   const libs: HostFile[] = [];
@@ -79,5 +88,6 @@ export function findGpu(vendors: readonly GpuVendor[], env: Record<string, strin
     .filter((e) => vendors.some((v) => VENDORS[v].device(e.name)))
     .map((e) => ({ path: e.path, dir: look(e.path)?.kind === 'dir' }));
   const persistenced = vendors.includes('nvidia') && look(PERSISTENCED_SOCKET) ? PERSISTENCED_SOCKET : null;
-  return { libs, bins, devices, persistenced };
+  const missing = vendors.filter((v) => !libs.some((l) => libsOf.get(v)!.some((p) => l.name.startsWith(p))));
+  return { gpu: { libs, bins, devices, persistenced }, missing };
 }
