@@ -80,8 +80,7 @@ export function sifVariant(o: { compressor?: string; level?: number; blockSize?:
  * SIF is already cached (nothing is downloaded then).
  */
 async function resolveRef(ref: ImageRef, opts: PullOptions, cache: BlobCache, sifVariant?: string): Promise<ResolvedImage> {
-  const prefetch = async (manifestDigest: string) =>
-    sifVariant === undefined || !(await fs.stat(cache.sifPath(manifestDigest, sifVariant)).then((st) => st.isFile(), () => false));
+  const prefetch = async (manifestDigest: string) => sifVariant === undefined || !(await cache.hasSif(manifestDigest, sifVariant));
   const src =
     ref.transport === 'docker'
       ? new RegistrySource(ref, { cache, prefetch, ...(opts.insecure ? { insecure: true } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) })
@@ -153,15 +152,7 @@ async function recordedSif(cache: BlobCache, ref: DockerRef, variant: string, pl
     return null;
   }
   if (typeof digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(digest)) return null;
-  const sif = cache.sifPath(digest, variant);
-  try {
-    if (!(await fs.stat(sif)).isFile()) return null;
-    const now = new Date();
-    await fs.utimes(sif, now, now).catch(() => undefined); // "used", for hpcc cache clean --days
-    return sif;
-  } catch {
-    return null;
-  }
+  return (await cache.hasSif(digest, variant)) ? cache.sifPath(digest, variant) : null;
 }
 
 export type PullPolicy = 'missing' | 'always';

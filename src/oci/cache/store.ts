@@ -230,23 +230,26 @@ export class BlobCache {
     }
   }
 
+  /** True when the SIF is cached (its mtime is bumped: "used"). */
+  async hasSif(manifestDigest: string, variant: string): Promise<boolean> {
+    const p = this.sifPath(manifestDigest, variant);
+    try {
+      if (!(await fsp.stat(p)).isFile()) return false;
+    } catch {
+      return false;
+    }
+    const now = new Date();
+    await fsp.utimes(p, now, now).catch(() => undefined);
+    return true;
+  }
+
   /**
    * Produce a cached SIF once: if missing, take its lock and call `build` with a
    * temp path in the same directory, then rename. Returns the SIF path.
    */
   async ensureSif(manifestDigest: string, variant: string, build: (tmpPath: string) => Promise<void>): Promise<EnsureResult> {
     const final = this.sifPath(manifestDigest, variant);
-    const exists = async () => {
-      try {
-        const st = await fsp.stat(final);
-        if (!st.isFile()) return false;
-        const now = new Date();
-        await fsp.utimes(final, now, now).catch(() => undefined);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const exists = () => this.hasSif(manifestDigest, variant);
     if (await exists()) {
       await breakIfStale(this.lockPath('sif', path.basename(final, '.sif')));
       return { path: final, fetched: false };
