@@ -78,6 +78,11 @@ function section(o: Record<string, unknown>, name: string): Record<string, unkno
   return s && typeof s === 'object' && !Array.isArray(s) ? (s as Record<string, unknown>) : {};
 }
 
+/** A list setting: comma lists, or the key repeated (key[] = ...); empty items dropped. */
+function listValue(v: unknown): string[] {
+  return (Array.isArray(v) ? v : [v]).flatMap((item) => String(item).split(',').map((x) => x.trim())).filter((x) => x !== '');
+}
+
 /** Parse one config file's text. `file` names it in errors. */
 export function parseConfig(text: string, file: string): PartialConfig {
   let o: Record<string, unknown>;
@@ -91,9 +96,7 @@ export function parseConfig(text: string, file: string): PartialConfig {
   for (const k of ['path', 'paths']) {
     const v = bind[k];
     if (v === undefined) continue;
-    for (const item of Array.isArray(v) ? v : [v]) {
-      for (const p of String(item).split(',')) if (p.trim() !== '') out.bindPaths.push(p.trim());
-    }
+    out.bindPaths.push(...listValue(v));
   }
   const mount = section(o, 'mount');
   const known = Object.keys(defaultConfig().mount) as (keyof LaunchConfig['mount'])[];
@@ -112,14 +115,9 @@ export function parseConfig(text: string, file: string): PartialConfig {
   if (launch.memo !== undefined) out.memo = bool(launch.memo, `config ${file} [launch] memo`);
   const gpu = section(o, 'gpu');
   if (gpu.libdirs !== undefined) {
-    out.gpuLibDirs = [];
-    for (const item of Array.isArray(gpu.libdirs) ? gpu.libdirs : [gpu.libdirs]) {
-      for (const d of String(item).split(',').map((x) => x.trim())) {
-        if (d === '') continue;
-        if (!d.startsWith('/')) throw new UsageError(`config ${file} [gpu] libdirs: "${d}" is not an absolute path`, { hint: 'List absolute directories, e.g. libdirs = /opt/nvidia/lib64' });
-        out.gpuLibDirs.push(d);
-      }
-    }
+    out.gpuLibDirs = listValue(gpu.libdirs);
+    const rel = out.gpuLibDirs.find((d) => !d.startsWith('/'));
+    if (rel !== undefined) throw new UsageError(`config ${file} [gpu] libdirs: "${rel}" is not an absolute path`, { hint: 'List absolute directories, e.g. libdirs = /opt/nvidia/lib64' });
   }
   return out;
 }
