@@ -106,9 +106,12 @@ describe('e2e: launch memos through the native front', function () {
       "$0" exec "$1" true || exit 91
       echo 0 > /proc/sys/user/max_user_namespaces || exit 92
       exec "$0" exec "$1" true`;
+    // uid 0 of that namespace stages in a directory of its own: never /tmp/hpcc-0, which a launch
+    // as the real root (npm run demo) may have left, owned by a uid this namespace does not map
+    const stage = freshCache();
     r = runUnprivileged('unshare', ['-r', 'sh', '-c', script, FRONT, inert.sif], {
       cwd: img.tmp,
-      env: { HPCC_CACHEDIR: cache, HPCC_DEBUG: '1' },
+      env: { HPCC_CACHEDIR: cache, HPCC_DEBUG: '1', HPCC_TMPDIR: stage },
       timeout: 60_000,
     });
     expect(r.status, r.stderr).to.equal(99);
