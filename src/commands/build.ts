@@ -12,11 +12,16 @@ import type { OciPlatform } from '../oci/types.js';
 import { parseBlockSize } from '../cli/size.js';
 
 export default class Build extends HpccCommand {
-  static override summary = 'Build a SIF image from a directory tree, or unpack a SIF into a sandbox directory.';
-  static override description = `Packs DIR (a root filesystem tree) into a single SIF file whose primary partition
-is a squashfs image, as Apptainer's "build OUT.sif DIR" does. Ownership, modes, xattrs,
-hard links and device nodes are kept exactly. With --sandbox, unpacks IMAGE.sif into the
-directory OUT instead. Output appears only when complete (written to a temporary name first).`;
+  static override summary = 'Build a SIF from a directory tree, or unpack a SIF into a sandbox directory.';
+  static override description =
+    'Packs DIR (a root filesystem tree) into a single SIF file whose primary partition is a squashfs image, as ' +
+    'Apptainer\'s "build OUT.sif DIR" does. Ownership, modes, xattrs, hard links and device nodes are kept exactly.' +
+    '\n\n' +
+    'With --sandbox, unpacks IMAGE.sif into the directory OUT instead. As root the tree is an exact copy. As any other ' +
+    'user the tree is yours, so setuid/setgid bits and group/other write bits are dropped, and only user.* extended ' +
+    'attributes are restored (--no-xattrs restores none).' +
+    '\n\n' +
+    'Output appears only when complete (written to a temporary name first).';
   static override examples = [
     '<%= config.bin %> build image.sif ./rootfs',
     '<%= config.bin %> build --compressor zstd --level 3 image.sif ./rootfs',
