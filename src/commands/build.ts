@@ -12,11 +12,16 @@ import type { OciPlatform } from '../oci/types.js';
 import { parseBlockSize } from '../cli/size.js';
 
 export default class Build extends HpccCommand {
-  static override summary = 'Build a SIF image from a directory tree, or unpack a SIF into a sandbox directory.';
-  static override description = `Packs DIR (a root filesystem tree) into a single SIF file whose primary partition
-is a squashfs image, as Apptainer's "build OUT.sif DIR" does. Ownership, modes, xattrs,
-hard links and device nodes are kept exactly. With --sandbox, unpacks IMAGE.sif into the
-directory OUT instead. Output appears only when complete (written to a temporary name first).`;
+  static override summary = 'Build a SIF from a directory tree, or unpack a SIF into a sandbox directory.';
+  static override description =
+    'Packs DIR (a root filesystem tree) into a single SIF file whose primary partition is a squashfs image, as ' +
+    'Apptainer\'s "build OUT.sif DIR" does. Ownership, modes, xattrs, hard links and device nodes are kept exactly.' +
+    '\n\n' +
+    'With --sandbox, unpacks IMAGE.sif into the directory OUT instead. As root the tree is an exact copy. As any other ' +
+    'user the tree is yours, so setuid/setgid bits and group/other write bits are dropped, and only user.* extended ' +
+    'attributes are restored (--no-xattrs restores none).' +
+    '\n\n' +
+    'Output appears only when complete (written to a temporary name first).';
   static override examples = [
     '<%= config.bin %> build image.sif ./rootfs',
     '<%= config.bin %> build --compressor zstd --level 3 image.sif ./rootfs',
@@ -32,6 +37,11 @@ directory OUT instead. Output appears only when complete (written to a temporary
   static override flags = {
     sandbox: Flags.boolean({ char: 's', description: 'unpack SOURCE (a SIF) into the directory OUTPUT' }),
     force: Flags.boolean({ char: 'F', description: 'overwrite an existing output' }),
+    xattrs: Flags.boolean({
+      allowNo: true,
+      default: true,
+      description: 'with --sandbox: restore extended attributes (user.* as a user, all as root); --no-xattrs skips them',
+    }),
     compressor: Flags.string({
       description: 'squashfs compressor',
       options: ['gzip', 'zstd', 'xz', 'lz4'],
@@ -106,6 +116,7 @@ directory OUT instead. Output appears only when complete (written to a temporary
     const warn = (m: string) => {
       if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
     };
+    if (!flags.xattrs && !flags.sandbox) throw new UsageError('--no-xattrs applies to --sandbox only (a SIF keeps every attribute of its source)');
     if (isImageReference(args.source) || /^[a-z][a-z0-9+-]*:\/\//.test(args.source)) {
       if (flags.sandbox) throw new UsageError('--sandbox unpacks a SIF file; it cannot be used with an image reference');
       await this.buildFromReference(args.output, args.source, flags);
@@ -119,7 +130,7 @@ directory OUT instead. Output appears only when complete (written to a temporary
         });
       }
       if (!flags.quiet && !flags.json) process.stderr.write(`Unpacking ${args.source} into ${args.output}\n`);
-      const r = await extractSifToSandbox(args.source, args.output, { force: flags.force, onWarning: warn });
+      const r = await extractSifToSandbox(args.source, args.output, { force: flags.force, xattrs: flags.xattrs, onWarning: warn });
       if (flags.json) this.printJson({ status: 'ok', ...r });
       else if (!flags.quiet) process.stderr.write(`Created sandbox ${r.output} (${r.entries} entries)\n`);
       return;

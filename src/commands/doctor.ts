@@ -3,9 +3,12 @@ import { HpccCommand } from '../cli/base.js';
 import { renderChecks, runDoctor } from '../core/doctor.js';
 
 export default class Doctor extends HpccCommand {
-  static override summary = 'Check what this node allows an unprivileged launch (user namespaces, AppArmor, /dev/fuse, squashfuse, overlay, kernel).';
-  static override description = `Each problem is printed with its fix. Exit status 0 when containers can run, 1 otherwise.
-Run it as the user who will launch containers: the probes (unshare, an overlay mount) run as you.`;
+  static override summary = 'Check what this node allows an unprivileged launch, and how to fix the rest.';
+  static override description =
+    'Probes user namespaces, AppArmor, /dev/fuse, squashfuse, overlay and the kernel, and prints each problem with its ' +
+    'fix. Exit status 0 when containers can run, 1 otherwise.' +
+    '\n\n' +
+    'Run it as the user who will launch containers: the probes (unshare, an overlay mount) run as you.';
   static override examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --json'];
   static override flags = {
     json: Flags.boolean({ char: 'j', description: 'print the checks as JSON' }),

@@ -5,8 +5,9 @@ import type { InspectAttributes } from '../core/metadata.js';
 
 export default class Inspect extends HpccCommand {
   static override summary = "Show an image's labels, definition file, runscript, test, environment and help.";
-  static override description = `Reads the metadata through hpcc's own SIF and squashfs readers (no mount).
-With no selection flag, shows the labels, as Apptainer does.`;
+  static override description =
+    "Reads the metadata through hpcc's own SIF and squashfs readers (no mount). With no selection flag, shows the " +
+    'labels, as Apptainer does.';
   static override examples = [
     '<%= config.bin %> inspect image.sif',
     '<%= config.bin %> inspect --runscript image.sif',

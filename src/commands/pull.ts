@@ -3,12 +3,14 @@ import { HpccCommand } from '../cli/base.js';
 import { runPull } from '../cli/pull-action.js';
 
 export default class Pull extends HpccCommand {
-  static override summary = 'Pull an image from a registry (or convert a local OCI/Docker archive) into a SIF file.';
-  static override description = `Downloads docker://[registry/]name[:tag|@sha256:digest] into the content-addressed cache
-(HPCC_CACHEDIR, default ~/.cache/hpcc), converts it into a SIF once per manifest digest, and
-copies it to OUT.sif (default: <name>_<tag>.sif, as Apptainer names it). Layers are downloaded
-in parallel and checked against their digests. Plain-HTTP registries must be named with
---insecure, HPCC_INSECURE_REGISTRIES or "[registries] insecure = host:port" in hpcc.conf.`;
+  static override summary = 'Pull an image from a registry (or convert an OCI/Docker archive) into a SIF.';
+  static override description =
+    'Downloads docker://[registry/]name[:tag|@sha256:digest] into the content-addressed cache (HPCC_CACHEDIR, ' +
+    'default ~/.cache/hpcc), converts it into a SIF once per manifest digest, and copies it to OUT.sif (default: ' +
+    '<name>_<tag>.sif, as Apptainer names it). Layers are downloaded in parallel and checked against their digests.' +
+    '\n\n' +
+    'Plain-HTTP registries must be named with --insecure, HPCC_INSECURE_REGISTRIES or ' +
+    '"[registries] insecure = host:port" in hpcc.conf.';
   static override examples = [
     '<%= config.bin %> pull docker://alpine:3.20',
     '<%= config.bin %> pull python.sif docker://python:3.12-slim',

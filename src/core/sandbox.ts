@@ -3,6 +3,12 @@
  * into a directory with hpcc's own squashfs reader (no mount, no root).
  * The tree is extracted into a temporary sibling directory and renamed into
  * place, so a failure never leaves a half-written OUTDIR.
+ *
+ * As a non-root user the tree is the caller's: setuid/setgid and group/other
+ * write bits are cleared (the image root 0777 becomes 0755), so no other user
+ * runs a file as the caller or plants one in the tree; as root the image is
+ * copied exactly (extractTree's rules). Extended attributes are restored
+ * unless `xattrs: false` (--no-xattrs): user.* as a user, all as root.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -13,6 +19,8 @@ import { removeTree } from '../util/remove-tree.js';
 
 export interface SandboxOptions {
   force?: boolean;
+  /** Restore extended attributes (default true; --no-xattrs turns it off). */
+  xattrs?: boolean;
   onWarning?: (msg: string) => void;
 }
 
@@ -45,10 +53,12 @@ export async function extractSifToSandbox(
     tmp = await fs.mkdtemp(path.join(parent, `.${path.basename(target)}.hpcc-tmp-`)).catch((e) => {
       throw addContext(`create sandbox next to ${outDir}`, e);
     });
-    const r = await extractTree(img.rootfs, tmp, { ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) });
-    // The extracted root takes the image root's mode (mkdtemp made it 0700).
-    const rootStat = await img.rootfs.lstat('');
-    await fs.chmod(tmp, rootStat.mode & 0o7777);
+    // The root takes the image root's mode (masked as for every entry) last, when the tree is complete.
+    const r = await extractTree(img.rootfs, tmp, {
+      xattrs: opts.xattrs ?? true,
+      xattrHint: 'pass --no-xattrs to skip them',
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    });
     if (await exists(target)) {
       const old = `${tmp}.old`;
       await fs.rename(target, old);

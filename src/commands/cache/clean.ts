@@ -5,8 +5,9 @@ import { CACHE_TYPES, cleanCache, type CacheType } from '../../oci/cache/manage.
 import { formatBytes } from '../build.js';
 
 export default class CacheClean extends HpccCommand {
-  static override summary = 'Remove cached blobs, SIF files, extracted image trees and launch memos (all, or those unused for --days).';
+  static override summary = 'Remove cached blobs, SIF files, extracted image trees and launch memos.';
   static override description =
+    'Removes every entry of the --type, or with --days only those unused for that many days. ' +
     'Entries in use are kept: blobs and SIFs locked by a running pull, and extracted trees (--type extract: made by ' +
     'exec --unsquash or when squashfuse is absent) mounted by a running container. Temporary files left by killed ' +
     'processes are always removed. Launch memos (--type launch) are only an optimisation: removed, the next launch ' +

@@ -18,10 +18,12 @@ async function readStdin(limit = 64 * 1024): Promise<string> {
 
 export default class RegistryLogin extends HpccCommand {
   static override summary = 'Store credentials for a registry (checked against it first).';
-  static override description = `Reads the password from stdin (--password-stdin), checks it against the registry
-(/v2/ with Basic auth, or a token from its Bearer realm), and stores it in
-$XDG_CONFIG_HOME/hpcc/auth.json (default ~/.config/hpcc/auth.json) with mode 0600.
-Credentials in ~/.docker/config.json are used too, without logging in again.`;
+  static override description =
+    'Reads the password from stdin (--password-stdin), checks it against the registry (/v2/ with Basic auth, or a ' +
+    'token from its Bearer realm), and stores it in $XDG_CONFIG_HOME/hpcc/auth.json (default ' +
+    '~/.config/hpcc/auth.json) with mode 0600.' +
+    '\n\n' +
+    'Credentials in ~/.docker/config.json are used too, without logging in again.';
   static override examples = ['echo "$TOKEN" | <%= config.bin %> registry login ghcr.io -u me --password-stdin'];
   static override args = {
     registry: Args.string({ required: true, description: 'registry host[:port], e.g. ghcr.io or docker.io' }),

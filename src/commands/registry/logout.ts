@@ -4,8 +4,9 @@ import { hpccAuthPath, normalizeRegistryKey, removeCredentials } from '../../oci
 
 export default class RegistryLogout extends HpccCommand {
   static override summary = "Remove a registry's credentials from hpcc's auth file.";
-  static override description = `Removes the entry from $XDG_CONFIG_HOME/hpcc/auth.json. Docker's ~/.docker/config.json
-is never changed (use docker logout for that).`;
+  static override description =
+    "Removes the entry from $XDG_CONFIG_HOME/hpcc/auth.json. Docker's ~/.docker/config.json is never changed (use " +
+    'docker logout for that).';
   static override args = {
     registry: Args.string({ required: true, description: 'registry host[:port]' }),
   };
