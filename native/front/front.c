@@ -404,20 +404,25 @@ static const char *untrusted_dir(const char *p)
   return (st.st_mode & 022) ? "writable by group or others" : NULL;
 }
 
-/* ROOT/launch/<fnv64 of the key>.memo, when the cache root and its launch directory can be trusted */
+/*
+ * ROOT/launch/<fnv64 of the key>.memo: 0 when the cache root and its launch directory can be trusted
+ * (or are absent), 1 when one of them cannot (no memo is read; Node moves a bad launch directory aside
+ * and writes the memo, or refuses a bad root), -1 when there is no cache root.
+ */
 static int memo_path(char *out, size_t n, const struct buf *key)
 {
   char root[PATH_MAX], dir[PATH_MAX + 8];
   const char *why = cache_root(root, sizeof root);
-  if (!why) {
-    snprintf(dir, sizeof dir, "%s/launch", root);
-    if (!(why = untrusted_dir(root)) && !(why = untrusted_dir(dir))) {
-      int w = snprintf(out, n, "%s/%016llx.memo", dir, (unsigned long long)fnv64((const unsigned char *)key->p, key->n));
-      return w > 0 && (size_t)w < n ? 0 : -1;
-    }
+  if (why) {
+    if (g_debug) fprintf(stderr, "hpcc: launch memo: none (cache directory: %s)\n", why);
+    return -1;
   }
-  if (g_debug) fprintf(stderr, "hpcc: launch memo: none (cache directory: %s)\n", why);
-  return -1;
+  snprintf(dir, sizeof dir, "%s/launch", root);
+  int w = snprintf(out, n, "%s/%016llx.memo", dir, (unsigned long long)fnv64((const unsigned char *)key->p, key->n));
+  if (w <= 0 || (size_t)w >= n) return -1;
+  if (!(why = untrusted_dir(root)) && !(why = untrusted_dir(dir))) return 0;
+  if (g_debug) fprintf(stderr, "hpcc: launch memo %s: not used (cache directory: %s)\n", out, why);
+  return 1;
 }
 
 int main(int argc, char **argv)
@@ -465,8 +470,10 @@ int main(int argc, char **argv)
 
   struct buf key = {0};
   char path[PATH_MAX + 64];
-  if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || memo_path(path, sizeof path, &key) != 0)
+  int mp = -1;
+  if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || (mp = memo_path(path, sizeof path, &key)) < 0)
     run_node(argc, argv, NULL, "fast-launch");
+  if (mp > 0) run_node(argc, argv, path, "fast-launch"); /* an untrusted directory: never read */
   if (retry) {
     /* this memo's plan failed in setup: Node runs the launch and reports why. The memo goes unless
      * only the command failed (not found in the image...); Node writes none here, as it may run in
