@@ -15,6 +15,7 @@ import { extractDir, isMounted, listExtractions, removeExtraction } from './extr
 import { acquireLock, processStartTime } from './lock.js';
 import { BlobCache } from './store.js';
 import { MEMO_TEMP_STALE_MS } from '../../runtime/memo.js';
+import { ensureCacheDir } from '../../util/cache-root.js';
 
 export type CacheType = 'blob' | 'sif' | 'extract' | 'launch' | 'all';
 export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'launch', 'all'];
@@ -119,7 +120,7 @@ export async function cleanCache(cache: BlobCache, o: CleanOptions = {}): Promis
     const key = e.type === 'blob' ? e.name.slice(7) : path.basename(e.name, '.sif');
     let lock;
     try {
-      await fsp.mkdir(cache.lockDir, { recursive: true });
+      ensureCacheDir(cache.root, 'locks');
       lock = await acquireLock(cache.lockPath(e.type, key), { timeoutMs: 0 });
     } catch (err) {
       if (err instanceof HpccError && err.code === 'HPCC_E_CACHE_LOCK_TIMEOUT') {
