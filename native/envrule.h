@@ -25,4 +25,22 @@ static inline int hpcc_env_keyed(const char *name, size_t n)
     if (strlen(HPCC_ENV_KEYED_NAMES[i]) == n && !strncmp(name, HPCC_ENV_KEYED_NAMES[i], n)) return 1;
   return 0;
 }
+
+/* memo.ts ENV_CREDENTIAL_WORDS: a variable keyed by value whose name has one of these (any case)
+ * keeps a launch from being memoised (envIsCredential) */
+static const char *const HPCC_ENV_CREDENTIAL_WORDS[] = {"PASSW", "PASSPHRASE", "TOKEN", "SECRET", "CRED", "AUTH", "KEY", "USERNAME", "LOGIN", "COOKIE", 0};
+
+static inline int hpcc_env_credential(const char *name, size_t n)
+{
+  if (!hpcc_env_keyed(name, n)) return 0;
+  for (int i = 0; HPCC_ENV_CREDENTIAL_WORDS[i]; i++) {
+    size_t w = strlen(HPCC_ENV_CREDENTIAL_WORDS[i]);
+    for (size_t at = 0; at + w <= n; at++) {
+      size_t j = 0;
+      while (j < w && (name[at + j] & ~0x20) == HPCC_ENV_CREDENTIAL_WORDS[i][j]) j++;
+      if (j == w) return 1;
+    }
+  }
+  return 0;
+}
 #endif

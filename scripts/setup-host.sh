@@ -36,3 +36,8 @@ TEST_USER=${HPCC_TEST_USER:-hpcctest}
 if ! id -u "$TEST_USER" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash "$TEST_USER"
 fi
+# A second unprivileged user: "another user" of the cache-trust tests (test/e2e/cache-trust.test.ts).
+OTHER_USER=${HPCC_TEST_USER2:-hpcctest2}
+if ! id -u "$OTHER_USER" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$OTHER_USER"
+fi

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,30 +357,72 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   for (char **e = environ; *e; e++) {
     const char *eq = strchr(*e, '=');
     size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+    if (hpcc_env_credential(*e, n)) { /* memo.ts envIsCredential: no memo ever holds its value */
+      if (g_debug) fprintf(stderr, "hpcc: launch memo: none (%.*s is set)\n", (int)n, *e);
+      return -1;
+    }
     /* keyed by value, or by name only (the helper's --host-env takes the value) */
     if (hpcc_env_keyed(*e, n) ? field(k, *e) : (put(k, *e, n) || put(k, "", 1))) return -1;
   }
   return 0;
 }
 
-/* $HPCC_CACHEDIR, else $XDG_CACHE_HOME/hpcc, else $HOME/.cache/hpcc (src/oci/cache/store.ts) */
-static int memo_path(char *out, size_t n, const struct buf *key)
+/*
+ * The cache root, as src/util/cache-root.ts cacheRoot(): $HPCC_CACHEDIR, else $XDG_CACHE_HOME/hpcc,
+ * else HOME/.cache/hpcc with HOME from the password database unless $HOME is absolute; a relative
+ * HPCC_CACHEDIR or XDG_CACHE_HOME gives none (Node refuses it). test/e2e/cache-trust.test.ts checks
+ * that both agree.
+ */
+static const char *cache_root(char *out, size_t n)
 {
   const char *c = getenv("HPCC_CACHEDIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-  char base[2 * PATH_MAX + 2];
+  int w;
   if (c && *c) {
-    if (c[0] == '/') snprintf(base, sizeof base, "%s", c);
-    else {
-      char cwd[PATH_MAX];
-      if (!getcwd(cwd, sizeof cwd)) return -1;
-      snprintf(base, sizeof base, "%s/%s", cwd, c);
+    if (c[0] != '/') return "HPCC_CACHEDIR is a relative path";
+    w = snprintf(out, n, "%s", c);
+  } else if (x && *x) {
+    if (x[0] != '/') return "XDG_CACHE_HOME is a relative path";
+    w = snprintf(out, n, "%s/hpcc", x);
+  } else {
+    if (!h || h[0] != '/') {
+      struct passwd *pw = getpwuid(getuid());
+      h = pw ? pw->pw_dir : NULL;
+      if (!h || h[0] != '/') return "no home directory";
     }
-  } else if (x && x[0] == '/') snprintf(base, sizeof base, "%s/hpcc", x);
-  else if (h && *h) snprintf(base, sizeof base, "%s/.cache/hpcc", h);
-  else return -1;
-  if (strlen(base) >= PATH_MAX) return -1;
-  int w = snprintf(out, n, "%s/launch/%016llx.memo", base, (unsigned long long)fnv64((const unsigned char *)key->p, key->n));
-  return w > 0 && (size_t)w < n ? 0 : -1;
+    w = snprintf(out, n, "%s/.cache/hpcc", h);
+  }
+  return w > 0 && (size_t)w < n ? NULL : "path too long";
+}
+
+/* cache-root.ts untrusted(): a directory of ours (lstat), not writable by group or others; absent is fine */
+static const char *untrusted_dir(const char *p)
+{
+  struct stat st;
+  if (lstat(p, &st) != 0) return errno == ENOENT ? NULL : strerror(errno);
+  if (!S_ISDIR(st.st_mode)) return S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory";
+  if (st.st_uid != getuid()) return "owned by another user";
+  return (st.st_mode & 022) ? "writable by group or others" : NULL;
+}
+
+/*
+ * ROOT/launch/<fnv64 of the key>.memo: 0 when the cache root and its launch directory can be trusted
+ * (or are absent), 1 when one of them cannot (no memo is read; Node moves a bad launch directory aside
+ * and writes the memo, or refuses a bad root), -1 when there is no cache root.
+ */
+static int memo_path(char *out, size_t n, const struct buf *key)
+{
+  char root[PATH_MAX], dir[PATH_MAX + 8];
+  const char *why = cache_root(root, sizeof root);
+  if (why) {
+    if (g_debug) fprintf(stderr, "hpcc: launch memo: none (cache directory: %s)\n", why);
+    return -1;
+  }
+  snprintf(dir, sizeof dir, "%s/launch", root);
+  int w = snprintf(out, n, "%s/%016llx.memo", dir, (unsigned long long)fnv64((const unsigned char *)key->p, key->n));
+  if (w <= 0 || (size_t)w >= n) return -1;
+  if (!(why = untrusted_dir(root)) && !(why = untrusted_dir(dir))) return 0;
+  if (g_debug) fprintf(stderr, "hpcc: launch memo %s: not used (cache directory: %s)\n", out, why);
+  return 1;
 }
 
 int main(int argc, char **argv)
@@ -427,8 +470,10 @@ int main(int argc, char **argv)
 
   struct buf key = {0};
   char path[PATH_MAX + 64];
-  if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || memo_path(path, sizeof path, &key) != 0)
+  int mp = -1;
+  if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || (mp = memo_path(path, sizeof path, &key)) < 0)
     run_node(argc, argv, NULL, "fast-launch");
+  if (mp > 0) run_node(argc, argv, path, "fast-launch"); /* an untrusted directory: never read */
   if (retry) {
     /* this memo's plan failed in setup: Node runs the launch and reports why. The memo goes unless
      * only the command failed (not found in the image...); Node writes none here, as it may run in

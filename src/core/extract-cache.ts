@@ -4,31 +4,30 @@
  * squashfs reader into the user's cache and launched from there.
  *
  * One extraction per image: the cache key hashes the SIF's identity
- * (device, inode, size, mtime of the file, partition offset and size), so a
- * rebuilt or replaced image gets a new entry. Made once and atomic: a
+ * (device, inode, size, mtime and ctime of the file, partition offset and
+ * size), so a rebuilt, replaced or touched-back image gets a new entry. Made once and atomic: a
  * per-key lock (the cache's lock files, stale when the holder died) lets one
  * process extract while concurrent launches wait for its tree; the tree is
  * written into a private temporary directory and renamed into place, so a
  * reader never sees a half-written tree. Without the lock (a cache on a file
  * system refusing O_EXCL) the rename still decides: the loser removes its copy.
  *
- * Cache: $HPCC_CACHEDIR, else $XDG_CACHE_HOME/hpcc, else ~/.cache/hpcc;
- * entries live in rootfs/<key>.
+ * Cache: the cache root (src/util/cache-root.ts); entries live in
+ * rootfs/<key>. The key is computable by anyone who can read the image, so
+ * an entry is used only when cache-root.ts's trust check passes (a
+ * directory of ours, not a symbolic link, not writable by group or others,
+ * in checked directories of the 0700 root); any other is moved aside and
+ * the image extracted afresh.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { addContext } from '../errors/index.js';
+import { HpccIOError, addContext } from '../errors/index.js';
 import { extractTree } from '../formats/squashfs/index.js';
 import type { OpenedImage } from './image.js';
 import { removeTree } from '../util/remove-tree.js';
 import { acquireLock } from '../oci/cache/lock.js';
-
-export function cacheDir(env: Record<string, string | undefined> = process.env): string {
-  if (env.HPCC_CACHEDIR) return env.HPCC_CACHEDIR;
-  if (env.XDG_CACHE_HOME) return path.join(env.XDG_CACHE_HOME, 'hpcc');
-  return path.join(env.HOME || '/tmp', '.cache', 'hpcc');
-}
+import { cacheRoot, ensureCacheDir, entryState, moveAside } from '../util/cache-root.js';
 
 /** Bump an entry's times on use: `hpcc cache clean --type extract --days N` removes trees unused for N days. */
 export function markUsed(dir: string): void {
@@ -45,21 +44,30 @@ export async function extractedRoot(img: OpenedImage, image: string, onNotice: (
   const st = img.stat;
   const part = img.sif.primaryPartition();
   const key = createHash('sha256')
-    .update(JSON.stringify([st.dev, st.ino, st.size, Math.floor(st.mtimeMs), part.offset, part.size]))
+    .update(JSON.stringify([st.dev, st.ino, st.size, Math.floor(st.mtimeMs), Math.floor(st.ctimeMs), part.offset, part.size]))
     .digest('hex')
     .slice(0, 32);
-  const root = path.join(cacheDir(), 'rootfs');
+  const cache = cacheRoot();
+  const root = ensureCacheDir(cache, 'rootfs');
   const final = path.join(root, key);
-  // An existing tree counts as a use (for `hpcc cache clean --days`).
+  // An existing tree of ours counts as a use (for `hpcc cache clean --days`); any other is moved aside.
   const ready = (): boolean => {
-    if (!fs.existsSync(final)) return false;
+    const state = entryState(final, 'dir');
+    if (state === 'missing') return false;
+    if (state !== 'ok') {
+      onNotice(`Ignoring the cached extraction ${final}: ${state}`);
+      if (!moveAside(final)) {
+        throw new HpccIOError('HPCC_E_CACHE_UNTRUSTED', `cached extraction ${final} is ${state} and cannot be moved aside: hpcc does not use it`, {
+          hint: 'Remove it, or set HPCC_CACHEDIR to another absolute path.',
+        });
+      }
+      return false;
+    }
     markUsed(final);
     return true;
   };
   if (ready()) return final;
-  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-  const lockDir = path.join(cacheDir(), 'locks');
-  fs.mkdirSync(lockDir, { recursive: true, mode: 0o755 });
+  const lockDir = ensureCacheDir(cache, 'locks');
   let waiting = false;
   const lock = await acquireLock(path.join(lockDir, `extract-${key}.lock`), {
     satisfied: async () => {

@@ -19,6 +19,7 @@ import { RegistrySource, type PullEvent } from '../oci/registry-source.js';
 import { resolveSource } from '../oci/sources.js';
 import type { OciPlatform, ResolvedImage } from '../oci/types.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { ensureCacheDir, entryState } from '../util/cache-root.js';
 import { checkOutput } from './build.js';
 import { convertImage, type ConvertOptions } from './convert.js';
 
@@ -135,9 +136,9 @@ function refRecordPath(cache: BlobCache, ref: DockerRef, variant: string, platfo
 async function writeRefRecord(cache: BlobCache, ref: DockerRef, variant: string, platform: OciPlatform | undefined, manifestDigest: string): Promise<void> {
   const file = refRecordPath(cache, ref, variant, platform);
   try {
-    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+    ensureCacheDir(cache.root, 'refs');
     const rec = { reference: dockerName(ref), manifestDigest, variant, resolvedAt: new Date().toISOString() };
-    await writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o644, what: `write ${file}` });
+    await writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o600, what: `write ${file}` });
   } catch {
     /* only an optimisation: the next launch resolves the reference again */
   }
@@ -146,8 +147,11 @@ async function writeRefRecord(cache: BlobCache, ref: DockerRef, variant: string,
 /** The cached SIF the last resolution of `ref` gave, when it is still there; null otherwise. */
 async function recordedSif(cache: BlobCache, ref: DockerRef, variant: string, platform?: OciPlatform): Promise<string | null> {
   let digest: unknown;
+  const file = refRecordPath(cache, ref, variant, platform);
+  // only a record of ours in a directory of ours (cache-root.ts); any other is ignored and rewritten
+  if (entryState(path.dirname(file), 'dir') !== 'ok' || entryState(file, 'file') !== 'ok') return null;
   try {
-    digest = (JSON.parse(await fs.readFile(refRecordPath(cache, ref, variant, platform), 'utf8')) as { manifestDigest?: unknown }).manifestDigest;
+    digest = (JSON.parse(await fs.readFile(file, 'utf8')) as { manifestDigest?: unknown }).manifestDigest;
   } catch {
     return null;
   }
@@ -192,6 +196,8 @@ async function copyInto(src: string, out: string): Promise<void> {
     await fs.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
     const fh = await fs.open(tmp, 'r+');
     try {
+      // the cached SIF is private (0600); the user's copy gets the usual mode
+      await fh.chmod(0o666 & ~process.umask());
       await fh.sync();
     } finally {
       await fh.close();

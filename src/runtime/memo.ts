@@ -29,6 +29,14 @@
  * Their values only pass through into the payload's environment (checked
  * before a memo is written: hostEnvPassesThrough), so a memo serves any
  * values and the launch helper's --host-env puts the current ones in.
+ * A launch whose environment has a variable keyed by value with a
+ * credential-like name (envIsCredential: APPTAINER_DOCKER_PASSWORD...) is
+ * not memoised at all, by the front nor here: a memo never holds a secret.
+ *
+ * Memos live in <cache root>/launch (src/util/cache-root.ts, the front's
+ * cache_root() computes the same), a directory of ours checked before use;
+ * they are staged under a random name opened O_EXCL|O_NOFOLLOW and renamed
+ * into place; staging files older than an hour are pruned.
  *
  * Fact records: NUL-separated fields, each record ending in "\n":
  *   id PATH STATE     stat(PATH): "absent" or dev:ino:size:mtime_ns:ctime_ns
@@ -38,11 +46,13 @@
  *   sum PATH HEX      FNV-1a 64 of the file's first MiB (e.g. /proc/filesystems)
  * Any fact that no longer holds makes the front ignore the memo.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodePlan } from './codec.js';
 import type { LaunchPlan } from './plan.js';
+import { cacheRoot, ensureCacheDir } from '../util/cache-root.js';
 import { installRoot } from '../util/install-root.js';
 
 /** Facts a plan was built from, recorded while the host facts are gathered. */
@@ -147,6 +157,23 @@ export function envKeyedByValue(name: string): boolean {
   return name.length === 0 || Buffer.byteLength(name) >= 256 || ENV_KEYED_PREFIXES.some((p) => name.startsWith(p)) || ENV_KEYED_NAMES.includes(name);
 }
 
+/**
+ * native/envrule.h: words (matched in any case, anywhere in the name) that
+ * make a variable keyed by value a credential: a launch with one set is not
+ * memoised, since the memo would hold its value (key and plan).
+ */
+export const ENV_CREDENTIAL_WORDS = ['PASSW', 'PASSPHRASE', 'TOKEN', 'SECRET', 'CRED', 'AUTH', 'KEY', 'USERNAME', 'LOGIN', 'COOKIE'];
+
+export function envIsCredential(name: string): boolean {
+  const up = name.replace(/[a-z]/g, (c) => c.toUpperCase()); // ASCII only, as envrule.h
+  return envKeyedByValue(name) && ENV_CREDENTIAL_WORDS.some((w) => up.includes(w));
+}
+
+/** The first variable that keeps a launch from being memoised (envIsCredential), or null. */
+export function credentialInEnv(env: Record<string, string | undefined>): string | null {
+  return Object.keys(env).find((n) => env[n] !== undefined && envIsCredential(n)) ?? null;
+}
+
 const HOST_PREFIX = '__HPCC_HOST_';
 
 /**
@@ -211,8 +238,9 @@ export interface KeyInput {
   env: Record<string, string | undefined>;
 }
 
-/** The key material (see the header); null when a build file cannot be identified. */
+/** The key material (see the header); null when a build file cannot be identified or a credential is set. */
 export function keyMaterial(k: KeyInput): Buffer | null {
+  if (credentialInEnv(k.env) !== null) return null;
   const fields = ['hpcc-memo/1', 'build'];
   for (const f of k.build) {
     const st = identity(f);
@@ -249,29 +277,48 @@ export interface StagedMemo {
   discard(): void;
 }
 
+/** The memo directory, <cache root>/launch, made and checked (cache-root.ts). */
+export function memoDir(env: Record<string, string | undefined> = process.env): string {
+  return ensureCacheDir(cacheRoot(env), 'launch');
+}
+
+/** A memo's staging file: `<memo>.<pid>-<random>.tmp` (the pid for `hpcc cache clean`). */
+export const MEMO_TEMP_RE = /\.memo\.(\d+)-[a-f0-9]{16}\.tmp$/;
+/** Staging files older than this are left by a dead launch (a memo is staged in milliseconds). */
+export const MEMO_TEMP_STALE_MS = 3_600_000;
+
 /**
- * Write the memo's bytes to a temp file beside `file` (mode 0600, the
- * directory created 0700): called while the launch helper sets up, so the
- * write overlaps it; commit() renames it into place (and prunes old memos),
- * discard() removes it. Best effort: a memo is an optimisation, so failures
- * are silent (null, or commit() false).
+ * Write the memo's bytes to a temp file beside `file` (a random name, opened
+ * O_CREAT|O_EXCL|O_NOFOLLOW mode 0600, in the checked memo directory, which
+ * `file` must be in): called while the launch helper sets up, so the write
+ * overlaps it; commit() renames it into place (and prunes old memos and
+ * stale staging files), discard() removes it. Best effort: a memo is an
+ * optimisation, so failures are silent (null, or commit() false).
  */
 export function stageMemo(file: string, bytes: Buffer): StagedMemo | null {
   const dir = path.dirname(file);
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}-${randomBytes(8).toString('hex')}.tmp`;
+  let made = false;
   const discard = () => {
     try {
-      fs.rmSync(tmp, { force: true });
+      if (made) fs.rmSync(tmp, { force: true });
     } catch {
       /* nothing to remove */
     }
   };
+  let fd: number | undefined;
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(tmp, bytes, { mode: 0o600 });
+    // the front and hpcc must agree on the directory (HPCC_MEMO_OUT comes from the front)
+    if (path.resolve(dir) !== memoDir() || !/^[a-f0-9]{16}\.memo$/.test(path.basename(file))) return null;
+    const c = fs.constants;
+    fd = fs.openSync(tmp, c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW | c.O_WRONLY, 0o600);
+    made = true;
+    for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
   } catch {
     discard();
     return null;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
   return {
     commit() {
@@ -288,7 +335,26 @@ export function stageMemo(file: string, bytes: Buffer): StagedMemo | null {
   };
 }
 
+/** Remove staging files of ours older than MEMO_TEMP_STALE_MS (a launch killed while staging). */
+export function pruneMemoTemps(dir: string, now = Date.now()): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    try {
+      const st = fs.lstatSync(path.join(dir, n));
+      if (st.uid === process.geteuid?.() && now - st.mtimeMs > MEMO_TEMP_STALE_MS) fs.unlinkSync(path.join(dir, n));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
 function pruneMemos(dir: string): void {
+  pruneMemoTemps(dir);
   try {
     const names = fs.readdirSync(dir).filter((n) => n.endsWith('.memo'));
     if (names.length <= MEMO_KEEP) return;

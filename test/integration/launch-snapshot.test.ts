@@ -157,7 +157,7 @@ describe('integration: hpcc exec|run|shell|test from the start-up snapshot', fun
 
   it('writes the launch memo HPCC_MEMO_OUT names, as bin/run.js does (also when it hands over), and none of it reaches the container', function () {
     const memos = [false, true].map((snapshot) => {
-      const file = path.join(img.tmp, 'cache', 'launch', `test-${++n}.memo`);
+      const file = path.join(img.tmp, 'cache', 'launch', `${(++n).toString(16).padStart(16, '0')}.memo`); // memo.ts stageMemo: <hex16>.memo only
       const r = run(['exec', img.sif, 'sh', '-c', 'echo "memo=[${HPCC_MEMO_OUT:-}]"'], { snapshot, env: { HPCC_MEMO_OUT: file } });
       expect([r.status, r.stdout, r.stderr]).to.deep.equal([0, 'memo=[]\n', '']);
       expect(fs.existsSync(file), `${snapshot ? 'snapshot' : 'bin/run.js'}: no memo at ${file}`).to.equal(true);
@@ -165,7 +165,7 @@ describe('integration: hpcc exec|run|shell|test from the start-up snapshot', fun
     });
     expect(memos[1]!.equals(memos[0]!), 'the two memos differ').to.equal(true);
     // handed over (NODE_OPTIONS): bin/run.js gets HPCC_MEMO_OUT back
-    const file = path.join(img.tmp, 'cache', 'launch', 'handed.memo');
+    const file = path.join(img.tmp, 'cache', 'launch', 'feedfacefeedface.memo');
     const r = run(['exec', img.sif, 'true'], { snapshot: true, trace: true, env: { HPCC_MEMO_OUT: file, NODE_OPTIONS: '--no-deprecation' } });
     expect(r.status, r.stderr).to.equal(0);
     expect(readsRunJs(r)).to.equal(true);

@@ -97,7 +97,7 @@ export async function acquireLock(lockPath: string, opts: AcquireOptions = {}): 
   for (;;) {
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(lockPath, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644);
+      fh = await fsp.open(lockPath, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o600);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw addContext(`create lock ${lockPath}`, e);
     }

@@ -14,6 +14,8 @@ import { HpccError } from '../../errors/index.js';
 import { extractDir, isMounted, listExtractions, removeExtraction } from './extract.js';
 import { acquireLock, processStartTime } from './lock.js';
 import { BlobCache } from './store.js';
+import { MEMO_TEMP_STALE_MS } from '../../runtime/memo.js';
+import { ensureCacheDir } from '../../util/cache-root.js';
 
 export type CacheType = 'blob' | 'sif' | 'extract' | 'launch' | 'all';
 export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'launch', 'all'];
@@ -40,10 +42,12 @@ async function entriesIn(dir: string, type: 'blob' | 'sif' | 'launch'): Promise<
     const p = path.join(dir, n);
     const st = await fsp.lstat(p).catch(() => null);
     if (!st?.isFile()) continue;
-    const memoTemp = type === 'launch' ? /\.memo\.(\d+)\.tmp$/.exec(n) : null;
+    // a memo's staging file (memo.ts MEMO_TEMP_RE; `.memo.<pid>.tmp` from older versions)
+    const memoTemp = type === 'launch' ? /\.memo\.(\d+)(?:-[a-f0-9]+)?\.tmp$/.exec(n) : null;
     if (n.startsWith('.tmp-') || memoTemp) {
       const pid = Number(memoTemp ? memoTemp[1] : /-(\d+)-[a-f0-9]+$/.exec(n)?.[1]);
-      if (Number.isFinite(pid) && processStartTime(pid) === null) {
+      const stale = memoTemp !== null && Date.now() - st.mtimeMs > MEMO_TEMP_STALE_MS;
+      if ((Number.isFinite(pid) && processStartTime(pid) === null) || stale) {
         out.push({ type: 'temp', name: n, path: p, size: st.size, lastUsed: st.mtime.toISOString() });
       }
       continue;
@@ -116,7 +120,7 @@ export async function cleanCache(cache: BlobCache, o: CleanOptions = {}): Promis
     const key = e.type === 'blob' ? e.name.slice(7) : path.basename(e.name, '.sif');
     let lock;
     try {
-      await fsp.mkdir(cache.lockDir, { recursive: true });
+      ensureCacheDir(cache.root, 'locks');
       lock = await acquireLock(cache.lockPath(e.type, key), { timeoutMs: 0 });
     } catch (err) {
       if (err instanceof HpccError && err.code === 'HPCC_E_CACHE_LOCK_TIMEOUT') {

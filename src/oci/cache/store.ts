@@ -1,6 +1,7 @@
 /**
  * hpcc's content-addressed cache.
- *   $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc, else ~/.cache/hpcc)
+ *   the cache root (src/util/cache-root.ts: $HPCC_CACHEDIR, else
+ *   $XDG_CACHE_HOME/hpcc, else ~/.cache/hpcc; 0700, private to its user)
  *     blobs/sha256/<hex>                 verified blobs (layers, configs)
  *     blobs/sha256/.tmp-<hex>-<pid>-<r>  downloads in progress (same dir: rename is atomic)
  *     sif/sha256/<hex>[-<variant>].sif   converted images, keyed by platform manifest digest
@@ -8,21 +9,18 @@
  * A blob enters only after its sha256 and size were verified while streaming,
  * fsync'd, and renamed into place; its mtime is bumped on every use so
  * `hpcc cache clean --days N` removes what was not used for N days.
+ * Directories are 0700 and files 0600; an entry that is not ours (owner,
+ * mode, a symbolic link: cache-root.ts's trust check) counts as missing and
+ * is replaced.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { DigestMismatchError, addContext } from '../../errors/index.js';
+import { DigestMismatchError } from '../../errors/index.js';
+import { cacheRoot, ensureCacheDir, entryState } from '../../util/cache-root.js';
 import { checkDigest } from '../registry/client.js';
 import { acquireLock, breakIfStale, processStartTime, type HeldLock } from './lock.js';
-
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.HPCC_CACHEDIR) return path.resolve(env.HPCC_CACHEDIR);
-  if (env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME)) return path.join(env.XDG_CACHE_HOME, 'hpcc');
-  return path.join(env.HOME || os.homedir(), '.cache', 'hpcc');
-}
 
 const hexOf = (digest: string) => digest.slice('sha256:'.length);
 
@@ -81,20 +79,22 @@ export class BlobCache {
    * it starts, so the layers' downloads find them made).
    */
   prepare(): Promise<void> {
-    this.dirsMade ??= Promise.all([this.blobDir, this.sifDir, this.lockDir].map((d) => makeDir(d))).then(() => undefined);
+    this.dirsMade ??= (async () => {
+      for (const d of [this.blobDir, this.sifDir, this.lockDir]) ensureCacheDir(this.root, ...path.relative(this.root, d).split(path.sep));
+    })();
     return this.dirsMade;
   }
 
-  /** 'ok' when the blob is cached with the right size (its mtime is bumped: "used"). */
+  /** 'ok' when the blob is cached, ours, with the right size (its mtime is bumped: "used"). */
   private async blobState(digest: string, size: number): Promise<'ok' | 'missing' | 'wrong'> {
     const p = this.blobPath(digest);
     let st: fs.Stats;
     try {
-      st = await fsp.stat(p);
+      st = await fsp.lstat(p);
     } catch {
       return 'missing';
     }
-    if (!st.isFile() || st.size !== size) return 'wrong';
+    if (entryState(p, 'file') !== 'ok' || st.size !== size) return 'wrong';
     const now = new Date();
     await fsp.utimes(p, now, now).catch(() => undefined);
     return 'ok';
@@ -170,7 +170,7 @@ export class BlobCache {
       if (now === 'ok') return { path: final, fetched: false };
       if (now === 'wrong') await fsp.rm(final, { force: true }); // a wrong-sized leftover
       const tmp = path.join(this.blobDir, `.tmp-${hexOf(digest)}-${process.pid}-${randomBytes(4).toString('hex')}`);
-      const fh = await fsp.open(tmp, 'wx', 0o644);
+      const fh = await fsp.open(tmp, 'wx', 0o600);
       // Temp files of dead processes for this blob go while the download runs.
       sweep = removeDeadTemps(this.blobDir, `.tmp-${hexOf(digest)}-`, path.basename(tmp));
       try {
@@ -211,7 +211,8 @@ export class BlobCache {
     const p = this.blobPath(digest);
     const hash = createHash('sha256');
     let n = 0;
-    const rs = fs.createReadStream(p, { highWaterMark: 1 << 20 });
+    const fh = await fsp.open(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const rs = fh.createReadStream({ highWaterMark: 1 << 20 });
     for await (const chunk of rs) {
       const b = chunk as Buffer;
       n += b.length;
@@ -230,14 +231,10 @@ export class BlobCache {
     }
   }
 
-  /** True when the SIF is cached (its mtime is bumped: "used"). */
+  /** True when the SIF is cached and ours (its mtime is bumped: "used"). */
   async hasSif(manifestDigest: string, variant: string): Promise<boolean> {
     const p = this.sifPath(manifestDigest, variant);
-    try {
-      if (!(await fsp.stat(p)).isFile()) return false;
-    } catch {
-      return false;
-    }
+    if (entryState(p, 'file') !== 'ok') return false;
     const now = new Date();
     await fsp.utimes(p, now, now).catch(() => undefined);
     return true;
@@ -263,6 +260,7 @@ export class BlobCache {
       const tmp = path.join(this.sifDir, `.tmp-${path.basename(final)}-${process.pid}-${randomBytes(4).toString('hex')}`);
       try {
         await build(tmp);
+        await fsp.chmod(tmp, 0o600);
         await fsp.rename(tmp, final);
         await syncDir(this.sifDir);
       } catch (e) {
@@ -274,12 +272,6 @@ export class BlobCache {
       await lock.release();
     }
   }
-}
-
-async function makeDir(d: string): Promise<void> {
-  await fsp.mkdir(d, { recursive: true, mode: 0o755 }).catch((e) => {
-    throw addContext(`create cache directory ${d}`, e);
-  });
 }
 
 async function verifySize(fh: fsp.FileHandle, digest: string, size: number): Promise<void> {

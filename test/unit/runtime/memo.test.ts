@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { buildLaunch } from '../../../src/runtime/builder/build.js';
 import { decodePlan } from '../../../src/runtime/codec.js';
 import {
-  ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, MEMO_MAGIC, MemoFacts, encodeMemo, envKeyedByValue, fnv64, hostEnvPassesThrough, keyMaterial, stageMemo, withoutHostValues,
+  ENV_CREDENTIAL_WORDS, ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, MEMO_MAGIC, MEMO_TEMP_RE, MemoFacts, encodeMemo, envIsCredential, envKeyedByValue, fnv64, hostEnvPassesThrough,
+  keyMaterial, stageMemo, withoutHostValues,
 } from '../../../src/runtime/memo.js';
 import type { LaunchPlan } from '../../../src/runtime/plan.js';
 import { REPO_ROOT, makeTempDir, removeTree } from '../../helpers/env.js';
@@ -33,6 +34,17 @@ describe('runtime/memo', () => {
     for (const n of ['HOME', 'PATH', 'PWD', 'HPCC_BIND', 'HPCCENV_X', 'SINGULARITYENV_Y', 'APPTAINER_BIND', 'XDG_RUNTIME_DIR', 'LD_PRELOAD', 'NODE_OPTIONS', '__HPCC_HOST_FOO', 'x'.repeat(256)])
       expect(envKeyedByValue(n), n).to.equal(true);
     for (const n of ['FOO', 'SLURM_PROCID', 'OLDPWD', 'TERM', 'LANG', 'HOMEDIR_X', 'MYPATH']) expect(envKeyedByValue(n), n).to.equal(false);
+  });
+
+  it('treats the same variables as credentials as native/envrule.h: keyed by value, a credential word in any case', () => {
+    const h = fs.readFileSync(path.join(REPO_ROOT, 'native/envrule.h'), 'utf8');
+    expect(cList(h, 'HPCC_ENV_CREDENTIAL_WORDS')).to.deep.equal(ENV_CREDENTIAL_WORDS);
+    expect(h).to.match(/if \(!hpcc_env_keyed\(name, n\)\) return 0;/);
+    const creds = ['APPTAINER_DOCKER_PASSWORD', 'SINGULARITY_DOCKER_PASSWORD', 'APPTAINER_DOCKER_USERNAME', 'APPTAINER_LIBRARY_ACCESS_TOKEN', 'HPCC_REGISTRY_TOKEN',
+      'APPTAINERENV_GITHUB_TOKEN', 'SINGULARITYENV_AWS_SECRET_ACCESS_KEY', 'HPCC_AUTH_FILE', 'APPTAINER_Docker_Passwd', 'XDG_SESSION_COOKIE'];
+    for (const n of creds) expect(envIsCredential(n), n).to.equal(true);
+    for (const n of ['GITHUB_TOKEN', 'MY_PASSWORD', 'HPCC_BIND', 'APPTAINER_BIND', 'HOME', 'PATH', 'XDG_RUNTIME_DIR']) expect(envIsCredential(n), n).to.equal(false);
+    expect(keyMaterial({ build: [], uid: 1, gid: 1, cwd: '/', argv: [], env: { APPTAINER_DOCKER_PASSWORD: 'xyz' } })).to.equal(null);
   });
 
   it('FNV-1a 64 as the C front computes it', () => {
@@ -154,11 +166,35 @@ describe('runtime/memo', () => {
       const len = Number(bytes.subarray(head.length, nl).toString());
       expect(nl + 1 + len).to.equal(bytes.length);
       expect(decodePlan(bytes.subarray(nl + 1))).to.deep.equal(JSON.parse(JSON.stringify(plan)));
-      const file = path.join(tmp, 'launch', 'x.memo');
-      expect(stageMemo(file, bytes)?.commit()).to.equal(true);
-      expect(fs.statSync(file).mode & 0o777).to.equal(0o600);
-      expect(fs.statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
-      expect(fs.readdirSync(path.dirname(file))).to.deep.equal(['x.memo']);
+      const file = path.join(tmp, 'cache', 'launch', '0123456789abcdef.memo');
+      const saved = process.env.HPCC_CACHEDIR;
+      process.env.HPCC_CACHEDIR = path.join(tmp, 'cache');
+      try {
+        expect(stageMemo(path.join(tmp, 'elsewhere', '0123456789abcdef.memo'), bytes), 'only into the memo directory').to.equal(null);
+        // the name staging files had before: a symlink planted there is not followed
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        const victim = path.join(tmp, 'victim');
+        fs.writeFileSync(victim, 'untouched');
+        fs.symlinkSync(victim, `${file}.${process.pid}.tmp`);
+        // a staging file of a launch killed an hour ago is pruned; a fresh one is not
+        const stale = `${file}.1-0000000000000000.tmp`;
+        const fresh = `${file}.2-0000000000000000.tmp`;
+        fs.writeFileSync(stale, '');
+        fs.writeFileSync(fresh, '');
+        fs.utimesSync(stale, new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000));
+        const staged = stageMemo(file, bytes)!;
+        const temps = fs.readdirSync(path.dirname(file)).filter((n) => MEMO_TEMP_RE.test(n) && n.includes(`.${process.pid}-`));
+        expect(temps).to.have.length(1);
+        expect(temps[0]).to.not.equal(path.basename(`${file}.${process.pid}.tmp`));
+        expect(staged.commit()).to.equal(true);
+        expect(fs.readFileSync(victim, 'utf8')).to.equal('untouched');
+        expect(fs.statSync(file).mode & 0o777).to.equal(0o600);
+        expect(fs.statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
+        expect(fs.readdirSync(path.dirname(file)).sort()).to.deep.equal([path.basename(file), path.basename(fresh), `${path.basename(file)}.${process.pid}.tmp`].sort());
+      } finally {
+        if (saved === undefined) delete process.env.HPCC_CACHEDIR;
+        else process.env.HPCC_CACHEDIR = saved;
+      }
       const big = { ...plan, env: Array.from({ length: 40 }, (_, i) => `V${i}=${'x'.repeat(120_000)}`) };
       expect(encodeMemo(key, f, big)).to.equal(null);
     });

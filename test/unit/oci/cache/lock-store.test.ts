@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DigestMismatchError } from '../../../../src/errors/index.js';
 import { acquireLock } from '../../../../src/oci/cache/lock.js';
-import { BlobCache, cacheRoot } from '../../../../src/oci/cache/store.js';
+import { BlobCache } from '../../../../src/oci/cache/store.js';
 import { cleanCache, listCache } from '../../../../src/oci/cache/manage.js';
 import { makeTempDir, removeTree } from '../../../helpers/env.js';
 import { holdLockInChild } from '../../../helpers/lock-holder.js';
@@ -37,12 +37,6 @@ describe('cache locks and blob store', () => {
     dir = makeTempDir('hpcc-cache-');
   });
   afterEach(() => removeTree(dir));
-
-  it('cache root: HPCC_CACHEDIR, XDG_CACHE_HOME, ~/.cache', () => {
-    expect(cacheRoot({ HPCC_CACHEDIR: '/c' })).to.equal('/c');
-    expect(cacheRoot({ XDG_CACHE_HOME: '/x', HOME: '/h' })).to.equal('/x/hpcc');
-    expect(cacheRoot({ HOME: '/h' })).to.equal('/h/.cache/hpcc');
-  });
 
   it('a lock held by a live process blocks; after that process is SIGKILLed it is taken over', async () => {
     const lockPath = path.join(dir, 'x.lock');
