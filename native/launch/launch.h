@@ -5,7 +5,8 @@
  *
  * Files: plan.c (wire-format parser), status.c (status records), setup.c
  * (namespaces, stage, squashfuse root, pivot_root, capabilities, cleanup),
- * ops.c (the mount ops, destinations resolved inside the new root),
+ * ops.c (the mount ops), resolve.c (container paths resolved inside the
+ * new root, with or without openat2),
  * overlay.c (the overlay op's methods: kernel, skeleton), fuse-overlay.c
  * (the fuse-overlayfs method and the helper's server for it), main.c
  * (command line, process tree, signal forwarding, exec).
@@ -13,7 +14,8 @@
  * Exit codes (the launcher band 96..111 of src/errors/index.ts, plus the
  * shell's 126/127 for a payload that cannot be executed):
  *   96  usage error (bad command line)
- *   97  refused: running setuid/setgid, or prctl failed
+ *   97  refused: running setuid/setgid, prctl failed, or a --plan FILE that
+ *       is not a regular file of the caller's that only they may write
  *   98  the plan is malformed (wrong magic/version, truncated, bounds)
  *   99  namespace setup failed (unshare, setgroups, uid_map, gid_map)
  *  100  the image root failed (image missing, FUSE server failed to mount)
@@ -130,6 +132,9 @@ void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs);
 void run_mount_ops(const struct plan *p, const struct rootfs_state *rs);
 int ro_at_path(const struct rootfs_state *rs, const char *dst, int recursive);
 int resolve_target(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n);
+/* resolve.c: an O_PATH fd of `path` resolved inside the directory `rfd` as the root, or -1 (errno) */
+int resolve_in_root(int rfd, const char *path);
+int resolve_forced_walk(void);
 /* overlay.c */
 void op_overlay(const struct plan *p, size_t idx, const char *target, const struct rootfs_state *rs);
 int plan_has_fuse_overlay(const struct plan *p);

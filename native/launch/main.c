@@ -179,6 +179,34 @@ static void take_host_env(struct plan *p)
   }
 }
 
+/*
+ * --plan FILE: the plan decides what is mounted where and what runs, so it
+ * must be the caller's own: a regular file (opened with O_NOFOLLOW, so not a
+ * symlink; O_NONBLOCK, so a FIFO cannot stall the open), owned by the
+ * caller, writable by nobody else (no group or world write bit). Anything
+ * else is refused with exit 97 and the step "plan-file".
+ */
+static int open_plan_file(const char *file, uid_t uid)
+{
+  int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0 && errno == ELOOP)
+    fail(-1, "plan-file", ELOOP, EXL_PRIV, "refusing plan %s: it is a symbolic link (give the plan file itself)", file);
+  if (fd < 0) fail(-1, "plan", errno, EXL_PLAN, "open plan %s", file);
+  struct stat st;
+  if (fstat(fd, &st) != 0) fail(-1, "plan", errno, EXL_PLAN, "stat plan %s", file);
+  if (!S_ISREG(st.st_mode))
+    fail(-1, "plan-file", EINVAL, EXL_PRIV, "refusing plan %s: not a regular file", file);
+  if (st.st_uid != uid)
+    fail(-1, "plan-file", EPERM, EXL_PRIV, "refusing plan %s: owned by uid %u, not by the caller (uid %u)", file,
+         (unsigned)st.st_uid, (unsigned)uid);
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    fail(-1, "plan-file", EPERM, EXL_PRIV, "refusing plan %s: mode %04o lets others write it (chmod go-w)", file,
+         (unsigned)(st.st_mode & 07777));
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return fd;
+}
+
 static int status_code(int st)
 {
   return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EXL_INTERNAL;
@@ -354,10 +382,7 @@ int main(int argc, char **argv)
 
   char err[512], *buf;
   size_t len;
-  if (plan_file) {
-    plan_fd = open(plan_file, O_RDONLY | O_CLOEXEC);
-    if (plan_fd < 0) fail(-1, "plan", errno, EXL_PLAN, "open plan %s", plan_file);
-  }
+  if (plan_file) plan_fd = open_plan_file(plan_file, ru);
   fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
   if (plan_read_fd(plan_fd, &buf, &len, err, sizeof err) != 0) fail(-1, "plan", errno, EXL_PLAN, "%s", err);
   close(plan_fd);

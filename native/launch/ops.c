@@ -1,16 +1,22 @@
 /*
  * The mount ops of a plan, run in the container's own mount namespace
  * before pivot_root. Every destination is a container path: it is resolved
- * under the new root with openat2(RESOLVE_IN_ROOT), so a symlink in the
- * image (even an absolute one, or "..") never leads onto the host, and the
- * mount goes onto the resolved object through its /proc/self/fd/N path.
- * Kernels without openat2 (< 5.6) fall back to plain path resolution.
+ * under the new root (resolve.c: openat2 RESOLVE_IN_ROOT, or the helper's
+ * own walk on kernels without openat2), so a symlink in the image (even an
+ * absolute one, or "..") never leads onto the host's root, and the mount
+ * goes onto the resolved object through its /proc/self/fd/N path.
+ *
+ * What the helper may change: it creates missing mount points (and the
+ * plan's mkdir directories) only inside a layer this launch made itself,
+ * the overlay over the image or a tmpfs of the plan: the parent directory
+ * must be on one of those mounts (its st_dev, recorded when each was
+ * mounted), never on a host bind, even when an image symlink resolves
+ * into one. It never changes the mode or owner of anything that exists.
  */
 #include "launch.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,31 +34,52 @@ struct hpcc_mount_attr { /* struct mount_attr of linux/mount.h (which clashes wi
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
+/* the devices of the layers this launch mounted (overlay, tmpfs ops): the only places it creates in */
+static dev_t g_owned[PLAN_MAX_MOUNTS + 1];
+static size_t g_nowned;
+
+/* what a refused creation (EXDEV) adds to the failure message */
+#define NOT_OWNED(e) ((e) == EXDEV ? " (refusing to create it outside the layers this launch made: the path leads onto a host bind or the read-only image, e.g. through a symlink of the image)" : "")
+
+static int owned_dev(dev_t d)
+{
+  for (size_t i = 0; i < g_nowned; i++)
+    if (g_owned[i] == d) return 1;
+  return 0;
+}
+
 /* O_PATH fd of container path `dst` under the new root, or -1 (errno). */
 static int root_open(const struct rootfs_state *rs, const char *dst)
 {
   int rfd = open(rs->newroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0) return -1;
-  const char *rel = dst[1] ? dst + 1 : ".";
-  struct open_how how;
-  memset(&how, 0, sizeof how);
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  int fd = (int)syscall(SYS_openat2, rfd, rel, &how, sizeof how);
-  if (fd < 0 && errno == ENOSYS) fd = openat(rfd, rel, O_PATH | O_CLOEXEC);
+  int fd = resolve_in_root(rfd, dst);
   int e = errno;
   close(rfd);
   errno = e;
   return fd;
 }
 
+/* Record the mount now at `dst` (just mounted by this launch) as a layer the helper may create in. */
+static void own_layer_at(int i, const char *step, const struct rootfs_state *rs, const char *dst)
+{
+  struct stat st;
+  int fd = root_open(rs, dst);
+  if (fd < 0 || fstat(fd, &st) != 0) fail(i, step, errno, EXL_MOUNT, "reopen %s after mounting it", dst);
+  close(fd);
+  if (!owned_dev(st.st_dev) && g_nowned < sizeof g_owned / sizeof g_owned[0]) g_owned[g_nowned++] = st.st_dev;
+}
+
 /*
  * Resolve `dst` for mounting: writes "/proc/self/fd/N" to `out` and returns
  * N (the caller closes it), or -1 with errno. A missing final component is
- * created first when `create` is 1 (a directory, 0755) or 2 (an empty file,
- * 0644), inside the parent as resolved under the root.
+ * created first when `create` is 1 (a directory of `mode`) or 2 (an empty
+ * file, 0644), inside the parent as resolved under the root, and only when
+ * that parent lies in a layer of this launch (else EXDEV: the path leads onto
+ * a host bind or the read-only image).
  */
-static int target_fd(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n)
+static int target_fd_mode(const struct rootfs_state *rs, const char *dst, int create, unsigned mode, char *out,
+                          size_t n)
 {
   int fd = root_open(rs, dst);
   if (fd < 0 && errno == ENOENT && create) {
@@ -63,20 +90,34 @@ static int target_fd(const struct rootfs_state *rs, const char *dst, int create,
     parent[plen] = '\0';
     int pfd = root_open(rs, parent);
     if (pfd < 0) return -1;
+    struct stat pst;
+    int bad = fstat(pfd, &pst) != 0 ? errno : !owned_dev(pst.st_dev) ? EXDEV : 0;
+    if (bad) {
+      close(pfd);
+      return errno = bad, -1;
+    }
     int r;
     if (create == 1) {
-      r = mkdirat(pfd, slash + 1, 0755);
+      r = mkdirat(pfd, slash + 1, mode);
     } else {
       r = openat(pfd, slash + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
       if (r >= 0) r = close(r);
     }
     int e = errno;
+    if (r == 0) fd = openat(pfd, slash + 1, O_PATH | O_NOFOLLOW | O_CLOEXEC); /* what was just made */
+    else if (e == EEXIST) fd = root_open(rs, dst); /* made meanwhile, or a dangling symlink (fails again) */
+    else errno = e;
+    e = errno;
     close(pfd);
-    if (r != 0 && e != EEXIST) return errno = e, -1;
-    fd = root_open(rs, dst);
+    errno = e;
   }
   if (fd >= 0) snprintf(out, n, "/proc/self/fd/%d", fd);
   return fd;
+}
+
+static int target_fd(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n)
+{
+  return target_fd_mode(rs, dst, create, 0755, out, n);
 }
 
 /* Read-only: mount_setattr (recursive) where the kernel has it; else a
@@ -108,7 +149,7 @@ static void op_file(int i, const struct mount_op *o, const struct rootfs_state *
   if (fchmod(fd, o->mode) != 0) fail(i, "file", errno, EXL_MOUNT, "chmod %s", tmp);
   close(fd);
   int tfd = target_fd(rs, o->dst, 2, target, sizeof target);
-  if (tfd < 0) fail(i, "file", errno, EXL_MOUNT, "create mount point %s", o->dst);
+  if (tfd < 0) fail(i, "file", errno, EXL_MOUNT, "create mount point %s%s", o->dst, NOT_OWNED(errno));
   if (mount(tmp, target, NULL, MS_BIND, NULL) != 0) fail(i, "file", errno, EXL_MOUNT, "bind onto %s", o->dst);
   close(tfd);
   /* the bind read-only: remount the new mount itself, a fresh resolution reaches it */
@@ -158,7 +199,7 @@ void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
         fail(i, step, errno, EXL_MOUNT, "bind source %s", o->src);
       }
       if ((fd = target_fd(rs, o->dst, S_ISDIR(st.st_mode) ? 1 : 2, target, sizeof target)) < 0)
-        fail(i, step, errno, EXL_MOUNT, "mount point %s for %s", o->dst, o->src);
+        fail(i, step, errno, EXL_MOUNT, "mount point %s for %s%s", o->dst, o->src, NOT_OWNED(errno));
       if (mount(o->src, target, NULL, MS_BIND | MS_REC, NULL) != 0)
         fail(i, step, errno, EXL_MOUNT, "bind %s to %s", o->src, o->dst);
       if (o->readonly) ro_at(i, step, rs, o->dst, 1);
@@ -170,23 +211,26 @@ void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
       else
         snprintf(opts, sizeof opts, "mode=%o", o->mode);
       if ((fd = target_fd(rs, o->dst, 1, target, sizeof target)) < 0)
-        fail(i, step, errno, EXL_MOUNT, "mount point %s", o->dst);
+        fail(i, step, errno, EXL_MOUNT, "mount point %s%s", o->dst, NOT_OWNED(errno));
       if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
         fail(i, step, errno, EXL_MOUNT, "mount tmpfs on %s", o->dst);
+      close(fd);
+      fd = -1;
+      own_layer_at(i, step, rs, o->dst);
       break;
     case OP_PROC:
       if ((fd = target_fd(rs, o->dst, 1, target, sizeof target)) < 0)
-        fail(i, step, errno, EXL_MOUNT, "mount point %s", o->dst);
+        fail(i, step, errno, EXL_MOUNT, "mount point %s%s", o->dst, NOT_OWNED(errno));
       if (p->pidns ? mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
                    : mount("/proc", target, NULL, MS_BIND | MS_REC, NULL))
         fail(i, step, errno, EXL_MOUNT, "%s on %s", p->pidns ? "mount proc" : "bind /proc", o->dst);
       break;
     case OP_MKDIR: {
+      /* made with the op's mode when missing; an existing directory is left as it is */
       struct stat st;
-      if ((fd = target_fd(rs, o->dst, 1, target, sizeof target)) < 0)
-        fail(i, step, errno, EXL_MOUNT, "mkdir %s", o->dst);
+      if ((fd = target_fd_mode(rs, o->dst, 1, o->mode, target, sizeof target)) < 0)
+        fail(i, step, errno, EXL_MOUNT, "mkdir %s%s", o->dst, NOT_OWNED(errno));
       if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) fail(i, step, ENOTDIR, EXL_MOUNT, "mkdir %s", o->dst);
-      if ((st.st_mode & 07777) != o->mode && st.st_uid == geteuid()) chmod(target, o->mode);
       break;
     }
     case OP_FILE:
@@ -196,6 +240,9 @@ void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
       if ((fd = target_fd(rs, o->dst, 0, target, sizeof target)) < 0)
         fail(i, step, errno, EXL_MOUNT, "overlay target %s", o->dst);
       op_overlay(p, n, target, rs);
+      close(fd);
+      fd = -1;
+      own_layer_at(i, step, rs, o->dst);
       break;
     case OP_REMOUNT_RO:
       /* this mount only: binds made below it keep their own mode */

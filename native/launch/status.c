@@ -7,7 +7,7 @@
  * INDEX  0-based index of the failing mount op in the plan, or -1 for a
  *        step outside the mount list
  * STEP   the op name (bind, tmpfs, ...) or the step: args, privileges,
- *        plan, unshare, setgroups, uid_map, gid_map, private, stage,
+ *        plan, plan-file, unshare, setgroups, uid_map, gid_map, private, stage,
  *        image, fuse, rootfs, pidns, fork, signals, overlay-ro,
  *        pivot_root, chdir, caps, exec
  * ERRNO  the Linux errno (0 when none applies)

@@ -46,6 +46,19 @@ export async function readImageFacts(image: string, withScriptText = false): Pro
       cache.set(p, info);
       return info;
     };
+    const links = new Map<string, string | null>();
+    const readlink = (p: string): string | null => {
+      if (links.has(p)) return links.get(p)!;
+      let target: string | null = null;
+      try {
+        const r = fsr.resolve(p, false);
+        if (r.inode.kind === 'symlink') target = new TextDecoder().decode(fsr.linkTarget(r.inode)).replace(/\0/g, '');
+      } catch (e) {
+        if (!notFound(e)) throw e;
+      }
+      links.set(p, target);
+      return target;
+    };
     const readSmall = async (p: string, maxBytes = MAX_SMALL_FILE): Promise<string | null> => {
       const info = lookup(p);
       if (info?.kind !== 'file') return null;
@@ -78,6 +91,7 @@ export async function readImageFacts(image: string, withScriptText = false): Pro
       envScripts,
       envScriptText: envText,
       lookup,
+      readlink,
     };
     return { facts, image: img, close: () => img.close() };
   } catch (e) {

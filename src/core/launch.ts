@@ -126,6 +126,11 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
       img.facts.rootDir = await extractedRoot(img.image, image, (m) => process.stderr.write(`${m}\n`));
     }
     const built = buildLaunch({ image: img.facts, host, flags, config });
+    for (const s of built.skipped) {
+      if (!s.symlink || req.explainEnv) continue;
+      rec?.spoil('an image symlink left a default mount out (so that every such launch says so)');
+      process.stderr.write(`hpcc: warning: ${s.dst} left out: ${s.reason}\n`);
+    }
     if (rec) {
       // Run by launch() while the helper starts. The image is closed by then: the rebuild's
       // image look-ups are the first build's, answered from the facts' cache (a look-up the

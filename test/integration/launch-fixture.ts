@@ -32,6 +32,13 @@ export function makeRootfs(dir: string): void {
   fs.writeFileSync(path.join(dir, 'bin/noexec'), '#!/bin/sh\n', { mode: 0o644 });
 }
 
+/** Write `bytes` to `f` as a file of the test user, mode 0644 (what `hpcc-launch --plan` accepts). */
+export function writeOwnPlan(f: string, bytes: string | Uint8Array, ids: { uid: number; gid: number }): void {
+  fs.writeFileSync(f, bytes, { mode: 0o644 });
+  fs.chmodSync(f, 0o644);
+  if (IS_ROOT) fs.chownSync(f, ids.uid, ids.gid);
+}
+
 /** The image, the directories and the plan helpers of one suite. */
 export class HelperBench {
   tmp = ''; // root-owned 0755: rootfs, SIF, plans
@@ -89,9 +96,10 @@ export class HelperBench {
     };
   }
 
+  /** The plan saved as the test user's own file (hpcc-launch --plan runs only the caller's plans). */
   planFile(p: LaunchPlan): string {
     const f = path.join(this.tmp, `plan-${this.n++}`);
-    fs.writeFileSync(f, encodePlan(p), { mode: 0o644 });
+    writeOwnPlan(f, encodePlan(p), this.ids);
     return f;
   }
 

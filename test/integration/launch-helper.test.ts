@@ -14,7 +14,7 @@ import type { LaunchPlan, MountOp, OverlayMethod } from '../../src/runtime/plan.
 import { parseStatusRecords, startLaunch } from '../../src/runtime/spawn.js';
 import { LaunchSetupError } from '../../src/errors/index.js';
 import { IS_ROOT, findTool, requireRoot, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
-import { HELPER, HelperBench } from './launch-fixture.js';
+import { HELPER, HelperBench, writeOwnPlan } from './launch-fixture.js';
 
 describe('integration: hpcc-launch runs plans as an unprivileged user', function () {
   this.timeout(60_000);
@@ -193,7 +193,7 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     ];
     for (const bytes of cases) {
       const f = path.join(tmp, `bad-${n++}`);
-      fs.writeFileSync(f, bytes, { mode: 0o644 });
+      writeOwnPlan(f, bytes, ids);
       const r = runUnprivileged(HELPER, ['--plan', f, '--status-fd', '2'], { timeout: 30_000 });
       expect(r.status).to.equal(98);
       expect(parseStatusRecords(r.stderr)[0]).to.include({ op: 'plan', exitCode: 98 });

@@ -20,7 +20,7 @@ import { isContained, isUnder, normPath, planHome, planMounts } from './binds.js
 import { planEnv, type EnvPlan } from './env.js';
 import { generateGroup, generatePasswd } from './passwd.js';
 import { chooseOverlay } from './overlay.js';
-import { TargetResolver } from './targets.js';
+import { TargetResolver, type TargetSymlink } from './targets.js';
 import type { BuildInput, PathKind } from './types.js';
 import type { MountIntent } from './binds.js';
 
@@ -29,6 +29,8 @@ import type { MountIntent } from './binds.js';
  * helper runs (launcher band 96..111; hpcc-launch itself uses 96..103).
  */
 export const EXIT_NO_SQUASHFUSE = 104;
+/** a destination crosses an image symlink that leads out of the image (HPCC_E_LAUNCH_TARGET_SYMLINK) */
+export const EXIT_TARGET_SYMLINK = 106;
 export { EXIT_NO_OVERLAY } from './overlay.js';
 
 export interface BuiltLaunch {
@@ -38,7 +40,14 @@ export interface BuiltLaunch {
   /** whether the payload starts through the sh wrapper that sources the image's env scripts */
   sourcesScripts: boolean;
   /** default binds left out, and why */
-  skipped: { dst: string; reason: string }[];
+  skipped: Skipped[];
+}
+
+/** A default mount or generated file left out; `symlink` when an image symlink would have led it out of the image. */
+export interface Skipped {
+  dst: string;
+  reason: string;
+  symlink?: TargetSymlink;
 }
 
 /** The first stage candidate that no bind source contains or lies under. */
@@ -61,10 +70,22 @@ function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
   return { kind: 'squashfuse', image: image.path, offset: image.offset, fuseHelper: host.fuseHelper, mountpoint: path.posix.join(stage, 'image') };
 }
 
-function pushMount(r: TargetResolver, i: MountIntent, skipped: { dst: string; reason: string }[]): void {
+function pushMount(r: TargetResolver, i: MountIntent, skipped: Skipped[]): void {
   const want: PathKind = i.kind === 'bind' && i.srcKind !== 'dir' ? 'file' : 'dir';
   const t = r.ensure(normPath(i.dst), want);
   if ('reason' in t) {
+    const what = i.kind === 'bind' ? `bind ${i.src} to ${i.dst}` : `mount ${i.kind === 'tmpfs' ? 'a tmpfs' : 'proc'} on ${i.dst}`;
+    if (t.symlink && !(i.kind === 'bind' && i.optional)) {
+      throw new HpccError('HPCC_E_LAUNCH_TARGET_SYMLINK', `${i.origin}: cannot ${what}: ${t.reason}`, {
+        exitCode: EXIT_TARGET_SYMLINK,
+        hint: `The image's symlink ${t.symlink.link} points out of the image; choose a destination that does not pass through it, or use an image without that link.`,
+        details: { destination: i.dst, symlink: t.symlink.link, target: t.symlink.target },
+      });
+    }
+    if (t.symlink) {
+      skipped.push({ dst: i.dst, reason: t.reason, symlink: t.symlink });
+      return;
+    }
     if (i.kind === 'bind' && !i.optional) {
       throw new UsageError(`${i.origin}: cannot bind ${i.src} to ${i.dst}: ${t.reason}`, {
         hint: 'Choose a destination that exists in the image, or one below a directory that does.',
@@ -88,14 +109,28 @@ function pushMount(r: TargetResolver, i: MountIntent, skipped: { dst: string; re
 }
 
 /** Generated /etc/passwd or /etc/group: placed when its directory can be made. */
-function pushGenerated(r: TargetResolver, dst: string, content: string, skipped: { dst: string; reason: string }[]): void {
+function pushGenerated(r: TargetResolver, dst: string, content: string, skipped: Skipped[]): void {
   const dir = r.ensure(path.posix.dirname(dst), 'dir');
   if ('reason' in dir) {
-    skipped.push({ dst, reason: dir.reason });
+    skipped.push({ dst, reason: dir.reason, ...(dir.symlink ? { symlink: dir.symlink } : {}) });
     return;
   }
   const at = path.posix.join(dir.path, path.posix.basename(dst));
   const cur = r.kindOf(at);
+  if (cur.reason !== undefined) {
+    skipped.push({ dst, reason: cur.reason, ...(cur.symlink ? { symlink: cur.symlink } : {}) });
+    return;
+  }
+  if (cur.kind === null && cur.real !== at) {
+    // a dangling symlink of the image: the file goes where it resolves, when that can be made
+    const made = r.ensure(cur.real, 'file');
+    if ('reason' in made) {
+      skipped.push({ dst, reason: made.reason, ...(made.symlink ? { symlink: made.symlink } : {}) });
+      return;
+    }
+    r.ops.push({ op: 'file', dst: made.path, content, mode: 0o644 });
+    return;
+  }
   if (cur.kind === 'dir') {
     skipped.push({ dst, reason: `${at} is a directory in the image` });
     return;
@@ -131,7 +166,7 @@ export function buildLaunch(orig: BuildInput): BuiltLaunch {
   const home = planHome(input);
   const { intents } = planMounts(input, home);
   const r = new TargetResolver(input, overlay.methods.length > 0, overlay.why);
-  const skipped: { dst: string; reason: string }[] = [];
+  const skipped: Skipped[] = [];
   for (const i of intents) pushMount(r, i, skipped);
 
   // Working directory: --pwd, else the host's when visible in the container, else $HOME, else /.

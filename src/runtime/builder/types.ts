@@ -38,6 +38,13 @@ export interface ImageFacts {
   envScriptText?: Record<string, string>;
   /** look a path up inside the image (symlinks followed inside the image); null when absent */
   lookup: (path: string) => PathInfo | null;
+  /**
+   * the target of the image's symlink at `path` (a path whose parents hold
+   * no symlink), null when it is no symlink or absent: targets.ts resolves
+   * mount destinations component by component with it, through the mounts
+   * placed before them, as the helper will
+   */
+  readlink: (path: string) => string | null;
 }
 
 export interface UserEntry {

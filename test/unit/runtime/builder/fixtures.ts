@@ -34,6 +34,14 @@ export function treeLookup(tree: Record<string, PathKind | string>): (p: string)
   };
 }
 
+/** The target of the symlink `p` of such a tree (`{path: '->target'}`), else null. */
+export function treeReadlink(tree: Record<string, PathKind | string>): (p: string) => string | null {
+  return (p) => {
+    const v = tree[p];
+    return typeof v === 'string' && v.startsWith('->') ? v.slice(2) : null;
+  };
+}
+
 export const IMAGE_TREE: Record<string, PathKind | string> = {
   '/bin': 'dir',
   '/bin/sh': 'file',
@@ -109,6 +117,7 @@ export function image(over: Partial<ImageFacts> = {}): ImageFacts {
       '90-environment.sh': '#!/bin/sh\nexport GREETING=hello\n',
     },
     lookup: treeLookup(IMAGE_TREE),
+    readlink: treeReadlink(IMAGE_TREE),
     ...over,
   };
 }
