@@ -206,6 +206,16 @@ static const struct hpcc_launch_option *find_option(const char *a, size_t n)
   return NULL;
 }
 
+/* launch-options.ts namesOption: a word oclif never takes for an option's value */
+static int names_option(const char *w)
+{
+  if (w[0] != '-' || !w[1]) return 0;
+  if (w[1] == '-') return find_option(w, strlen(w)) != NULL;
+  for (const struct hpcc_launch_option *o = HPCC_LAUNCH_OPTIONS; o->name; o++)
+    if (o->short_name && o->short_name == w[1]) return 1;
+  return 0;
+}
+
 /* A launch command line as parsed: IMAGE's index, and the first option a memo may not serve. */
 struct parsed {
   int image;                               /* 0: not parsed (oclif in Node reports or helps) */
@@ -240,16 +250,18 @@ static struct parsed parse_launch(int argc, char **argv, int dump)
     }
     const struct hpcc_launch_option *o = find_option(a, n);
     if (!o) return r;
-    /* a single-value option given twice: oclif's error, through Node */
-    if (seen[o - HPCC_LAUNCH_OPTIONS]++ && !o->multiple) return r;
+    /* a single value given twice: oclif's error, through Node; a flag given twice is given */
+    int again = seen[o - HPCC_LAUNCH_OPTIONS]++ > 0;
+    if (again && o->value && !o->multiple) return r;
     const char *v = "";
     if (o->value) {
       if (inl) v = eq + 1;
       else if (++i < argc) v = argv[i];
       else return r;
+      if (names_option(v)) return r;
     } else if (inl) return r;
     if (o->no_memo && !r.no_memo) r.no_memo = o;
-    if (dump) printf("opt%c%s%c%s%c", 0, o->name, 0, v, 0);
+    if (dump && (o->value || !again)) printf("opt%c%s%c%s%c", 0, o->name, 0, v, 0);
   }
   return r;
 }

@@ -50,6 +50,7 @@ export function checkContract(input: ContractInput): void {
     if (o.multiple && !o.value) throw new Error(`${what}: only an option with a value can be repeated`);
     if (o.memo !== true && (typeof o.memo !== 'string' || o.memo === '')) throw new Error(`${what}: memo must be true or the reason a memo may not serve it`);
     if (!o.description) throw new Error(`${what}: no description`);
+    if (o.memo !== true) cstr(o.memo); // it goes into the header
   }
 }
 

@@ -10,7 +10,7 @@
 import { reportError, UsageError } from '../errors/index.js';
 import type { LaunchRequest } from '../core/launch.js';
 import type { LaunchFlags } from '../runtime/builder/types.js';
-import { isLaunchAction, launchOption, type LaunchAction, type ParsedLaunch } from './launch-options.js';
+import { isLaunchAction, launchOption, namesOption, type LaunchAction, type ParsedLaunch } from './launch-options.js';
 
 /** Parse launch argv; null when it holds anything this parser does not know (oclif reports it). */
 export function parseFast(argv: readonly string[]): ParsedLaunch | null {
@@ -31,14 +31,17 @@ export function parseFast(argv: readonly string[]): ParsedLaunch | null {
     const o = launchOption(a);
     if (!o) return null;
     const seen = options.get(o.name);
-    if (seen && !o.multiple) return null;
+    // a flag given twice is given (as for oclif); a single value given twice is oclif's usage error
+    if (seen && o.value && !o.multiple) return null;
     let v = '';
     if (o.value) {
       const next = inline ?? argv[++i];
-      if (next === undefined) return null;
+      if (next === undefined || namesOption(next)) return null;
       v = next;
     } else if (inline !== undefined) return null;
-    if (seen) seen.push(v);
+    if (seen) {
+      if (o.value) seen.push(v);
+    }
     else options.set(o.name, [v]);
   }
   return null; // no IMAGE: let oclif report it

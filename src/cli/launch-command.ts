@@ -29,8 +29,8 @@ export function splitAtImage(argv: readonly string[]): { head: string[]; rest: s
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') {
-      // `hpcc exec -B x -- img.sif cmd`: the image follows --
-      return { head: [...argv.slice(0, i), ...argv.slice(i + 1, i + 2)], rest: argv.slice(i + 2) };
+      // `hpcc exec -B x -- img.sif cmd`: the image follows -- (kept, so oclif takes `-odd.sif` for IMAGE too)
+      return { head: argv.slice(0, i + 2), rest: argv.slice(i + 2) };
     }
     if (a.startsWith('-') && a !== '-') {
       if (launchOption(a)?.value) i++; // `--bind=x`, `-Bx`: one word

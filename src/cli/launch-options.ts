@@ -74,6 +74,17 @@ export function launchOption(word: string): LaunchOption | undefined {
   return undefined;
 }
 
+/**
+ * Whether oclif takes this word for an option, so never for the value of the
+ * option before it (`--pwd -j`, `--env=--json`: "expects a value"): `--NAME`
+ * of an option, or `-X...` where X is an option's short form. The lean parser
+ * and the native front hand such a command line to oclif.
+ */
+export function namesOption(word: string): boolean {
+  if (word.startsWith('--')) return BY_LONG.has(word.slice(2));
+  return word.length >= 2 && word[0] === '-' && BY_CHAR.has(word[1]!);
+}
+
 const BY_LONG = new Map(LAUNCH_OPTIONS.map((o) => [o.name, o]));
 const BY_CHAR = new Map(LAUNCH_OPTIONS.filter((o) => o.char !== undefined).map((o) => [o.char!, o]));
 

@@ -20,7 +20,7 @@ describe('cli: launch argv parsing', () => {
   });
   it('oclif path: splitAtImage skips the values of every value option (the table), not `=` or attached forms', () => {
     expect(splitAtImage(['-B', 'x', '--pwd', '/p', 'i.sif', 'cmd', '-B'])).to.deep.equal({ head: ['-B', 'x', '--pwd', '/p', 'i.sif'], rest: ['cmd', '-B'] });
-    expect(splitAtImage(['--', 'i.sif', 'a'])).to.deep.equal({ head: ['i.sif'], rest: ['a'] });
+    expect(splitAtImage(['--', '-i.sif', 'a'])).to.deep.equal({ head: ['--', '-i.sif'], rest: ['a'] });
     // regression: -W, --workdir and --mount were missing from its hand-written list, so the value became IMAGE
     expect(splitAtImage(['-j', '-W', '/scratch', 'img.sif', 'true'])).to.deep.equal({ head: ['-j', '-W', '/scratch', 'img.sif'], rest: ['true'] });
     expect(splitAtImage(['--workdir', '/s', '--mount', 'type=bind,source=/a,destination=/b', 'img.sif'])).to.deep.equal({
