@@ -10,7 +10,7 @@
 import { reportError, UsageError } from '../errors/index.js';
 import type { LaunchRequest } from '../core/launch.js';
 import type { LaunchFlags } from '../runtime/builder/types.js';
-import { isLaunchAction, launchOption, namesOption, type LaunchAction, type ParsedLaunch } from './launch-options.js';
+import { isLaunchAction, launchOption, namesOption, unmemoisable, type LaunchAction, type ParsedLaunch } from './launch-options.js';
 
 /** Parse launch argv; null when it holds anything this parser does not know (oclif reports it). */
 export function parseFast(argv: readonly string[]): ParsedLaunch | null {
@@ -103,7 +103,8 @@ export async function fastLaunch(command: string, argv: string[], memoOut?: stri
     const { launch } = await import('../core/launch.js');
     const out = await launch({
       ...launchRequest(command, p),
-      ...(memoOut && memoOut.startsWith('/') ? { memo: { file: memoOut, argv: [command, ...(command === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)] } } : {}),
+      // the front asks for no memo when the contract says none may serve these options; nor is one written
+      ...(memoOut && memoOut.startsWith('/') && !unmemoisable(p) ? { memo: { file: memoOut, argv: [command, ...(command === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)] } } : {}),
     });
     if (out.kind === 'explained') process.stdout.write(json ? JSON.stringify({ status: 'ok', variables: out.rows }, null, 2) + '\n' : out.text);
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);

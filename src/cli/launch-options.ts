@@ -53,7 +53,11 @@ export const LAUNCH_OPTIONS: readonly LaunchOption[] = Object.freeze([
   opt('env', { value: true, multiple: true, description: 'set NAME=VALUE inside the container (repeatable)' }),
   opt('env-file', { value: true, multiple: true, description: 'set the NAME=VALUE lines of a file (repeatable)' }),
   opt('writable-tmpfs', { value: false, description: 'a writable (temporary) layer over the image' }),
-  opt('unsquash', { value: false, description: 'run from an extraction of the image in the cache (no FUSE needed)' }),
+  opt('unsquash', {
+    value: false,
+    description: 'run from an extraction of the image in the cache (no FUSE needed)',
+    memo: 'the root is an extraction in the cache, which a memo cannot check',
+  }),
   opt('pid', { char: 'p', value: false, description: 'run in a new PID namespace' }),
   opt('nv', { value: false, description: "the host's NVIDIA driver (libraries, nvidia-smi, devices) in the container" }),
   opt('fakeroot', { value: false, description: 'be root inside (uid 0 mapped to you; no capabilities, no other ids); $HOME is /root' }),
@@ -87,6 +91,11 @@ export function namesOption(word: string): boolean {
 
 const BY_LONG = new Map(LAUNCH_OPTIONS.map((o) => [o.name, o]));
 const BY_CHAR = new Map(LAUNCH_OPTIONS.filter((o) => o.char !== undefined).map((o) => [o.char!, o]));
+
+/** The first option given that a launch memo may not serve, or undefined. */
+export function unmemoisable(p: ParsedLaunch): LaunchOption | undefined {
+  return LAUNCH_OPTIONS.find((o) => o.memo !== true && p.options.has(o.name));
+}
 
 export function isLaunchAction(s: string | undefined): s is LaunchAction {
   return (LAUNCH_ACTIONS as readonly string[]).includes(s ?? '');
