@@ -11,10 +11,14 @@
 // environment, so the launch sees the environment the front was given.
 const memoOut = process.env.HPCC_MEMO_OUT;
 delete process.env.HPCC_MEMO_OUT;
+// HPCC_LEAN=0: every command through oclif (the launch contract tests compare the two paths);
+// removed as HPCC_MEMO_OUT is, so the launch's environment is the same on either path.
+const leanOff = process.env.HPCC_LEAN === '0';
+delete process.env.HPCC_LEAN;
 const cmd = process.argv[2];
-const lean =
-  cmd === 'exec' || cmd === 'run' || cmd === 'shell' || cmd === 'test' ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
-if (lean) {
+const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
+const lean = isLaunchAction(cmd) ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
+if (lean && !leanOff) {
   const cli = new URL('../dist/src/cli/', import.meta.url);
   const [name, fn] = lean;
   const fast = (process.env.HPCC_NO_BUNDLE !== '1' && (await loadBundle(cli, name, fn))) || (await import(new URL(`${name}.js`, cli).href))[fn];

@@ -13,8 +13,13 @@
  *  - Node itself, for `hpcc pull` and for launches without a memo, starts
  *    from the build's start-up snapshot when there is one for this node
  *    binary (try_snapshot; HPCC_NO_SNAPSHOT=1 skips it).
- *  - anything else, HPCC_MEMO=0, or an option this file does not know: run
- *    Node as `node bin/run.js ARGS...` unchanged.
+ *  - anything else, HPCC_MEMO=0, or an option the launch contract does not
+ *    know: run Node as `node bin/run.js ARGS...` unchanged.
+ *
+ * The actions and options come from the launch contract (src/cli/launch-options.ts)
+ * through the header the build generates (dist/gen/hpcc-contract.h); so does
+ * which options a memo may serve. HPCC_FRONT_DUMP=1 (for the contract tests)
+ * prints this program's parse of a launch command line and exits (parse_launch).
  *
  * The install root is found from /proc/self/exe (ROOT/dist/native/hpcc), so
  * a symlink to this file on PATH works. Node is $HPCC_NODE, else `node` on
@@ -32,10 +37,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "../envrule.h"
+#include "../envrule.h" /* and hpcc-contract.h: the launch options, memo constants */
 
-#define MEMO_MAX (4 << 20)
-#define SUM_BYTES (1 << 20)
+#define MEMO_MAX HPCC_MEMO_MAX_BYTES
+#define SUM_BYTES HPCC_MEMO_SUM_BYTES
 
 extern char **environ;
 
@@ -185,31 +190,58 @@ static uint64_t fnv64(const unsigned char *p, size_t n)
 
 /* ---------------------------------------------------------------- argv */
 
-static const char *const VALUE_OPTS[] = {"-B", "--bind", "-H", "--home", "--pwd", "--env", "--env-file", "--plan-out",
-                                         "--mount", "-W", "--workdir", NULL};
-static const char *const MULTI_OPTS[] = {"-B", "--bind", "--env", "--env-file", "--mount", NULL};
-static const char *const BOOL_OPTS[] = {"--no-home", "-c", "--contain", "-C", "--containall", "-e", "--cleanenv",
-                                        "--writable-tmpfs", "-p", "--pid", "--json", "--unsquash", "--nv", "--rocm", "--fakeroot", NULL};
-
-static int in(const char *const *set, const char *s, size_t n)
+static int is_action(const char *s)
 {
-  for (; *set; set++)
-    if (strlen(*set) == n && !strncmp(*set, s, n)) return 1;
+  for (const char *const *a = HPCC_LAUNCH_ACTIONS; *a; a++)
+    if (!strcmp(*a, s)) return 1;
   return 0;
 }
 
-/*
- * The index of IMAGE in argv (argv[1] is the action), parsed as
- * src/cli/fast-launch.ts parses it; 0 when the command line is not one a
- * memo may serve (an unknown option, --plan-out, a repeated -H/--home or --pwd).
- */
-static int image_index(int argc, char **argv)
+/* the option `a` names (--name or -X, n bytes, "=VALUE" cut off), or NULL */
+static const struct hpcc_launch_option *find_option(const char *a, size_t n)
 {
-  int homes = 0, pwds = 0, workdirs = 0;
+  for (const struct hpcc_launch_option *o = HPCC_LAUNCH_OPTIONS; o->name; o++) {
+    if (n == 2 && a[0] == '-' && a[1] == o->short_name && o->short_name) return o;
+    if (n > 2 && a[0] == '-' && a[1] == '-' && strlen(o->name) == n - 2 && !strncmp(a + 2, o->name, n - 2)) return o;
+  }
+  return NULL;
+}
+
+/* launch-options.ts namesOption: a word oclif never takes for an option's value */
+static int names_option(const char *w)
+{
+  if (w[0] != '-' || !w[1]) return 0;
+  if (w[1] == '-') return find_option(w, strlen(w)) != NULL;
+  for (const struct hpcc_launch_option *o = HPCC_LAUNCH_OPTIONS; o->name; o++)
+    if (o->short_name && o->short_name == w[1]) return 1;
+  return 0;
+}
+
+/* A launch command line as parsed: IMAGE's index, and the first option a memo may not serve. */
+struct parsed {
+  int image;                               /* 0: not parsed (oclif in Node reports or helps) */
+  const struct hpcc_launch_option *no_memo; /* NULL: a memo may serve it */
+};
+
+/*
+ * Parse argv (argv[1] is the action) as src/cli/fast-launch.ts parseFast
+ * does, with the contract's options. With dump set, print each option
+ * (NUL-separated records, see HPCC_FRONT_DUMP in main).
+ */
+static struct parsed parse_launch(int argc, char **argv, int dump)
+{
+  struct parsed r = {0, NULL};
+  int seen[HPCC_LAUNCH_OPTION_COUNT] = {0};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--")) return i + 1 < argc ? i + 1 : 0;
-    if (a[0] != '-' || !strcmp(a, "-")) return i;
+    if (!strcmp(a, "--")) {
+      if (i + 1 < argc) r.image = i + 1;
+      return r;
+    }
+    if (a[0] != '-' || !strcmp(a, "-")) {
+      r.image = i;
+      return r;
+    }
     size_t n = strlen(a);
     const char *eq = strchr(a, '=');
     int inl = 0;
@@ -217,19 +249,22 @@ static int image_index(int argc, char **argv)
       n = (size_t)(eq - a);
       inl = 1;
     }
-    if (in(VALUE_OPTS, a, n)) {
-      if (n == 10 && !strncmp(a, "--plan-out", n)) return 0;
-      if (!inl && ++i >= argc) return 0;
-      /* a single-value option given twice: oclif's error, through Node */
-      if (!in(MULTI_OPTS, a, n)) {
-        int *seen = (n == 5 && !strncmp(a, "--pwd", 5)) ? &pwds : ((n == 2 && !strncmp(a, "-W", 2)) || (n == 9 && !strncmp(a, "--workdir", 9))) ? &workdirs : &homes;
-        if (++*seen > 1) return 0;
-      }
-    } else if (!(in(BOOL_OPTS, a, n) && !inl)) {
-      return 0;
-    }
+    const struct hpcc_launch_option *o = find_option(a, n);
+    if (!o) return r;
+    /* a single value given twice: oclif's error, through Node; a flag given twice is given */
+    int again = seen[o - HPCC_LAUNCH_OPTIONS]++ > 0;
+    if (again && o->value && !o->multiple) return r;
+    const char *v = "";
+    if (o->value) {
+      if (inl) v = eq + 1;
+      else if (++i < argc) v = argv[i];
+      else return r;
+      if (names_option(v)) return r;
+    } else if (inl) return r;
+    if (o->no_memo && !r.no_memo) r.no_memo = o;
+    if (dump && (o->value || !again)) printf("opt%c%s%c%s%c", 0, o->name, 0, v, 0);
   }
-  return 0;
+  return r;
 }
 
 /* ---------------------------------------------------------------- facts */
@@ -305,8 +340,8 @@ static long long section(const char *m, size_t size, size_t *pos, const char *ta
  */
 static long long memo_plan_offset(char *m, size_t size, const struct buf *key)
 {
-  size_t pos = strlen("HPCCMEMO1\n");
-  if (size < pos || memcmp(m, "HPCCMEMO1\n", pos)) return -1;
+  size_t pos = strlen(HPCC_MEMO_MAGIC);
+  if (size < pos || memcmp(m, HPCC_MEMO_MAGIC, pos)) return -1;
   long long kl = section(m, size, &pos, "key");
   if (kl < 0 || (size_t)kl != key->n || pos + key->n + 1 > size || memcmp(m + pos, key->p, key->n) || m[pos + key->n] != '\n') {
     if (g_debug) fprintf(stderr, "hpcc: launch memo: another command line, environment or build has this memo's name\n");
@@ -338,7 +373,7 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   char id[128], p[3][PATH_MAX + 64];
   struct utsname u;
   char cwd[PATH_MAX];
-  if (field(k, "hpcc-memo/1") || field(k, "build")) return -1;
+  if (field(k, HPCC_MEMO_KEY_VERSION) || field(k, "build")) return -1;
   /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry */
   snprintf(p[0], sizeof p[0], "%s", helper);
   snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.vm.js", g_root);
@@ -368,28 +403,28 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
 }
 
 /*
- * The cache root, as src/util/cache-root.ts cacheRoot(): $HPCC_CACHEDIR, else $XDG_CACHE_HOME/hpcc,
- * else HOME/.cache/hpcc with HOME from the password database unless $HOME is absolute; a relative
- * HPCC_CACHEDIR or XDG_CACHE_HOME gives none (Node refuses it). test/e2e/cache-trust.test.ts checks
- * that both agree.
+ * The cache root, as src/util/cache-root.ts cacheRoot(), with the names of its CACHE_LAYOUT (generated
+ * header): the root variable, else the XDG variable's hpcc directory, else the one below the home
+ * directory, HOME from the password database unless $HOME is absolute; a relative variable gives
+ * none (Node refuses it). test/e2e/cache-trust.test.ts checks that both agree.
  */
 static const char *cache_root(char *out, size_t n)
 {
-  const char *c = getenv("HPCC_CACHEDIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+  const char *c = getenv(HPCC_CACHE_ROOT_VAR), *x = getenv(HPCC_CACHE_XDG_VAR), *h = getenv("HOME");
   int w;
   if (c && *c) {
-    if (c[0] != '/') return "HPCC_CACHEDIR is a relative path";
+    if (c[0] != '/') return HPCC_CACHE_ROOT_VAR " is a relative path";
     w = snprintf(out, n, "%s", c);
   } else if (x && *x) {
-    if (x[0] != '/') return "XDG_CACHE_HOME is a relative path";
-    w = snprintf(out, n, "%s/hpcc", x);
+    if (x[0] != '/') return HPCC_CACHE_XDG_VAR " is a relative path";
+    w = snprintf(out, n, "%s/" HPCC_CACHE_XDG_SUB, x);
   } else {
     if (!h || h[0] != '/') {
       struct passwd *pw = getpwuid(getuid());
       h = pw ? pw->pw_dir : NULL;
       if (!h || h[0] != '/') return "no home directory";
     }
-    w = snprintf(out, n, "%s/.cache/hpcc", h);
+    w = snprintf(out, n, "%s/" HPCC_CACHE_HOME_SUB, h);
   }
   return w > 0 && (size_t)w < n ? NULL : "path too long";
 }
@@ -417,7 +452,7 @@ static int memo_path(char *out, size_t n, const struct buf *key)
     if (g_debug) fprintf(stderr, "hpcc: launch memo: none (cache directory: %s)\n", why);
     return -1;
   }
-  snprintf(dir, sizeof dir, "%s/launch", root);
+  snprintf(dir, sizeof dir, "%s/" HPCC_CACHE_LAUNCH, root);
   int w = snprintf(out, n, "%s/%016llx.memo", dir, (unsigned long long)fnv64((const unsigned char *)key->p, key->n));
   if (w <= 0 || (size_t)w >= n) return -1;
   if (!(why = untrusted_dir(root)) && !(why = untrusted_dir(dir))) return 0;
@@ -450,12 +485,38 @@ int main(int argc, char **argv)
   unsetenv("HPCC_MEMO_RETRY");
 
   const char *act = argc > 1 ? argv[1] : "";
-  int launch = !strcmp(act, "exec") || !strcmp(act, "run") || !strcmp(act, "shell") || !strcmp(act, "test");
+  int launch = is_action(act);
   const char *memo_env = getenv("HPCC_MEMO");
+  const char *dump = getenv("HPCC_FRONT_DUMP");
+  if (dump && !strcmp(dump, "1")) {
+    /* the contract tests: this program's parse, as NUL-terminated fields: "action" ACTION,
+     * then "opt" NAME VALUE per option given ("" for a flag), then "image" IMAGE and
+     * "arg" ARG each, or "node" when Node (oclif) must parse it; "memo" and "yes" or
+     * the reason a memo may not serve it */
+    printf("action%c%s%c", 0, launch ? act : "", 0);
+    struct parsed p = launch ? parse_launch(argc, argv, 1) : (struct parsed){0, NULL};
+    if (p.image) {
+      printf("image%c%s%c", 0, argv[p.image], 0);
+      for (int i = p.image + 1; i < argc; i++) printf("arg%c%s%c", 0, argv[i], 0);
+    } else printf("node%c", 0);
+    printf("memo%c%s%c", 0, p.no_memo ? p.no_memo->no_memo : "yes", 0);
+    /* and "env" NAME "1"|"0" per variable: keyed by value or by name only (envrule.h) */
+    for (char **e = environ; *e; e++) {
+      const char *eq = strchr(*e, '=');
+      size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+      printf("env%c%.*s%c%d%c", 0, (int)n, *e, 0, hpcc_env_keyed(*e, n), 0);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
   if (!strcmp(act, "pull")) run_node(argc, argv, NULL, "fast-pull");
   if (!launch) run_node(argc, argv, NULL, NULL);
-  int img = image_index(argc, argv);
+  struct parsed parse = parse_launch(argc, argv, 0);
+  int img = parse.image;
   if (!img) run_node(argc, argv, NULL, NULL); /* help, flag errors: oclif in bin/run.js */
+  if (parse.no_memo) {
+    if (g_debug) fprintf(stderr, "hpcc: launch memo: not for --%s (%s)\n", parse.no_memo->name, parse.no_memo->no_memo);
+    run_node(argc, argv, NULL, "fast-launch");
+  }
   const char *image = argv[img];
   size_t scheme = strspn(image, "abcdefghijklmnopqrstuvwxyz-");
   if (scheme > 0 && image[scheme] == ':') run_node(argc, argv, NULL, NULL); /* docker://, oci:...: the blob would hand over */

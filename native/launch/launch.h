@@ -36,8 +36,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define HPCC_PLAN_MAGIC "HPCC-PLAN"
-#define HPCC_PLAN_VERSION 3     /* written by hpcc */
+/* HPCC_PLAN_MAGIC, HPCC_PLAN_VERSION (the version hpcc writes) and the bounds of
+ * the wire format (PLAN_MAX_*): generated from src/runtime/codec.ts and plan.ts */
+#include "hpcc-contract.h"
+
 #define HPCC_PLAN_VERSION_MIN 2 /* oldest read: its overlay op has no method list (kernel only) */
 #define HPCC_XSTR(x) #x
 #define HPCC_STR(x) HPCC_XSTR(x)
@@ -54,15 +56,6 @@ enum {
   EXL_NOEXEC = 126,
   EXL_NOTFOUND = 127,
 };
-
-/* Bounds of the wire format (mirrored in src/runtime/codec.ts). */
-#define PLAN_MAX_BYTES (16u << 20)
-#define PLAN_MAX_PATH 4095u
-#define PLAN_MAX_STRING (128u << 10) /* env entries, argv (MAX_ARG_STRLEN) */
-#define PLAN_MAX_CONTENT (4u << 20)  /* `file` op content */
-#define PLAN_MAX_MOUNTS 1024u
-#define PLAN_MAX_ENV 8192u
-#define PLAN_MAX_ARGV 65536u
 
 enum op_kind { OP_BIND, OP_TMPFS, OP_PROC, OP_MKDIR, OP_FILE, OP_OVERLAY, OP_REMOUNT_RO };
 /* How an overlay op is made, tried in the plan's order (overlay.c). */

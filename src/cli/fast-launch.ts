@@ -1,83 +1,92 @@
 /**
  * The lean start-up path of `hpcc exec|run|shell|test`: bin/run.js calls
  * fastLaunch before loading oclif (whose start-up costs ~250 ms per launch).
- * It handles exactly the flags of launch-command.ts; anything else (--help,
- * an unknown or malformed flag) returns false and oclif takes over, so help
- * and flag errors look the same either way.
+ * It parses exactly the options of the launch contract (launch-options.ts);
+ * anything else (--help, an unknown or malformed option) returns false and
+ * oclif takes over, so help and flag errors look the same either way.
+ * launchRequest turns a parse, from here or from oclif (launch-command.ts),
+ * into what core/launch.ts runs: one mapping for both.
  */
 import { reportError, UsageError } from '../errors/index.js';
-import type { Action, LaunchFlags } from '../runtime/builder/types.js';
+import type { LaunchRequest } from '../core/launch.js';
+import type { LaunchFlags } from '../runtime/builder/types.js';
+import { isLaunchAction, launchOption, namesOption, unmemoisable, type LaunchAction, type ParsedLaunch } from './launch-options.js';
 
-const ACTIONS = new Set<Action>(['exec', 'run', 'shell', 'test']);
-const VALUE: Record<string, string> = {
-  '-B': 'bind', '--bind': 'bind', '-H': 'home', '--home': 'home', '--pwd': 'pwd',
-  '--env': 'env', '--env-file': 'env-file', '--plan-out': 'plan-out', '--mount': 'mount', '-W': 'workdir', '--workdir': 'workdir',
-};
-const BOOL: Record<string, string> = {
-  '--no-home': 'no-home', '-c': 'contain', '--contain': 'contain', '-C': 'containall', '--containall': 'containall',
-  '-e': 'cleanenv', '--cleanenv': 'cleanenv', '--writable-tmpfs': 'writable-tmpfs', '-p': 'pid', '--pid': 'pid',
-  '--explain-env': 'explain-env', '--json': 'json', '--unsquash': 'unsquash', '--nv': 'nv', '--rocm': 'rocm', '--fakeroot': 'fakeroot',
-};
-const MULTI = new Set(['bind', 'env', 'env-file', 'mount']);
-
-export interface FastArgs {
-  image: string;
-  rest: string[];
-  values: Record<string, string[]>;
-  bools: Set<string>;
-}
-
-/** Parse launch argv; null when it holds anything this parser does not know. */
-export function parseFast(argv: string[]): FastArgs | null {
-  const values: Record<string, string[]> = {};
-  const bools = new Set<string>();
+/** Parse launch argv; null when it holds anything this parser does not know (oclif reports it). */
+export function parseFast(argv: readonly string[]): ParsedLaunch | null {
+  const options = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]!;
     if (a === '--') {
       const image = argv[i + 1];
-      return image === undefined ? null : { image, rest: argv.slice(i + 2), values, bools };
+      return image === undefined ? null : { image, rest: argv.slice(i + 2), options };
     }
-    if (!a.startsWith('-') || a === '-') return { image: a, rest: argv.slice(i + 1), values, bools };
+    if (!a.startsWith('-') || a === '-') return { image: a, rest: argv.slice(i + 1), options };
     let inline: string | undefined;
     const eq = a.indexOf('=');
     if (a.startsWith('--') && eq > 0) {
       inline = a.slice(eq + 1);
       a = a.slice(0, eq);
     }
-    if (VALUE[a]) {
-      const v = inline ?? argv[++i];
-      if (v === undefined) return null;
-      const k = VALUE[a]!;
-      if (!MULTI.has(k) && values[k]) return null;
-      (values[k] ??= []).push(v);
-    } else if (BOOL[a] && inline === undefined) {
-      bools.add(BOOL[a]!);
-    } else return null;
+    const o = launchOption(a);
+    if (!o) return null;
+    const seen = options.get(o.name);
+    // a flag given twice is given (as for oclif); a single value given twice is oclif's usage error
+    if (seen && o.value && !o.multiple) return null;
+    let v = '';
+    if (o.value) {
+      const next = inline ?? argv[++i];
+      if (next === undefined || namesOption(next)) return null;
+      v = next;
+    } else if (inline !== undefined) return null;
+    if (seen) {
+      if (o.value) seen.push(v);
+    }
+    else options.set(o.name, [v]);
   }
   return null; // no IMAGE: let oclif report it
 }
 
-export function toLaunchFlags(action: Action, p: FastArgs): LaunchFlags {
+/** What core/launch.ts runs for a parsed launch command line (memo: set by the caller). */
+export function launchRequest(action: LaunchAction, p: ParsedLaunch): LaunchRequest {
+  const all = (k: string): string[] => p.options.get(k) ?? [];
+  const one = (k: string): string | undefined => p.options.get(k)?.[0];
+  const on = (k: string): boolean => p.options.has(k);
   const f: LaunchFlags = {
     action,
     args: p.rest,
-    bind: p.values.bind ?? [],
-    noHome: p.bools.has('no-home'),
-    contain: p.bools.has('contain'),
-    containAll: p.bools.has('containall'),
-    cleanEnv: p.bools.has('cleanenv'),
-    env: p.values.env ?? [],
-    writableTmpfs: p.bools.has('writable-tmpfs'),
-    pid: p.bools.has('pid'),
-    nv: p.bools.has('nv'),
-    rocm: p.bools.has('rocm'),
-    fakeroot: p.bools.has('fakeroot'),
+    bind: all('bind'),
+    noHome: on('no-home'),
+    contain: on('contain'),
+    containAll: on('containall'),
+    cleanEnv: on('cleanenv'),
+    env: all('env'),
+    writableTmpfs: on('writable-tmpfs'),
+    pid: on('pid'),
+    nv: on('nv'),
+    rocm: on('rocm'),
+    fakeroot: on('fakeroot'),
   };
-  if (p.values.home) f.home = p.values.home[0]!;
-  if (p.values.pwd) f.pwd = p.values.pwd[0]!;
-  if (p.values.mount) f.mount = p.values.mount;
-  if (p.values.workdir) f.workdir = p.values.workdir[0]!;
-  return f;
+  if (one('home') !== undefined) f.home = one('home')!;
+  if (one('pwd') !== undefined) f.pwd = one('pwd')!;
+  if (on('mount')) f.mount = all('mount');
+  if (one('workdir') !== undefined) f.workdir = one('workdir')!;
+  const planOut = one('plan-out');
+  return {
+    image: p.image,
+    flags: f,
+    envFilePaths: all('env-file'),
+    ...(planOut ? { planOut } : {}),
+    explainEnv: on('explain-env'),
+    unsquash: on('unsquash'),
+  };
+}
+
+/** exec without a command: the same usage error on every path. */
+export function checkPayload(action: LaunchAction, p: ParsedLaunch): void {
+  if (action === 'exec' && p.rest.length === 0) {
+    throw new UsageError('exec needs a command to run', { hint: 'Write: hpcc exec IMAGE.sif COMMAND [ARGS...]' });
+  }
 }
 
 /**
@@ -85,23 +94,17 @@ export function toLaunchFlags(action: Action, p: FastArgs): LaunchFlags {
  * `memoOut`: where to write a launch memo (HPCC_MEMO_OUT from native/front).
  */
 export async function fastLaunch(command: string, argv: string[], memoOut?: string): Promise<boolean> {
-  if (!ACTIONS.has(command as Action)) return false;
+  if (!isLaunchAction(command)) return false;
   const p = parseFast(argv);
   if (!p) return false;
-  const json = p.bools.has('json');
+  const json = p.options.has('json');
   try {
-    if (command === 'exec' && p.rest.length === 0) {
-      throw new UsageError('exec needs a command to run', { hint: 'Write: hpcc exec IMAGE.sif COMMAND [ARGS...]' });
-    }
+    checkPayload(command, p);
     const { launch } = await import('../core/launch.js');
     const out = await launch({
-      image: p.image,
-      flags: toLaunchFlags(command as Action, p),
-      envFilePaths: p.values['env-file'] ?? [],
-      ...(p.values['plan-out'] ? { planOut: p.values['plan-out'][0]! } : {}),
-      explainEnv: p.bools.has('explain-env'),
-      unsquash: p.bools.has('unsquash'),
-      ...(memoOut && memoOut.startsWith('/') ? { memo: { file: memoOut, argv: [command, ...(command === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)] } } : {}),
+      ...launchRequest(command, p),
+      // the front asks for no memo when the contract says none may serve these options; nor is one written
+      ...(memoOut && memoOut.startsWith('/') && !unmemoisable(p) ? { memo: { file: memoOut, argv: [command, ...(command === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)] } } : {}),
     });
     if (out.kind === 'explained') process.stdout.write(json ? JSON.stringify({ status: 'ok', variables: out.rows }, null, 2) + '\n' : out.text);
     else if (out.kind === 'plan-written') process.stderr.write(`Wrote the launch plan to ${out.path}\n`);

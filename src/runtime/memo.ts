@@ -52,7 +52,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodePlan } from './codec.js';
 import type { LaunchPlan } from './plan.js';
-import { cacheRoot, ensureCacheDir } from '../util/cache-root.js';
+import { CACHE_LAYOUT, cacheRoot, ensureCacheDir } from '../util/cache-root.js';
 import { installRoot } from '../util/install-root.js';
 
 /** Facts a plan was built from, recorded while the host facts are gathered. */
@@ -72,8 +72,11 @@ export interface FactRecorder {
 }
 
 export const MEMO_MAGIC = 'HPCCMEMO1\n';
+/** The key material's first field: its format's version. */
+export const MEMO_KEY_VERSION = 'hpcc-memo/1';
 export const MEMO_MAX_BYTES = 4 << 20;
-const SUM_BYTES = 1 << 20;
+/** How much of a `sum` fact's file is hashed. */
+export const MEMO_SUM_BYTES = 1 << 20;
 
 /** FNV-1a 64 as 16 hex digits (native/front/front.c has the same). */
 export function fnv64(data: Uint8Array): string {
@@ -128,9 +131,9 @@ export class MemoFacts implements FactRecorder {
     let fd: number | undefined;
     try {
       fd = fs.openSync(p, 'r');
-      const buf = Buffer.alloc(SUM_BYTES);
+      const buf = Buffer.alloc(MEMO_SUM_BYTES);
       let n = 0;
-      for (let r; n < SUM_BYTES && (r = fs.readSync(fd, buf, n, SUM_BYTES - n, null)) > 0; ) n += r;
+      for (let r; n < MEMO_SUM_BYTES && (r = fs.readSync(fd, buf, n, MEMO_SUM_BYTES - n, null)) > 0; ) n += r;
       this.add('sum', p, fnv64(buf.subarray(0, n)));
     } catch {
       this.spoil(`cannot read ${p}`);
@@ -149,12 +152,18 @@ export function buildFiles(helper: string, root = installRoot()): string[] {
   return [helper, path.join(cli, 'fast-launch.bundle.vm.js'), path.join(cli, 'fast-launch.js')];
 }
 
-/** native/envrule.h: names whose values are part of a memo's key. */
-export const ENV_KEYED_PREFIXES = ['HPCC', '__HPCC', 'SINGULARITY', 'APPTAINER', 'XDG_', 'LD_', 'NODE_', 'UV_'];
-export const ENV_KEYED_NAMES = ['HOME', 'PATH', 'TMPDIR', 'SHELL', 'USER', 'LOGNAME', 'PWD', 'PS1'];
+/**
+ * Names whose values are part of a memo's key. The native front and the
+ * helper's --host-env apply the same rule (native/envrule.h) to these lists,
+ * which reach them through the generated header (cli/contract-header.ts).
+ */
+export const ENV_KEYED_PREFIXES: readonly string[] = Object.freeze(['HPCC', '__HPCC', 'SINGULARITY', 'APPTAINER', 'XDG_', 'LD_', 'NODE_', 'UV_']);
+export const ENV_KEYED_NAMES: readonly string[] = Object.freeze(['HOME', 'PATH', 'TMPDIR', 'SHELL', 'USER', 'LOGNAME', 'PWD', 'PS1']);
+/** Names of this many bytes or more are keyed by value (as is the empty name). */
+export const ENV_NAME_KEYED_BYTES = 256;
 
 export function envKeyedByValue(name: string): boolean {
-  return name.length === 0 || Buffer.byteLength(name) >= 256 || ENV_KEYED_PREFIXES.some((p) => name.startsWith(p)) || ENV_KEYED_NAMES.includes(name);
+  return name.length === 0 || Buffer.byteLength(name) >= ENV_NAME_KEYED_BYTES || ENV_KEYED_PREFIXES.some((p) => name.startsWith(p)) || ENV_KEYED_NAMES.includes(name);
 }
 
 /**
@@ -241,7 +250,7 @@ export interface KeyInput {
 /** The key material (see the header); null when a build file cannot be identified or a credential is set. */
 export function keyMaterial(k: KeyInput): Buffer | null {
   if (credentialInEnv(k.env) !== null) return null;
-  const fields = ['hpcc-memo/1', 'build'];
+  const fields = [MEMO_KEY_VERSION, 'build'];
   for (const f of k.build) {
     const st = identity(f);
     if (st === null || st === 'absent') return null;
@@ -279,7 +288,7 @@ export interface StagedMemo {
 
 /** The memo directory, <cache root>/launch, made and checked (cache-root.ts). */
 export function memoDir(env: Record<string, string | undefined> = process.env): string {
-  return ensureCacheDir(cacheRoot(env), 'launch');
+  return ensureCacheDir(cacheRoot(env), CACHE_LAYOUT.launch);
 }
 
 /** A memo's staging file: `<memo>.<pid>-<random>.tmp` (the pid for `hpcc cache clean`). */

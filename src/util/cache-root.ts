@@ -57,11 +57,28 @@ function absolute(name: string, value: string): string {
   return path.resolve(value);
 }
 
+/**
+ * The cache layout's names, defined here once: the launch contract's generated
+ * C header carries them to the native front (cli/contract-header.ts).
+ */
+export const CACHE_LAYOUT = Object.freeze({
+  /** variable naming the cache root itself */
+  rootVar: 'HPCC_CACHEDIR',
+  /** XDG base directory variable, and hpcc's directory below it */
+  xdgVar: 'XDG_CACHE_HOME',
+  xdgSub: 'hpcc',
+  /** below the home directory when neither variable is set */
+  homeSub: '.cache/hpcc',
+  /** launch memos, below the root */
+  launch: 'launch',
+});
+
 /** The cache root's path for this environment (nothing is created). */
 export function cacheRoot(env: Env = process.env, lookup: () => string = passwdHome): string {
-  if (env.HPCC_CACHEDIR) return absolute('HPCC_CACHEDIR', env.HPCC_CACHEDIR);
-  if (env.XDG_CACHE_HOME) return path.join(absolute('XDG_CACHE_HOME', env.XDG_CACHE_HOME), 'hpcc');
-  return path.join(homeDir(env, lookup), '.cache', 'hpcc');
+  const L = CACHE_LAYOUT;
+  if (env[L.rootVar]) return absolute(L.rootVar, env[L.rootVar]!);
+  if (env[L.xdgVar]) return path.join(absolute(L.xdgVar, env[L.xdgVar]!), L.xdgSub);
+  return path.join(homeDir(env, lookup), L.homeSub);
 }
 
 const myUid = (): number => process.geteuid?.() ?? 0;
