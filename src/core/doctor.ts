@@ -177,9 +177,9 @@ function checkOverlayMode(): Check {
 }
 
 /**
- * Whether `hpcc` on PATH is the native front (dist/native/hpcc: launch memos
- * and start-up snapshots) or Node's bin/run.js (every launch builds its plan
- * in Node, ~4× ch-run's start). Never a failure: both work.
+ * Whether `hpcc` on PATH is the native front (dist/native/hpcc: launch memos)
+ * or Node's bin/run.js (every launch builds its plan in Node, ~4× ch-run's
+ * start). Never a failure: both work.
  */
 export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installRoot()): Check {
   const front = path.join(root, 'dist', 'native', 'hpcc');
@@ -206,7 +206,7 @@ export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installR
     } catch {
       continue;
     }
-    if (r === frontReal) return { name: 'hpcc command', status: 'ok', detail: `${p} is the native front (launch memos, start-up snapshots)${memo}` };
+    if (r === frontReal) return { name: 'hpcc command', status: 'ok', detail: `${p} is the native front (launch memos)${memo}` };
     return {
       name: 'hpcc command',
       status: 'warn',

@@ -149,7 +149,7 @@ export class MemoFacts implements FactRecorder {
 /** The install's files whose identities make the build part of the key (the helper, the launch bundle, its compiled entry). */
 export function buildFiles(helper: string, root = installRoot()): string[] {
   const cli = path.join(root, 'dist', 'src', 'cli');
-  return [helper, path.join(cli, 'fast-launch.bundle.vm.js'), path.join(cli, 'fast-launch.js')];
+  return [helper, path.join(cli, 'fast-launch.bundle.js'), path.join(cli, 'fast-launch.js')];
 }
 
 /**

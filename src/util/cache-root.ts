@@ -26,59 +26,31 @@ import * as path from 'node:path';
 import { HpccIOError, UsageError, addContext } from '../errors/index.js';
 import { removeTree } from './remove-tree.js';
 
-export type Env = Record<string, string | undefined>;
+import { CACHE_LAYOUT, cacheRootOf, homeOf, type Env } from './cache-path.js';
+
+export { CACHE_LAYOUT, type Env };
 
 /** The password database's home directory of this process's user. */
 export const passwdHome = (): string => os.userInfo().homedir;
 
+const NO_HOME_HINT = 'Set HPCC_CACHEDIR to an absolute path of a directory only you can write.';
+
 /** $HOME when it is absolute, else the password database's entry (`lookup`). */
 export function homeDir(env: Env = process.env, lookup: () => string = passwdHome): string {
-  if (env.HOME && path.isAbsolute(env.HOME)) return env.HOME;
-  let home = '';
-  try {
-    home = lookup();
-  } catch {
-    /* no entry for this uid */
-  }
-  if (!home || !path.isAbsolute(home)) {
-    throw new UsageError('HOME is unset and the password database has no home directory for this user', {
-      hint: 'Set HPCC_CACHEDIR to an absolute path of a directory only you can write.',
-    });
-  }
+  const home = homeOf(env, lookup);
+  if (!home) throw new UsageError('HOME is unset and the password database has no home directory for this user', { hint: NO_HOME_HINT });
   return home;
 }
 
-function absolute(name: string, value: string): string {
-  if (!path.isAbsolute(value)) {
-    throw new UsageError(`${name}=${value} is a relative path: hpcc refuses a cache directory that depends on the working directory`, {
-      hint: `Set ${name} to an absolute path (or unset it).`,
-    });
-  }
-  return path.resolve(value);
-}
-
-/**
- * The cache layout's names, defined here once: the launch contract's generated
- * C header carries them to the native front (cli/contract-header.ts).
- */
-export const CACHE_LAYOUT = Object.freeze({
-  /** variable naming the cache root itself */
-  rootVar: 'HPCC_CACHEDIR',
-  /** XDG base directory variable, and hpcc's directory below it */
-  xdgVar: 'XDG_CACHE_HOME',
-  xdgSub: 'hpcc',
-  /** below the home directory when neither variable is set */
-  homeSub: '.cache/hpcc',
-  /** launch memos, below the root */
-  launch: 'launch',
-});
-
-/** The cache root's path for this environment (nothing is created). */
+/** The cache root's path for this environment (nothing is created; cache-path.ts has the rule). */
 export function cacheRoot(env: Env = process.env, lookup: () => string = passwdHome): string {
-  const L = CACHE_LAYOUT;
-  if (env[L.rootVar]) return absolute(L.rootVar, env[L.rootVar]!);
-  if (env[L.xdgVar]) return path.join(absolute(L.xdgVar, env[L.xdgVar]!), L.xdgSub);
-  return path.join(homeDir(env, lookup), L.homeSub);
+  const r = cacheRootOf(env, lookup);
+  if ('root' in r) return r.root;
+  if ('home' in r) return homeDir(env, lookup); // throws
+  const name = r.relative;
+  throw new UsageError(`${name}=${env[name]} is a relative path: hpcc refuses a cache directory that depends on the working directory`, {
+    hint: `Set ${name} to an absolute path (or unset it).`,
+  });
 }
 
 const myUid = (): number => process.geteuid?.() ?? 0;

@@ -6,7 +6,6 @@
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { RegistryError } from './errors.js';
 
@@ -46,67 +45,19 @@ interface UndiciParts {
   Agent: typeof import('undici').Agent;
   proxyAgent(): typeof import('undici').EnvHttpProxyAgent;
 }
-/** What the build's undici bundle returns (scripts/bundle-launch.mjs). */
-interface UndiciBundle {
-  version: string;
-  Agent: UndiciParts['Agent'];
-  Dispatcher: { prototype: Record<string, unknown> };
-  api: Record<string, unknown>;
-  EnvHttpProxyAgent: ReturnType<UndiciParts['proxyAgent']>;
-}
 /** Give every dispatcher the request/stream/pipeline API, as undici's package entry does. */
 function addApi(Dispatcher: { prototype: Record<string, unknown> }, api: Record<string, unknown>): void {
   if (typeof Dispatcher.prototype.request !== 'function') Object.assign(Dispatcher.prototype, api);
 }
 /**
- * undici's parts from the build's bundle of them (dist/src/cli/undici.bundle.vm.js,
- * compiled with its V8 code cache: ~0.02 s less than requiring the ~60 files,
- * docs/registry.md), when it exists, was made from the installed undici's version
- * and HPCC_NO_BUNDLE is not set; else undefined.
- */
-function loadBundledParts(require: NodeJS.Require): UndiciParts | undefined {
-  if (process.env.HPCC_NO_BUNDLE === '1') return undefined;
-  try {
-    const file = new URL('../../cli/undici.bundle.vm.js', import.meta.url);
-    const source = fs.readFileSync(file, 'utf8');
-    const version = (JSON.parse(fs.readFileSync(require.resolve('undici/package.json'), 'utf8')) as { version?: unknown }).version;
-    const first = /^\/\/ undici (\S+)\n/.exec(source);
-    if (!first || first[1] !== version) return undefined; // made from another undici: use the installed one
-    let cachedData: Buffer | undefined;
-    try {
-      cachedData = fs.readFileSync(new URL('undici.bundle.vm.cache', file));
-    } catch {
-      /* compiled without the cache */
-    }
-    const filename = fileURLToPath(file);
-    const vm = require('node:vm') as typeof import('node:vm'); // only here: unbundled runs never load node:vm
-    const fn = new vm.Script(source, { filename, ...(cachedData ? { cachedData } : {}) }).runInThisContext() as (
-      exports: object,
-      require: NodeJS.Require,
-      module: { exports: object },
-    ) => void;
-    const module = { exports: {} as UndiciBundle };
-    fn(module.exports, createRequire(filename), module);
-    const b = module.exports;
-    if (typeof b.Agent !== 'function' || typeof b.api?.request !== 'function') return undefined;
-    addApi(b.Dispatcher, b.api);
-    return { Agent: b.Agent, proxyAgent: () => b.EnvHttpProxyAgent };
-  } catch {
-    return undefined;
-  }
-}
-/**
  * undici is loaded on first network use (local-only commands skip it), and only
  * the parts the client uses: the Agent and the request API on Dispatcher (about
  * 0.04 s, where the package entry, with fetch, WebSocket, mocks and caches,
- * costs about 0.13 s); from the build's bundle of those parts when there is a
- * current one. The package entry is the fallback should the files move.
+ * costs about 0.13 s). The package entry is the fallback should the files move.
  */
 async function loadParts(): Promise<UndiciParts> {
   try {
     const require = createRequire(import.meta.url);
-    const bundled = loadBundledParts(require);
-    if (bundled) return bundled;
     const Agent = require('undici/lib/dispatcher/agent.js') as UndiciParts['Agent'];
     const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: Record<string, unknown> };
     const api = require('undici/lib/api/index.js') as Record<string, unknown>;

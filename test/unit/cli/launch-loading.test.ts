@@ -10,23 +10,26 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { HPCC_BIN, IN_CI, REPO_ROOT } from '../../helpers/env.js';
 
 const CLI_DIR = path.join(REPO_ROOT, 'dist', 'src', 'cli');
 const PLAIN = path.join(CLI_DIR, 'fast-launch.js');
-const BUNDLE = path.join(CLI_DIR, 'fast-launch.bundle.vm.js');
+const BUNDLE = path.join(CLI_DIR, 'fast-launch.bundle.js');
 const HEAVY = [/node_modules[\\/]@oclif[\\/]/, /node_modules[\\/]undici[\\/]/];
 
-// Loaded before bin/run.js: at exit, report the CommonJS modules loaded and
-// whether node:vm was (only the bundle loader uses it).
+// Loaded before bin/run.js: records every module resolved (ES modules and require()) and
+// reports them at exit, with the CommonJS modules loaded.
 const HOOK = `data:text/javascript,${encodeURIComponent(`
+  const urls = [];
+  process.getBuiltinModule('node:module').registerHooks({ resolve(s, c, next) { const r = next(s, c); urls.push(r.url); return r; } });
   process.on('exit', () => {
     const cjs = Object.keys(process.getBuiltinModule('node:module')._cache);
-    process._rawDebug('HPCC-PROBE ' + JSON.stringify({ cjs, vm: process.moduleLoadList.includes('NativeModule vm') }));
+    process._rawDebug('HPCC-PROBE ' + JSON.stringify({ cjs, urls }));
   });
 `)}`;
 
-function probe(noBundle: boolean): { status: number | null; error: string; cjs: string[]; vm: boolean } {
+function probe(noBundle: boolean): { status: number | null; error: string; cjs: string[]; urls: string[] } {
   const r = spawnSync(process.execPath, ['--import', HOOK, HPCC_BIN, 'exec', '/nonexistent/hpcc-probe.sif', '/bin/true'], {
     encoding: 'utf8',
     timeout: 30_000,
@@ -50,7 +53,7 @@ describe('cli: the launch path loads no heavy modules', function () {
     const r = probe(true);
     expect(r.status).to.be.a('number').and.not.equal(0);
     expect(r.error).to.match(/^Error \(HPCC_E_[A-Z_]+\): .*hpcc-probe\.sif/);
-    expect(r.vm).to.equal(false);
+    expect(r.urls).to.include(pathToFileURL(PLAIN).href).and.not.include(pathToFileURL(BUNDLE).href);
     for (const re of HEAVY) expect(r.cjs.filter((f) => re.test(f)), String(re)).to.deep.equal([]);
   });
 
@@ -59,7 +62,7 @@ describe('cli: the launch path loads no heavy modules', function () {
     if (!fs.existsSync(BUNDLE) || fs.statSync(BUNDLE).mtimeMs < fs.statSync(PLAIN).mtimeMs) this.skip();
     const a = probe(false);
     const b = probe(true);
-    expect(a.vm, 'loaded through the bundle').to.equal(true);
+    expect(a.urls, 'loaded through the bundle').to.include(pathToFileURL(BUNDLE).href).and.not.include(pathToFileURL(PLAIN).href);
     expect(a.status).to.equal(b.status);
     expect(a.error).to.equal(b.error);
     for (const re of HEAVY) expect(a.cjs.filter((f) => re.test(f)), String(re)).to.deep.equal([]);
