@@ -12,6 +12,7 @@ import { loadConfig } from '../runtime/builder/config.js';
 import { VENDORS, type GpuFacts, type GpuVendor } from '../runtime/builder/gpu.js';
 import { findGpu } from '../runtime/builder/gpu-facts.js';
 import { installRoot } from '../util/install-root.js';
+import { removeTree } from '../util/remove-tree.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -142,7 +143,7 @@ export function checkOverlay(): Check {
             : 'Install fuse-overlayfs (Debian/Ubuntu: apt-get install fuse-overlayfs) for --writable-tmpfs, or use Linux 5.11+ with overlayfs.',
         };
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTree(dir); // overlayfs leaves work/work mode 0: Node 24's rmSync alone fails on it
   }
 }
 
