@@ -18,6 +18,10 @@
 #   EXTRA=1              also: node -e 0, hpcc without the bundle, hpcc through oclif
 #   CA_FILE=/etc/ssl/certs/ca-certificates.crt   the NODE_EXTRA_CA_CERTS rows' file
 #   HPCC_BENCH_DIR=/var/tmp/hpcc-bench   rootfs cache; images in startup/
+#   BASELINE=DIR         also time another built checkout of hpcc (e.g. a `git worktree` of an
+#                        older commit, built there) in the same run: its memo, first-launch and
+#                        saved-plan rows, and this checkout's / the baseline's ratios ("no row
+#                        slower than before"); its front runs Node as it would (HPCC_NODE unset)
 #
 # Rows: "hpcc exec" is the `hpcc` command (dist/native/hpcc, the native front):
 # after the first run of a command line it launches from a launch memo without
@@ -46,6 +50,7 @@ ROUNDS=${ROUNDS:-3}
 BENCH_USER=${BENCH_USER:-hpcctest}
 BUILD=${BUILD:-1}
 EXTRA=${EXTRA:-1}
+BASELINE=${BASELINE:-}
 T_FIRST=2.5 T_MEMO=1.1 T_PLAN=1.1   # targets: first launch <= 2.5x ch-run, memo and saved plan <= 1.1x ch-run
 APPTAINER_MS=107 T_APPT=0.8          # first launch <= 0.8x Apptainer 1.4's exec (the issue's measurement)
 CA_FILE=${CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
@@ -121,6 +126,16 @@ FIRST=$RUNDIR/cache-first   # the first-launch rows' cache: its memos are remove
 as_user "$HELPER" --plan "$PLAN_TRUE" || die "hpcc-launch --plan failed"
 as_user ch-run "$SQFS" -- /bin/true || die "ch-run $SQFS failed"
 as_user unshare -rm /bin/true || die "unshare -rm failed (user namespaces?)"
+if [ -n "$BASELINE" ]; then
+  B_FRONT=$BASELINE/dist/native/hpcc B_HELPER=$BASELINE/dist/native/hpcc-launch
+  [ -x "$B_FRONT" ] && [ -x "$B_HELPER" ] || die "BASELINE=$BASELINE: no dist/native/hpcc or hpcc-launch (build it there)"
+  B_PLAN=$RUNDIR/baseline-true.plan
+  as_user "$B_FRONT" exec --plan-out "$B_PLAN" "$SIF" /bin/true 2>/dev/null || die "baseline hpcc exec --plan-out failed"
+  as_user "$B_FRONT" exec "$SIF" /bin/true || die "baseline $B_FRONT exec failed"
+  B_FIRST=$RUNDIR/cache-baseline-first
+  B_CACHE=$RUNDIR/cache-baseline   # the baseline's memos apart from this checkout's (another cache layout may differ)
+  as_user env HPCC_CACHEDIR="$B_CACHE" "$B_FRONT" exec "$SIF" /bin/true || die "baseline $B_FRONT exec failed"
+fi
 
 # hpcc sources the image's /.singularity.d/env/*.sh with the image's /bin/sh
 # before exec'ing the command (Apptainer's behaviour); ch-run does not. The
@@ -157,6 +172,11 @@ if [ "$EXTRA" = 1 ]; then
   row "hpcc exec true, first launch, unbundled" "env HPCC_CACHEDIR=$FIRST HPCC_NO_BUNDLE=1 $FRONT exec $SIF /bin/true" "rm -rf $FIRST/launch"
   row "hpcc exec true, first launch, no compile cache" "env HPCC_CACHEDIR=$FIRST NODE_DISABLE_COMPILE_CACHE=1 $FRONT exec $SIF /bin/true" "rm -rf $FIRST/launch"
   row "hpcc exec true, via oclif" "env NODE_COMPILE_CACHE=$FIRST/node-compile-cache $NODE $HERE/lib/oclif-exec.mjs exec $SIF /bin/true"
+fi
+if [ -n "$BASELINE" ]; then
+  row "baseline: hpcc exec true"   "env HPCC_CACHEDIR=$B_CACHE $B_FRONT exec $SIF /bin/true"
+  row "baseline: hpcc exec true, first launch" "env HPCC_CACHEDIR=$B_FIRST $B_FRONT exec $SIF /bin/true" "rm -rf $B_FIRST/launch"
+  row "baseline: hpcc plan true"   "$B_HELPER --plan $B_PLAN"
 fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RES=$BENCH_DIR/results/startup-$STAMP
@@ -238,6 +258,9 @@ for (const [label, a, b] of [
   ['bundle: first launch, unbundled / first launch', 'hpcc exec true, first launch, unbundled', 'hpcc exec true, first launch'],
   ['compile cache: first launch, no compile cache / first launch', 'hpcc exec true, first launch, no compile cache', 'hpcc exec true, first launch'],
   ['lean path: via oclif / hpcc exec true, Node', 'hpcc exec true, via oclif', 'hpcc exec true, Node'],
+  ['this checkout / BASELINE: hpcc exec true (memo)', 'hpcc exec true', 'baseline: hpcc exec true'],
+  ['this checkout / BASELINE: first launch', 'hpcc exec true, first launch', 'baseline: hpcc exec true, first launch'],
+  ['this checkout / BASELINE: saved plan', 'hpcc plan true', 'baseline: hpcc plan true'],
 ]) if (by[a] && by[b]) out.push(`| ${label} | ${(by[a].median / by[b].median).toFixed(2)}× | ${(by[a].cpu / by[b].cpu).toFixed(2)}× |`);
 console.log(out.join('\n'));
 EOF
