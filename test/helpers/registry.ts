@@ -1,6 +1,6 @@
 /**
  * A real OCI registry for tests: Debian's docker-registry (distribution 2.8)
- * bound to 127.0.0.1 on a free port, storage in a temp dir, in one of three
+ * bound to 127.0.0.1 (or opts.addr) on a free port, storage in a temp dir, in one of three
  * auth modes:
  *   'none'    no auth
  *   'basic'   htpasswd (bcrypt, made with `htpasswd -Bbn`)
@@ -26,7 +26,7 @@ export const TEST_USER_NAME = 'alice';
 export const TEST_PASSWORD = 's3cret-pw';
 
 export interface TestRegistry {
-  host: string; // 127.0.0.1:PORT
+  host: string; // ADDR:PORT (127.0.0.1 unless opts.addr)
   port: number;
   auth: RegistryAuth;
   storage: string;
@@ -35,14 +35,33 @@ export interface TestRegistry {
   caFile?: string;
   /** token issuer requests seen (for assertions) */
   tokenRequests: Array<{ scope: string; user: string | null }>;
+  /** with accessLog: every request the registry served so far, with the client's address */
+  requests(): RegistryRequest[];
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
+export interface RegistryRequest {
+  client: string;
+  method: string;
+  path: string;
+  status: number;
+}
+
+/** The requests in a registry's access log (combined log format lines in registry.log). */
+function parseAccessLog(file: string): RegistryRequest[] {
+  const out: RegistryRequest[] = [];
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  for (const m of text.matchAll(/^(\S+) \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) /gm)) {
+    out.push({ client: m[1]!, method: m[2]!, path: m[3]!, status: Number(m[4]) });
+  }
+  return out;
+}
+
+export async function freePort(addr = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, addr, () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
@@ -102,11 +121,12 @@ function tokenServer(opts: { keyPem: string; certDer: Buffer; service: string; i
 }
 
 /** Start a registry; call stop() in after(). */
-export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: boolean } = {}): Promise<TestRegistry> {
+export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: boolean; addr?: string; accessLog?: boolean } = {}): Promise<TestRegistry> {
+  const addr = opts.addr ?? '127.0.0.1';
   const dir = makeTempDir('hpcc-registry-');
   const storage = path.join(dir, 'storage');
   fs.mkdirSync(storage);
-  const port = await freePort();
+  const port = await freePort(addr);
   const tokenRequests: TestRegistry['tokenRequests'] = [];
   let tokenSrv: http.Server | undefined;
   let authYaml = '';
@@ -132,16 +152,16 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
       caFile = path.join(dir, 'ca.crt');
       const f = (n: string) => path.join(dir, n);
       run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', caFile, '-days', '2', '-subj', '/CN=hpcc-test-ca']);
-      run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=127.0.0.1']);
-      fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+      run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', `/CN=${addr}`]);
+      fs.writeFileSync(f('ext.cnf'), `subjectAltName=IP:${addr}\n`);
       run('openssl', ['x509', '-req', '-in', f('srv.csr'), '-CA', caFile, '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('srv.crt'), '-days', '2', '-extfile', f('ext.cnf')]);
       tlsYaml = `  tls:\n    certificate: ${f('srv.crt')}\n    key: ${f('srv.key')}\n`;
     }
     const cfg = path.join(dir, 'config.yml');
     fs.writeFileSync(
       cfg,
-      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n` +
-        `  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: hpcc-test-secret\n${tlsYaml}${authYaml}health:\n  storagedriver:\n    enabled: false\n`,
+      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: ${opts.accessLog ? 'false' : 'true'}\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n` +
+        `  delete:\n    enabled: true\nhttp:\n  addr: ${addr}:${port}\n  secret: hpcc-test-secret\n${tlsYaml}${authYaml}health:\n  storagedriver:\n    enabled: false\n`,
     );
     const logFd = fs.openSync(path.join(dir, 'registry.log'), 'a');
     // Bounded by timeout(1) even if this test process dies; own process group so
@@ -156,7 +176,7 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
     };
     fs.closeSync(logFd);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const host = `127.0.0.1:${port}`;
+    const host = `${addr}:${port}`;
     const deadline = Date.now() + 10_000;
     for (;;) {
       const ok = await new Promise<boolean>((resolve) => {
@@ -181,6 +201,7 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
       storage,
       dir,
       tokenRequests,
+      requests: () => parseAccessLog(path.join(dir, 'registry.log')),
       ...(caFile ? { caFile } : {}),
       async stop() {
         if (child.exitCode === null) {
