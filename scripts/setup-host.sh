@@ -18,6 +18,7 @@ PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       strace  # test/e2e/launch-memo.test.ts: every host path a launch reads is a memo fact
       slurmctld slurmd slurm-client munge  # test/e2e/slurm.test.ts: a one-node Slurm cluster
       openmpi-bin libopenmpi-dev  # test/e2e/slurm.test.ts: an Open MPI program's ranks in hpcc containers
+      iproute2 procps  # test/e2e/slurm-cluster.test.ts: the 3-node cluster in network namespaces (ip), pgrep
       docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
 missing=()
 for p in "${PKGS[@]}"; do
