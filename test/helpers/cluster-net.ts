@@ -42,6 +42,8 @@ export function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv;
 
 const ledger = (dir: string) => path.join(dir, 'run', 'ledger');
 const record = (dir: string, kind: string, name: string) => fs.appendFileSync(ledger(dir), `${kind} ${name}\n`);
+/** A directory outside the state directory that stopState() removes too (the registry's). */
+export const recordDir = (dir: string, other: string) => record(dir, 'dir', other);
 
 /** A tag and a 10.213.X.0/24 no interface or route of this machine uses yet. */
 export function pickNames(): NetNames {
@@ -180,6 +182,7 @@ export async function stopState(dir: string): Promise<void> {
     if (b.includes('mnt=0') && spawnSync('mountpoint', ['-q', '/run/netns']).status === 0) spawnSync('umount', ['/run/netns']);
     if (b.includes('dir=0') && spawnSync('mountpoint', ['-q', '/run/netns']).status !== 0) fs.rmdirSync('/run/netns');
   }
+  for (const d of of('dir')) if (path.dirname(d) === os.tmpdir()) removeTree(d);
   removeTree(dir);
 }
 

@@ -31,6 +31,8 @@ export interface TestRegistry {
   auth: RegistryAuth;
   storage: string;
   dir: string;
+  /** the process group of the registry (its `timeout` wrapper) */
+  pid: number;
   /** with tls: the CA that signed the registry's certificate (PEM file) */
   caFile?: string;
   /** token issuer requests seen (for assertions) */
@@ -201,6 +203,7 @@ export async function startRegistry(auth: RegistryAuth = 'none', opts: { tls?: b
       storage,
       dir,
       tokenRequests,
+      pid: child.pid!,
       requests: () => parseAccessLog(path.join(dir, 'registry.log')),
       ...(caFile ? { caFile } : {}),
       async stop() {

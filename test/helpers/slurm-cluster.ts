@@ -22,7 +22,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeBridge, makeNetns, pickNames, reapStale, sh, startDaemon, startInNs, STATE_MARK, STATE_PREFIX, stopState, alive } from './cluster-net.js';
+import { makeBridge, makeNetns, pickNames, reapStale, sh, startDaemon, startInNs, STATE_MARK, STATE_PREFIX, stopState, alive, recordDir } from './cluster-net.js';
 import { startRegistry, type TestRegistry } from './registry.js';
 
 export interface ClusterNode {
@@ -185,7 +185,12 @@ export async function startCluster(opts: { nodes?: number } = {}): Promise<TestC
       local,
       env,
       async registry() {
-        registry ??= await startRegistry('none', { addr: loginAddr, accessLog: true });
+        if (!registry) {
+          registry = await startRegistry('none', { addr: loginAddr, accessLog: true });
+          // so that stopState() also ends it when this test process dies
+          recordDir(dir, registry.dir);
+          fs.writeFileSync(path.join(dir, 'run', 'registry.pid'), `${registry.pid}\n`);
+        }
         return registry;
       },
       stop,
