@@ -65,6 +65,7 @@ export function launchRequest(action: LaunchAction, p: ParsedLaunch): LaunchRequ
     pid: on('pid'),
     nv: on('nv'),
     rocm: on('rocm'),
+    noRdma: on('no-rdma'),
     fakeroot: on('fakeroot'),
   };
   if (one('home') !== undefined) f.home = one('home')!;

@@ -62,6 +62,7 @@ export const LAUNCH_OPTIONS: readonly LaunchOption[] = Object.freeze([
   opt('nv', { value: false, description: "the host's NVIDIA driver (libraries, nvidia-smi, devices) in the container" }),
   opt('fakeroot', { value: false, description: 'be root inside (uid 0 mapped to you; no capabilities, no other ids); $HOME is /root' }),
   opt('rocm', { value: false, description: "the host's AMD ROCm driver (libraries, rocm-smi, /dev/kfd and /dev/dri) in the container" }),
+  opt('no-rdma', { value: false, description: "do not bind the host's RDMA devices and configuration (/dev/infiniband, /etc/libibverbs.d, /etc/rdma, /sys/class/infiniband)" }),
   opt('plan-out', {
     value: true,
     description: 'write the launch plan to FILE instead of running it (run it with hpcc-launch --plan FILE)',

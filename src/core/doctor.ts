@@ -11,6 +11,7 @@ import { findFuseHelper, findFuseOverlayfs, kernelVersion } from '../runtime/bui
 import { loadConfig } from '../runtime/builder/config.js';
 import { VENDORS, type GpuFacts, type GpuVendor } from '../runtime/builder/gpu.js';
 import { findGpu } from '../runtime/builder/gpu-facts.js';
+import { RDMA_CONFIG, RDMA_DEVICES, RDMA_SYSFS } from '../runtime/builder/rdma.js';
 import { installRoot } from '../util/install-root.js';
 import { removeTree } from '../util/remove-tree.js';
 
@@ -254,11 +255,50 @@ function checkGpus(): Check[] {
   return (['nvidia', 'amd'] as const).map((v) => gpuCheck(v, findGpu([v], process.env, config).gpu));
 }
 
+/**
+ * What a launch gets of the host's RDMA here (rdma.ts): the devices, the
+ * configuration and the sysfs class it binds, or why nothing. `list` names a
+ * directory's entries (empty when it is missing).
+ */
+export function rdmaCheck(list: (dir: string) => string[] | null, enabled: boolean): Check {
+  const name = 'RDMA (InfiniBand, RoCE)';
+  const devs = list(RDMA_DEVICES);
+  if (devs === null) return { name, status: 'ok', detail: `no ${RDMA_DEVICES} here: nothing to bind` };
+  const shown = (dir: string) => {
+    const e = list(dir);
+    return e === null ? null : `${dir} (${e.length > 0 ? e.sort().join(' ') : 'empty'})`;
+  };
+  const found = [shown(RDMA_DEVICES)!, ...RDMA_CONFIG.map(shown), shown(RDMA_SYSFS)].filter((x): x is string => x !== null);
+  if (!enabled) return { name, status: 'ok', detail: `${found.join(', ')}; [mount] rdma = no: containers get none of it` };
+  return {
+    name,
+    status: 'ok',
+    detail: `bound into containers: ${found.join(', ')} (configuration and sysfs read-only; ${RDMA_DEVICES} under --contain, else with the host's /dev); --no-rdma or [mount] rdma = no turns it off`,
+  };
+}
+
+function checkRdma(): Check[] {
+  let enabled = true;
+  try {
+    enabled = loadConfig().mount.rdma;
+  } catch {
+    return []; // the overlay-mode check reports a broken config
+  }
+  const list = (dir: string): string[] | null => {
+    try {
+      return fs.readdirSync(dir);
+    } catch {
+      return null;
+    }
+  };
+  return [rdmaCheck(list, enabled)];
+}
+
 /** All checks, in order. */
 export function runDoctor(): Check[] {
   const overlay = checkOverlay();
   return [
-    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(), ...checkGpus(),
+    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(), ...checkGpus(), ...checkRdma(),
   ];
 }
 

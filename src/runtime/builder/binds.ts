@@ -2,13 +2,14 @@
  * Which host paths appear in the container, and where: the default binds
  * (Apptainer's set plus /scratch), config binds, HPCC_BIND, -B/--bind,
  * --mount, -W/--workdir, -H/--home, --no-home, -c/--contain, -C/--containall and
- * --nv/--rocm (gpu.ts). Pure: host paths
+ * --nv/--rocm (gpu.ts) and the host's RDMA devices (rdma.ts). Pure: host paths
  * are checked through HostFacts.lookup. The result is an ordered list of
  * mount intents; targets.ts turns them into the helper's MountOps.
  */
 import * as path from 'node:path';
 import { UsageError } from '../../errors/index.js';
 import { gpuIntents } from './gpu.js';
+import { rdmaIntents } from './rdma.js';
 import type { BuildInput, LaunchConfig, LaunchFlags, PathKind } from './types.js';
 
 export type MountIntent =
@@ -260,6 +261,7 @@ export function planMounts(input: BuildInput, home: HomePlan): { intents: MountI
   }
   if (m.scratch && !contain) push(defaultBind(input, '/scratch', '/scratch', false));
   if ((flags.nv || flags.rocm) && host.gpu) out.push(...gpuIntents(host.gpu, contain));
+  out.push(...rdmaIntents(input, contain));
 
   // Site/user config binds, then HPCC_BIND, then -B (Apptainer's order).
   for (const v of config.bindPaths) for (const b of parseBindList(v, host.cwd, 'config bind path')) out.push(userBind(input, b, 'config'));

@@ -9,6 +9,7 @@
  *   [mount]
  *   home = true   cwd = true   tmp = true   dev = true   proc = true   sys = true
  *   scratch = true   hosts = true   localtime = true   resolv = true   passwd = true
+ *   rdma = true (rdma.ts)
  *   [launch]
  *   contain = false   cleanenv = false
  *   squashfuse = /usr/bin/squashfuse_ll   tmpdir = /tmp
@@ -39,7 +40,7 @@ function parseIni(text: string): Record<string, unknown> {
 export function defaultConfig(): LaunchConfig {
   return {
     bindPaths: [],
-    mount: { home: true, cwd: true, tmp: true, dev: true, proc: true, sys: true, scratch: true, hosts: true, localtime: true, resolv: true, passwd: true },
+    mount: { home: true, cwd: true, tmp: true, dev: true, proc: true, sys: true, scratch: true, rdma: true, hosts: true, localtime: true, resolv: true, passwd: true },
     contain: false,
     cleanEnv: false,
   };

@@ -130,6 +130,8 @@ export interface LaunchFlags {
   rocm?: boolean;
   /** --fakeroot: uid and gid 0 inside, mapped to the caller's (build.ts asFakeRoot) */
   fakeroot?: boolean;
+  /** --no-rdma: no RDMA binds even when the host has /dev/infiniband (rdma.ts) */
+  noRdma?: boolean;
 }
 
 /** Merged site + user configuration (config.ts). */
@@ -144,6 +146,8 @@ export interface LaunchConfig {
     proc: boolean;
     sys: boolean;
     scratch: boolean;
+    /** RDMA devices and configuration when the host has /dev/infiniband (rdma.ts) */
+    rdma: boolean;
     hosts: boolean;
     localtime: boolean;
     resolv: boolean;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkFront, checkKernel, checkUsernsSysctls, gpuCheck, renderChecks } from '../../../src/core/doctor.js';
+import { checkFront, checkKernel, checkUsernsSysctls, gpuCheck, rdmaCheck, renderChecks } from '../../../src/core/doctor.js';
 import { makeTempDir, removeTree } from '../../helpers/env.js';
 
 describe('core/doctor: checks and their fixes', () => {
@@ -74,5 +74,20 @@ describe('core/doctor: checks and their fixes', () => {
     const none = gpuCheck('nvidia', { libs: [], bins: [], devices: [], persistenced: null });
     expect(none.status).to.equal('ok');
     expect(none.detail).to.contain('--nv would bind nothing');
+  });
+  it('RDMA check: lists the devices, configuration and sysfs class a launch binds; says when [mount] rdma = no; nothing without /dev/infiniband', () => {
+    const tree: Record<string, string[]> = {
+      '/dev/infiniband': ['uverbs0', 'rdma_cm', 'umad0'],
+      '/etc/libibverbs.d': ['mlx5.driver'],
+      '/sys/class/infiniband': ['mlx5_0'],
+    };
+    const list = (d: string) => tree[d] ?? null;
+    const on = rdmaCheck(list, true);
+    expect(on.status).to.equal('ok');
+    expect(on.detail).to.contain('/dev/infiniband (rdma_cm umad0 uverbs0)').and.contain('/etc/libibverbs.d (mlx5.driver)').and.contain('/sys/class/infiniband (mlx5_0)');
+    expect(on.detail).to.not.contain('/etc/rdma');
+    expect(on.detail).to.contain('--no-rdma');
+    expect(rdmaCheck(list, false).detail).to.contain('[mount] rdma = no: containers get none of it');
+    expect(rdmaCheck(() => null, true).detail).to.equal('no /dev/infiniband here: nothing to bind');
   });
 });
