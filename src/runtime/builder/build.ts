@@ -14,7 +14,8 @@
  */
 import * as path from 'node:path';
 import { HpccError, UsageError } from '../../errors/index.js';
-import { PLAN_VERSION, freezePlan, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
+import { PLAN_VERSION, freezePlan, type IdMap, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
+import { warmSpec } from './warm.js';
 import { buildAction, libsOnPath } from './actions.js';
 import { isContained, isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
@@ -58,7 +59,7 @@ export function pickStage(stageDirs: string[], intents: MountIntent[]): string {
   return ok ?? stageDirs[stageDirs.length - 1]!;
 }
 
-function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
+function rootfsOf(input: BuildInput, stage: string, uid: IdMap, gid: IdMap): RootfsSpec {
   const { image, host } = input;
   if (image.rootDir) return { kind: 'dir', path: image.rootDir };
   if (!host.fuseHelper) {
@@ -67,7 +68,15 @@ function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
       hint: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run with --unsquash to use an extracted copy.',
     });
   }
-  return { kind: 'squashfuse', image: image.path, offset: image.offset, fuseHelper: host.fuseHelper, mountpoint: path.posix.join(stage, 'image') };
+  const warm = warmSpec(image, host, host.fuseHelper, uid, gid);
+  return {
+    kind: 'squashfuse',
+    image: image.path,
+    offset: image.offset,
+    fuseHelper: host.fuseHelper,
+    mountpoint: path.posix.join(stage, 'image'),
+    ...(warm ? { warm } : {}),
+  };
 }
 
 function pushMount(r: TargetResolver, i: MountIntent, skipped: Skipped[]): void {
@@ -207,12 +216,14 @@ export function buildLaunch(orig: BuildInput): BuiltLaunch {
   const stage = pickStage(host.stageDirs, intents);
   const env = planEnv(input, home.dst, cwd);
   const action = buildAction(flags.action, flags.args, image, env, shell, libsOnPath(image, ops));
+  const uid: IdMap = { inside: host.uid, outside: orig.host.uid };
+  const gid: IdMap = { inside: host.gid, outside: orig.host.gid };
   const plan: LaunchPlan = {
     version: PLAN_VERSION,
-    uid: { inside: host.uid, outside: orig.host.uid },
-    gid: { inside: host.gid, outside: orig.host.gid },
+    uid,
+    gid,
     pidNamespace: Boolean(flags.pid || flags.containAll),
-    rootfs: rootfsOf(input, stage),
+    rootfs: rootfsOf(input, stage, uid, gid),
     stage,
     mounts: ops,
     cwd,
