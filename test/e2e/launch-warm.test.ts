@@ -186,6 +186,27 @@ describe('e2e: warm mounts (a keeper per image; launches join it)', function () 
     expect(fuseServers(img.sif)).to.have.length(1);
   });
 
+  it('launch memos (the native front, no Node) join the keeper the first launch started', async () => {
+    const front = path.join(REPO_ROOT, 'dist/native/hpcc');
+    const fenv = { ...env('30'), HPCC_CACHEDIR: path.join(tdir, 'cache') };
+    const used = (r: { stderr: string }) => /hpcc: launch memo \S+: used/.test(r.stderr);
+    let r = runUnprivileged(front, ['exec', img.sif, 'cat', '/etc/group'], { cwd: img.tmp, env: fenv, timeout: 60_000 });
+    expect([r.status, used(r)], r.stderr).to.deep.equal([0, false]);
+    const [k] = keepers();
+    expect(k, 'the first launch started a keeper').to.not.equal(undefined);
+    for (let i = 0; i < 3; i++) {
+      r = runUnprivileged(front, ['exec', img.sif, 'sh', '-c', 'grep -c squashfuse /proc/self/mountinfo'], { cwd: img.tmp, env: fenv, timeout: 60_000 });
+      expect([r.status, used(r), r.stdout], r.stderr).to.deep.equal([0, true, '1\n']);
+      expect(r.stderr).not.to.match(/no warm mount/);
+    }
+    // the memo launch runs in the keeper's user namespace
+    r = runUnprivileged(front, ['exec', img.sif, 'readlink', '/proc/self/ns/user'], { cwd: img.tmp, env: fenv, timeout: 60_000 });
+    expect([r.status, used(r)], r.stderr).to.deep.equal([0, true]);
+    expect(r.stdout.trim()).to.equal(fs.readlinkSync(`/proc/${k!.pid}/ns/user`));
+    expect(keepers().map((x) => x.pid)).to.deep.equal([k!.pid]);
+    expect(fuseServers(img.sif)).to.have.length(1);
+  });
+
   it('security: a rendezvous directory others may use is refused (no keeper); another user gets nothing from the socket', async function () {
     if (!IS_ROOT) this.skip();
     // 1. the directory's mode: the helper refuses it and mounts the image itself
