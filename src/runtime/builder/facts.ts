@@ -184,14 +184,14 @@ export function stageDirs(env: Record<string, string | undefined>, config: Launc
 
 /**
  * Warm mounts (builder/warm.ts): on unless HPCC_WARM_IDLE or `[launch] warm`
- * is 0; the rendezvous directory is `warm` in the per-user launch directory
+ * is 0 (idleSeconds 0: only --sharens uses one then); the rendezvous directory is `warm` in the per-user launch directory
  * (the last stage candidate, checked to be ours above), which the helper
  * creates 0700 and checks again. Off when that directory is not usable.
  */
 export function warmFacts(env: Record<string, string | undefined>, config: LaunchConfig, uid: number, stage: string[]): WarmFacts | null {
   const idleSeconds = warmIdleSeconds(env, config);
   const base = userLaunchDir(env, config, uid);
-  if (idleSeconds === 0 || !stage.includes(base)) return null;
+  if (!stage.includes(base)) return null;
   return { dir: warmRendezvousDir(base), idleSeconds, node: os.hostname() };
 }
 

@@ -54,7 +54,7 @@ describe('runtime/builder: warm mounts', () => {
     const stages = ['/tmp/hpcc-1000'];
     expect(warmFacts({}, c, 1000, stages)!.idleSeconds).to.equal(60);
     expect(warmFacts({ HPCC_WARM_IDLE: '5' }, c, 1000, stages)!.idleSeconds).to.equal(5);
-    expect(warmFacts({ HPCC_WARM_IDLE: '0' }, c, 1000, stages)).to.equal(null);
+    expect(warmFacts({ HPCC_WARM_IDLE: '0' }, c, 1000, stages)!.idleSeconds).to.equal(0);
     expect(warmFacts({}, defaultConfig(), 1000, stages)!.idleSeconds).to.equal(300);
     expect(warmFacts({}, c, 1000, stages)!.dir).to.equal('/tmp/hpcc-1000/warm');
     expect(warmFacts({}, c, 1000, ['/mnt'])).to.equal(null); // the per-user directory is not ours
