@@ -53,15 +53,30 @@ export interface KeeperStatus {
 const REPLY_MS = 2000;
 const META_MAX = 64 * 1024;
 
-/** The rendezvous directory of this user, or null when there is none that may be trusted. */
-export function trustedWarmDir(env: Record<string, string | undefined> = process.env, uid = process.getuid!()): string | null {
+/**
+ * This user's rendezvous directory, opened (O_NOFOLLOW) and checked through
+ * its descriptor: `via` is /proc/self/fd/N, through which every file in it is
+ * reached (also keeping socket paths short: a unix socket's path is limited
+ * to 107 bytes), `dir` its name for display. null when there is none that
+ * may be trusted. close() when done.
+ */
+export function openWarmDir(env: Record<string, string | undefined> = process.env, uid = process.getuid!()): { dir: string; via: string; close: () => void } | null {
   const base = userLaunchDir(env, loadConfig(env), uid);
   const dir = warmRendezvousDir(base);
-  for (const [d, strict] of [[base, false], [dir, true]] as const) {
-    const st = fs.lstatSync(d, { throwIfNoEntry: false });
-    if (!st?.isDirectory() || st.uid !== uid || (strict && (st.mode & 0o077) !== 0)) return null;
+  const st = fs.lstatSync(base, { throwIfNoEntry: false });
+  if (!st?.isDirectory() || st.uid !== uid) return null;
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return null;
   }
-  return dir;
+  const ds = fs.fstatSync(fd);
+  if (!ds.isDirectory() || ds.uid !== uid || (ds.mode & 0o077) !== 0) {
+    fs.closeSync(fd);
+    return null;
+  }
+  return { dir, via: `/proc/self/fd/${fd}`, close: () => fs.closeSync(fd) };
 }
 
 /** One request to a keeper; the first line of its answer, or the errno code when it cannot be reached. */
@@ -115,17 +130,25 @@ function readMeta(p: string, uid: number): { image?: unknown; pid?: unknown; idl
 /** This user's keepers, asked for their status. */
 export async function listMounts(env: Record<string, string | undefined> = process.env, now = Date.now()): Promise<MountEntry[]> {
   const uid = process.getuid!();
-  const dir = trustedWarmDir(env, uid);
-  if (!dir) return [];
+  const wd = openWarmDir(env, uid);
+  if (!wd) return [];
+  try {
+    return await listIn(wd.dir, wd.via, uid, now);
+  } finally {
+    wd.close();
+  }
+}
+
+async function listIn(dir: string, via: string, uid: number, now: number): Promise<MountEntry[]> {
   const names = new Set<string>();
-  for (const f of fs.readdirSync(dir)) {
+  for (const f of fs.readdirSync(via)) {
     const m = /^([0-9a-f]{16,64}-[0-9a-f]{16})\.(sock|json)$/.exec(f);
     if (m) names.add(m[1]!);
   }
   const out: MountEntry[] = [];
   for (const name of [...names].sort()) {
-    const sock = path.join(dir, `${name}.sock`);
-    const meta = readMeta(path.join(dir, `${name}.json`), uid);
+    const sock = path.join(via, `${name}.sock`);
+    const meta = readMeta(path.join(via, `${name}.json`), uid);
     const hasSock = ownFile(sock, uid, 'socket') !== null;
     if (!hasSock && fs.lstatSync(sock, { throwIfNoEntry: false })) continue; // someone else's, or not a socket: not ours to touch
     const answer = hasSock ? await askKeeper(sock, 'S') : { error: 'ENOENT' };
@@ -135,7 +158,7 @@ export async function listMounts(env: Record<string, string | undefined> = proce
     out.push({
       type: 'mount',
       name,
-      path: sock,
+      path: path.join(dir, `${name}.sock`),
       size: 0,
       lastUsed: new Date(s ? now - (s.users ? 0 : s.idleSeconds * 1000) : started !== null ? started * 1000 : now).toISOString(),
       image: typeof meta.image === 'string' ? meta.image : '',
@@ -156,16 +179,30 @@ export async function listMounts(env: Record<string, string | undefined> = proce
  * remove the files of a dead one when its socket still refuses connections.
  * 'busy': it answered neither way (starting, or hung): left alone.
  */
-export async function stopMount(e: MountEntry): Promise<'stopped' | 'removed' | 'busy'> {
+export async function stopMount(e: MountEntry, env: Record<string, string | undefined> = process.env): Promise<'stopped' | 'removed' | 'busy'> {
   const uid = process.getuid!();
-  const json = e.path.replace(/\.sock$/, '.json');
-  const st = ownFile(e.path, uid, 'socket');
-  const answer = st ? await askKeeper(e.path, 'Q') : { error: 'ENOENT' };
+  const wd = openWarmDir(env, uid);
+  if (!wd || path.dirname(e.path) !== wd.dir) {
+    wd?.close();
+    return 'busy';
+  }
+  try {
+    return await stopIn(wd.via, e.name, uid);
+  } finally {
+    wd.close();
+  }
+}
+
+async function stopIn(via: string, name: string, uid: number): Promise<'stopped' | 'removed' | 'busy'> {
+  const sock = path.join(via, `${name}.sock`);
+  const json = path.join(via, `${name}.json`);
+  const st = ownFile(sock, uid, 'socket');
+  const answer = st ? await askKeeper(sock, 'Q') : { error: 'ENOENT' };
   if ('line' in answer) return 'stopped';
   if (answer.error !== 'ECONNREFUSED' && answer.error !== 'ENOENT') return 'busy';
   // a launch may have started a new keeper on this name meanwhile: remove only what was looked at
-  const again = fs.lstatSync(e.path, { throwIfNoEntry: false });
-  if (st && again && again.ino === st.ino && again.dev === st.dev) fs.rmSync(e.path, { force: true });
-  if (!ownFile(e.path, uid, 'socket') && ownFile(json, uid, 'file')) fs.rmSync(json, { force: true });
+  const again = fs.lstatSync(sock, { throwIfNoEntry: false });
+  if (st && again && again.ino === st.ino && again.dev === st.dev) fs.rmSync(sock, { force: true });
+  if (!ownFile(sock, uid, 'socket') && ownFile(json, uid, 'file')) fs.rmSync(json, { force: true });
   return 'removed';
 }
