@@ -87,6 +87,7 @@ struct plan {
   /* version 4, squashfuse: a warm mount to join or start (warm.c); warm_dir NULL when off */
   const char *warm_dir, *warm_key, *warm_id;
   uint64_t warm_idle; /* seconds */
+  int warm_required;  /* --sharens: fail rather than launch in namespaces of its own */
   const char *rootdir; /* dir */
   const char *stage;
   size_t nmounts;

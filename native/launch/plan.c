@@ -295,13 +295,14 @@ static int str_list(struct rd *r, const char *countkey, const char *key, size_t 
   return 0;
 }
 
-/* version 4: "warm" 0|1; with 1: warm-dir (path), warm-key (16..64 hex digits), warm-idle (seconds,
+/* version 4: "warm" 0|1|2 (2: required, --sharens: no launch without joining); with 1 or 2: warm-dir (path), warm-key (16..64 hex digits), warm-idle (seconds,
  * 1..604800), warm-id (the image identity, digits and ':' only) */
 static int warm_fields(struct rd *r, struct plan *p)
 {
-  int on;
-  if (bool_field(r, "warm", &on)) return -1;
+  uint64_t on;
+  if (num_field(r, "warm", 2, 10, &on)) return -1;
   if (!on) return 0;
+  p->warm_required = on == 2;
   if (path_field(r, "warm-dir", &p->warm_dir) || str_field(r, "warm-key", 64, &p->warm_key) ||
       num_field(r, "warm-idle", 604800, 10, &p->warm_idle) || str_field(r, "warm-id", 256, &p->warm_id))
     return -1;

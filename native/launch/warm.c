@@ -42,7 +42,9 @@
  * (PR_SET_PDEATHSIG), so a SIGKILL leaves at most the two files, which the
  * next keeper start in the directory removes.
  * Any problem before the helper enters the keeper's namespaces makes the
- * launch go on as without a warm mount (an info record says why).
+ * launch go on as without a warm mount (an info record says why), unless
+ * the plan requires the warm mount (--sharens: every launch of the step on
+ * this node in the keeper's user namespace); then the launch fails.
  */
 #include "launch.h"
 
@@ -543,19 +545,24 @@ static int join_over(const struct plan *p, struct rootfs_state *rs, int s, char 
   return 0;
 }
 
+/* No warm mount: go on without one, or end the launch when the plan requires it (--sharens). */
+static int no_warm(const struct plan *p, const char *why)
+{
+  if (p->warm_required) fail(-1, "sharens", 0, EXL_NS, "--sharens: cannot join the shared namespace: %s", why);
+  report_info(-1, "warm", "no warm mount: %s", why);
+  return 0;
+}
+
 int warm_join(const struct plan *p, struct rootfs_state *rs)
 {
   char why[600] = "", name[128];
   if (!p->warm_dir || !p->rootfs_fuse) return 0;
   if (!same_image(p, -1)) {
-    report_info(-1, "warm", "no warm mount: %s is not the image the plan was made for", p->image);
-    return 0;
+    snprintf(why, sizeof why, "%s is not the image the plan was made for", p->image);
+    return no_warm(p, why);
   }
   int dfd = open_rendezvous(p, why, sizeof why);
-  if (dfd < 0) {
-    report_info(-1, "warm", "no warm mount: %s", why);
-    return 0;
-  }
+  if (dfd < 0) return no_warm(p, why);
   keeper_name(p, name, sizeof name);
   int s = try_connect(dfd, name), locked = 0;
   if (s < 0) {
@@ -579,8 +586,7 @@ int warm_join(const struct plan *p, struct rootfs_state *rs)
   close(dfd);
   if (!joined) {
     if (s >= 0) close(s);
-    report_info(-1, "warm", "no warm mount: %s", why);
-    return 0;
+    return no_warm(p, why);
   }
   return 1;
 }

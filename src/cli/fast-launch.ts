@@ -66,6 +66,7 @@ export function launchRequest(action: LaunchAction, p: ParsedLaunch): LaunchRequ
     nv: on('nv'),
     rocm: on('rocm'),
     fakeroot: on('fakeroot'),
+    sharens: on('sharens'),
   };
   if (one('home') !== undefined) f.home = one('home')!;
   if (one('pwd') !== undefined) f.pwd = one('pwd')!;

@@ -13,6 +13,7 @@ import { VENDORS, type GpuFacts, type GpuVendor } from '../runtime/builder/gpu.j
 import { findGpu } from '../runtime/builder/gpu-facts.js';
 import { installRoot } from '../util/install-root.js';
 import { removeTree } from '../util/remove-tree.js';
+import { checkWarm } from './doctor-warm.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -258,7 +259,7 @@ function checkGpus(): Check[] {
 export function runDoctor(): Check[] {
   const overlay = checkOverlay();
   return [
-    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(), ...checkGpus(),
+    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkWarm(), checkFront(), ...checkGpus(),
   ];
 }
 

@@ -153,7 +153,8 @@ export function decodePlan(bytes: Uint8Array): LaunchPlan {
     const offset = r.num('offset', Number.MAX_SAFE_INTEGER);
     const fuseHelper = r.path('fuse-helper');
     rootfs = { kind, image, offset, fuseHelper, mountpoint: r.path('mountpoint') };
-    if (r.version >= 4 && r.bool('warm')) {
+    const warm = r.version >= 4 ? r.num('warm', 2) : 0;
+    if (warm) {
       const dir = r.path('warm-dir');
       const key = r.str('warm-key', 64);
       if (!/^[0-9a-f]{16,64}$/.test(key)) r.fail("field 'warm-key': not 16 to 64 hex digits");
@@ -161,7 +162,7 @@ export function decodePlan(bytes: Uint8Array): LaunchPlan {
       if (idleSeconds === 0) r.fail("field 'warm-idle': 0 (no warm mount is written as warm 0)");
       const identity = r.str('warm-id', 256);
       if (!/^[0-9:]+$/.test(identity)) r.fail("field 'warm-id': not an image identity");
-      rootfs.warm = { dir, key, idleSeconds, identity };
+      rootfs.warm = { dir, key, idleSeconds, identity, ...(warm === 2 ? { required: true } : {}) };
     }
   } else if (kind === 'dir') {
     rootfs = { kind, path: r.path('path') };

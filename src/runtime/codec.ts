@@ -15,8 +15,8 @@
  *   uid.inside uid.outside gid.inside gid.outside   decimal, 0..4294967294
  *   pidns                                          "0" | "1"
  *   rootfs                                         "squashfuse" | "dir"
- *     squashfuse: image, offset (decimal), fuse-helper, mountpoint, warm ("0" | "1");
- *                 with warm 1: warm-dir (path), warm-key (16..64 hex digits),
+ *     squashfuse: image, offset (decimal), fuse-helper, mountpoint, warm ("0" | "1" |
+ *                 "2": required, --sharens); with warm 1 or 2: warm-dir (path), warm-key (16..64 hex digits),
  *                 warm-idle (seconds, 1..604800), warm-id (digits and ':')
  *     dir:        path
  *   stage
@@ -181,7 +181,7 @@ export function encodePlan(plan: LaunchPlan): Uint8Array {
     w.field('fuse-helper', checkPath('rootfs.fuseHelper', r.fuseHelper), P);
     w.field('mountpoint', checkPath('rootfs.mountpoint', r.mountpoint), P);
     const wm = r.warm;
-    w.field('warm', bool(wm !== undefined), 1);
+    w.field('warm', wm ? (wm.required ? '2' : '1') : '0', 1);
     if (wm) {
       w.field('warm-dir', checkPath('rootfs.warm.dir', wm.dir), P);
       if (!/^[0-9a-f]{16,64}$/.test(wm.key)) throw new LaunchPlanError(`rootfs.warm.key: '${wm.key}' is not 16 to 64 hex digits`);

@@ -105,6 +105,8 @@ export interface WarmSpec {
   idleSeconds: number;
   /** the image file's identity, dev:ino:size:mtimeNs:ctimeNs:offset; a keeper of any other is never joined */
   identity: string;
+  /** --sharens: the launch fails rather than run in namespaces of its own (wire: warm 2) */
+  required?: boolean;
 }
 
 export type MountOp =

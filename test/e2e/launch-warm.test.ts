@@ -14,70 +14,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IS_ROOT, REPO_ROOT, removeTree, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { exitOf, hpccAs, makeE2eImage, spawnUnprivileged, type E2eImage } from './launch-fixture.js';
+import { alive, fuseHolders, fuseServers, keepersIn, sleep, until, type Keeper } from './warm-fixture.js';
 
 const OTHER = process.env.HPCC_TEST_USER2 ?? 'hpcctest2';
 const HELPER = path.join(REPO_ROOT, 'dist/native/hpcc-launch');
-
-interface Keeper {
-  pid: number;
-  image: string;
-  uid: number;
-  file: string;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting until ${what}`);
-    await sleep(100);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Processes whose mount table holds a FUSE mount of `sif` (keepers and the launches joined to them), by mount namespace. */
-function fuseHolders(sif: string): { pid: number; comm: string; ns: string }[] {
-  const out: { pid: number; comm: string; ns: string }[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const mi = fs.readFileSync(`/proc/${d}/mountinfo`, 'utf8');
-      if (!mi.split('\n').some((l) => / - fuse\.squashfuse\S* /.test(l) && l.split(' - ')[1]!.split(' ')[1] === sif)) continue;
-      out.push({ pid: Number(d), comm: fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim(), ns: fs.readlinkSync(`/proc/${d}/ns/mnt`) });
-    } catch {
-      /* gone, or not ours to read */
-    }
-  }
-  return out;
-}
-
-/** FUSE servers whose parent is a keeper serving `sif`. */
-function fuseServers(sif: string): number[] {
-  const keeperPids = new Set(fuseHolders(sif).filter((h) => h.comm === 'hpcc-keeper').map((h) => h.pid));
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      if (keeperPids.has(ppid) && /squashfuse/.test(fs.readFileSync(`/proc/${d}/comm`, 'utf8'))) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 describe('e2e: warm mounts (a keeper per image; launches join it)', function () {
   this.timeout(240_000);
@@ -108,14 +48,7 @@ describe('e2e: warm mounts (a keeper per image; launches join it)', function () 
   });
 
   const warmDir = (): string => path.join(tdir, `hpcc-${uid}`, 'warm');
-  function keepers(): Keeper[] {
-    const d = warmDir();
-    if (!fs.existsSync(d)) return [];
-    return fs
-      .readdirSync(d)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => ({ ...(JSON.parse(fs.readFileSync(path.join(d, f), 'utf8')) as Keeper), file: f }));
-  }
+  const keepers = (): Keeper[] => keepersIn(warmDir());
   const env = (idle = '30', extra: Record<string, string> = {}) => ({ HPCC_TMPDIR: tdir, HPCC_WARM_IDLE: idle, HPCC_DEBUG: '1', ...extra });
   const hpcc = (args: string[], idle = '30', extra: Record<string, string> = {}) => hpccAs(img.tmp, args, { env: env(idle, extra) });
 
@@ -249,6 +182,27 @@ describe('e2e: warm mounts (a keeper per image; launches join it)', function () 
     expect(k).to.not.equal(undefined);
     r = runUnprivileged(HELPER, ['--plan', plan, 'sh', '-c', 'grep -c squashfuse /proc/self/mountinfo'], { cwd: img.tmp });
     expect(r.stdout).to.equal('1\n');
+    expect(keepers().map((x) => x.pid)).to.deep.equal([k!.pid]);
+    expect(fuseServers(img.sif)).to.have.length(1);
+  });
+
+  it('launch memos (the native front, no Node) join the keeper the first launch started', async () => {
+    const front = path.join(REPO_ROOT, 'dist/native/hpcc');
+    const fenv = { ...env('30'), HPCC_CACHEDIR: path.join(tdir, 'cache') };
+    const used = (r: { stderr: string }) => /hpcc: launch memo \S+: used/.test(r.stderr);
+    let r = runUnprivileged(front, ['exec', img.sif, 'cat', '/etc/group'], { cwd: img.tmp, env: fenv, timeout: 60_000 });
+    expect([r.status, used(r)], r.stderr).to.deep.equal([0, false]);
+    const [k] = keepers();
+    expect(k, 'the first launch started a keeper').to.not.equal(undefined);
+    for (let i = 0; i < 3; i++) {
+      r = runUnprivileged(front, ['exec', img.sif, 'sh', '-c', 'grep -c squashfuse /proc/self/mountinfo'], { cwd: img.tmp, env: fenv, timeout: 60_000 });
+      expect([r.status, used(r), r.stdout], r.stderr).to.deep.equal([0, true, '1\n']);
+      expect(r.stderr).not.to.match(/no warm mount/);
+    }
+    // the memo launch runs in the keeper's user namespace
+    r = runUnprivileged(front, ['exec', img.sif, 'readlink', '/proc/self/ns/user'], { cwd: img.tmp, env: fenv, timeout: 60_000 });
+    expect([r.status, used(r)], r.stderr).to.deep.equal([0, true]);
+    expect(r.stdout.trim()).to.equal(fs.readlinkSync(`/proc/${k!.pid}/ns/user`));
     expect(keepers().map((x) => x.pid)).to.deep.equal([k!.pid]);
     expect(fuseServers(img.sif)).to.have.length(1);
   });

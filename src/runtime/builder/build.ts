@@ -15,7 +15,7 @@
 import * as path from 'node:path';
 import { HpccError, UsageError } from '../../errors/index.js';
 import { PLAN_VERSION, freezePlan, type IdMap, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
-import { warmSpec } from './warm.js';
+import { sharensError, warmSpec } from './warm.js';
 import { buildAction, libsOnPath } from './actions.js';
 import { isContained, isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
@@ -61,6 +61,7 @@ export function pickStage(stageDirs: string[], intents: MountIntent[]): string {
 
 function rootfsOf(input: BuildInput, stage: string, uid: IdMap, gid: IdMap): RootfsSpec {
   const { image, host } = input;
+  if (image.rootDir && input.flags.sharens) throw sharensError(`${image.path} runs from an extracted tree (--unsquash, or no FUSE), which no keeper holds`);
   if (image.rootDir) return { kind: 'dir', path: image.rootDir };
   if (!host.fuseHelper) {
     throw new HpccError('HPCC_E_LAUNCH_NO_SQUASHFUSE', 'neither squashfuse_ll nor squashfuse is installed', {
@@ -68,7 +69,7 @@ function rootfsOf(input: BuildInput, stage: string, uid: IdMap, gid: IdMap): Roo
       hint: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run with --unsquash to use an extracted copy.',
     });
   }
-  const warm = warmSpec(image, host, host.fuseHelper, uid, gid);
+  const warm = warmSpec(image, host, host.fuseHelper, uid, gid, input.flags.sharens === true);
   return {
     kind: 'squashfuse',
     image: image.path,

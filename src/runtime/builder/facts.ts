@@ -184,18 +184,29 @@ export function stageDirs(env: Record<string, string | undefined>, config: Launc
 
 /**
  * Warm mounts (builder/warm.ts): on unless HPCC_WARM_IDLE or `[launch] warm`
- * is 0; the rendezvous directory is `warm` in the per-user launch directory
+ * is 0 (idleSeconds 0: only --sharens uses one then); the rendezvous directory is `warm` in the per-user launch directory
  * (the last stage candidate, checked to be ours above), which the helper
  * creates 0700 and checks again. Off when that directory is not usable.
  */
 export function warmFacts(env: Record<string, string | undefined>, config: LaunchConfig, uid: number, stage: string[]): WarmFacts | null {
-  const idleSeconds = env.HPCC_WARM_IDLE !== undefined && env.HPCC_WARM_IDLE !== '' ? parseWarmIdle(env.HPCC_WARM_IDLE, 'HPCC_WARM_IDLE') : (config.warm ?? WARM_IDLE_DEFAULT);
+  const idleSeconds = warmIdleSeconds(env, config);
   const base = userLaunchDir(env, config, uid);
-  if (idleSeconds === 0 || !stage.includes(base)) return null;
-  return { dir: path.join(base, 'warm'), idleSeconds, node: os.hostname() };
+  if (!stage.includes(base)) return null;
+  return { dir: warmRendezvousDir(base), idleSeconds, node: os.hostname() };
 }
 
-function userLaunchDir(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string {
+/** The warm mounts' rendezvous directory in a launch directory (native/launch/warm.c checks and creates it). */
+export function warmRendezvousDir(launchDir: string): string {
+  return path.join(launchDir, 'warm');
+}
+
+/** The configured idle time of warm mounts (HPCC_WARM_IDLE, else `[launch] warm`, else the default); 0: off. */
+export function warmIdleSeconds(env: Record<string, string | undefined>, config: LaunchConfig): number {
+  return env.HPCC_WARM_IDLE !== undefined && env.HPCC_WARM_IDLE !== '' ? parseWarmIdle(env.HPCC_WARM_IDLE, 'HPCC_WARM_IDLE') : (config.warm ?? WARM_IDLE_DEFAULT);
+}
+
+/** The per-user launch directory, `hpcc-UID` in HPCC_TMPDIR, `[launch] tmpdir`, TMPDIR or /tmp. */
+export function userLaunchDir(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string {
   return path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
 }
 

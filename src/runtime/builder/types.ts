@@ -143,6 +143,8 @@ export interface LaunchFlags {
   rocm?: boolean;
   /** --fakeroot: uid and gid 0 inside, mapped to the caller's (build.ts asFakeRoot) */
   fakeroot?: boolean;
+  /** --sharens: every launch of the image on this node in one user namespace, the warm keeper's (warm.ts) */
+  sharens?: boolean;
 }
 
 /** Merged site + user configuration (config.ts). */

@@ -3,7 +3,9 @@
  * names (the key), and the config/env setting of the idle time.
  */
 import { expect } from 'chai';
+import { HpccError } from '../../../../src/errors/index.js';
 import { buildPlan } from '../../../../src/runtime/builder/build.js';
+import { decodePlan, encodePlan } from '../../../../src/runtime/codec.js';
 import { parseConfig, parseWarmIdle } from '../../../../src/runtime/builder/config.js';
 import { warmFacts } from '../../../../src/runtime/builder/facts.js';
 import type { LaunchPlan } from '../../../../src/runtime/plan.js';
@@ -39,6 +41,36 @@ describe('runtime/builder: warm mounts', () => {
     expect(r.kind).to.equal('dir');
   });
 
+  it('--sharens: a required warm mount, also with warm mounts off (the default idle time), the same keeper as without it; on the wire as warm 2', () => {
+    const base = { host: host({ warm: WARM }), image: image({ identity: ID }) };
+    const w = warmOf({ ...base, flags: { sharens: true } })!;
+    expect(w).to.include({ required: true, idleSeconds: 300 });
+    expect(w.key).to.equal(warmOf(base)!.key);
+    expect(warmOf({ ...base, host: host({ warm: { ...WARM, idleSeconds: 0 } }) })).to.equal(undefined);
+    expect(warmOf({ ...base, host: host({ warm: { ...WARM, idleSeconds: 0 } }), flags: { sharens: true } })).to.include({ idleSeconds: 300, required: true });
+    const plan = buildPlan(input({ sharens: true }, base));
+    const bytes = encodePlan(plan);
+    expect(decodePlan(bytes).rootfs).to.deep.equal(plan.rootfs);
+  });
+
+  it('--sharens with no keeper possible (an extraction, no launch directory, no identity): HPCC_E_LAUNCH_SHARENS', () => {
+    const cases: Over[] = [
+      { host: host({ warm: WARM }), image: image({ identity: ID, rootDir: '/cache/x' }) },
+      { host: host({ warm: null }), image: image({ identity: ID }) },
+      { host: host({ warm: WARM }), image: image() },
+    ];
+    for (const c of cases) {
+      let err: unknown;
+      try {
+        buildPlan(input({ sharens: true }, { ...(c.host ? { host: c.host } : {}), ...(c.image ? { image: c.image } : {}) }));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(HpccError);
+      expect([(err as HpccError).code, (err as HpccError).exitCode]).to.deep.equal(['HPCC_E_LAUNCH_SHARENS', 99]);
+    }
+  });
+
   it('the key tells apart images, identities, id mappings (--fakeroot) and nodes', () => {
     const base = { host: host({ warm: WARM }), image: image({ identity: ID }) };
     const k = warmOf(base)!.key;
@@ -54,7 +86,7 @@ describe('runtime/builder: warm mounts', () => {
     const stages = ['/tmp/hpcc-1000'];
     expect(warmFacts({}, c, 1000, stages)!.idleSeconds).to.equal(60);
     expect(warmFacts({ HPCC_WARM_IDLE: '5' }, c, 1000, stages)!.idleSeconds).to.equal(5);
-    expect(warmFacts({ HPCC_WARM_IDLE: '0' }, c, 1000, stages)).to.equal(null);
+    expect(warmFacts({ HPCC_WARM_IDLE: '0' }, c, 1000, stages)!.idleSeconds).to.equal(0);
     expect(warmFacts({}, defaultConfig(), 1000, stages)!.idleSeconds).to.equal(300);
     expect(warmFacts({}, c, 1000, stages)!.dir).to.equal('/tmp/hpcc-1000/warm');
     expect(warmFacts({}, c, 1000, ['/mnt'])).to.equal(null); // the per-user directory is not ours
