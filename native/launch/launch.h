@@ -84,6 +84,10 @@ struct plan {
   int rootfs_fuse; /* 1: squashfuse, 0: dir */
   const char *image, *fuse_helper, *mountpoint; /* squashfuse */
   uint64_t offset;
+  /* version 4, squashfuse: a warm mount to join or start (warm.c); warm_dir NULL when off */
+  const char *warm_dir, *warm_key, *warm_id;
+  uint64_t warm_idle; /* seconds */
+  int warm_required;  /* --sharens: fail rather than launch in namespaces of its own */
   const char *rootdir; /* dir */
   const char *stage;
   size_t nmounts;
@@ -117,6 +121,8 @@ struct rootfs_state {
   pid_t ovl_pid[OVL_MAX_FUSE]; /* fuse-overlayfs servers (children of the helper), 0 when none */
   int ovl_sock; /* helper <-> container socket for fuse-overlayfs requests, -1 when none */
   int made_stage, made_mountpoint, stage_mounted, fuse_mounted;
+  int warm_root; /* joined a warm mount (warm.c): an O_PATH fd of its root, else -1 */
+  int warm_sock; /* the connection to its keeper, held while the container runs, else -1 */
   char newroot[PLAN_MAX_PATH + 16];
   char scratch[PLAN_MAX_PATH + 16];
 };
@@ -140,6 +146,14 @@ void enter_root(const struct plan *p, const struct rootfs_state *rs);
 void drop_capabilities(void);
 void stop_fuse(struct rootfs_state *rs);
 void cleanup_host(const struct plan *p, struct rootfs_state *rs);
+/* setup.c, for the keeper too: namespaces with mounts private (0) or slaves of the host's (1);
+ * mount squashfuse on `target` serving `image_arg`, its log into `logfd` */
+void setup_userns(const struct plan *p, int slave);
+void fuse_mount_at(const struct plan *p, struct rootfs_state *rs, const char *target, const char *image_arg, int logfd);
+/* warm.c: join the plan's warm mount (starting its keeper when there is none): 1 when joined (the
+ * helper is then in the keeper's user namespace and a private copy of its mount namespace, rs->warm_root
+ * set), 0 when the launch goes on as without one (no namespace entered) */
+int warm_join(const struct plan *p, struct rootfs_state *rs);
 /* main.c: undo host-side setup when fail() ends the helper process itself */
 void on_fail_cleanup(void);
 /* how a failed process ends (main.c: with --fallback the helper may hand the launch on) */

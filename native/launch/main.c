@@ -414,7 +414,8 @@ int main(int argc, char **argv)
   g_umask = um;
   g_main_pid = getpid();
   if (g_fallback && g_status_fd < 0) open_status_pipe();
-  setup_namespaces(&g_plan);
+  g_rs.warm_root = g_rs.warm_sock = -1;
+  if (!warm_join(&g_plan, &g_rs)) setup_namespaces(&g_plan);
   g_helper_pid = getpid();
   setup_stage_and_root(&g_plan, &g_rs);
 
@@ -440,6 +441,7 @@ int main(int argc, char **argv)
      * view to clean up after it */
     if (unshare(CLONE_NEWNS) != 0) fail(-1, "unshare", errno, EXL_NS, "unshare(CLONE_NEWNS) for the container");
     if (sv[0] >= 0) close(sv[0]);
+    if (g_rs.warm_sock >= 0) close(g_rs.warm_sock); /* the helper holds the keeper's connection */
     g_rs.ovl_sock = sv[1];
     run_mount_ops(&g_plan, &g_rs);
     if (g_rs.ovl_sock >= 0) close(g_rs.ovl_sock); /* the helper stops listening */

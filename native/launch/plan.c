@@ -1,7 +1,8 @@
 /*
- * Strict parser of the launch plan wire format, versions 2 and 3 (version 1
+ * Strict parser of the launch plan wire format, versions 2 to 4 (version 1
  * lacked the `command` field; version 3 adds the overlay op's `methods` and
- * `fuse-overlayfs` fields, a version-2 overlay is kernel overlayfs only).
+ * `fuse-overlayfs` fields, a version-2 overlay is kernel overlayfs only;
+ * version 4 adds the squashfuse root's `warm` fields).
  * The format is documented (and encoded) in src/runtime/codec.ts; the short form:
  *
  *   "HPCC-PLAN 3\n", then fields in a fixed order, each
@@ -294,6 +295,25 @@ static int str_list(struct rd *r, const char *countkey, const char *key, size_t 
   return 0;
 }
 
+/* version 4: "warm" 0|1|2 (2: required, --sharens: no launch without joining); with 1 or 2: warm-dir (path), warm-key (16..64 hex digits), warm-idle (seconds,
+ * 1..604800), warm-id (the image identity, digits and ':' only) */
+static int warm_fields(struct rd *r, struct plan *p)
+{
+  uint64_t on;
+  if (num_field(r, "warm", 2, 10, &on)) return -1;
+  if (!on) return 0;
+  p->warm_required = on == 2;
+  if (path_field(r, "warm-dir", &p->warm_dir) || str_field(r, "warm-key", 64, &p->warm_key) ||
+      num_field(r, "warm-idle", 604800, 10, &p->warm_idle) || str_field(r, "warm-id", 256, &p->warm_id))
+    return -1;
+  size_t n = strlen(p->warm_key);
+  if (n < 16 || strspn(p->warm_key, "0123456789abcdef") != n) return perr(r, "field 'warm-key': not 16 to 64 hex digits");
+  if (p->warm_idle == 0) return perr(r, "field 'warm-idle': 0 (no warm mount is written as warm 0)");
+  if (!p->warm_id[0] || strspn(p->warm_id, "0123456789:") != strlen(p->warm_id))
+    return perr(r, "field 'warm-id': not an image identity");
+  return 0;
+}
+
 int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
 {
   struct rd rr = {buf, len, 0, err, errlen}, *r = &rr;
@@ -311,6 +331,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
     buf[r->pos] = '\0';
     if (strcmp(buf + s, "2") == 0) p->version = 2;
     else if (strcmp(buf + s, "3") == 0) p->version = 3;
+    else if (strcmp(buf + s, "4") == 0) p->version = 4;
     else
       return perr(r, "plan version '%s' is not supported (this helper reads versions %d to %d)", buf + s,
                   HPCC_PLAN_VERSION_MIN, HPCC_PLAN_VERSION);
@@ -331,6 +352,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen)
     if (path_field(r, "image", &p->image) || num_field(r, "offset", INT64_MAX, 10, &p->offset) ||
         path_field(r, "fuse-helper", &p->fuse_helper) || path_field(r, "mountpoint", &p->mountpoint))
       return -1;
+    if (p->version >= 4 && warm_fields(r, p)) return -1;
   } else if (!strcmp(kind, "dir")) {
     if (path_field(r, "path", &p->rootdir)) return -1;
   } else {

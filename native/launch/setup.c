@@ -41,6 +41,14 @@ static void write_file(const char *path, const char *text, const char *step, int
 
 void setup_namespaces(const struct plan *p)
 {
+  setup_userns(p, 0);
+}
+
+/* slave = 1 (the warm keeper, warm.c): the host's later mounts and unmounts still reach the
+ * namespace (a less privileged copy starts with slaves of the host's shared mounts), so the
+ * launches that join it later see the host as it is then; their own copy is made private. */
+void setup_userns(const struct plan *p, int slave)
+{
   char buf[64];
   if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
     fail(-1, "unshare", errno, EXL_NS, "unshare(CLONE_NEWUSER|CLONE_NEWNS)");
@@ -49,7 +57,7 @@ void setup_namespaces(const struct plan *p)
   write_file("/proc/self/uid_map", buf, "uid_map", 0);
   snprintf(buf, sizeof buf, "%u %u 1\n", p->gid_in, p->gid_out);
   write_file("/proc/self/gid_map", buf, "gid_map", 0);
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+  if (mount(NULL, "/", NULL, MS_REC | (slave ? MS_SLAVE : MS_PRIVATE), NULL) != 0)
     fail(-1, "private", errno, EXL_NS, "make every mount private");
 }
 
@@ -113,15 +121,25 @@ static void on_alarm(int sig)
 
 static void start_fuse(const struct plan *p, struct rootfs_state *rs)
 {
-  char log[PLAN_MAX_PATH + 32], opt[64], mopts[160], devfd[32];
+  char log[PLAN_MAX_PATH + 32];
   int fd = open(p->image, O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(-1, "image", errno, EXL_ROOTFS, "open image %s", p->image);
   close(fd);
-  if (access(p->fuse_helper, X_OK) != 0)
-    fail(-1, "fuse-helper", errno, EXL_ROOTFS, "FUSE server %s cannot be executed", p->fuse_helper);
   struct stat pre;
   rs->made_mountpoint = lstat(p->mountpoint, &pre) != 0;
   if (mkdir_p(p->mountpoint, 0700) != 0) fail(-1, "rootfs", errno, EXL_ROOTFS, "create mount point %s", p->mountpoint);
+  snprintf(log, sizeof log, "%s/fuse.log", rs->scratch);
+  int logfd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (logfd < 0) fail(-1, "fuse", errno, EXL_ROOTFS, "create %s", log);
+  fuse_mount_at(p, rs, p->mountpoint, p->image, logfd);
+  close(logfd);
+}
+
+void fuse_mount_at(const struct plan *p, struct rootfs_state *rs, const char *target, const char *image_arg, int logfd)
+{
+  char opt[64], mopts[160], devfd[32];
+  if (access(p->fuse_helper, X_OK) != 0)
+    fail(-1, "fuse-helper", errno, EXL_ROOTFS, "FUSE server %s cannot be executed", p->fuse_helper);
   int dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (dev < 0) fail(-1, "fuse-device", errno, EXL_ROOTFS, "open /dev/fuse");
   snprintf(mopts, sizeof mopts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions", dev, p->uid_in,
@@ -129,12 +147,9 @@ static void start_fuse(const struct plan *p, struct rootfs_state *rs)
   const char *base = strrchr(p->fuse_helper, '/') + 1;
   char fstype[64];
   snprintf(fstype, sizeof fstype, "fuse.%.50s", base);
-  if (mount(p->image, p->mountpoint, fstype, MS_NOSUID | MS_NODEV | MS_RDONLY, mopts) != 0)
-    fail(-1, "fuse-mount", errno, EXL_ROOTFS, "mount FUSE on %s", p->mountpoint);
+  if (mount(p->image, target, fstype, MS_NOSUID | MS_NODEV | MS_RDONLY, mopts) != 0)
+    fail(-1, "fuse-mount", errno, EXL_ROOTFS, "mount FUSE on %s", target);
   rs->fuse_mounted = 1;
-  snprintf(log, sizeof log, "%s/fuse.log", rs->scratch);
-  int logfd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (logfd < 0) fail(-1, "fuse", errno, EXL_ROOTFS, "create %s", log);
   snprintf(opt, sizeof opt, "offset=%llu", (unsigned long long)p->offset);
   snprintf(devfd, sizeof devfd, "/dev/fd/%d", dev);
   pid_t parent = getpid();
@@ -151,7 +166,7 @@ static void start_fuse(const struct plan *p, struct rootfs_state *rs)
     dup2(logfd, 1);
     dup2(logfd, 2);
     fcntl(dev, F_SETFD, 0);
-    execl(p->fuse_helper, p->fuse_helper, "-f", "-o", opt, p->image, devfd, (char *)NULL);
+    execl(p->fuse_helper, p->fuse_helper, "-f", "-o", opt, image_arg, devfd, (char *)NULL);
     dprintf(2, "exec %s: %s\n", p->fuse_helper, strerror(errno));
     _exit(127);
   }
@@ -164,13 +179,12 @@ static void start_fuse(const struct plan *p, struct rootfs_state *rs)
   g_watch_pid = pid;
   alarm(FUSE_READY_S);
   struct stat st;
-  int r = stat(p->mountpoint, &st), e = errno;
+  int r = stat(target, &st), e = errno;
   alarm(0);
   g_watch_pid = 0;
   sigaction(SIGALRM, &old, NULL);
   if (g_watch_fired) fuse_failed(p, rs, logfd, ETIMEDOUT, "did not answer within 10 s for");
   if (r != 0) fuse_failed(p, rs, logfd, e, "did not serve");
-  close(logfd);
 }
 
 void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs)
@@ -186,7 +200,11 @@ void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs)
   if (mkdir(rs->newroot, 0755) != 0 || mkdir(rs->scratch, 0700) != 0)
     fail(-1, "stage", errno, EXL_ROOTFS, "populate stage %s", p->stage);
   const char *src = p->rootdir;
-  if (p->rootfs_fuse) {
+  char wroot[32];
+  if (rs->warm_root >= 0) { /* the warm mount joined (warm.c) */
+    snprintf(wroot, sizeof wroot, "/proc/self/fd/%d", rs->warm_root);
+    src = wroot;
+  } else if (p->rootfs_fuse) {
     start_fuse(p, rs);
     src = p->mountpoint;
   } else {

@@ -67,6 +67,7 @@ export function launchRequest(action: LaunchAction, p: ParsedLaunch): LaunchRequ
     rocm: on('rocm'),
     noRdma: on('no-rdma'),
     fakeroot: on('fakeroot'),
+    sharens: on('sharens'),
   };
   if (one('home') !== undefined) f.home = one('home')!;
   if (one('pwd') !== undefined) f.pwd = one('pwd')!;

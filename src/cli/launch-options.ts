@@ -61,6 +61,10 @@ export const LAUNCH_OPTIONS: readonly LaunchOption[] = Object.freeze([
   opt('pid', { char: 'p', value: false, description: 'run in a new PID namespace' }),
   opt('nv', { value: false, description: "the host's NVIDIA driver (libraries, nvidia-smi, devices) in the container" }),
   opt('fakeroot', { value: false, description: 'be root inside (uid 0 mapped to you; no capabilities, no other ids); $HOME is /root' }),
+  opt('sharens', {
+    value: false,
+    description: "share one user namespace with this user's other launches of the image on the node (the warm mount's; Open MPI's CMA between ranks); fails if it cannot",
+  }),
   opt('rocm', { value: false, description: "the host's AMD ROCm driver (libraries, rocm-smi, /dev/kfd and /dev/dri) in the container" }),
   opt('no-rdma', { value: false, description: "do not bind the host's RDMA devices and configuration (/dev/infiniband, /etc/libibverbs.d, /etc/rdma, /sys/class/infiniband)" }),
   opt('plan-out', {

@@ -14,6 +14,7 @@ import { findGpu } from '../runtime/builder/gpu-facts.js';
 import { RDMA_CONFIG, RDMA_DEVICES, RDMA_SYSFS } from '../runtime/builder/rdma.js';
 import { installRoot } from '../util/install-root.js';
 import { removeTree } from '../util/remove-tree.js';
+import { checkWarm } from './doctor-warm.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -298,7 +299,7 @@ function checkRdma(): Check[] {
 export function runDoctor(): Check[] {
   const overlay = checkOverlay();
   return [
-    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkFront(), ...checkGpus(), ...checkRdma(),
+    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkWarm(), checkFront(), ...checkGpus(), ...checkRdma(),
   ];
 }
 

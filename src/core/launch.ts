@@ -88,10 +88,10 @@ async function resolveImageArg(arg: string): Promise<string> {
 export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promise<{ built: BuiltLaunch; rows?: EnvExplanation[] }> {
   if (/^[a-z-]+:/.test(req.image)) rec?.spoil('the image is a reference, not a file');
   const image = await resolveImageArg(req.image);
-  let st: fs.Stats;
+  let st: fs.BigIntStats;
   try {
     rec?.id(image);
-    st = fs.statSync(image);
+    st = fs.statSync(image, { bigint: true });
   } catch (e) {
     throw addContext(`open image ${req.image}`, e);
   }
@@ -118,6 +118,7 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
     }
   }
   const img = await readImageFacts(image, Boolean(req.explainEnv));
+  img.facts.identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
   try {
     // Extraction fallback: no squashfuse here, or --unsquash (a plan file only records the choice).
     if ((req.unsquash || !host.fuseHelper) && !req.explainEnv) {

@@ -27,7 +27,7 @@ class Reader {
     }
     if (nl < 0 || nl - magic.length > 12) this.fail('truncated plan header');
     const v = dec.decode(this.b.subarray(magic.length, nl));
-    if (v !== '2' && v !== String(PLAN_VERSION)) this.fail(`plan version '${v}' is not supported (this hpcc reads versions 2 to ${PLAN_VERSION})`);
+    if (!['2', '3', String(PLAN_VERSION)].includes(v)) this.fail(`plan version '${v}' is not supported (this hpcc reads versions 2 to ${PLAN_VERSION})`);
     this.version = Number(v);
     this.pos = nl + 1;
   }
@@ -153,6 +153,17 @@ export function decodePlan(bytes: Uint8Array): LaunchPlan {
     const offset = r.num('offset', Number.MAX_SAFE_INTEGER);
     const fuseHelper = r.path('fuse-helper');
     rootfs = { kind, image, offset, fuseHelper, mountpoint: r.path('mountpoint') };
+    const warm = r.version >= 4 ? r.num('warm', 2) : 0;
+    if (warm) {
+      const dir = r.path('warm-dir');
+      const key = r.str('warm-key', 64);
+      if (!/^[0-9a-f]{16,64}$/.test(key)) r.fail("field 'warm-key': not 16 to 64 hex digits");
+      const idleSeconds = r.num('warm-idle', 604800);
+      if (idleSeconds === 0) r.fail("field 'warm-idle': 0 (no warm mount is written as warm 0)");
+      const identity = r.str('warm-id', 256);
+      if (!/^[0-9:]+$/.test(identity)) r.fail("field 'warm-id': not an image identity");
+      rootfs.warm = { dir, key, idleSeconds, identity, ...(warm === 2 ? { required: true } : {}) };
+    }
   } else if (kind === 'dir') {
     rootfs = { kind, path: r.path('path') };
   } else {

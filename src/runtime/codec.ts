@@ -5,7 +5,7 @@
  *
  * Layout (all text is bytes; strings are UTF-8):
  *
- *   "HPCC-PLAN 3\n"                       magic + version (2 and 3 are read)
+ *   "HPCC-PLAN 4\n"                       magic + version (2 to 4 are read)
  *   then fields in the fixed order below, each:
  *       KEY " " LEN "\n" VALUE "\n"
  *   KEY   the expected field name (the helper rejects any other)
@@ -15,7 +15,9 @@
  *   uid.inside uid.outside gid.inside gid.outside   decimal, 0..4294967294
  *   pidns                                          "0" | "1"
  *   rootfs                                         "squashfuse" | "dir"
- *     squashfuse: image, offset (decimal), fuse-helper, mountpoint
+ *     squashfuse: image, offset (decimal), fuse-helper, mountpoint, warm ("0" | "1" |
+ *                 "2": required, --sharens); with warm 1 or 2: warm-dir (path), warm-key (16..64 hex digits),
+ *                 warm-idle (seconds, 1..604800), warm-id (digits and ':')
  *     dir:        path
  *   stage
  *   mounts                                         count (≤ 1024), then per op:
@@ -38,7 +40,8 @@
  *
  * Version history: 1 had no `command` field (a command given to the helper
  * replaced all of argv, wrapper included); 2 adds it; 3 adds the overlay
- * op's `methods` and `fuse-overlayfs` (a version-2 overlay means kernel only).
+ * op's `methods` and `fuse-overlayfs` (a version-2 overlay means kernel only);
+ * 4 adds the squashfuse root's `warm` fields.
  *
  * Numbers: decimal (or octal for modes) without sign or leading zeros ("0"
  * itself is allowed). Paths (src, dst, image, fuse-helper, mountpoint, path,
@@ -177,6 +180,19 @@ export function encodePlan(plan: LaunchPlan): Uint8Array {
     w.field('offset', checkUint('rootfs.offset', r.offset), 20);
     w.field('fuse-helper', checkPath('rootfs.fuseHelper', r.fuseHelper), P);
     w.field('mountpoint', checkPath('rootfs.mountpoint', r.mountpoint), P);
+    const wm = r.warm;
+    w.field('warm', wm ? (wm.required ? '2' : '1') : '0', 1);
+    if (wm) {
+      w.field('warm-dir', checkPath('rootfs.warm.dir', wm.dir), P);
+      if (!/^[0-9a-f]{16,64}$/.test(wm.key)) throw new LaunchPlanError(`rootfs.warm.key: '${wm.key}' is not 16 to 64 hex digits`);
+      w.field('warm-key', wm.key, 64);
+      if (!Number.isInteger(wm.idleSeconds) || wm.idleSeconds < 1 || wm.idleSeconds > 604800) {
+        throw new LaunchPlanError(`rootfs.warm.idleSeconds: ${wm.idleSeconds} is not 1..604800`);
+      }
+      w.field('warm-idle', String(wm.idleSeconds), 20);
+      if (!/^[0-9:]+$/.test(wm.identity)) throw new LaunchPlanError(`rootfs.warm.identity: '${wm.identity}' is not an image identity`);
+      w.field('warm-id', wm.identity, 256);
+    }
   } else if (r.kind === 'dir') {
     w.field('path', checkPath('rootfs.path', r.path), P);
   } else {

@@ -46,11 +46,15 @@
  *    failures, 126/127 when the payload cannot be executed / is not found.
  *
  * Version 2 added `commandIndex`; version 3 the overlay op's `methods` and
- * `fuseOverlayfs` (the helper reads versions 2 and 3; a version-2 overlay
- * is kernel overlayfs only).
+ * `fuseOverlayfs` (a version-2 overlay is kernel overlayfs only); version 4
+ * the squashfuse root's `warm` (the helper reads versions 2 to 4).
+ *  - warm: the helper joins the keeper of a warm mount of this image, or
+ *    starts one (native/launch/warm.c, docs/launcher.md "Warm mounts").
+ *    Anything short of joining makes it mount the image itself as without.
+
  */
 
-export const PLAN_VERSION = 3;
+export const PLAN_VERSION = 4;
 
 /**
  * How an overlay op is made, tried in the op's order by the helper (which
@@ -82,12 +86,28 @@ export type RootfsSpec =
       fuseHelper: string;
       /** host directory where the image is mounted (inside the new mount namespace) */
       mountpoint: string;
+      /** share a mount of the image kept warm by a keeper process (absent: mount it per launch) */
+      warm?: WarmSpec;
     }
   | {
       kind: 'dir';
       /** an extracted or sandbox directory on the host */
       path: string;
     };
+
+/** A warm mount to join or start (builder/warm.ts decides; native/launch/warm.c acts). */
+export interface WarmSpec {
+  /** the rendezvous directory (the caller's own, 0700; created by the helper when missing) */
+  dir: string;
+  /** 16..64 lower-case hex digits: the image identity, id mapping, helper and node, hashed */
+  key: string;
+  /** seconds the keeper stays with no launch using it (1..604800) */
+  idleSeconds: number;
+  /** the image file's identity, dev:ino:size:mtimeNs:ctimeNs:offset; a keeper of any other is never joined */
+  identity: string;
+  /** --sharens: the launch fails rather than run in namespaces of its own (wire: warm 2) */
+  required?: boolean;
+}
 
 export type MountOp =
   /** bind a host path to a container path; `optional` skips a missing source silently */

@@ -116,6 +116,11 @@ function classify(r: StatusRecord, errno: string): { code: string; hint?: string
     case 'private':
     case 'pidns':
       return { code: 'HPCC_E_LAUNCH_USERNS', hint: USERNS_HINT };
+    case 'sharens':
+      return {
+        code: 'HPCC_E_LAUNCH_SHARENS',
+        hint: '--sharens needs a warm mount to join (its keeper, the rendezvous directory, setns into its user namespace): `hpcc doctor` checks them; HPCC_DEBUG=1 says more.',
+      };
     case 'image':
       return { code: 'HPCC_E_LAUNCH_IMAGE', hint: 'Check that the image file exists and that you can read it.' };
     case 'fuse-device':

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HPCC_BIN, IS_ROOT, REPO_ROOT, findTool, makeTempDir, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { HPCC_BIN, IS_ROOT, REPO_ROOT, findTool, makeTempDir, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds, WARM_IDLE_FOR_TESTS } from '../helpers/env.js';
 
 export const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'pwd', 'touch', 'grep', 'env', 'kill', 'sleep', 'true', 'false', 'mkdir', 'rm', 'test', '['];
 
@@ -51,7 +51,7 @@ export function makeTree(root: string, busybox: string, inert = false): void {
 
 /** Start hpcc as the test user without waiting (signals, SIGKILL, concurrency). */
 export function spawnUnprivileged(args: string[], cwd: string, env: Record<string, string> = {}): ChildProcess {
-  const base = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...env };
+  const base = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HPCC_WARM_IDLE: WARM_IDLE_FOR_TESTS, HOME: IS_ROOT ? '/home/hpcctest' : process.env.HOME!, ...env };
   if (!IS_ROOT) return spawn(process.execPath, [HPCC_BIN, ...args], { cwd, env: base, stdio: ['pipe', 'pipe', 'pipe'] });
   const { uid, gid } = testUserIds();
   return spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, HPCC_BIN, ...args], {

@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { LAUNCH_OPTIONS, type LaunchOption } from '../../src/cli/launch-options.js';
 import { HPCC_BIN, IS_ROOT, REPO_ROOT, removeTree, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
+import { alive, keepersIn } from './warm-fixture.js';
 
 const FRONT = path.join(REPO_ROOT, 'dist/native/hpcc');
 const HELPER = path.join(REPO_ROOT, 'dist/native/hpcc-launch');
@@ -56,6 +57,11 @@ describe('e2e: one launch contract, every path (oclif, lean, native front with a
     }
   });
   after(() => {
+    // --sharens starts a keeper even with warm mounts off (default idle time): stop this suite's
+    // (runUnprivileged passes no TMPDIR: the test user's launch directory is in /tmp)
+    for (const k of keepersIn(path.join('/tmp', `hpcc-${testUserIds().uid}`, 'warm'))) {
+      if (img?.tmp && k.image.startsWith(img.tmp) && alive(k.pid)) process.kill(k.pid, 'SIGTERM');
+    }
     if (img?.tmp) removeTree(img.tmp);
   });
 

@@ -60,6 +60,10 @@ describe('e2e: RDMA devices and configuration in the container (a substitute RDM
     LOGNAME: 'hpcctest',
     HPCC_CACHEDIR: cache,
     HPCC_DEBUG: '1',
+    // No warm mounts: the substitute host is a mount namespace of its own, and a launch there
+    // would join a keeper another test's launch started in the host's namespace, whose view
+    // of /dev, /etc and /sys (no RDMA) its binds would then see.
+    HPCC_WARM_IDLE: '0',
     ...extra,
   });
 

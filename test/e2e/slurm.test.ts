@@ -5,8 +5,10 @@
  * a rank's exit status reaches srun; the ranks of a later step launch from
  * the launch memos the first step wrote (they differ only in SLURM_* values,
  * which pass through); an Open MPI program's ranks, each in its container,
- * talk through srun's PMIx (the hybrid model); slurm/example.sbatch runs
- * both its steps.
+ * talk through srun's PMIx (the hybrid model); with --sharens two ranks share
+ * a user namespace, so Open MPI's CMA works between them (without it, its
+ * "different user namespaces" warning); slurm/example.sbatch runs both its
+ * steps.
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
@@ -85,6 +87,44 @@ int main(int argc, char **argv) {
     const r = asUser('srun', ['-n', '2', '--mpi=pmix', FRONT, 'exec', sif, '/usr/local/bin/mpi-hello']);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.trim().split('\n').sort()).to.deep.equal(['rank 0 of 2 sum 1', 'rank 1 of 2 sum 1']);
+  });
+
+  it("MPI ping-pong between 2 ranks on a node: with --sharens they share a user namespace and Open MPI's CMA works; without (warm mounts off) it warns", function () {
+    requireTools(this, 'mpicc', 'ldd');
+    const dir = path.join(img.tmp, 'pingpong');
+    fs.mkdirSync(dir);
+    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-pingpong'), path.join(REPO_ROOT, 'test/helpers/mpi-pingpong.c')]);
+    const tree = path.join(dir, 'tree');
+    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), tree, path.join(dir, 'mpi-pingpong')]);
+    const sif = path.join(dir, 'pingpong.sif');
+    const b = runHpcc(['build', sif, tree]);
+    expect(b.status, b.stderr).to.equal(0);
+    fs.chmodSync(sif, 0o644);
+    const tmp = path.join(dir, 'launch');
+    fs.mkdirSync(tmp);
+    if (IS_ROOT) fs.chownSync(tmp, testUserIds().uid, testUserIds().gid);
+    // the ranks' own launch directory; warm mounts off (the suites' default), so only --sharens shares
+    const ranks = (opts: string[]) =>
+      runUnprivileged('srun', ['-n', '2', '--mpi=pmix', FRONT, 'exec', ...opts, sif, '/usr/local/bin/mpi-pingpong', '200'], {
+        cwd: img.tmp,
+        env: { SLURM_CONF: slurm!.conf, HPCC_CACHEDIR: cache, HPCC_TMPDIR: tmp, HPCC_WARM_IDLE: '0' },
+        timeout: 120_000,
+      });
+    const CMA_WARNING = /CMA is\s+not available due to different user namespaces/;
+    const alone = ranks([]);
+    expect(alone.status, alone.stderr).to.equal(0);
+    expect(alone.stdout).to.match(/pingpong 1048576 B: /);
+    expect(`${alone.stdout}${alone.stderr}`, 'separate user namespaces: Open MPI says CMA is off').to.match(CMA_WARNING);
+    const shared = ranks(['--sharens']);
+    expect(shared.status, shared.stderr).to.equal(0);
+    expect(shared.stdout).to.match(/pingpong 8 B: .*\npingpong 1048576 B: /);
+    expect(`${shared.stdout}${shared.stderr}`, 'one user namespace: CMA works').to.not.match(CMA_WARNING);
+    // the step's keeper (--sharens: the default idle time; Slurm's cgroup cleanup would end it with the
+    // step, which this fixture's proctrack/linuxproc does not) is stopped, or its files removed, by the cache command
+    const hpcc = (args: string[]) => runUnprivileged(process.execPath, [path.join(REPO_ROOT, 'bin/run.js'), ...args], { cwd: img.tmp, env: { HPCC_TMPDIR: tmp, HPCC_CACHEDIR: cache } });
+    const c = hpcc(['cache', 'clean', '--type', 'mounts']);
+    expect(c.stdout).to.match(/^(Stopped|Removed dead) mount /m).and.not.match(/In use/);
+    expect(JSON.parse(hpcc(['cache', 'list', '--type', 'mounts', '--json']).stdout).entries).to.deep.equal([]);
   });
 
   it("a rank's exit status reaches srun", () => {

@@ -71,12 +71,21 @@ export function requireTestUser(ctx: Mocha.Context): void {
  * Run a command as the unprivileged test user when we are root (setpriv, with
  * the user's groups and a clean HOME), or as ourselves otherwise.
  */
+/**
+ * Warm mounts are off in tests unless a test turns them on (HPCC_WARM_IDLE in
+ * its env): a keeper outlives its launch, and the suites check that a launch
+ * leaves no process or mount behind (test/e2e/launch-warm.test.ts tests keepers).
+ */
+export const WARM_IDLE_FOR_TESTS = '0';
+process.env.HPCC_WARM_IDLE ??= WARM_IDLE_FOR_TESTS;
+
 export function runUnprivileged(cmd: string, args: string[], opts: SpawnSyncOptions = {}): SpawnSyncReturns<string> {
   if (!IS_ROOT) return spawnSync(cmd, args, { ...opts, encoding: 'utf8' });
   const uid = execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim();
   const gid = execFileSync('id', ['-g', TEST_USER], { encoding: 'utf8' }).trim();
   const env = {
     PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+    HPCC_WARM_IDLE: WARM_IDLE_FOR_TESTS,
     HOME: `/home/${TEST_USER}`,
     USER: TEST_USER,
     LOGNAME: TEST_USER,

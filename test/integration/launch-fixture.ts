@@ -79,7 +79,7 @@ export class HelperBench {
     const k = this.n++;
     const { ids, work } = this;
     return {
-      version: 3,
+      version: 4,
       uid: { inside: ids.uid, outside: ids.uid },
       gid: { inside: ids.gid, outside: ids.gid },
       pidNamespace: false,

@@ -184,9 +184,9 @@ describe('integration: hpcc-launch runs plans as an unprivileged user', function
     const latin = good.toString('latin1');
     const cases = [
       good.subarray(0, good.length - 3),
-      Buffer.from(latin.replace('HPCC-PLAN 3', 'HPCC-PLAN 9'), 'latin1'),
+      Buffer.from(latin.replace('HPCC-PLAN 4', 'HPCC-PLAN 9'), 'latin1'),
       // a version-1 plan (no `command` field): refused, never run with a guessed command index
-      Buffer.from(latin.replace('HPCC-PLAN 3', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), 'latin1'),
+      Buffer.from(latin.replace('HPCC-PLAN 4', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), 'latin1'),
       // a command index past argv
       Buffer.from(latin.replace('command 1\n0\n', 'command 1\n1\n'), 'latin1'),
       Buffer.from('junk'),

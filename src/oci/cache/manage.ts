@@ -6,7 +6,8 @@
  * bumped on every use), and their removal. An entry in use (its lock held by
  * a live process; an extraction mounted by a running container) is skipped,
  * never removed from under a pull or a launch; temp files and trees of dead
- * processes are removed by any clean.
+ * processes are removed by any clean. Warm mounts (mounts.ts) are listed
+ * with their keeper's status; clean stops them.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -16,11 +17,14 @@ import { acquireLock, processStartTime } from './lock.js';
 import { BlobCache } from './store.js';
 import { MEMO_TEMP_STALE_MS } from '../../runtime/memo.js';
 import { ensureCacheDir } from '../../util/cache-root.js';
+import { listMounts, stopMount, type MountEntry } from './mounts.js';
 
-export type CacheType = 'blob' | 'sif' | 'extract' | 'launch' | 'all';
-export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'launch', 'all'];
+export type CacheType = 'blob' | 'sif' | 'extract' | 'launch' | 'mounts' | 'all';
+export const CACHE_TYPES: readonly CacheType[] = ['blob', 'sif', 'extract', 'launch', 'mounts', 'all'];
 
-export interface CacheEntry {
+export type CacheEntry = FileEntry | MountEntry;
+
+export interface FileEntry {
   /** 'temp': a download, conversion or extraction left by a dead process */
   type: 'blob' | 'sif' | 'extract' | 'launch' | 'temp';
   /** digest for blobs, file name for SIFs and launch memos, key (directory name) for extractions */
@@ -30,14 +34,14 @@ export interface CacheEntry {
   lastUsed: string; // ISO time
 }
 
-async function entriesIn(dir: string, type: 'blob' | 'sif' | 'launch'): Promise<CacheEntry[]> {
+async function entriesIn(dir: string, type: 'blob' | 'sif' | 'launch'): Promise<FileEntry[]> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
   } catch {
     return [];
   }
-  const out: CacheEntry[] = [];
+  const out: FileEntry[] = [];
   for (const n of names.sort()) {
     const p = path.join(dir, n);
     const st = await fsp.lstat(p).catch(() => null);
@@ -67,6 +71,7 @@ export async function listCache(cache: BlobCache, type: CacheType = 'all'): Prom
   if (type === 'sif' || type === 'all') out.push(...(await entriesIn(cache.sifDir, 'sif')));
   if (type === 'extract' || type === 'all') out.push(...listExtractions(cache.root));
   if (type === 'launch' || type === 'all') out.push(...(await entriesIn(path.join(cache.root, 'launch'), 'launch')));
+  if (type === 'mounts' || type === 'all') out.push(...(await listMounts()));
   return out;
 }
 
@@ -92,6 +97,12 @@ export async function cleanCache(cache: BlobCache, o: CleanOptions = {}): Promis
   const res: CleanResult = { removed: [], busy: [], bytes: 0, dryRun: o.dryRun ?? false };
   for (const e of await listCache(cache, o.type ?? 'all')) {
     if (e.type !== 'temp' && Date.parse(e.lastUsed) > cutoff) continue;
+    if (e.type === 'mount') {
+      // a keeper is stopped, not removed: it takes no new launch and ends when its running ones have
+      if (res.dryRun || (await stopMount(e)) !== 'busy') res.removed.push(e);
+      else res.busy.push(e);
+      continue;
+    }
     const extractionTemp = e.type === 'temp' && path.dirname(e.path) === extractDir(cache.root);
     if ((e.type === 'extract' || extractionTemp) && res.dryRun && isMounted(e.path)) {
       res.busy.push(e);

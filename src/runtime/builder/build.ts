@@ -14,7 +14,8 @@
  */
 import * as path from 'node:path';
 import { HpccError, UsageError } from '../../errors/index.js';
-import { PLAN_VERSION, freezePlan, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
+import { PLAN_VERSION, freezePlan, type IdMap, type LaunchPlan, type MountOp, type RootfsSpec } from '../plan.js';
+import { sharensError, warmSpec } from './warm.js';
 import { buildAction, libsOnPath } from './actions.js';
 import { isContained, isUnder, normPath, planHome, planMounts } from './binds.js';
 import { planEnv, type EnvPlan } from './env.js';
@@ -58,8 +59,9 @@ export function pickStage(stageDirs: string[], intents: MountIntent[]): string {
   return ok ?? stageDirs[stageDirs.length - 1]!;
 }
 
-function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
+function rootfsOf(input: BuildInput, stage: string, uid: IdMap, gid: IdMap): RootfsSpec {
   const { image, host } = input;
+  if (image.rootDir && input.flags.sharens) throw sharensError(`${image.path} runs from an extracted tree (--unsquash, or no FUSE), which no keeper holds`);
   if (image.rootDir) return { kind: 'dir', path: image.rootDir };
   if (!host.fuseHelper) {
     throw new HpccError('HPCC_E_LAUNCH_NO_SQUASHFUSE', 'neither squashfuse_ll nor squashfuse is installed', {
@@ -67,7 +69,15 @@ function rootfsOf(input: BuildInput, stage: string): RootfsSpec {
       hint: 'Install squashfuse (Debian/Ubuntu: apt-get install squashfuse), or run with --unsquash to use an extracted copy.',
     });
   }
-  return { kind: 'squashfuse', image: image.path, offset: image.offset, fuseHelper: host.fuseHelper, mountpoint: path.posix.join(stage, 'image') };
+  const warm = warmSpec(image, host, host.fuseHelper, uid, gid, input.flags.sharens === true);
+  return {
+    kind: 'squashfuse',
+    image: image.path,
+    offset: image.offset,
+    fuseHelper: host.fuseHelper,
+    mountpoint: path.posix.join(stage, 'image'),
+    ...(warm ? { warm } : {}),
+  };
 }
 
 function pushMount(r: TargetResolver, i: MountIntent, skipped: Skipped[]): void {
@@ -207,12 +217,14 @@ export function buildLaunch(orig: BuildInput): BuiltLaunch {
   const stage = pickStage(host.stageDirs, intents);
   const env = planEnv(input, home.dst, cwd);
   const action = buildAction(flags.action, flags.args, image, env, shell, libsOnPath(image, ops));
+  const uid: IdMap = { inside: host.uid, outside: orig.host.uid };
+  const gid: IdMap = { inside: host.gid, outside: orig.host.gid };
   const plan: LaunchPlan = {
     version: PLAN_VERSION,
-    uid: { inside: host.uid, outside: orig.host.uid },
-    gid: { inside: host.gid, outside: orig.host.gid },
+    uid,
+    gid,
     pidNamespace: Boolean(flags.pid || flags.containAll),
-    rootfs: rootfsOf(input, stage),
+    rootfs: rootfsOf(input, stage, uid, gid),
     stage,
     mounts: ops,
     cwd,

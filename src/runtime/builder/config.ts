@@ -15,6 +15,7 @@
  *   squashfuse = /usr/bin/squashfuse_ll   tmpdir = /tmp
  *   overlay = auto                     ; auto | kernel | fuse | skeleton | none
  *   memo = yes                         ; launch memos for the native front (docs/launcher.md)
+ *   warm = 300                         ; seconds a warm mount stays unused (0 = none; HPCC_WARM_IDLE wins)
  *   [gpu]
  *   libdirs = /opt/nvidia/lib64        ; --nv: driver libraries outside the loader's cache (comma list)
  *
@@ -56,6 +57,7 @@ export interface PartialConfig {
   tmpdir?: string;
   overlay?: OverlayMode;
   memo?: boolean;
+  warm?: number;
   gpuLibDirs?: string[];
 }
 
@@ -64,6 +66,13 @@ export function parseOverlayMode(v: unknown, where: string): OverlayMode {
   const s = String(v).trim().toLowerCase();
   if ((OVERLAY_MODES as readonly string[]).includes(s)) return s as OverlayMode;
   throw new UsageError(`${where}: unknown overlay mode "${String(v)}"`, { hint: `Use one of: ${OVERLAY_MODES.join(', ')}.` });
+}
+
+/** Seconds a warm mount's keeper may stay unused: 0 (no warm mounts) to 604800 (a week); `where` names the source. */
+export function parseWarmIdle(v: unknown, where: string): number {
+  const s = String(v).trim();
+  if (/^(0|[1-9][0-9]{0,5})$/.test(s) && Number(s) <= 604800) return Number(s);
+  throw new UsageError(`${where}: "${String(v)}" is not a number of seconds`, { hint: 'Give 0 (no warm mounts) up to 604800 seconds, e.g. 300.' });
 }
 
 function bool(v: unknown, where: string): boolean {
@@ -114,6 +123,7 @@ export function parseConfig(text: string, file: string): PartialConfig {
   if (typeof launch.tmpdir === 'string' && launch.tmpdir !== '') out.tmpdir = launch.tmpdir;
   if (launch.overlay !== undefined) out.overlay = parseOverlayMode(launch.overlay, `config ${file} [launch] overlay`);
   if (launch.memo !== undefined) out.memo = bool(launch.memo, `config ${file} [launch] memo`);
+  if (launch.warm !== undefined) out.warm = parseWarmIdle(launch.warm, `config ${file} [launch] warm`);
   const gpu = section(o, 'gpu');
   if (gpu.libdirs !== undefined) {
     out.gpuLibDirs = listValue(gpu.libdirs);
@@ -134,6 +144,7 @@ export function mergeConfig(parts: PartialConfig[]): LaunchConfig {
     if (p.tmpdir !== undefined) c.tmpdir = p.tmpdir;
     if (p.overlay !== undefined) c.overlay = p.overlay;
     if (p.memo !== undefined) c.memo = p.memo;
+    if (p.warm !== undefined) c.warm = p.warm;
     if (p.gpuLibDirs !== undefined) c.gpuLibDirs = [...(c.gpuLibDirs ?? []), ...p.gpuLibDirs];
   }
   return c;

@@ -13,7 +13,9 @@ import * as path from 'node:path';
 import { HpccIOError } from '../../errors/index.js';
 import type { FactRecorder } from '../memo.js';
 import { findById, parseGroupLine, parsePasswdLine } from './passwd.js';
-import type { GroupEntry, HostFacts, LaunchConfig, PathInfo, UserEntry } from './types.js';
+import { parseWarmIdle } from './config.js';
+import type { GroupEntry, HostFacts, LaunchConfig, PathInfo, UserEntry, WarmFacts } from './types.js';
+import { WARM_IDLE_DEFAULT } from './warm.js';
 
 function readText(p: string): string | null {
   try {
@@ -150,7 +152,7 @@ export function stageDirs(env: Record<string, string | undefined>, config: Launc
     if (isDir(d)) out.push(d);
   }
   for (const d of ['/mnt', '/media', '/srv']) if (isDir(d)) out.push(d);
-  const base = path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
+  const base = userLaunchDir(env, config, uid);
   let problem: HpccIOError | null = null;
   try {
     fs.mkdirSync(base, { mode: 0o700 });
@@ -180,6 +182,34 @@ export function stageDirs(env: Record<string, string | undefined>, config: Launc
   return out;
 }
 
+/**
+ * Warm mounts (builder/warm.ts): on unless HPCC_WARM_IDLE or `[launch] warm`
+ * is 0 (idleSeconds 0: only --sharens uses one then); the rendezvous directory is `warm` in the per-user launch directory
+ * (the last stage candidate, checked to be ours above), which the helper
+ * creates 0700 and checks again. Off when that directory is not usable.
+ */
+export function warmFacts(env: Record<string, string | undefined>, config: LaunchConfig, uid: number, stage: string[]): WarmFacts | null {
+  const idleSeconds = warmIdleSeconds(env, config);
+  const base = userLaunchDir(env, config, uid);
+  if (!stage.includes(base)) return null;
+  return { dir: warmRendezvousDir(base), idleSeconds, node: os.hostname() };
+}
+
+/** The warm mounts' rendezvous directory in a launch directory (native/launch/warm.c checks and creates it). */
+export function warmRendezvousDir(launchDir: string): string {
+  return path.join(launchDir, 'warm');
+}
+
+/** The configured idle time of warm mounts (HPCC_WARM_IDLE, else `[launch] warm`, else the default); 0: off. */
+export function warmIdleSeconds(env: Record<string, string | undefined>, config: LaunchConfig): number {
+  return env.HPCC_WARM_IDLE !== undefined && env.HPCC_WARM_IDLE !== '' ? parseWarmIdle(env.HPCC_WARM_IDLE, 'HPCC_WARM_IDLE') : (config.warm ?? WARM_IDLE_DEFAULT);
+}
+
+/** The per-user launch directory, `hpcc-UID` in HPCC_TMPDIR, `[launch] tmpdir`, TMPDIR or /tmp. */
+export function userLaunchDir(env: Record<string, string | undefined>, config: LaunchConfig, uid: number): string {
+  return path.join(env.HPCC_TMPDIR || config.tmpdir || env.TMPDIR || '/tmp', `hpcc-${uid}`);
+}
+
 /** `rec` records every host fact the plan may rest on (a launch memo's facts; the cwd, env and ids are in its key). */
 export function gatherHostFacts(config: LaunchConfig, env: Record<string, string | undefined> = process.env, rec?: FactRecorder): HostFacts {
   const uid = process.getuid!();
@@ -193,6 +223,7 @@ export function gatherHostFacts(config: LaunchConfig, env: Record<string, string
     rec?.spoil('no working directory');
     cwd = '/';
   }
+  const stages = stageDirs(env, config, uid, rec);
   const cleanEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) cleanEnv[k] = v;
   return {
@@ -207,6 +238,7 @@ export function gatherHostFacts(config: LaunchConfig, env: Record<string, string
     fuseHelper: findFuseHelper(env, config, rec),
     overlayInUserns: overlayInUserns(env, rec),
     fuseOverlayfs: findFuseOverlayfs(env, rec),
-    stageDirs: stageDirs(env, config, uid, rec),
+    stageDirs: stages,
+    warm: warmFacts(env, config, uid, stages),
   };
 }

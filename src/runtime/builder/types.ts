@@ -23,6 +23,8 @@ export interface ImageFacts {
   path: string;
   /** byte offset of the primary squashfs partition in the SIF */
   offset: number;
+  /** the SIF file's identity, dev:ino:size:mtimeNs:ctimeNs (warm mounts key by it; absent: no warm mount) */
+  identity?: string;
   /** an extracted copy of the image to use instead of squashfuse (extraction fallback) */
   rootDir?: string;
   /** the image's /etc/passwd and /etc/group (null when absent) */
@@ -45,6 +47,15 @@ export interface ImageFacts {
    * placed before them, as the helper will
    */
   readlink: (path: string) => string | null;
+}
+
+export interface WarmFacts {
+  /** the caller's rendezvous directory (the helper creates it 0700 and checks it) */
+  dir: string;
+  /** seconds a keeper stays unused; > 0 */
+  idleSeconds: number;
+  /** the node's name (a directory on a shared file system must not mix nodes' keepers) */
+  node: string;
 }
 
 export interface UserEntry {
@@ -95,6 +106,8 @@ export interface HostFacts {
    * a per-user fallback directory.
    */
   stageDirs: string[];
+  /** warm mounts (builder/warm.ts): the rendezvous directory, the idle time, this node; null when off */
+  warm: WarmFacts | null;
   /** the GPU drivers' files, gathered only for --nv/--rocm (gpu-facts.ts) */
   gpu?: GpuFacts;
 }
@@ -130,6 +143,8 @@ export interface LaunchFlags {
   rocm?: boolean;
   /** --fakeroot: uid and gid 0 inside, mapped to the caller's (build.ts asFakeRoot) */
   fakeroot?: boolean;
+  /** --sharens: every launch of the image on this node in one user namespace, the warm keeper's (warm.ts) */
+  sharens?: boolean;
   /** --no-rdma: no RDMA binds even when the host has /dev/infiniband (rdma.ts) */
   noRdma?: boolean;
 }
@@ -162,6 +177,8 @@ export interface LaunchConfig {
   tmpdir?: string;
   /** how to overlay the image when a target is missing (HPCC_OVERLAY wins; default auto) */
   overlay?: OverlayMode;
+  /** seconds a warm mount's keeper stays unused (HPCC_WARM_IDLE wins; 0 = no warm mounts; default 300) */
+  warm?: number;
   /** write launch memos for the native front (default yes; docs/launcher.md, "Launch memos") */
   memo?: boolean;
   /** [gpu] libdirs: directories searched for driver libraries before `ldconfig -p` (--nv) */

@@ -12,7 +12,7 @@ import type { LaunchPlan } from '../../../src/runtime/plan.js';
 import { parseInfoRecords, parseStatusRecords, setupErrorFromStatus } from '../../../src/runtime/spawn.js';
 
 const small: LaunchPlan = {
-  version: 3,
+  version: 4,
   uid: { inside: 1001, outside: 1001 },
   gid: { inside: 100, outside: 100 },
   pidNamespace: false,
@@ -26,11 +26,14 @@ const small: LaunchPlan = {
 };
 
 const full: LaunchPlan = {
-  version: 3,
+  version: 4,
   uid: { inside: 0, outside: 4294967294 },
   gid: { inside: 7, outside: 0 },
   pidNamespace: true,
-  rootfs: { kind: 'squashfuse', image: '/images/a b.sif', offset: 2 ** 40, fuseHelper: '/usr/bin/squashfuse_ll', mountpoint: '/tmp/s/image' },
+  rootfs: { kind: 'squashfuse', image: '/images/a b.sif', offset: 2 ** 40, fuseHelper: '/usr/bin/squashfuse_ll',
+    mountpoint: '/tmp/s/image',
+    warm: { dir: '/tmp/hpcc-1001/warm', key: '0123456789abcdef0123456789abcdef', idleSeconds: 300, identity: '2049:12:4096:1700000000123456789:1700000000123456789:4096' },
+  },
   stage: '/tmp/s',
   mounts: [
     { op: 'overlay', dst: '/', writable: true, methods: ['kernel', 'fuse'], fuseOverlayfs: '/usr/bin/fuse-overlayfs' },
@@ -65,11 +68,11 @@ function rejects(bytes: Uint8Array | string, re?: RegExp): void {
   if (re) expect((err as Error).message).to.match(re);
 }
 
-describe('runtime/codec: launch plan wire format v3', () => {
+describe('runtime/codec: launch plan wire format v4', () => {
   it('encodes a small plan to the documented bytes (golden)', () => {
     expect(text(encodePlan(small))).to.equal(
       [
-        'HPCC-PLAN 3',
+        'HPCC-PLAN 4',
         'uid.inside 4', '1001', 'uid.outside 4', '1001', 'gid.inside 3', '100', 'gid.outside 3', '100',
         'pidns 1', '0', 'rootfs 3', 'dir', 'path 2', '/r', 'stage 2', '/s',
         'mounts 1', '1', 'op 4', 'proc', 'dst 5', '/proc',
@@ -100,9 +103,9 @@ describe('runtime/codec: launch plan wire format v3', () => {
   it('rejects a wrong magic, another version, and trailing data', () => {
     const t = text(encodePlan(small));
     rejects(t.replace('HPCC-PLAN', 'HPCC-PLAM'), /not an hpcc launch plan/);
-    rejects(t.replace('HPCC-PLAN 3', 'HPCC-PLAN 4'), /version '4' is not supported/);
+    rejects(t.replace('HPCC-PLAN 4', 'HPCC-PLAN 5'), /version '5' is not supported/);
     // a version-1 plan (no `command` field) is refused, not read with a guessed command index
-    rejects(t.replace('HPCC-PLAN 3', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), /version '1' is not supported/);
+    rejects(t.replace('HPCC-PLAN 4', 'HPCC-PLAN 1').replace('command 1\n0\n', ''), /version '1' is not supported/);
     rejects(t + 'x', /trailing data/);
     rejects(t + 'end 0\n\n', /trailing data/);
   });
@@ -145,7 +148,7 @@ describe('runtime/codec: launch plan wire format v3', () => {
       ['uid', { ...small, uid: { inside: -1, outside: 0 } }],
       ['mode', { ...small, mounts: [{ op: 'mkdir', dst: '/x', mode: 0o10000 }] }],
       ['path length', { ...small, cwd: '/' + 'a'.repeat(PLAN_LIMITS.path) }],
-      ['version', { ...small, version: 1 as 3 }],
+      ['version', { ...small, version: 1 as 4 }],
       ['no overlay method', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: [] }] }],
       ['repeated method', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['kernel', 'kernel'] }] }],
       ['unknown method', { ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['zfs' as 'kernel'] }] }],
@@ -165,11 +168,34 @@ describe('runtime/codec: launch plan wire format v3', () => {
     expect(t).to.include('op 7\noverlay\ndst 1\n/\nwritable 1\n1\nmethods 11\nkernel,fuse\nfuse-overlayfs 23\n/usr/bin/fuse-overlayfs\n');
     expect(t).to.include('op 7\noverlay\ndst 4\n/opt\nwritable 1\n0\nmethods 8\nskeleton\nfuse-overlayfs 0\n\n');
     const ovl = text(encodePlan({ ...small, mounts: [{ op: 'overlay', dst: '/', writable: false, methods: ['kernel'] }] }));
-    const v2 = ovl.replace('HPCC-PLAN 3', 'HPCC-PLAN 2').replace('methods 6\nkernel\nfuse-overlayfs 0\n\n', '');
+    const v2 = ovl.replace('HPCC-PLAN 4', 'HPCC-PLAN 2').replace('methods 6\nkernel\nfuse-overlayfs 0\n\n', '');
     expect(decodePlan(Buffer.from(v2)).mounts).to.deep.equal([{ op: 'overlay', dst: '/', writable: false, methods: ['kernel'] }]);
     rejects(ovl.replace('methods 6\nkernel', 'methods 6\nkernal'), /overlay method/);
     rejects(ovl.replace('methods 6\nkernel', 'methods 13\nkernel,kernel'), /overlay method/);
     rejects(ovl.replace('fuse-overlayfs 0\n\n', 'fuse-overlayfs 2\n/x\n'), /exceeds the limit of 0/);
+  });
+
+  it('warm fields (version 4): written after the mount point, checked both ways; a version-3 squashfuse plan has none', () => {
+    const t = text(encodePlan(full));
+    expect(t).to.include('mountpoint 12\n/tmp/s/image\nwarm 1\n1\nwarm-dir 19\n/tmp/hpcc-1001/warm\nwarm-key 32\n0123456789abcdef0123456789abcdef\nwarm-idle 3\n300\nwarm-id ');
+    const r = full.rootfs as Extract<LaunchPlan['rootfs'], { kind: 'squashfuse' }>;
+    const without = { ...full, rootfs: { ...r, warm: undefined } };
+    delete (without.rootfs as { warm?: unknown }).warm;
+    const t0 = text(encodePlan(without));
+    expect(t0).to.include('mountpoint 12\n/tmp/s/image\nwarm 1\n0\nstage');
+    expect(decodePlan(Buffer.from(t0.replace('HPCC-PLAN 4', 'HPCC-PLAN 3').replace('warm 1\n0\n', ''))).rootfs).to.deep.equal(without.rootfs);
+    for (const warm of [
+      { ...r.warm!, key: 'ABC' },
+      { ...r.warm!, key: '0123' },
+      { ...r.warm!, idleSeconds: 0 },
+      { ...r.warm!, idleSeconds: 604801 },
+      { ...r.warm!, identity: '1:2\n' },
+      { ...r.warm!, dir: 'rel' },
+    ]) {
+      expect(() => encodePlan({ ...full, rootfs: { ...r, warm } }), JSON.stringify(warm)).to.throw(LaunchPlanError);
+    }
+    rejects(t.replace('warm-idle 3\n300', 'warm-idle 1\n0'), /warm-idle/);
+    rejects(t.replace('warm-key 32\n0123456789abcdef0123456789abcdef', 'warm-key 32\n0123456789abcdef0123456789abcdeF'), /warm-key/);
   });
 
   it('decodes hostile random bytes to a typed error in bounded time', () => {

@@ -144,6 +144,7 @@ export function host(over: Partial<HostFacts> = {}): HostFacts {
     overlayInUserns: true,
     fuseOverlayfs: null,
     stageDirs: ['/mnt', '/tmp/hpcc-1000'],
+    warm: null,
     ...over,
   };
 }

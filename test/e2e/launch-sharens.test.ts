@@ -1,0 +1,96 @@
+/**
+ * --sharens end to end (builder/warm.ts, native/launch/warm.c): launches of
+ * one image by one user on the node share the warm keeper's user namespace
+ * (what Open MPI's CMA needs between ranks), also with warm mounts off
+ * (HPCC_WARM_IDLE=0); without it and with warm mounts off each launch has a
+ * namespace of its own; where no keeper can be joined the launch fails with
+ * HPCC_E_LAUNCH_SHARENS instead of running alone.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { IS_ROOT, REPO_ROOT, removeTree, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { exitOf, hpccAs, makeE2eImage, spawnUnprivileged, type E2eImage } from './launch-fixture.js';
+import { alive, fuseHolders, keepersIn, until } from './warm-fixture.js';
+
+describe('e2e: --sharens (one user namespace for the launches of an image on a node)', function () {
+  this.timeout(120_000);
+  let img: E2eImage;
+  let tdir: string;
+  let n = 0;
+  const { uid, gid } = testUserIds();
+
+  before(function () {
+    img = makeE2eImage(this, 'hpcc-e2e-sharens-');
+  });
+  beforeEach(() => {
+    tdir = path.join(img.tmp, `t${n++}`);
+    fs.mkdirSync(tdir, { mode: 0o755 });
+    if (IS_ROOT) fs.chownSync(tdir, uid, gid);
+  });
+  afterEach(async () => {
+    for (const k of keepersIn(warmDir())) if (alive(k.pid)) process.kill(k.pid, 'SIGTERM');
+    await until('the keepers have ended', () => fuseHolders(img.sif).length === 0).catch(() => undefined);
+  });
+  after(() => {
+    if (img?.tmp) removeTree(img.tmp);
+  });
+
+  const warmDir = (): string => path.join(tdir, `hpcc-${uid}`, 'warm');
+  const env = (idle: string): Record<string, string> => ({ HPCC_TMPDIR: tdir, HPCC_WARM_IDLE: idle, HPCC_DEBUG: '1' });
+  /** Two launches at once (both running when each reads its namespace); their user namespaces. */
+  async function twoAtOnce(opts: string[], idle: string): Promise<string[]> {
+    const cmd = ['exec', ...opts, img.sif, 'sh', '-c', 'readlink /proc/self/ns/user; sleep 1'];
+    const kids = [0, 1].map(() => spawnUnprivileged(cmd, img.tmp, env(idle)));
+    const rs = await Promise.all(kids.map((k) => exitOf(k)));
+    for (const r of rs) expect(r.code, r.out).to.equal(0);
+    return rs.map((r) => r.out.trim());
+  }
+
+  it('two concurrent launches with --sharens share the keeper user namespace, also with warm mounts off', async () => {
+    const [a, b] = await twoAtOnce(['--sharens'], '0');
+    expect(a).to.match(/^user:\[\d+\]$/);
+    expect(b).to.equal(a);
+    const ks = keepersIn(warmDir());
+    expect(ks, 'a keeper despite HPCC_WARM_IDLE=0').to.have.length(1);
+    expect(fs.readlinkSync(`/proc/${ks[0]!.pid}/ns/user`)).to.equal(a);
+    expect((ks[0] as unknown as { idle: number }).idle, 'the default idle time').to.equal(300);
+  });
+
+  it('without --sharens and warm mounts off, each launch has a user namespace of its own', async () => {
+    const [a, b] = await twoAtOnce([], '0');
+    expect(a).to.match(/^user:\[\d+\]$/);
+    expect(b).to.not.equal(a);
+    expect(keepersIn(warmDir())).to.have.length(0);
+  });
+
+  it('no keeper to join: HPCC_E_LAUNCH_SHARENS, the command never runs alone (helper and builder)', () => {
+    // the rendezvous directory is refused (mode): the helper fails instead of mounting the image itself
+    fs.mkdirSync(warmDir(), { recursive: true, mode: 0o700 });
+    if (IS_ROOT) {
+      fs.chownSync(path.dirname(warmDir()), uid, gid);
+      fs.chownSync(warmDir(), uid, gid);
+    }
+    fs.chmodSync(path.dirname(warmDir()), 0o700);
+    fs.chmodSync(warmDir(), 0o770);
+    let r = hpccAs(img.tmp, ['exec', '--sharens', img.sif, 'echo', 'ran alone'], { env: env('0') });
+    expect(r.stdout).to.not.contain('ran alone');
+    expect(r.status, r.stderr).to.equal(99);
+    expect(r.stderr).to.contain('HPCC_E_LAUNCH_SHARENS').and.contain('only its owner may use');
+    // a saved plan carries the requirement too
+    const plan = path.join(tdir, 'p.plan');
+    fs.chmodSync(warmDir(), 0o700);
+    r = hpccAs(img.tmp, ['exec', '--sharens', '--plan-out', plan, img.sif, 'echo', 'ran alone'], { env: env('0') });
+    expect(r.status, r.stderr).to.equal(0);
+    fs.chmodSync(warmDir(), 0o770);
+    r = runUnprivileged(path.join(REPO_ROOT, 'dist/native/hpcc-launch'), ['--plan', plan], { cwd: img.tmp });
+    expect(r.stdout).to.not.contain('ran alone');
+    expect(r.status).to.equal(99);
+    expect(r.stderr).to.contain('--sharens: cannot join the shared namespace');
+    // an extracted tree has no keeper: refused before anything starts
+    r = hpccAs(img.tmp, ['exec', '--sharens', '--unsquash', img.sif, 'echo', 'ran alone'], { env: { ...env('0'), HPCC_CACHEDIR: path.join(tdir, 'cache') } });
+    expect(r.stdout).to.not.contain('ran alone');
+    expect(r.status).to.equal(99);
+    expect(r.stderr).to.contain('HPCC_E_LAUNCH_SHARENS').and.contain('extracted tree');
+  });
+});
