@@ -12,7 +12,8 @@
  *   - an Open MPI program (ring send/recv, allreduce, bcast, gather, results
  *     checked), each rank in its hpcc container, across the 3 nodes:
  *     `srun --mpi=pmix` (the host's PMIx, hybrid model) with 1 and 2 ranks per
- *     node, and `mpirun` inside an allocation (orted on each node via Slurm).
+ *     node, and `mpirun` inside an allocation (orted on each node via Slurm);
+ *     with --sharens the ranks of a node share a user namespace (Open MPI's CMA).
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -132,6 +133,25 @@ describe('e2e: a 3-node Slurm cluster (srun, salloc, mpirun with hpcc exec)', fu
     const r = asUser('srun', ['-N3', '-n6', '--mpi=pmix', FRONT, 'exec', mpiSif, '/usr/local/bin/mpi-check']);
     expect(r.status, r.stderr).to.equal(0);
     expectMpi(r.stdout, 6, 2);
+  });
+
+  it('Open MPI: srun -N3 -n6 --mpi=pmix hpcc exec --sharens: the two ranks of each node share a user namespace (CMA), without it they warn', () => {
+    // warm mounts off (the suites' default), and Open MPI's CMA choice left alone, so that it says when CMA is off
+    const ranks = (opts: string[]) =>
+      runUnprivileged('srun', ['-N3', '-n6', '--mpi=pmix', FRONT, 'exec', ...opts, mpiSif, '/usr/local/bin/mpi-check'], {
+        cwd: img.tmp,
+        env: { ...cluster!.env, HPCC_CACHEDIR: cache },
+        timeout: 120_000,
+      });
+    const CMA_WARNING = /CMA is\s+not available due to different user namespaces/;
+    const alone = ranks([]);
+    expect(alone.status, alone.stderr).to.equal(0);
+    expectMpi(alone.stdout, 6, 2);
+    expect(`${alone.stdout}${alone.stderr}`, 'separate user namespaces: Open MPI says CMA is off').to.match(CMA_WARNING);
+    const shared = ranks(['--sharens']);
+    expect(shared.status, shared.stderr).to.equal(0);
+    expectMpi(shared.stdout, 6, 2);
+    expect(`${shared.stdout}${shared.stderr}`, 'one user namespace per node: CMA works').to.not.match(CMA_WARNING);
   });
 
   it('Open MPI: salloc -N3 mpirun hpcc exec, orted on each node through Slurm, one and two ranks per node', () => {
