@@ -5,7 +5,7 @@ import { CACHE_TYPES, cleanCache, type CacheType } from '../../oci/cache/manage.
 import { formatBytes } from '../build.js';
 
 export default class CacheClean extends HpccCommand {
-  static override summary = 'Remove cached blobs, SIF files, extracted image trees and launch memos; stop warm mounts.';
+  static override summary = 'Remove cached blobs, SIFs, extracted trees and memos; stop warm mounts.';
   static override description =
     'Removes every entry of the --type, or with --days only those unused for that many days. ' +
     'Entries in use are kept: blobs and SIFs locked by a running pull, and extracted trees (--type extract: made by ' +

@@ -5,7 +5,7 @@ import { CACHE_TYPES, listCache, type CacheType } from '../../oci/cache/manage.j
 import { formatBytes } from '../build.js';
 
 export default class CacheList extends HpccCommand {
-  static override summary = 'List the cached blobs, SIF files, extracted image trees, launch memos and warm mounts.';
+  static override summary = 'List cached blobs, SIFs, extracted trees, launch memos and warm mounts.';
   static override description =
     'The cache lives in $HPCC_CACHEDIR (default $XDG_CACHE_HOME/hpcc or ~/.cache/hpcc): blobs/sha256/<hex> (layers and ' +
     'configs, verified), sif/sha256/<manifest>.sif (converted images) and rootfs/<key> (image trees the launcher ' +
