@@ -100,16 +100,49 @@ static long long now_ms(void)
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* KEY-CG: the plan's key and the FNV-64 of this process's cgroup memberships */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/*
+ * KEY-CG: the plan's key and the FNV-64 of this process's cgroup memberships
+ * and of its mount namespace. The cgroup keeps a keeper inside the Slurm step
+ * that started it; a trailing per-task level (cgroup v2 task/cgroup: .../
+ * step_N/user/task_M) is left out, so the ranks of a step share one keeper
+ * (--sharens) and that keeper still dies with the step. The mount namespace:
+ * a launch's binds resolve in the keeper's view of the host, so only launches
+ * from the same view share it.
+ */
 static void keeper_name(const struct plan *p, char *out, size_t n)
 {
   uint64_t h = 0xcbf29ce484222325ULL;
-  char buf[4096];
+  char buf[8192];
+  size_t len = 0;
   int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
   ssize_t r;
-  while (fd >= 0 && (r = read(fd, buf, sizeof buf)) > 0)
-    for (ssize_t i = 0; i < r; i++) h = (h ^ (unsigned char)buf[i]) * 0x100000001b3ULL;
+  while (fd >= 0 && len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
   if (fd >= 0) close(fd);
+  buf[len] = '\0';
+  for (char *line = buf; *line;) {
+    char *nl = strchr(line, '\n');
+    size_t ln = nl ? (size_t)(nl - line) : strlen(line);
+    char *slash = memrchr(line, '/', ln); /* a last level task_<digits>: left out */
+    if (slash) {
+      size_t tail = (size_t)(line + ln - slash - 1);
+      if (tail > 5 && !strncmp(slash + 1, "task_", 5) && strspn(slash + 6, "0123456789") == tail - 5) ln = (size_t)(slash - line);
+    }
+    h = fnv(h, line, ln);
+    h = fnv(h, "\n", 1);
+    if (!nl) break;
+    line = nl + 1;
+  }
+  struct stat st;
+  if (stat("/proc/self/ns/mnt", &st) == 0) {
+    h = fnv(h, &st.st_dev, sizeof st.st_dev);
+    h = fnv(h, &st.st_ino, sizeof st.st_ino);
+  }
   snprintf(out, n, "%s-%016llx", p->warm_key, (unsigned long long)h);
 }
 

@@ -7,9 +7,10 @@
  * HPCC_E_LAUNCH_SHARENS instead of running alone.
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, REPO_ROOT, removeTree, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { HPCC_BIN, IS_ROOT, REPO_ROOT, removeTree, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { exitOf, hpccAs, makeE2eImage, spawnUnprivileged, type E2eImage } from './launch-fixture.js';
 import { alive, fuseHolders, keepersIn, until } from './warm-fixture.js';
 
@@ -92,5 +93,49 @@ describe('e2e: --sharens (one user namespace for the launches of an image on a n
     expect(r.stdout).to.not.contain('ran alone');
     expect(r.status).to.equal(99);
     expect(r.stderr).to.contain('HPCC_E_LAUNCH_SHARENS').and.contain('extracted tree');
+  });
+
+  it("ranks in per-task cgroups of one step (Slurm's task/cgroup on cgroup v2) share a keeper; another step, or another mount namespace, gets its own", async function () {
+    const cg2 = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((d) => fs.existsSync(path.join(d, 'cgroup.procs')) && fs.existsSync(path.join(d, 'cgroup.subtree_control')));
+    if (!IS_ROOT || !cg2) this.skip(); // needs root to make cgroups and a cgroup v2 hierarchy
+    const base = path.join(cg2!, `hpcc-test-${process.pid}-${n}`);
+    const cgs = ['step_0/user/task_0', 'step_0/user/task_1', 'step_1/user/task_0'].map((c) => path.join(base, c));
+    for (const c of cgs) fs.mkdirSync(c, { recursive: true });
+    try {
+      // root moves a shell into the cgroup, which then becomes the test user and launches
+      const launch = (cg: string, unshareMnt = false): string => {
+        const envs = Object.entries({ HOME: '/home/hpcctest', PATH: '/usr/bin:/bin', ...env('0') }).map(([k, v]) => `${k}=${v}`);
+        const r = spawnSync(
+          'sh',
+          ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, ...(unshareMnt ? ['unshare', '-m', '--propagation', 'slave'] : []),
+            'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', 'env', '-i', ...envs,
+            process.execPath, HPCC_BIN, 'exec', '--sharens', img.sif, 'readlink', '/proc/self/ns/user'],
+          { cwd: img.tmp, encoding: 'utf8', timeout: 60_000 },
+        );
+        expect(r.status, r.stderr).to.equal(0);
+        return r.stdout.trim();
+      };
+      const t0 = launch(cgs[0]!);
+      expect(t0).to.match(/^user:\[\d+\]$/);
+      expect(launch(cgs[1]!), 'task_1 of the same step: the same keeper').to.equal(t0);
+      expect(keepersIn(warmDir())).to.have.length(1);
+      expect(launch(cgs[2]!), 'another step: a keeper of its own').to.not.equal(t0);
+      expect(launch(cgs[0]!, true), 'another mount namespace: a keeper of its own').to.not.equal(t0);
+      expect(keepersIn(warmDir())).to.have.length(3);
+    } finally {
+      for (const k of keepersIn(warmDir())) if (alive(k.pid)) process.kill(k.pid, 'SIGTERM');
+      await until('the keepers have ended', () => fuseHolders(img.sif).length === 0).catch(() => undefined);
+      for (const c of [...cgs, ...cgs.map((c) => path.dirname(c)), ...cgs.map((c) => path.dirname(path.dirname(c))), base]) {
+        for (let i = 0; i < 50; i++) {
+          try {
+            fs.rmdirSync(c);
+            break;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      }
+    }
   });
 });
