@@ -259,6 +259,7 @@ static void write_meta(const struct plan *p, int dfd, const char *name)
 struct keeper {
   const struct plan *p;
   int dfd, lsock, sigfd;
+  int stepd; /* pidfd of the Slurm step's slurmstepd this keeper ends with, or -1 */
   char name[128];
   ino_t sock_ino;
   int fds[3]; /* user ns, mount ns, root */
@@ -368,12 +369,14 @@ static void keeper_loop(struct keeper *k)
     if (k->nusers == 0 && (k->stale || now - k->idle_since >= idle_ms)) return;
     long long wait = 1000;
     if (k->nusers == 0 && idle_ms - (now - k->idle_since) < wait) wait = idle_ms - (now - k->idle_since);
-    struct pollfd pf[2 + WARM_MAX_USERS];
+    struct pollfd pf[3 + WARM_MAX_USERS];
     pf[0] = (struct pollfd){k->lsock, POLLIN, 0}; /* fd -1 (stopped listening) is skipped by poll */
     pf[1] = (struct pollfd){k->sigfd, POLLIN, 0};
-    for (size_t i = 0; i < k->nusers; i++) pf[2 + i] = (struct pollfd){k->users[i], POLLIN, 0};
-    int r = poll(pf, 2 + k->nusers, (int)(wait < 0 ? 0 : wait));
+    pf[2] = (struct pollfd){k->stepd, POLLIN, 0}; /* readable once the step's slurmstepd has ended */
+    for (size_t i = 0; i < k->nusers; i++) pf[3 + i] = (struct pollfd){k->users[i], POLLIN, 0};
+    int r = poll(pf, 3 + k->nusers, (int)(wait < 0 ? 0 : wait));
     if (r < 0 && errno != EINTR) return;
+    if (r > 0 && pf[2].revents) return; /* the Slurm step is over: its processes are being killed */
     if (r > 0 && pf[1].revents) {
       struct signalfd_siginfo si;
       if (read(k->sigfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo != SIGCHLD) return;
@@ -384,7 +387,7 @@ static void keeper_loop(struct keeper *k)
       }
     }
     for (size_t i = r > 0 ? k->nusers : 0; i-- > 0;) { /* a user's helper ended (or wrote): it is gone */
-      if (!pf[2 + i].revents) continue;
+      if (!pf[3 + i].revents) continue;
       char b[64];
       if (recv(k->users[i], b, sizeof b, MSG_DONTWAIT) > 0) continue;
       close(k->users[i]);
@@ -412,7 +415,7 @@ static void move_fd(int *fd, int to)
   *fd = to;
 }
 
-static _Noreturn void keeper_main(const struct plan *p, int dfd, const char *name, int ready)
+static _Noreturn void keeper_main(const struct plan *p, int dfd, const char *name, int ready, int stepd)
 {
   struct keeper k;
   memset(&k, 0, sizeof k);
@@ -433,11 +436,14 @@ static _Noreturn void keeper_main(const struct plan *p, int dfd, const char *nam
   int hi_d = d2 < 0 ? -1 : fcntl(d2, F_DUPFD_CLOEXEC, 64), hi_r = fcntl(ready, F_DUPFD_CLOEXEC, 64);
   if (hi_d < 0 || hi_r < 0) _exit(EXL_INTERNAL);
   close(d2);
+  int hi_s = stepd < 0 ? -1 : fcntl(stepd, F_DUPFD_CLOEXEC, 64);
   move_fd(&hi_d, 3);
   move_fd(&hi_r, 4);
-  if (syscall(SYS_close_range, 5U, ~0U, 0U) != 0)
-    for (int fd = 5; fd < 65536; fd++) close(fd);
+  if (hi_s >= 0) move_fd(&hi_s, 5);
+  if (syscall(SYS_close_range, 6U, ~0U, 0U) != 0)
+    for (int fd = 6; fd < 65536; fd++) close(fd);
   k.dfd = 3;
+  k.stepd = hi_s;
   int img = open(p->image, O_RDONLY); /* squashfuse reads this file: the one checked here */
   if (img < 0 || !same_image(p, img)) _exit(EXL_ROOTFS);
   struct sockaddr_un sa;
@@ -496,21 +502,54 @@ static _Noreturn void keeper_main(const struct plan *p, int dfd, const char *nam
 }
 
 /* Fork the keeper (double fork) and wait for its "ready"; 0 when it serves. */
+/*
+ * A pidfd of the slurmstepd this launch runs under (the nearest ancestor of
+ * that name), or -1: the keeper ends with it. A keeper leaves its launch's
+ * process tree (double fork, own session), which Slurm's proctrack/linuxproc
+ * and pgid follow; with proctrack/cgroup the step's cgroup kills it anyway.
+ */
+static int stepd_pidfd(void)
+{
+  pid_t pid = getppid();
+  for (int hop = 0; hop < 64 && pid > 1; hop++) {
+    char f[64], buf[512];
+    snprintf(f, sizeof f, "/proc/%d/stat", (int)pid);
+    int fd = open(f, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r <= 0) return -1;
+    buf[r] = '\0';
+    char *open_p = strchr(buf, '('), *close_p = strrchr(buf, ')');
+    if (!open_p || !close_p || close_p < open_p) return -1;
+    if ((size_t)(close_p - open_p - 1) == strlen("slurmstepd") && !strncmp(open_p + 1, "slurmstepd", 10))
+      return (int)syscall(SYS_pidfd_open, pid, 0);
+    int ppid;
+    char state;
+    if (sscanf(close_p + 1, " %c %d", &state, &ppid) != 2) return -1;
+    pid = ppid;
+  }
+  return -1;
+}
+
 static int spawn_keeper(const struct plan *p, int dfd, const char *name, char *why, size_t n)
 {
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) != 0) return snprintf(why, n, "pipe: %s", strerror(errno)), -1;
+  int stepd = stepd_pidfd();
   pid_t k1 = fork();
   if (k1 < 0) {
     close(pp[0]), close(pp[1]);
+    if (stepd >= 0) close(stepd);
     return snprintf(why, n, "fork the keeper: %s", strerror(errno)), -1;
   }
   if (k1 == 0) {
     close(pp[0]);
     pid_t k2 = fork();
     if (k2 != 0) _exit(k2 < 0);
-    keeper_main(p, dfd, name, pp[1]);
+    keeper_main(p, dfd, name, pp[1], stepd);
   }
+  if (stepd >= 0) close(stepd);
   close(pp[1]);
   while (waitpid(k1, NULL, 0) < 0 && errno == EINTR) {
   }

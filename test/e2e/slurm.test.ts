@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { startSlurm, type TestSlurm } from '../helpers/slurm.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
+import { alive, fuseHolders, keepersIn, until } from './warm-fixture.js';
 
 const FRONT = path.join(REPO_ROOT, 'dist/native/hpcc');
 
@@ -125,6 +126,26 @@ int main(int argc, char **argv) {
     const c = hpcc(['cache', 'clean', '--type', 'mounts']);
     expect(c.stdout).to.match(/^(Stopped|Removed dead) mount /m).and.not.match(/In use/);
     expect(JSON.parse(hpcc(['cache', 'list', '--type', 'mounts', '--json']).stdout).entries).to.deep.equal([]);
+  });
+
+  it('a warm-mount keeper started in a job step ends with the step (it left the launch\'s process tree; this fixture tracks processes without cgroups)', async () => {
+    const tmp = path.join(img.tmp, 'keeper-step');
+    fs.mkdirSync(tmp);
+    if (IS_ROOT) fs.chownSync(tmp, testUserIds().uid, testUserIds().gid);
+    const warm = path.join(tmp, `hpcc-${testUserIds().uid}`, 'warm');
+    // the step launches, then (still in the step) shows the keeper's metadata
+    const r = runUnprivileged('srun', ['-n', '1', 'sh', '-c', '"$0" exec "$1" true && cat "$2"/*.json', FRONT, img.sif, warm], {
+      cwd: img.tmp,
+      env: { SLURM_CONF: slurm!.conf, HPCC_CACHEDIR: cache, HPCC_TMPDIR: tmp, HPCC_WARM_IDLE: '300' },
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    const pid = (JSON.parse(r.stdout) as { pid: number }).pid;
+    expect(pid, r.stdout).to.be.a('number');
+    // a 300 s idle time, yet it goes once the step's slurmstepd has: the keeper watches it
+    await until('the keeper has ended with its step', () => !alive(pid), 20_000);
+    await until('no FUSE server is left', () => fuseHolders(img.sif).length === 0, 10_000);
+    expect(keepersIn(warm)).to.deep.equal([]);
   });
 
   it("a rank's exit status reaches srun", () => {
