@@ -46,54 +46,15 @@ static int send_msg(int sock, char what, size_t idx, int fd)
 {
   char msg[32];
   int len = snprintf(msg, sizeof msg, "%c %zu", what, idx);
-  struct iovec iov = {msg, (size_t)len};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh;
-  memset(&mh, 0, sizeof mh);
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (fd >= 0) {
-    memset(&u, 0, sizeof u);
-    mh.msg_control = u.buf;
-    mh.msg_controllen = sizeof u.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t w;
-  do w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-  while (w < 0 && errno == EINTR);
-  return w == len ? 0 : -1;
+  return fdpass_send(sock, msg, (size_t)len, &fd, fd >= 0 ? 1 : 0);
 }
 
 /* 0 at end of file, else the message length; *fd gets a passed descriptor (else -1) */
 static ssize_t recv_msg(int sock, char *msg, size_t n, int *fd)
 {
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct iovec iov = {msg, n - 1};
-  struct msghdr mh;
-  memset(&mh, 0, sizeof mh);
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = u.buf;
-  mh.msg_controllen = sizeof u.buf;
-  *fd = -1;
-  ssize_t r;
-  do r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return -1;
-  msg[r] = '\0';
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-      memcpy(fd, CMSG_DATA(c), sizeof(int));
+  int nfds, truncated;
+  ssize_t r = fdpass_recv(sock, msg, n, fd, 1, &nfds, &truncated);
+  if (r >= 0 && nfds != 1) *fd = -1; /* a message with more descriptors than one passes none */
   return r;
 }
 

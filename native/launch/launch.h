@@ -154,6 +154,13 @@ void fuse_mount_at(const struct plan *p, struct rootfs_state *rs, const char *ta
  * helper is then in the keeper's user namespace and a private copy of its mount namespace, rs->warm_root
  * set), 0 when the launch goes on as without one (no namespace entered) */
 int warm_join(const struct plan *p, struct rootfs_state *rs);
+/* fdpass.c: a message with up to FDPASS_MAX descriptors (SCM_RIGHTS). send: 0, or -1 (errno) unless
+ * all `len` bytes went. recv: the message (at most n-1 bytes, NUL-terminated) and the descriptors passed
+ * (close-on-exec) in fds[0..maxfds), the others -1; *nfds how many came; *truncated when the kernel had
+ * more to pass than fit. Returns the length, 0 at end of file, -1 (errno). */
+#define FDPASS_MAX 3
+int fdpass_send(int sock, const void *msg, size_t len, const int *fds, int nfds);
+ssize_t fdpass_recv(int sock, char *msg, size_t n, int *fds, int maxfds, int *nfds, int *truncated);
 /* main.c: undo host-side setup when fail() ends the helper process itself */
 void on_fail_cleanup(void);
 /* how a failed process ends (main.c: with --fallback the helper may hand the launch on) */

@@ -286,26 +286,7 @@ static void stop_listening(struct keeper *k)
 
 static void reply(int c, const char *text, const int *fds, int nfds)
 {
-  struct iovec iov = {(void *)text, strlen(text)};
-  union {
-    char buf[CMSG_SPACE(3 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m;
-  memset(&m, 0, sizeof m);
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  if (nfds > 0) {
-    memset(&u, 0, sizeof u);
-    m.msg_control = u.buf;
-    m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
-  }
-  sendmsg(c, &m, MSG_NOSIGNAL);
+  fdpass_send(c, text, strlen(text), fds, nfds);
 }
 
 static void serve_one(struct keeper *k)
@@ -572,30 +553,13 @@ static int join_over(const struct plan *p, struct rootfs_state *rs, int s, char 
   struct pollfd pf = {s, POLLIN, 0};
   if (poll(&pf, 1, WARM_WAIT_MS) != 1) return snprintf(why, n, "the keeper did not answer"), -1;
   char buf[512];
-  struct iovec iov = {buf, sizeof buf - 1};
-  union {
-    char b[CMSG_SPACE(3 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m;
-  memset(&m, 0, sizeof m);
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = u.b;
-  m.msg_controllen = sizeof u.b;
-  ssize_t r = recvmsg(s, &m, MSG_CMSG_CLOEXEC);
+  int fds[3], nf, truncated;
+  ssize_t r = fdpass_recv(s, buf, sizeof buf, fds, 3, &nf, &truncated);
   if (r <= 0) return snprintf(why, n, "the keeper closed the connection"), -1;
-  buf[r] = '\0';
-  int fds[3] = {-1, -1, -1}, nf = 0;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-      nf = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      memcpy(fds, CMSG_DATA(cm), (size_t)(nf > 3 ? 3 : nf) * sizeof(int));
-    }
   char want[512];
   snprintf(want, sizeof want, WARM_PROTO " ok %s %u %u\n", p->warm_id, p->uid_in, p->gid_in);
   struct statfs sf;
-  int bad = strcmp(buf, want) != 0 || nf != 3 || (m.msg_flags & MSG_CTRUNC) || fstatfs(fds[2], &sf) != 0 ||
+  int bad = strcmp(buf, want) != 0 || nf != 3 || truncated || fstatfs(fds[2], &sf) != 0 ||
             sf.f_type != FUSE_MAGIC;
   if (bad) {
     for (int i = 0; i < 3; i++)
