@@ -22,7 +22,7 @@ delete process.env.HPCC_MEMO_OUT;
 // removed as HPCC_MEMO_OUT is, so the launch's environment is the same on either path.
 const leanOff = process.env.HPCC_LEAN === '0';
 delete process.env.HPCC_LEAN;
-const { CACHE_LAYOUT, cacheRootOf } = await import('../dist/src/util/cache-path.js');
+const { CACHE_LAYOUT, cacheRootOf, untrusted } = await import('../dist/src/util/cache-path.js');
 enableCompileCache();
 const cmd = process.argv[2];
 const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
@@ -49,7 +49,7 @@ function bundleIsCurrent(cli, name) {
 
 /**
  * Node's compile cache (module.enableCompileCache) in DIR/node-compile-cache, DIR the
- * user's hpcc cache root (src/util/cache-path.ts), both checked as cache-root.ts does:
+ * user's hpcc cache root (src/util/cache-path.ts), both checked by its untrusted():
  * a private directory this user owns (V8 runs the code it finds there), never a shared
  * one such as Node's default under /tmp. Not used when it cannot be made so (start-up is
  * then slower, nothing else changes), nor when NODE_COMPILE_CACHE or
@@ -71,8 +71,7 @@ function enableCompileCache() {
       fs.mkdirSync(dir, { mode: 0o700 });
       st = fs.lstatSync(dir);
     }
-    const ours = (s) => s.isDirectory() && s.uid === process.getuid() && (s.mode & 0o022) === 0; // cache-root.ts untrusted()
-    if (!ours(st) || !ours(fs.lstatSync(base))) return;
+    if (untrusted(st, 'dir') !== null || untrusted(fs.lstatSync(base), 'dir') !== null) return;
     process.getBuiltinModule('node:module').enableCompileCache?.(dir);
   } catch {
     /* no cache: slower start-up only */

@@ -1,6 +1,6 @@
 /**
- * Where hpcc's cache lives: the layout's names and the root's rule, defined
- * once. Pure (node:path only), so bin/run.js can load it before anything else
+ * Where hpcc's cache lives: the layout's names, the root's rule and the trust
+ * rule for what lies in it, defined once. Pure (node:path only), so bin/run.js can load it before anything else
  * for Node's compile cache; util/cache-root.ts adds the trust checks, and the
  * launch contract's generated C header carries the names to the native front
  * (cli/contract-header.ts).
@@ -53,4 +53,26 @@ export function homeOf(env: Env, passwdHome: () => string): string | null {
     /* no entry for this uid */
   }
   return home && path.isAbsolute(home) ? home : null;
+}
+
+/** What untrusted() needs of an lstat result (node:fs Stats). */
+export interface EntryStat {
+  isSymbolicLink(): boolean;
+  isDirectory(): boolean;
+  isFile(): boolean;
+  uid: number;
+  mode: number;
+}
+
+/**
+ * Why an lstat result may not be trusted as a cache directory or file; null
+ * when it may: not a symbolic link, of the expected kind, owned by `uid`, not
+ * writable by group or others.
+ */
+export function untrusted(st: EntryStat, kind: 'dir' | 'file', uid = process.geteuid?.() ?? 0): string | null {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (kind === 'dir' ? !st.isDirectory() : !st.isFile()) return kind === 'dir' ? 'not a directory' : 'not a regular file';
+  if (st.uid !== uid) return `owned by uid ${st.uid}, not ${uid}`;
+  if (st.mode & 0o022) return 'writable by group or others';
+  return null;
 }

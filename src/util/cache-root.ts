@@ -26,9 +26,9 @@ import * as path from 'node:path';
 import { HpccIOError, UsageError, addContext } from '../errors/index.js';
 import { removeTree } from './remove-tree.js';
 
-import { CACHE_LAYOUT, cacheRootOf, homeOf, type Env } from './cache-path.js';
+import { CACHE_LAYOUT, cacheRootOf, homeOf, untrusted, type Env } from './cache-path.js';
 
-export { CACHE_LAYOUT, type Env };
+export { CACHE_LAYOUT, untrusted, type Env };
 
 /** The password database's home directory of this process's user. */
 export const passwdHome = (): string => os.userInfo().homedir;
@@ -51,17 +51,6 @@ export function cacheRoot(env: Env = process.env, lookup: () => string = passwdH
   throw new UsageError(`${name}=${env[name]} is a relative path: hpcc refuses a cache directory that depends on the working directory`, {
     hint: `Set ${name} to an absolute path (or unset it).`,
   });
-}
-
-const myUid = (): number => process.geteuid?.() ?? 0;
-
-/** Why an lstat result may not be trusted as a cache directory or file; null when it may. */
-export function untrusted(st: fs.Stats, kind: 'dir' | 'file', uid = myUid()): string | null {
-  if (st.isSymbolicLink()) return 'a symbolic link';
-  if (kind === 'dir' ? !st.isDirectory() : !st.isFile()) return kind === 'dir' ? 'not a directory' : 'not a regular file';
-  if (st.uid !== uid) return `owned by uid ${st.uid}, not ${uid}`;
-  if (st.mode & 0o022) return 'writable by group or others';
-  return null;
 }
 
 /** lstat `p`: 'missing', 'ok' when trusted as `kind`, else why not. */
