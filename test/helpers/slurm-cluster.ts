@@ -24,6 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeBridge, makeNetns, pickNames, reapStale, sh, startDaemon, startInNs, STATE_MARK, STATE_PREFIX, stopState, alive, recordDir } from './cluster-net.js';
 import { startRegistry, type TestRegistry } from './registry.js';
+import { SLURM_TEST_SETTINGS } from './slurm.js';
 
 export interface ClusterNode {
   name: string;
@@ -78,21 +79,7 @@ SlurmdLogFile=${dir}/log/slurmd-%n.log
 # node-local: the same path, a different tmpfs on every node
 TmpFS=${local}
 TaskProlog=${dir}/etc/task-prolog
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobContainerType=job_container/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-MpiDefault=none
-ReturnToService=2
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MinJobAge=300
-InactiveLimit=0
-KillWait=5
-Waittime=0
+${SLURM_TEST_SETTINGS}
 SlurmdTimeout=60
 ${nodeLines}
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO

@@ -20,6 +20,24 @@ export interface TestSlurm {
 
 const TTL_S = 900;
 
+/** slurm.conf settings the test clusters share (this one-node cluster, slurm-cluster.ts): no cgroups,
+ * no accounting, processes tracked by parentage. */
+export const SLURM_TEST_SETTINGS = `ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobContainerType=job_container/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+MpiDefault=none
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MinJobAge=300
+InactiveLimit=0
+KillWait=5
+Waittime=0`;
+
 function slurmConf(dir: string): string {
   const mem = /RealMemory=(\d+)/.exec(spawnSync('/usr/sbin/slurmd', ['-C'], { encoding: 'utf8' }).stdout ?? '')?.[1];
   const realMemory = Math.max(1, Math.floor(Number(mem ?? 1024) * 0.9));
@@ -39,21 +57,7 @@ SlurmctldPidFile=${dir}/run/slurmctld.pid
 SlurmdPidFile=${dir}/run/slurmd.pid
 SlurmctldLogFile=${dir}/log/slurmctld.log
 SlurmdLogFile=${dir}/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobContainerType=job_container/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-MpiDefault=none
-ReturnToService=2
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MinJobAge=300
-InactiveLimit=0
-KillWait=5
-Waittime=0
+${SLURM_TEST_SETTINGS}
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=${os.cpus().length} RealMemory=${realMemory} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 `;
