@@ -10,39 +10,20 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HPCC_BIN, IS_ROOT, REPO_ROOT, removeTree, runUnprivileged, testUserIds } from '../helpers/env.js';
-import { exitOf, hpccAs, makeE2eImage, spawnUnprivileged, type E2eImage } from './launch-fixture.js';
-import { alive, fuseHolders, keepersIn, until } from './warm-fixture.js';
+import { HPCC_BIN, IS_ROOT, REPO_ROOT, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { exitOf, hpccAs, spawnUnprivileged } from './launch-fixture.js';
+import { alive, fuseHolders, keepersIn, until, warmSuite } from './warm-fixture.js';
 
 describe('e2e: --sharens (one user namespace for the launches of an image on a node)', function () {
   this.timeout(120_000);
-  let img: E2eImage;
-  let tdir: string;
-  let n = 0;
+  const w = warmSuite('hpcc-e2e-sharens-');
   const { uid, gid } = testUserIds();
-
-  before(function () {
-    img = makeE2eImage(this, 'hpcc-e2e-sharens-');
-  });
-  beforeEach(() => {
-    tdir = path.join(img.tmp, `t${n++}`);
-    fs.mkdirSync(tdir, { mode: 0o755 });
-    if (IS_ROOT) fs.chownSync(tdir, uid, gid);
-  });
-  afterEach(async () => {
-    for (const k of keepersIn(warmDir())) if (alive(k.pid)) process.kill(k.pid, 'SIGTERM');
-    await until('the keepers have ended', () => fuseHolders(img.sif).length === 0).catch(() => undefined);
-  });
-  after(() => {
-    if (img?.tmp) removeTree(img.tmp);
-  });
-
-  const warmDir = (): string => path.join(tdir, `hpcc-${uid}`, 'warm');
-  const env = (idle: string): Record<string, string> => ({ HPCC_TMPDIR: tdir, HPCC_WARM_IDLE: idle, HPCC_DEBUG: '1' });
+  const warmDir = w.warmDir;
+  const env = (idle: string): Record<string, string> => ({ HPCC_TMPDIR: w.tdir, HPCC_WARM_IDLE: idle, HPCC_DEBUG: '1' });
   /** Two launches at once (both running when each reads its namespace); their user namespaces. */
   async function twoAtOnce(opts: string[], idle: string): Promise<string[]> {
-    const cmd = ['exec', ...opts, img.sif, 'sh', '-c', 'readlink /proc/self/ns/user; sleep 1'];
-    const kids = [0, 1].map(() => spawnUnprivileged(cmd, img.tmp, env(idle)));
+    const cmd = ['exec', ...opts, w.img.sif, 'sh', '-c', 'readlink /proc/self/ns/user; sleep 1'];
+    const kids = [0, 1].map(() => spawnUnprivileged(cmd, w.img.tmp, env(idle)));
     const rs = await Promise.all(kids.map((k) => exitOf(k)));
     for (const r of rs) expect(r.code, r.out).to.equal(0);
     return rs.map((r) => r.out.trim());
@@ -74,22 +55,22 @@ describe('e2e: --sharens (one user namespace for the launches of an image on a n
     }
     fs.chmodSync(path.dirname(warmDir()), 0o700);
     fs.chmodSync(warmDir(), 0o770);
-    let r = hpccAs(img.tmp, ['exec', '--sharens', img.sif, 'echo', 'ran alone'], { env: env('0') });
+    let r = hpccAs(w.img.tmp, ['exec', '--sharens', w.img.sif, 'echo', 'ran alone'], { env: env('0') });
     expect(r.stdout).to.not.contain('ran alone');
     expect(r.status, r.stderr).to.equal(99);
     expect(r.stderr).to.contain('HPCC_E_LAUNCH_SHARENS').and.contain('only its owner may use');
     // a saved plan carries the requirement too
-    const plan = path.join(tdir, 'p.plan');
+    const plan = path.join(w.tdir, 'p.plan');
     fs.chmodSync(warmDir(), 0o700);
-    r = hpccAs(img.tmp, ['exec', '--sharens', '--plan-out', plan, img.sif, 'echo', 'ran alone'], { env: env('0') });
+    r = hpccAs(w.img.tmp, ['exec', '--sharens', '--plan-out', plan, w.img.sif, 'echo', 'ran alone'], { env: env('0') });
     expect(r.status, r.stderr).to.equal(0);
     fs.chmodSync(warmDir(), 0o770);
-    r = runUnprivileged(path.join(REPO_ROOT, 'dist/native/hpcc-launch'), ['--plan', plan], { cwd: img.tmp });
+    r = runUnprivileged(path.join(REPO_ROOT, 'dist/native/hpcc-launch'), ['--plan', plan], { cwd: w.img.tmp });
     expect(r.stdout).to.not.contain('ran alone');
     expect(r.status).to.equal(99);
     expect(r.stderr).to.contain('--sharens: cannot join the shared namespace');
     // an extracted tree has no keeper: refused before anything starts
-    r = hpccAs(img.tmp, ['exec', '--sharens', '--unsquash', img.sif, 'echo', 'ran alone'], { env: { ...env('0'), HPCC_CACHEDIR: path.join(tdir, 'cache') } });
+    r = hpccAs(w.img.tmp, ['exec', '--sharens', '--unsquash', w.img.sif, 'echo', 'ran alone'], { env: { ...env('0'), HPCC_CACHEDIR: path.join(w.tdir, 'cache') } });
     expect(r.stdout).to.not.contain('ran alone');
     expect(r.status).to.equal(99);
     expect(r.stderr).to.contain('HPCC_E_LAUNCH_SHARENS').and.contain('extracted tree');
@@ -98,7 +79,7 @@ describe('e2e: --sharens (one user namespace for the launches of an image on a n
   it("ranks in per-task cgroups of one step (Slurm's task/cgroup on cgroup v2) share a keeper; another step, or another mount namespace, gets its own", async function () {
     const cg2 = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((d) => fs.existsSync(path.join(d, 'cgroup.procs')) && fs.existsSync(path.join(d, 'cgroup.subtree_control')));
     if (!IS_ROOT || !cg2) this.skip(); // needs root to make cgroups and a cgroup v2 hierarchy
-    const base = path.join(cg2!, `hpcc-test-${process.pid}-${n}`);
+    const base = path.join(cg2!, `hpcc-test-${process.pid}-${w.n}`);
     const cgs = ['step_0/user/task_0', 'step_0/user/task_1', 'step_1/user/task_0'].map((c) => path.join(base, c));
     for (const c of cgs) fs.mkdirSync(c, { recursive: true });
     try {
@@ -109,8 +90,8 @@ describe('e2e: --sharens (one user namespace for the launches of an image on a n
           'sh',
           ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, ...(unshareMnt ? ['unshare', '-m', '--propagation', 'slave'] : []),
             'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', 'env', '-i', ...envs,
-            process.execPath, HPCC_BIN, 'exec', '--sharens', img.sif, 'readlink', '/proc/self/ns/user'],
-          { cwd: img.tmp, encoding: 'utf8', timeout: 60_000 },
+            process.execPath, HPCC_BIN, 'exec', '--sharens', w.img.sif, 'readlink', '/proc/self/ns/user'],
+          { cwd: w.img.tmp, encoding: 'utf8', timeout: 60_000 },
         );
         expect(r.status, r.stderr).to.equal(0);
         return r.stdout.trim();
@@ -124,7 +105,7 @@ describe('e2e: --sharens (one user namespace for the launches of an image on a n
       expect(keepersIn(warmDir())).to.have.length(3);
     } finally {
       for (const k of keepersIn(warmDir())) if (alive(k.pid)) process.kill(k.pid, 'SIGTERM');
-      await until('the keepers have ended', () => fuseHolders(img.sif).length === 0).catch(() => undefined);
+      await until('the keepers have ended', () => fuseHolders(w.img.sif).length === 0).catch(() => undefined);
       for (const c of [...cgs, ...cgs.map((c) => path.dirname(c)), ...cgs.map((c) => path.dirname(path.dirname(c))), base]) {
         for (let i = 0; i < 50; i++) {
           try {

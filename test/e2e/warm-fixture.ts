@@ -5,6 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { IS_ROOT, removeTree, testUserIds } from '../helpers/env.js';
+import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 
 export interface Keeper {
   pid: number;
@@ -74,4 +76,43 @@ export function keepersIn(d: string): Keeper[] {
     .readdirSync(d)
     .filter((f) => f.endsWith('.json'))
     .map((f) => ({ ...(JSON.parse(fs.readFileSync(path.join(d, f), 'utf8')) as Keeper), file: f }));
+}
+
+/** What warmSuite's hooks keep: the suite's image, this test's launch directory (HPCC_TMPDIR) and its number. */
+export interface WarmSuite {
+  img: E2eImage;
+  tdir: string;
+  n: number;
+  /** the rendezvous directory of this test's keepers */
+  warmDir(): string;
+}
+
+/**
+ * The hooks of a warm-mount suite (cache-mounts, launch-sharens): an image made
+ * once (`prefix` names its temporary directory), a fresh launch directory per
+ * test owned by the test user, every keeper of it stopped after each test, the
+ * image's tree removed at the end.
+ */
+export function warmSuite(prefix: string): WarmSuite {
+  const { uid, gid } = testUserIds();
+  const w = {
+    n: 0,
+    warmDir: () => path.join(w.tdir, `hpcc-${uid}`, 'warm'),
+  } as WarmSuite;
+  before(function () {
+    w.img = makeE2eImage(this, prefix);
+  });
+  beforeEach(() => {
+    w.tdir = path.join(w.img.tmp, `t${w.n++}`);
+    fs.mkdirSync(w.tdir, { mode: 0o755 });
+    if (IS_ROOT) fs.chownSync(w.tdir, uid, gid);
+  });
+  afterEach(async () => {
+    for (const k of keepersIn(w.warmDir())) if (alive(k.pid)) process.kill(k.pid, 'SIGTERM');
+    await until('the keepers have ended', () => fuseHolders(w.img.sif).length === 0).catch(() => undefined);
+  });
+  after(() => {
+    if (w.img?.tmp) removeTree(w.img.tmp);
+  });
+  return w;
 }
