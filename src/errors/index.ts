@@ -262,3 +262,21 @@ export class LaunchSetupError extends HpccError {
     this.errno = where.errno;
   }
 }
+
+/**
+ * A definition file hpcc cannot build (`hpcc build OUT.sif FILE.def`): the
+ * message starts with FILE:LINE:COLUMN and ends with the offending line;
+ * `details` carries file, line, column and text. Exit 71.
+ */
+export class DefinitionError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 71, ...opts });
+  }
+}
+
+/** A definition-file build step failed (%setup, %post, %test, a base image, %files): exit 72. */
+export class BuildStepError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 72, ...opts });
+  }
+}
