@@ -262,3 +262,15 @@ export class LaunchSetupError extends HpccError {
     this.errno = where.errno;
   }
 }
+
+/**
+ * The unprivileged build environment cannot do what a build needs (issue 12,
+ * src/build/): no subordinate ids where they are required, a user namespace
+ * or id map the kernel refused, a missing bootstrap tool, a rootfs whose
+ * layout would lead mounts out of it. Exit code 72.
+ */
+export class BuildEnvironmentError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 72, ...opts });
+  }
+}
