@@ -193,7 +193,7 @@ export class DefBuild {
       this.info(`${label}: running %post`);
       const shell = /(?:^|\s)-c\s+(\S+)/.exec(post.args.split('#')[0]!)?.[1];
       const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C', APPTAINER_ROOTFS: '/', SINGULARITY_ROOTFS: '/', APPTAINER_ENVIRONMENT: '/.singularity.d/env/91-environment.sh' };
-      const r = await this.session!.runInRoot(root, post.script + '\n', { ...(shell ? { shell } : {}), env, label: '%post', stdio: o.verbose ? 'inherit' : 'capture' });
+      const r = await this.session!.runInRoot(root, post.script + '\n', { ...(shell ? { shell, shellFlags: [] } : {}), env, label: '%post', stdio: o.verbose ? 'inherit' : 'capture' });
       if (r.status !== 0) throw stepError(`%post (${this.defFile}:${post.line})`, r, 'Fix the failing command; the step runs as root of a user namespace (`hpcc doctor` says which id mapping).');
     }
   }
