@@ -223,7 +223,12 @@ export class DefBuild {
     const s = this.session;
     this.session = undefined;
     if (this.partial) await fs.rm(this.partial, { force: true }).catch(() => {});
-    if (s) await s.close().catch(() => {});
+    if (s) {
+      // a namespace's init outlives a killed `unshare` (its parent-death signal does not survive the id
+      // mapping): kill every process below us first, so the PID namespace and its steps end with it
+      await killDescendants();
+      await s.close().catch(() => {});
+    }
     if (this.workDir) await fs.rm(this.workDir, { recursive: true, force: true }).catch(() => {});
   }
 
@@ -232,6 +237,36 @@ export class DefBuild {
   }
   get work(): string {
     return this.workDir!;
+  }
+}
+
+/** SIGKILL every process whose parent chain leads to this one (read from /proc; errors ignored). */
+async function killDescendants(): Promise<void> {
+  const parent = new Map<number, number>();
+  for (const name of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await fs.readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const m = /\) \S+ (\d+)/.exec(stat);
+    if (m) parent.set(Number(name), Number(m[1]));
+  }
+  const mine = new Set([process.pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (!mine.has(pid) && mine.has(ppid)) {
+        mine.add(pid);
+        grew = true;
+      }
+    }
+  }
+  mine.delete(process.pid);
+  for (const pid of mine) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone, or not ours */
+    }
   }
 }
 

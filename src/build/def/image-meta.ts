@@ -68,6 +68,14 @@ export function scriptFile(script: string, args: string): string {
   return `${shebang}\n\n${body}\n`;
 }
 
+/** Text without its blank edges and the indentation all its lines share. */
+export function dedent(text: string): string {
+  const lines = text.replace(/\s+$/, '').split('\n');
+  while (lines.length > 0 && lines[0]!.trim() === '') lines.shift();
+  const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => l.length - l.trimStart().length));
+  return lines.map((l) => l.slice(Number.isFinite(indent) ? indent : 0)).join('\n');
+}
+
 /** The metadata of the final stage. `time` is the build time (unix seconds; fixed with --deterministic). */
 export function imageMeta(stage: Stage, deffile: string, o: { time: number; arch: string; version: string }): ImageMeta {
   const labels: Array<[string, string]> = [];
@@ -76,7 +84,7 @@ export function imageMeta(stage: Stage, deffile: string, o: { time: number; arch
   labels.push([BUILD_LABELS.buildDate, buildDateLabel(o.time)]);
   labels.push([BUILD_LABELS.hpccVersion, o.version]);
   const help = sectionScript(stage, 'help');
-  const helpText = help ? help.script.replace(/^\s*\n/, '').replace(/\s+$/, '') : '';
+  const helpText = help ? dedent(help.script) : '';
   if (helpText !== '') {
     labels.push([BUILD_LABELS.usage, HELP_PATH]);
     labels.push([BUILD_LABELS.usageHelp, HELP_PATH]);
