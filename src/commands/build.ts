@@ -10,6 +10,8 @@ import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { resolveSource } from '../oci/sources.js';
 import type { OciPlatform } from '../oci/types.js';
 import { parseBlockSize } from '../cli/size.js';
+import { buildFromDefinition } from '../build/def/builder.js';
+import { readBuildArgs } from '../build/def/index.js';
 
 export default class Build extends HpccCommand {
   static override summary = 'Build a SIF from a directory tree, or unpack a SIF into a sandbox directory.';
@@ -29,10 +31,11 @@ export default class Build extends HpccCommand {
     '<%= config.bin %> build image.sif oci:./layout:latest',
     '<%= config.bin %> build --platform linux/arm64 image.sif oci-archive:image.tar',
     '<%= config.bin %> build image.sif docker-archive:saved.tar',
+    '<%= config.bin %> build --build-arg VERSION=12 image.sif app.def',
   ];
   static override args = {
     output: Args.string({ required: true, description: 'output SIF file (or directory with --sandbox)' }),
-    source: Args.string({ required: true, description: 'source directory, image reference (oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:name:tag]), or SIF file with --sandbox' }),
+    source: Args.string({ required: true, description: 'source directory, image reference (oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:name:tag]), or SIF file with --sandbox, or a definition file (docs/build.md)' }),
   };
   static override flags = {
     sandbox: Flags.boolean({ char: 's', description: 'unpack SOURCE (a SIF) into the directory OUTPUT' }),
@@ -56,6 +59,9 @@ export default class Build extends HpccCommand {
     json: Flags.boolean({ description: 'print the result as JSON' }),
     arch: Flags.string({ description: 'image references: architecture to take from a multi-platform image (default: the host)' }),
     platform: Flags.string({ description: 'image references: os/arch[/variant] to take from a multi-platform image' }),
+    'build-arg': Flags.string({ multiple: true, multipleNonGreedy: true, description: 'definition files: NAME=VALUE for {{ NAME }} (overrides %arguments; repeatable)' }),
+    'build-arg-file': Flags.string({ description: 'definition files: a file of NAME=VALUE lines for {{ NAME }}' }),
+    notest: Flags.boolean({ description: 'definition files: do not run %test after the build' }),
   };
 
   private async buildFromReference(
@@ -111,6 +117,35 @@ export default class Build extends HpccCommand {
     }
   }
 
+  private async buildFromDefinition(
+    out: string,
+    file: string,
+    flags: { quiet: boolean; json: boolean; force: boolean; compressor: string; level?: number; 'block-size': string; deterministic: boolean; arch?: string; platform?: string; 'build-arg'?: string[]; 'build-arg-file'?: string; notest: boolean },
+  ): Promise<void> {
+    if (flags.arch !== undefined && flags.platform !== undefined) throw new UsageError('give --arch or --platform, not both');
+    const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
+    const talk = !flags.quiet && !flags.json;
+    const r = await buildFromDefinition(out, file, {
+      buildArgs: await readBuildArgs(flags['build-arg'] ?? [], flags['build-arg-file']),
+      notest: flags.notest,
+      compressor: flags.compressor as 'gzip',
+      ...(flags.level !== undefined ? { level: flags.level } : {}),
+      blockSize: parseBlockSize(flags['block-size']),
+      deterministic: flags.deterministic,
+      force: flags.force,
+      ...(platform ? { platform } : {}),
+      verbose: talk,
+      onInfo: (m) => {
+        if (talk) process.stderr.write(`INFO: ${m}\n`);
+      },
+      onWarning: (m) => {
+        if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
+      },
+    });
+    if (flags.json) this.printJson({ status: 'ok', ...r });
+    else if (talk) process.stderr.write(`Built ${r.output} from ${file} (${r.stages} stage${r.stages === 1 ? '' : 's'})\n`);
+  }
+
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Build);
     const warn = (m: string) => {
@@ -135,6 +170,12 @@ export default class Build extends HpccCommand {
       else if (!flags.quiet) process.stderr.write(`Created sandbox ${r.output} (${r.entries} entries)\n`);
       return;
     }
+    const defOnly = flags['build-arg'] !== undefined || flags['build-arg-file'] !== undefined || flags.notest;
+    if (await isDefinitionFile(args.source)) {
+      await this.buildFromDefinition(args.output, args.source, flags);
+      return;
+    }
+    if (defOnly) throw new UsageError('--build-arg, --build-arg-file and --notest apply to definition files only');
     const blockSize = parseBlockSize(flags['block-size']);
     if (!flags.quiet && !flags.json) process.stderr.write(`Packing ${args.source} into ${args.output}\n`);
     const r = await buildSifFromDirectory(args.output, args.source, {
@@ -151,6 +192,20 @@ export default class Build extends HpccCommand {
         `Built ${r.output}: ${r.entries} entries, ${formatBytes(r.bytes)} of data, squashfs ${formatBytes(r.imageSize)} at offset ${r.partitionOffset}\n`,
       );
     }
+  }
+}
+
+/** A regular file that is not a SIF (no SIF_MAGIC at offset 32): a definition file. */
+async function isDefinitionFile(p: string): Promise<boolean> {
+  const st = await fs.stat(p).catch(() => null);
+  if (!st?.isFile()) return false;
+  const fh = await fs.open(p, 'r');
+  try {
+    const buf = Buffer.alloc(64);
+    const { bytesRead } = await fh.read(buf, 0, 64, 0);
+    return !buf.subarray(0, bytesRead).includes('SIF_MAGIC');
+  } finally {
+    await fh.close();
   }
 }
 

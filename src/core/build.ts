@@ -26,6 +26,8 @@ export interface BuildOptions {
   force?: boolean;
   /** Add a minimal /.singularity.d when the tree has none (default true). */
   skeleton?: boolean;
+  /** Store this mtime (unix seconds) on every entry (definition builds with --deterministic). */
+  mtime?: number;
   onWarning?: (msg: string) => void;
 }
 
@@ -131,6 +133,7 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
       const r = await addDirectoryTree(writer, dir, {
         ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
         deterministic: opts.deterministic ?? false,
+        ...(opts.mtime !== undefined ? { mtime: opts.mtime } : {}),
       });
       entries = r.entries;
       bytes = r.bytes;

@@ -262,3 +262,33 @@ export class LaunchSetupError extends HpccError {
     this.errno = where.errno;
   }
 }
+
+/**
+ * The unprivileged build environment cannot do what a build needs (issue 12,
+ * src/build/): no subordinate ids where they are required, a user namespace
+ * or id map the kernel refused, a missing bootstrap tool, a rootfs whose
+ * layout would lead mounts out of it. Exit code 72.
+ */
+export class BuildEnvironmentError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 72, ...opts });
+  }
+}
+
+/**
+ * A definition file hpcc cannot build (`hpcc build OUT.sif FILE.def`): the
+ * message starts with FILE:LINE:COLUMN and ends with the offending line;
+ * `details` carries file, line, column and text. Exit 71.
+ */
+export class DefinitionError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 71, ...opts });
+  }
+}
+
+/** A definition-file build step failed (%setup, %post, %test, a base image, %files): exit 73. */
+export class BuildStepError extends HpccError {
+  constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 73, ...opts });
+  }
+}
