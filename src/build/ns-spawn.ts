@@ -92,6 +92,12 @@ export interface NsChild {
  * kernel clears the parent-death signal when the exec gains capabilities).
  */
 const WAIT_SCRIPT = 'read -r p _ </proc/self/stat && printf "%s\\n" "$p" >&3 && read _ <&3 && exec 3>&- && exec "$@"';
+/**
+ * The same for a PID namespace, keeping fd 3 open for the command: it reaches
+ * end-of-file only when hpcc is gone (even by SIGKILL), so the namespace's
+ * init can watch it and end the namespace (run-root.ts does).
+ */
+const WAIT_SCRIPT_KEEP = 'read -r p _ </proc/self/stat && printf "%s\\n" "$p" >&3 && read _ <&3 && exec "$@"';
 
 /** An executable on PATH (or the usual system directories), or null. */
 export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | null {
@@ -162,7 +168,7 @@ function signalNumber(sig: NodeJS.Signals): number {
 export async function spawnInNamespace(argv: string[], o: NsSpawnOptions): Promise<NsChild> {
   const args = ['--user', '--mount', '--propagation', 'private'];
   if (o.pidns) args.push('--pid', '--fork', '--kill-child');
-  args.push('--', '/bin/sh', '-c', WAIT_SCRIPT, 'hpcc-ns', ...argv);
+  args.push('--', '/bin/sh', '-c', o.pidns ? WAIT_SCRIPT_KEEP : WAIT_SCRIPT, 'hpcc-ns', ...argv);
   const child = spawn(findUnshare(), args, {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: o.env,
@@ -214,7 +220,8 @@ export async function spawnInNamespace(argv: string[], o: NsSpawnOptions): Promi
       child.once('close', (code) => reject(new Error(`the namespace did not start (unshare exited ${code})`)));
     });
     await writeMaps(child.pid!, o.plan);
-    sock.end('g\n');
+    if (o.pidns) sock.write('g\n');
+    else sock.end('g\n');
   } catch (e) {
     child.kill('SIGKILL');
     const r = await done.catch(() => null);

@@ -188,6 +188,36 @@ describe('e2e: unprivileged build container (subids and single-id modes)', funct
     expect(r.ls).to.match(/^l.* -> \/outside\/of\/the\/image$/m);
   });
 
+  it('SIGKILL of hpcc during a step still ends every process of the step', async function () {
+    const work = path.join(tmp, 'w-kill');
+    const u = userArgs(TEST_USER);
+    const job: DriverJob = { workDir: work, base: 'busybox', post: 'touch /started\nsleep 300\n' };
+    const child = spawn(u.argv[0]!, [...u.argv.slice(1), process.execPath, DRIVER, JSON.stringify(job)], { env: u.env, stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const started = path.join(work, 'rootfs', 'started');
+    const t0 = Date.now();
+    while (!fs.existsSync(started)) {
+      if (Date.now() - t0 > 120_000) throw new Error('the step never started');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    let left = '';
+    for (let i = 0; i < 50; i++) {
+      left = spawnSync('pgrep', ['-f', work], { encoding: 'utf8' }).stdout.trim();
+      if (left === '') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const pid of left.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL'); // this test's own leftovers, by pid
+      } catch {
+        /* gone */
+      }
+    }
+    expect(left, 'processes of the killed build').to.equal('');
+  });
+
   it('SIGTERM during a step closes the session: no temporary tree and no process is left', async function () {
     const work = path.join(tmp, 'w-term');
     const u = userArgs(TEST_USER);
