@@ -58,7 +58,7 @@ function stageError(what: string, e: unknown): SlurmError {
   if (isHpccError(e) && e.code.startsWith('HPCC_E_SLURM_')) return e as SlurmError;
   const io = addContext(what, e);
   const full = /ENOSPC|EDQUOT/.test(io.code);
-  return new SlurmError('HPCC_E_SLURM_STAGE', `${what} on ${hostName()}: ${io.message}`, {
+  return new SlurmError('HPCC_E_SLURM_STAGE', `${io.message} (on ${hostName()})`, {
     cause: e,
     hint: full
       ? 'The node-local storage is full: free space in it or set HPCC_STAGE_DIR to a larger node-local directory.'

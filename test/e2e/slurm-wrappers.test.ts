@@ -91,7 +91,7 @@ describe('e2e: the Slurm wrappers hpcc-sbatch and hpcc-srun on a 3-node cluster'
     const marks = path.join(work, 'marks');
     fs.mkdirSync(marks);
     fs.chownSync(marks, uid, testUserIds().gid);
-    const job = script('two-steps.sh', `#SBATCH -N3 -n12 --ntasks-per-node=4
+    const job = script('two-steps.sh', `#SBATCH -N3 -n12 --overcommit
 ${SRUN} -- sh -c 'echo "step1 $SLURM_PROCID $(hostname) $(readlink /proc/self/ns/user)"'
 ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_PROCID; while [ ! -e ${marks}/done ]; do sleep 0.2; done'
 `);
@@ -119,5 +119,157 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect(out.split('\n').filter((l) => l.startsWith('step2 ')), out).to.have.length(12);
     // the job's end removed the staged copies on every node
     expect(stageTrees()).to.deep.equal(NODES.map((n) => `${n}: hpcc-stage-${uid}`));
+  });
+
+  /** Wait for a job to end; its final state. */
+  async function jobEnd(id: string): Promise<string> {
+    for (let i = 0; i < 600; i++) {
+      const st = asUser('squeue', ['-h', '-t', 'all', '-j', id, '-o', '%T']).stdout.trim();
+      if (!['PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING'].includes(st)) return st;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`job ${id} did not end`);
+  }
+
+  it('hpcc-sbatch --image docker://…:v1 pins the digest at submit: the held job runs v1 after the tag moved, and the nodes ask the registry nothing', async function () {
+    requireTools(this, 'docker-registry', 'skopeo', 'umoci', 'busybox');
+    const reg = await cluster!.registry();
+    const layout = path.join(img.tmp, 'layout');
+    const bb = makeBusyboxTree(img.tmp);
+    for (const v of ['v1', 'v2']) {
+      const t = path.join(img.tmp, `ver-${v}`);
+      fs.mkdirSync(t);
+      fs.writeFileSync(path.join(t, 'version'), `${v}\n`);
+      umociImage(layout, v, [bb, t]);
+    }
+    await skopeoPush(reg, `oci:${layout}:v1`, 'wr/app:v1');
+    const before = reg.requests().length;
+    const job = script('pinned.sh', `#SBATCH -N3 -n3\n#HPCC --image=docker://${reg.host}/wr/app:v1\n${SRUN} -- sh -c 'echo "$(hostname) $(cat /version)"'\n`);
+    const sub = asUser(SBATCH, ['--hold', '--parsable', `--output=${work}/pinned.out`, job], { HPCC_INSECURE_REGISTRIES: reg.host });
+    expect(sub.status, sub.stderr).to.equal(0);
+    const id = sub.stdout.trim();
+    expect(id).to.match(/^\d+$/);
+    await skopeoPush(reg, `oci:${layout}:v2`, 'wr/app:v1'); // the tag moves while the job waits
+    expect(asUser('scontrol', ['release', id]).status).to.equal(0);
+    expect(await jobEnd(id)).to.equal('COMPLETED');
+    expect(lines(fs.readFileSync(path.join(work, 'pinned.out'), 'utf8'))).to.deep.equal(NODES.map((n) => `${n} v1`));
+    const seen = reg.requests().slice(before);
+    expect(seen.filter((q) => /\/manifests\//.test(q.path)).length, 'the pin resolved the tag').to.be.greaterThan(0);
+    expect([...new Set(seen.map((q) => q.client))], 'only the login side asked the registry').to.deep.equal([cluster!.loginAddr]);
+  });
+
+  it('no image, a reference that does not resolve, misplaced options: a typed error, and no job is submitted', async function () {
+    const job = script('noimage.sh', '#SBATCH -N1\necho ran\n');
+    const n0 = jobCount();
+    let r = asUser(SBATCH, [job]);
+    expect(r.status, r.stderr).to.equal(2);
+    expect(r.stderr).to.contain('HPCC_E_SLURM_NO_IMAGE');
+    r = asUser(SBATCH, ['-N', '1', '--image', img.sif, '-N', '2', '--nv', job]);
+    expect(r.status, r.stderr).to.equal(2);
+    expect(r.stderr).to.contain('HPCC_E_SLURM_ARGS').and.contain('--nv comes after the Slurm option -N');
+    r = asUser(SRUN, ['-N1', '--', 'echo', 'ran']);
+    expect(r.status, r.stderr).to.equal(2);
+    expect(r.stderr).to.contain('HPCC_E_SLURM_NO_IMAGE');
+    if (spawnSync('which', ['docker-registry']).status === 0) {
+      const reg = await cluster!.registry();
+      r = asUser(SBATCH, ['--image', `docker://${reg.host}/wr/nothing:here`, job], { HPCC_INSECURE_REGISTRIES: reg.host });
+      expect(r.status, r.stderr).to.not.equal(0);
+      expect(r.stderr).to.match(/^Error \(HPCC_E_[A-Z_]+\): /m);
+      expect(r.stdout).to.not.contain('Submitted');
+    }
+    expect(jobCount(), 'sbatch was never run').to.equal(n0);
+  });
+
+  it('a SIF changed after submit is refused on the nodes: nothing runs, the step fails with HPCC_E_SLURM_IMAGE_CHANGED', async () => {
+    const sif = path.join(work, 'changing.sif');
+    fs.copyFileSync(img.sif, sif);
+    fs.chownSync(sif, uid, testUserIds().gid);
+    const job = script('changed.sh', `#SBATCH -N3 -n3\n${SRUN} -- echo ran\necho "step exit $?"\n`);
+    const sub = asUser(SBATCH, ['--hold', '--parsable', `--output=${work}/changed.out`, '--image', sif, job]);
+    expect(sub.status, sub.stderr).to.equal(0);
+    const id = sub.stdout.trim();
+    // one byte of the file changes (same size, same path)
+    const fd = fs.openSync(sif, 'r+');
+    const size = fs.fstatSync(fd).size;
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, size - 1);
+    b[0] = b[0]! ^ 0xff;
+    fs.writeSync(fd, b, 0, 1, size - 1);
+    fs.closeSync(fd);
+    expect(asUser('scontrol', ['release', id]).status).to.equal(0);
+    await jobEnd(id);
+    const out = fs.readFileSync(path.join(work, 'changed.out'), 'utf8');
+    expect(out).to.not.match(/^ran$/m);
+    expect(out).to.contain('HPCC_E_SLURM_IMAGE_CHANGED');
+    expect(out).to.match(/^step exit 88$/m);
+  });
+
+  it('node-local storage full while staging: the step fails with HPCC_E_SLURM_STAGE, no partial copy is left, the next job stages', () => {
+    const fill = asUser('srun', ['-w', 'node1', '-N1', '-n1', 'sh', '-c',
+      'avail=$(df -k --output=avail "$TMPDIR" | tail -1); head -c $(( (avail - 300) * 1024 )) /dev/zero > "$TMPDIR/fill"; echo filled']);
+    expect(fill.stdout, fill.stderr).to.contain('filled');
+    const tree = () => asUser('srun', ['-w', 'node1', '-N1', '-n1', 'sh', '-c', `cd "$TMPDIR" && find hpcc-stage-${uid} -type f | sort`]).stdout.trim();
+    try {
+      const r = asUser(SRUN, ['-w', 'node1', '-N1', '-n2', '--image', img.sif, '--', 'echo', 'ran']);
+      expect(r.stdout).to.not.contain('ran');
+      expect(r.status, r.stderr).to.equal(89);
+      expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE').and.contain('node-local storage is full');
+      expect(tree(), 'no partial copy, no lock').to.equal('');
+    } finally {
+      asUser('srun', ['-w', 'node1', '-N1', '-n1', 'sh', '-c', 'rm -f "$TMPDIR/fill"']);
+    }
+    const r = asUser(SRUN, ['-w', 'node1', '-N1', '-n2', '--image', img.sif, '--', 'echo', 'ran']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(lines(r.stdout)).to.deep.equal(['ran', 'ran']);
+    // the failed job's directory went at this staging (Slurm no longer runs it); this job's copy stays until the next
+    expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
+  });
+
+  it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), nothing runs", () => {
+    const shared = path.join(img.tmp, 'shared-stage');
+    fs.mkdirSync(shared, { mode: 0o777 });
+    fs.chmodSync(shared, 0o1777);
+    fs.mkdirSync(path.join(shared, `hpcc-stage-${uid}`), { mode: 0o777 }); // made first by someone else (root here)
+    fs.chmodSync(path.join(shared, `hpcc-stage-${uid}`), 0o777);
+    const r = asUser(SRUN, ['-N1', '-n1', '--image', img.sif, '--', 'echo', 'ran'], { HPCC_STAGE_DIR: shared });
+    expect(r.stdout).to.not.contain('ran');
+    expect(r.status, r.stderr).to.equal(89);
+    expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE_DIR').and.contain('owned by uid 0');
+  });
+
+  /** The MPI program's output: per-rank lines checked, every rank on its expected node. */
+  function expectMpi(out: string, ranks: number, perNode: number): void {
+    const rankLines = out.split('\n').filter((l) => l.startsWith('rank '));
+    expect(rankLines, out).to.have.length(ranks);
+    const hosts: string[] = [];
+    for (const l of rankLines) {
+      const m = /^rank (\d+) of (\d+) on (\S+): ring ok, sum (\d+), max (\d+), bcast ok$/.exec(l);
+      expect(m, l).to.not.equal(null);
+      expect([Number(m![2]), Number(m![4]), Number(m![5])], l).to.deep.equal([ranks, (ranks * (ranks - 1)) / 2, ranks - 1]);
+      hosts.push(m![3]!);
+    }
+    expect(out, out).to.contain('all checks passed');
+    for (const n of NODES) expect(hosts.filter((h) => h === n), `ranks on ${n}: ${out}`).to.have.length(perNode);
+  }
+
+  it('Open MPI through hpcc-srun --mpi=pmix over 3 nodes, two ranks per node sharing a user namespace (CMA on)', function () {
+    requireTools(this, 'mpicc', 'ldd');
+    const dir = path.join(img.tmp, 'mpi');
+    fs.mkdirSync(dir);
+    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-check'), path.join(REPO_ROOT, 'test/fixtures/mpi/mpi-check.c')]);
+    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), path.join(dir, 'tree'), path.join(dir, 'mpi-check')]);
+    const mpiSif = path.join(dir, 'mpi.sif');
+    const b = runHpcc(['build', mpiSif, path.join(dir, 'tree')]);
+    expect(b.status, b.stderr).to.equal(0);
+    fs.chmodSync(mpiSif, 0o644);
+    // Open MPI's CMA choice left alone, so that it would say when CMA is off
+    const r = runUnprivileged(SRUN, ['-N3', '-n6', '--mpi=pmix', '--image', mpiSif, '--', '/usr/local/bin/mpi-check'], {
+      cwd: work,
+      env: { ...cluster!.env, HPCC_CACHEDIR: cache },
+      timeout: 150_000,
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    expectMpi(r.stdout, 6, 2);
+    expect(`${r.stdout}${r.stderr}`).to.not.match(/CMA is\s+not available/);
   });
 });
