@@ -1,6 +1,6 @@
 /**
- * `hpcc slurm sbatch|srun|stage|unstage ARGS`: the hidden commands behind the
- * Slurm wrappers (slurm/hpcc-sbatch, slurm/hpcc-srun, slurm/hpcc-srun-entry;
+ * `hpcc slurm sbatch|srun|mpirun|stage|unstage ARGS`: the hidden commands behind the
+ * Slurm wrappers (slurm/hpcc-sbatch, slurm/hpcc-srun, slurm/hpcc-mpirun, slurm/hpcc-srun-entry;
  * docs/slurm.md, "Wrappers"). bin/run.js calls slurmMain() directly, without
  * loading oclif (hpcc-srun starts every job step); the oclif commands in
  * src/commands/slurm/ call it too. Arguments are passed through untouched:
@@ -8,7 +8,7 @@
  */
 import { SlurmError, reportError } from '../errors/index.js';
 
-export const SLURM_SUBCOMMANDS = Object.freeze(['sbatch', 'srun', 'stage', 'unstage'] as const);
+export const SLURM_SUBCOMMANDS = Object.freeze(['sbatch', 'srun', 'mpirun', 'stage', 'unstage'] as const);
 
 async function dispatch(sub: string | undefined, argv: string[]): Promise<number> {
   switch (sub) {
@@ -16,6 +16,8 @@ async function dispatch(sub: string | undefined, argv: string[]): Promise<number
       return (await import('./sbatch.js')).sbatchMain(argv);
     case 'srun':
       return (await import('./srun.js')).srunMain(argv);
+    case 'mpirun':
+      return (await import('./srun.js')).srunMain(argv, 'mpirun');
     case 'stage': {
       const [base, job, src, sha256, size] = argv;
       const { stage } = await import('./stage.js');

@@ -36,8 +36,12 @@ export function srunCommand(slurm: string[], pin: Pin, command: string[], front 
   return [...slurm, entry, front, String(process.getuid!()), pin.image, pin.sha256, String(pin.size), String(options.length), ...options, ...command];
 }
 
-/** Run hpcc-srun; resolves with srun's exit status. */
-export async function srunMain(argv: string[]): Promise<number> {
+/**
+ * Run hpcc-srun (launcher 'srun'), or hpcc-mpirun (launcher 'mpirun': the
+ * same, with mpirun inside an allocation starting the ranks through its
+ * daemons, which srun starts on each node); resolves with the launcher's exit status.
+ */
+export async function srunMain(argv: string[], launcher: 'srun' | 'mpirun' = 'srun'): Promise<number> {
   const a = parseSrunArgs(argv);
   const pin = a.image !== undefined ? await pinImage(a.image, a.options) : pinFromEnv(process.env);
   if (!pin) {
@@ -46,11 +50,11 @@ export async function srunMain(argv: string[]): Promise<number> {
       hint: 'Submit with hpcc-sbatch --image REF, or run hpcc-srun [srun options] --image REF [hpcc options] -- COMMAND.',
     });
   }
-  const child = spawn('srun', srunCommand(a.slurm, pin, a.rest), { stdio: 'inherit' });
+  const child = spawn(launcher, srunCommand(a.slurm, pin, a.rest), { stdio: 'inherit' });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(s, forward);
   return new Promise((resolve, reject) => {
-    child.on('error', (e) => reject(new SlurmError('HPCC_E_SLURM_TOOL', `cannot run srun: ${e.message}`, { cause: e, hint: "Run hpcc-srun where Slurm's srun is on PATH." })));
+    child.on('error', (e) => reject(new SlurmError('HPCC_E_SLURM_TOOL', `cannot run ${launcher}: ${e.message}`, { cause: e, hint: `Run hpcc-${launcher} where ${launcher} is on PATH.` })));
     child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? (({ SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[sig] ?? 1 : 1)));
   });
 }

@@ -26,6 +26,7 @@ import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 
 const SBATCH = path.join(REPO_ROOT, 'slurm/hpcc-sbatch');
 const SRUN = path.join(REPO_ROOT, 'slurm/hpcc-srun');
+const MPIRUN = path.join(REPO_ROOT, 'slurm/hpcc-mpirun');
 const NODES = ['node1', 'node2', 'node3'];
 
 describe('e2e: the Slurm wrappers hpcc-sbatch and hpcc-srun on a 3-node cluster', function () {
@@ -35,6 +36,7 @@ describe('e2e: the Slurm wrappers hpcc-sbatch and hpcc-srun on a 3-node cluster'
   let cache: string;
   let work: string;
   let uid: number;
+  let mpiSif: string | undefined;
 
   before(async function () {
     requireRoot(this);
@@ -258,12 +260,24 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     fs.mkdirSync(dir);
     execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-check'), path.join(REPO_ROOT, 'test/fixtures/mpi/mpi-check.c')]);
     execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), path.join(dir, 'tree'), path.join(dir, 'mpi-check')]);
-    const mpiSif = path.join(dir, 'mpi.sif');
+    mpiSif = path.join(dir, 'mpi.sif');
     const b = runHpcc(['build', mpiSif, path.join(dir, 'tree')]);
     expect(b.status, b.stderr).to.equal(0);
     fs.chmodSync(mpiSif, 0o644);
     // Open MPI's CMA choice left alone, so that it would say when CMA is off
     const r = runUnprivileged(SRUN, ['-N3', '-n6', '--mpi=pmix', '--image', mpiSif, '--', '/usr/local/bin/mpi-check'], {
+      cwd: work,
+      env: { ...cluster!.env, HPCC_CACHEDIR: cache },
+      timeout: 150_000,
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    expectMpi(r.stdout, 6, 2);
+    expect(`${r.stdout}${r.stderr}`).to.not.match(/CMA is\s+not available/);
+  });
+
+  it('Open MPI: salloc -N3 -n6 hpcc-mpirun: mpirun inside the allocation starts the ranks from the staged image', function () {
+    if (!mpiSif) this.skip();
+    const r = runUnprivileged('salloc', ['-N3', '-n6', MPIRUN, '-np', '6', '--image', mpiSif!, '--', '/usr/local/bin/mpi-check'], {
       cwd: work,
       env: { ...cluster!.env, HPCC_CACHEDIR: cache },
       timeout: 150_000,
