@@ -33,6 +33,12 @@ if (lean && !leanOff) {
   const fast = (await import(new URL(bundleIsCurrent(cli, name) ? `${name}.bundle.js` : `${name}.js`, cli).href))[fn];
   if (await fast(cmd, process.argv.slice(3), memoOut)) process.exit();
 }
+// `hpcc slurm SUB` (the Slurm wrappers' hidden commands, src/slurm/cli.ts): without oclif, as
+// hpcc-srun starts every job step; --help and the like still go to oclif.
+if (cmd === 'slurm' && !leanOff && process.argv[3] !== '--help') {
+  const { slurmMain } = await import('../dist/src/slurm/cli.js');
+  process.exit(await slurmMain(process.argv[3], process.argv.slice(4)));
+}
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });
 
