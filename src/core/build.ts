@@ -15,6 +15,7 @@ import { addDirectoryTree } from '../formats/squashfs/from-dir.js';
 import { collectMetadata } from './metadata.js';
 import { directoryTreeView } from './tree-views.js';
 import { writeSquashfsSif, type SifObject } from './sif-image.js';
+import type { Timings } from '../runtime/timings.js';
 
 export interface BuildOptions {
   compressor?: CodecName;
@@ -27,6 +28,8 @@ export interface BuildOptions {
   /** Add a minimal /.singularity.d when the tree has none (default true). */
   skeleton?: boolean;
   onWarning?: (msg: string) => void;
+  /** --timings: resolve (the tree's metadata), convert (the tree into squashfs), write (tables, SIF) */
+  timings?: Timings;
 }
 
 export interface BuildResult {
@@ -106,6 +109,7 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
     meta.data.attributes.runscript = SKELETON_RUNSCRIPT.replace(/\n+$/, '');
     meta.data.attributes.labels = {};
   }
+  opts.timings?.mark('resolve');
 
   const objects: SifObject[] = [];
   if (meta.data.attributes.deffile !== undefined) {
@@ -125,6 +129,7 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
       time,
       arch: process.arch,
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.timings ? { onFilled: () => opts.timings!.mark('convert') } : {}),
       context: `build ${out}`,
     },
     async (writer) => {
@@ -137,5 +142,6 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
       if (skeleton) await addSkeleton(writer, time);
     },
   );
+  opts.timings?.mark('write');
   return { output: path.resolve(out), entries, bytes, imageSize, partitionOffset };
 }
