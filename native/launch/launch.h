@@ -112,7 +112,7 @@ void report(int index, const char *step, int err, int code, const char *fmt, ...
     __attribute__((format(printf, 5, 6)));
 /* an informational record ("status/1 info INDEX STEP MESSAGE"), status fd only */
 void report_info(int index, const char *step, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* --timings: the helper's phases as info records (status.c) */
+/* --report-phases (hpcc --timings): the helper's phases as info records (status.c) */
 extern int g_timings;
 uint64_t mono_ns(void);
 void report_timing(const char *phase, uint64_t ns);

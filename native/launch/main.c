@@ -3,7 +3,7 @@
  * plan.c for the wire format, status.c for status records).
  *
  * Usage:
- *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--timings]
+ *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--report-phases]
  *               [--fallback N ARG0 ... ARGN-1] [--] [CMD ARGS...]
  *   hpcc-launch --version
  * CMD ARGS, when given, replace the plan's command: argv[command_index..]
@@ -12,7 +12,7 @@
  * variables apply as in `hpcc exec`. Without --status-fd, failures are
  * printed to stderr.
  *
- * --timings: the helper's phases go to the status fd as info records
+ * --report-phases: the helper's phases go to the status fd as info records
  * (status.c); hpcc exec --timings prints them.
  *
  * --fallback N ARGV... (the native front's memo replays, front.c): a setup
@@ -88,7 +88,7 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--timings]\n"
+  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--report-phases]\n"
                   "                   [--fallback N ARG0 ... ARGN-1] [--] [CMD ARGS...]\n"
                   "       hpcc-launch --version\n");
   _exit(EXL_USAGE);
@@ -357,7 +357,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--status-fd") && i + 1 < argc) g_status_fd = parse_fd(argv[++i]);
     else if (!strcmp(a, "--die-with-parent")) die_with_parent = 1;
     else if (!strcmp(a, "--host-env")) host_env = 1;
-    else if (!strcmp(a, "--timings")) g_timings = 1;
+    else if (!strcmp(a, "--report-phases")) g_timings = 1;
     else if (!strcmp(a, "--fallback") && i + 1 < argc) {
       int n = parse_fd(argv[++i]); /* a small count */
       if (n < 1 || n > argc - i - 1) usage();

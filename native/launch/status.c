@@ -22,7 +22,7 @@
  * e.g. "status/1 info 0 overlay fuse tried: kernel(Invalid argument)": the
  * overlay method op 0 used, and why the methods before it failed.
  *
- * With --timings (hpcc --timings), the helper's phases as info records:
+ * With --report-phases (hpcc ... --timings), the helper's phases as info records:
  *
  *   "status/1 info -1 timing" SP PHASE SP NANOSECONDS "\n"
  *

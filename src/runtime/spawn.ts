@@ -201,7 +201,7 @@ export function startLaunch(plan: LaunchPlan, opts: LaunchOptions = {}): Running
   const helper = opts.helper ?? findLaunchHelper();
   const args = ['--plan-fd', '3', '--status-fd', '4'];
   if (opts.dieWithParent !== false) args.push('--die-with-parent');
-  if (opts.onStatusLine) args.push('--timings');
+  if (opts.onStatusLine) args.push('--report-phases');
   const stdio: PayloadStdio[] = opts.stdio ?? ['inherit', 'inherit', 'inherit'];
   const child = spawn(helper, args, { stdio: [stdio[0], stdio[1], stdio[2], 'pipe', 'pipe'] });
   const handlers: Array<[NodeJS.Signals, () => void]> = [];
