@@ -19,7 +19,7 @@ import { RegistrySource, type PullEvent } from '../oci/registry-source.js';
 import { resolveSource } from '../oci/sources.js';
 import type { OciPlatform, ResolvedImage } from '../oci/types.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { ensureCacheDir, entryState } from '../util/cache-root.js';
+import { CACHE_LAYOUT, ensureCacheDir, entryState } from '../util/cache-root.js';
 import { checkOutput } from './build.js';
 import { convertImage, type ConvertOptions } from './convert.js';
 import type { Timings } from '../runtime/timings.js';
@@ -157,13 +157,13 @@ export async function ensureCachedSif(
  */
 function refRecordPath(cache: BlobCache, ref: DockerRef, variant: string, platform?: OciPlatform): string {
   const key = JSON.stringify([dockerName(ref), ref.digest ?? '', variant, platform ? formatPlatform(platform) : '']);
-  return path.join(cache.root, 'refs', `${createHash('sha256').update(key).digest('hex')}.json`);
+  return path.join(cache.root, CACHE_LAYOUT.refs, `${createHash('sha256').update(key).digest('hex')}.json`);
 }
 
 async function writeRefRecord(cache: BlobCache, ref: DockerRef, variant: string, platform: OciPlatform | undefined, manifestDigest: string): Promise<void> {
   const file = refRecordPath(cache, ref, variant, platform);
   try {
-    ensureCacheDir(cache.root, 'refs');
+    ensureCacheDir(cache.root, CACHE_LAYOUT.refs);
     const rec = { reference: dockerName(ref), manifestDigest, variant, resolvedAt: new Date().toISOString() };
     await writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o600, what: `write ${file}` });
   } catch {
