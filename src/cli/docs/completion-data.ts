@@ -7,9 +7,10 @@
  * docker:// references come from the cache without starting Node: the
  * completion reads the records `hpcc pull` and launches of references write
  * (CACHE/refs/*.json, core/pull.ts) with shell built-ins only. Measured on
- * this project's 2-core host: `hpcc cache list` costs ~0.3 s of Node start-up
- * per TAB, reading 50 records in bash ~5 ms. The cache root follows
- * util/cache-path.ts (CACHE_LAYOUT), rendered into the script from that table.
+ * the 2-core development VM (busy with other builds): `hpcc cache list` took
+ * 1.6-2.4 s (Node and oclif start-up) where bash read 52 records in ~15 ms, so
+ * a TAB never starts Node. The cache root follows util/cache-path.ts
+ * (CACHE_LAYOUT), rendered into the script from that table.
  */
 import { LAUNCH_ACTIONS } from '../launch-options.js';
 import { CACHE_LAYOUT } from '../../util/cache-path.js';
