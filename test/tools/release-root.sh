@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash --norc
 # Run a command as an unprivileged user inside a root filesystem tree, as on a machine
 # made of that tree (the release proof test, test/e2e/release.test.ts):
 #
@@ -6,7 +6,7 @@
 #
 # As root: a new mount namespace whose root is ROOT (pivot_root, not chroot: the kernel
 # refuses a chrooted process a new user namespace, and hpcc launches in one), with the
-# host's /dev and /sys, a new /proc and a tmpfs /tmp; ROOT/opt/hpcc, when present, is
+# host's /dev and /sys and a new /proc (ROOT's own /tmp, kept between runs as a machine's is); ROOT/opt/hpcc, when present, is
 # mounted read-only. The network namespace is the host's (the test registry listens on
 # 127.0.0.1). Then the command runs with uid UID, gid GID, no supplementary groups, an
 # environment of HOME (from ROOT's passwd), USER, PATH and the HPCC_*/TERM variables given.
@@ -15,14 +15,13 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "release-root: run as root" >&2; exit 2; }
 export RR_ROOT=$1 RR_UID=$2 RR_GID=$3
 shift 3
-exec unshare --mount --propagation private -- /bin/bash -c '
+exec unshare --mount --propagation private -- /bin/bash --norc --noprofile -c '
 set -euo pipefail
 R=$RR_ROOT
 mount --bind "$R" "$R"
 mount --rbind /dev "$R/dev"
 mount --rbind /sys "$R/sys"
 mount -t proc proc "$R/proc"
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
 if [ -d "$R/opt/hpcc" ]; then
   mount --bind "$R/opt/hpcc" "$R/opt/hpcc"
   mount -o remount,bind,ro "$R/opt/hpcc"
