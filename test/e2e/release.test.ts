@@ -92,6 +92,14 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
   it('the root has no Node.js; bin/hpcc is the native front; the user cannot write the install', () => {
     const r = ok(inRoot(`command -v node nodejs || echo no-node; readlink ${HPCC}; test -w /opt/hpcc/lib/hpcc && echo writable || echo read-only`));
     expect(r.stdout.split('\n')).to.deep.equal(['no-node', '../lib/hpcc/dist/native/hpcc', 'read-only', '']);
+    // man pages and completions travel when the build made them; the Slurm files always
+    const share = path.join(root, 'opt', 'hpcc', 'share');
+    const man = path.join(REPO_ROOT, 'dist', 'man', 'man1');
+    if (fs.existsSync(man)) expect(fs.readdirSync(path.join(share, 'man', 'man1')).sort()).to.deep.equal(fs.readdirSync(man).sort());
+    for (const [from, to] of [['hpcc.bash', 'bash-completion/completions/hpcc'], ['_hpcc', 'zsh/site-functions/_hpcc']]) {
+      expect(fs.existsSync(path.join(share, to!)), to).to.equal(fs.existsSync(path.join(REPO_ROOT, 'dist', 'completions', from!)));
+    }
+    expect(fs.readdirSync(path.join(share, 'hpcc', 'slurm')).sort()).to.deep.equal(fs.readdirSync(path.join(REPO_ROOT, 'slurm')).sort());
   });
 
   it('hpcc --version and hpcc version --json: version, build-time revision, Node 24, helper and wire formats, squashfuse found', () => {
