@@ -4,7 +4,8 @@
 // holding one directory hpcc-<version>-linux-<arch>/:
 //   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
 //                                 the rest from its own real path, /proc/self/exe)
-//   lib/hpcc/                  the install the front runs: package.json, bin/run.js,
+//   lib/hpcc/                  the install the front runs: package.json (and oclif.manifest.json
+//                              when the build made it), bin/run.js,
 //                              dist/src (compiled JavaScript and the lean-path bundles),
 //                              dist/native (hpcc-launch, the other helpers, deflate.node),
 //                              dist/build-info.json (version, git revision), and
@@ -75,6 +76,7 @@ copy(inRepo('dist', 'build-info.json'), path.join(lib, 'dist', 'build-info.json'
 copy(inRepo('dist', 'src'), path.join(lib, 'dist', 'src'), (rel) => !/\.(d\.ts|map|tsbuildinfo)$/.test(rel));
 copy(inRepo('dist', 'native'), path.join(lib, 'dist', 'native'));
 if (fs.existsSync(inRepo('definitions'))) copy(inRepo('definitions'), path.join(lib, 'definitions'));
+if (fs.existsSync(inRepo('oclif.manifest.json'))) copy(inRepo('oclif.manifest.json'), path.join(lib, 'oclif.manifest.json')); // faster help
 
 // The production dependencies, as package-lock.json lists them (no devDependencies),
 // those npm installed for this platform; nested node_modules come as their own entries.
