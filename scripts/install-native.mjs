@@ -3,7 +3,8 @@
 // a checkout on `npm ci`). The package ships its native parts prebuilt for linux-x64
 // (dist/native: the `hpcc` command, which is the native front, hpcc-launch, the xattr
 // helper, deflate.node; `npm pack` builds them, see "prepack"). Here:
-//  - in a checkout not built yet (no dist/src): nothing; `npm run build` builds everything;
+//  - in a checkout (src/ is there), or a package without dist/src: nothing; `npm run build`
+//    builds everything;
 //  - when the prebuilt helpers run on this machine: nothing;
 //  - else (another architecture, an older C library): build them with make and the C
 //    compiler, first naming what is missing (make, the compiler, a header) in one line.
@@ -22,7 +23,8 @@ function fail(msg, hint) {
   process.exit(1);
 }
 
-if (!fs.existsSync(path.join(root, 'dist', 'src', 'cli', 'contract-header.js'))) process.exit(0); // a checkout: npm run build
+// A checkout (TypeScript sources, not in the package) or one not built: `npm run build` does it.
+if (fs.existsSync(path.join(root, 'src', 'cli')) || !fs.existsSync(path.join(root, 'dist', 'src', 'cli', 'contract-header.js'))) process.exit(0);
 if (process.env.HPCC_INSTALL_REBUILD !== '1' && prebuiltRuns()) process.exit(0);
 
 const cc = process.env.CC || 'cc';

@@ -9,8 +9,8 @@
 #
 #   test/tools/release-rootfs.sh      -> prints the tarball's path
 #
-# Cache: $HPCC_RELEASE_ROOTFS_DIR (default /var/tmp/hpcc-release-rootfs), root-owned,
-# mode 0755; REBUILD=1 makes it again. Must run as root (mmdebstrap --mode=root).
+# Cache: $HPCC_RELEASE_ROOTFS_DIR (default /var/tmp/hpcc-release-rootfs), root-owned and
+# writable by root only (else refused); REBUILD=1 makes it again. Must run as root (mmdebstrap --mode=root).
 set -euo pipefail
 DIR=${HPCC_RELEASE_ROOTFS_DIR:-/var/tmp/hpcc-release-rootfs}
 SUITE=bookworm
@@ -19,9 +19,17 @@ TARBALL=$DIR/$SUITE-essential-squashfuse.tar
 log() { printf 'release-rootfs: %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "must run as root (mmdebstrap --mode=root)"; exit 2; }
+# The cache is trusted only when root made it: a directory (not a link) owned by root and
+# writable by nobody else, holding a root-owned tarball nobody else can write (under /var/tmp
+# another user could have made either first).
+if [ -L "$DIR" ] || { [ -e "$DIR" ] && [ ! -d "$DIR" ]; }; then log "$DIR is not a directory: remove it"; exit 2; fi
 mkdir -p "$DIR"
-chown root:root "$DIR"
-chmod 0755 "$DIR"
+if [ "$(stat -c %u "$DIR")" != 0 ] || [ $(( 0$(stat -c %a "$DIR") & 022 )) != 0 ]; then
+  log "$DIR is not root's alone (owner $(stat -c %U "$DIR"), mode $(stat -c %a "$DIR")): remove it"; exit 2
+fi
+if [ -e "$TARBALL" ] && { [ -L "$TARBALL" ] || [ "$(stat -c %u "$TARBALL")" != 0 ] || [ $(( 0$(stat -c %a "$TARBALL") & 022 )) != 0 ]; }; then
+  log "$TARBALL is not root's alone: making it again"; rm -f "$TARBALL"
+fi
 [ "${REBUILD:-0}" = 1 ] && rm -f "$TARBALL"
 if [ ! -s "$TARBALL" ]; then
   command -v mmdebstrap >/dev/null || { log "mmdebstrap missing: bash scripts/setup-host.sh"; exit 2; }
