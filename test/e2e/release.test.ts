@@ -106,6 +106,8 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     const build = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dist', 'build-info.json'), 'utf8')) as { version: string; revision: string };
     const text = ok(inRoot(`${HPCC} --version`)).stdout;
     expect(text).to.contain(`hpcc ${build.version} (${build.revision})`);
+    // through a symlink of the user's (as `ln -s /opt/hpcc/bin/hpcc ~/bin/hpcc` makes it), the same install
+    expect(ok(inRoot(`mkdir -p ~/bin && ln -sf ${HPCC} ~/bin/hpcc && ~/bin/hpcc --version`)).stdout).to.equal(text);
     const v = JSON.parse(ok(inRoot(`${HPCC} version --json`)).stdout) as {
       hpcc: string; revision: string; node: string; install: string; helper: { planVersion: number | null }; wireFormats: { plan: number }; optional: Record<string, unknown>;
     };
