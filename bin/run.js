@@ -24,6 +24,8 @@ const leanOff = process.env.HPCC_LEAN === '0';
 delete process.env.HPCC_LEAN;
 const { CACHE_LAYOUT, cacheRootOf, untrusted } = await import('../dist/src/util/cache-path.js');
 enableCompileCache();
+// `hpcc --version` is `hpcc version` (src/core/version.ts), not oclif's one-line user agent.
+if (process.argv[2] === '--version') process.argv[2] = 'version';
 const cmd = process.argv[2];
 const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
 const lean = isLaunchAction(cmd) ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
