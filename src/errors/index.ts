@@ -290,7 +290,6 @@ export class DefinitionError extends HpccError {
 export class BuildStepError extends HpccError {
   constructor(code: string, message: string, opts: HpccErrorOptions = {}) {
     super(code, message, { exitCode: 73, ...opts });
-    }
   }
 }
 
