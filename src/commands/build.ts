@@ -62,7 +62,7 @@ export default class Build extends HpccCommand {
     json: Flags.boolean({ description: 'print the result as JSON' }),
     arch: Flags.string({ description: 'image references: architecture to take from a multi-platform image (default: the host)' }),
     platform: Flags.string({ description: 'image references: os/arch[/variant] to take from a multi-platform image' }),
-    'build-arg': Flags.string({ multiple: true, multipleNonGreedy: true, description: 'definition files: NAME=VALUE for {{ NAME }} (overrides %arguments; repeatable)' }),
+    'build-arg': Flags.string({ multiple: true, multipleNonGreedy: true, description: 'definition files: NAME=VALUE for {{ NAME }} (overrides %arguments)' }),
     'build-arg-file': Flags.string({ description: 'definition files: a file of NAME=VALUE lines for {{ NAME }}' }),
     notest: Flags.boolean({ description: 'definition files: do not run %test after the build' }),
     timings: Flags.boolean({ description: "print each phase's wall time (resolve, fetch, convert, write) on stderr, or in --json" }),
