@@ -89,10 +89,10 @@ function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const tail = new Tail();
-    c.stdout.on('data', (b: Buffer) => tail.push(b.toString('utf8')));
+    c.stdout.on('data', (b: Buffer) => tail.push(b.toString('utf8'), 1));
     c.stderr.on('data', (b: Buffer) => {
       process.stderr.write(b);
-      tail.push(b.toString('utf8'));
+      tail.push(b.toString('utf8'), 2);
     });
     c.on('error', reject);
     c.on('close', (code) => resolve({ status: code ?? 128, tail: tail.text() }));

@@ -19,6 +19,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
+import { StringDecoder } from 'node:string_decoder';
 import { BuildEnvironmentError } from '../errors/index.js';
 import { findIdHelper, mapLines, type IdMapPlan } from './idmap.js';
 
@@ -40,11 +41,12 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
 /** The last N lines of a stream, plus a callback per complete line. */
 export class Tail {
   private lines: string[] = [];
-  private partial = '';
+  /** the unfinished last line of each stream (stdout and stderr interleave by line) */
+  private partials = new Map<number, string>();
   constructor(private readonly onLine?: (line: string) => void, private readonly keep = TAIL_LINES) {}
-  push(chunk: string): void {
-    const parts = (this.partial + chunk).split('\n');
-    this.partial = parts.pop()!;
+  push(chunk: string, stream = 0): void {
+    const parts = ((this.partials.get(stream) ?? '') + chunk).split('\n');
+    this.partials.set(stream, parts.pop()!);
     for (const l of parts) this.add(l);
   }
   private add(l: string): void {
@@ -53,10 +55,8 @@ export class Tail {
     if (this.lines.length > this.keep) this.lines.shift();
   }
   text(): string {
-    if (this.partial !== '') {
-      this.add(this.partial);
-      this.partial = '';
-    }
+    for (const p of this.partials.values()) if (p !== '') this.add(p);
+    this.partials.clear();
     return this.lines.join('\n');
   }
 }
@@ -176,10 +176,11 @@ export async function spawnInNamespace(argv: string[], o: NsSpawnOptions): Promi
   });
   const tail = new Tail(o.onLine);
   let out = '';
+  const decoders = [new StringDecoder('utf8'), new StringDecoder('utf8')];
   const onData = (isStdout: boolean) => (b: Buffer) => {
-    const s = b.toString('utf8');
+    const s = decoders[isStdout ? 0 : 1]!.write(b);
     if (o.forward) process.stderr.write(b);
-    tail.push(s);
+    tail.push(s, isStdout ? 1 : 2);
     if (isStdout && o.capture && out.length < MAX_OUTPUT) out += s;
   };
   child.stdout!.on('data', onData(true));

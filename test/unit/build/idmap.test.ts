@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { findSubidRange, forcedMode, mapLines, planIdMapFrom, type IdMapFacts } from '../../../src/build/idmap.js';
 import { sourcesFor } from '../../../src/build/debootstrap.js';
+import { Tail } from '../../../src/build/ns-spawn.js';
 import { collapseWarning, isCollapseLine } from '../../../src/build/run-root.js';
 import { buildModeCheck } from '../../../src/core/doctor-build.js';
 import { BuildEnvironmentError } from '../../../src/errors/index.js';
@@ -90,5 +91,18 @@ describe('build/debootstrap and run-root: pure parts', () => {
     expect(isCollapseLine('cat: /nope: No such file or directory')).to.equal(false);
     const w = collapseWarning('%post', 'no /etc/subuid entry for alice', ['a', 'b']);
     expect(w).to.match(/^%post: single-id build \(no \/etc\/subuid entry for alice\).*Collapsed: a; b\./);
+  });
+});
+
+describe('build/ns-spawn: the output tail', () => {
+  it('keeps the last lines, joining partial lines per stream', () => {
+    const seen: string[] = [];
+    const t = new Tail((l) => seen.push(l), 3);
+    t.push('out-a', 1);
+    t.push('err-1\nerr-2\n', 2);
+    t.push('-b\nout-c\n', 1);
+    t.push('last', 2);
+    expect(seen).to.deep.equal(['err-1', 'err-2', 'out-a-b', 'out-c']);
+    expect(t.text()).to.equal('out-a-b\nout-c\nlast');
   });
 });
