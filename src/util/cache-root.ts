@@ -42,6 +42,12 @@ export function homeDir(env: Env = process.env, lookup: () => string = passwdHom
   return home;
 }
 
+/** $XDG_CONFIG_HOME when it is absolute, else HOME/.config with homeDir()'s HOME (hpcc.conf, auth.json). */
+export function configHome(env: Env = process.env, lookup: () => string = passwdHome): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  return xdg && path.isAbsolute(xdg) ? xdg : path.join(homeDir(env, lookup), '.config');
+}
+
 /** The cache root's path for this environment (nothing is created; cache-path.ts has the rule). */
 export function cacheRoot(env: Env = process.env, lookup: () => string = passwdHome): string {
   const r = cacheRootOf(env, lookup);

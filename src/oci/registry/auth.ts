@@ -8,10 +8,10 @@
  * hpcc's store wins over Docker's (and then no helper runs).
  */
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { HpccIOError, UsageError, addContext } from '../../errors/index.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
+import { configHome, homeDir } from '../../util/cache-root.js';
 import { runCredentialHelper } from './cred-helper.js';
 
 export interface Credentials {
@@ -32,16 +32,11 @@ const MAX_AUTH_FILE = 1 << 20;
 
 export function hpccAuthPath(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HPCC_AUTH_FILE) return env.HPCC_AUTH_FILE;
-  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(homeDir(env), '.config');
-  return path.join(base, 'hpcc', 'auth.json');
+  return path.join(configHome(env), 'hpcc', 'auth.json');
 }
 
 export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.DOCKER_CONFIG ? path.join(env.DOCKER_CONFIG, 'config.json') : path.join(homeDir(env), '.docker', 'config.json');
-}
-
-function homeDir(env: NodeJS.ProcessEnv): string {
-  return env.HOME || os.homedir();
 }
 
 const DOCKER_HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'];

@@ -7,16 +7,19 @@
  *   HPCC_INSECURE_REGISTRIES=host:port,host2   adds to the list.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse as parseIni } from 'ini';
 import { normalizeRegistryKey } from './auth.js';
+import { configHome } from '../../util/cache-root.js';
 
 export function configFiles(env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.HPCC_CONFIG) return [env.HPCC_CONFIG];
-  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME)
-    ? env.XDG_CONFIG_HOME
-    : path.join(env.HOME || os.homedir(), '.config');
+  let base: string;
+  try {
+    base = configHome(env);
+  } catch {
+    return ['/etc/hpcc/hpcc.conf']; // no home directory: the system file only
+  }
   return ['/etc/hpcc/hpcc.conf', path.join(base, 'hpcc', 'hpcc.conf')];
 }
 

@@ -9,7 +9,8 @@ import {
   removeCredentials,
   storeCredentials,
 } from '../../../../src/oci/registry/auth.js';
-import { insecureRegistries, isInsecureRegistry } from '../../../../src/oci/registry/config.js';
+import { configFiles, insecureRegistries, isInsecureRegistry } from '../../../../src/oci/registry/config.js';
+import { passwdHome } from '../../../../src/util/cache-root.js';
 import { HpccError } from '../../../../src/errors/index.js';
 import { makeTempDir, removeTree } from '../../../helpers/env.js';
 
@@ -86,6 +87,23 @@ describe('registry credentials (auth.ts)', () => {
     } catch (e) {
       expect((e as HpccError).code).to.equal('HPCC_E_USAGE');
     }
+  });
+});
+
+describe('config and credential paths: the cache root\'s HOME rule', () => {
+  // A relative or missing HOME must not make hpcc read or write credentials
+  // relative to the working directory: the password database's home is used.
+  const home = passwdHome();
+  for (const env of [{ HOME: 'relative/home' }, {}, { HOME: '' }]) {
+    it(`HOME=${JSON.stringify(env.HOME)}: auth.json, docker config and hpcc.conf below the password database's home`, () => {
+      expect(hpccAuthPath(env)).to.equal(path.join(home, '.config/hpcc/auth.json'));
+      expect(dockerConfigPath(env)).to.equal(path.join(home, '.docker/config.json'));
+      expect(configFiles(env)).to.deep.equal(['/etc/hpcc/hpcc.conf', path.join(home, '.config/hpcc/hpcc.conf')]);
+    });
+  }
+  it('an absolute XDG_CONFIG_HOME wins, a relative one is ignored', () => {
+    expect(hpccAuthPath({ HOME: '/h', XDG_CONFIG_HOME: '/x' })).to.equal('/x/hpcc/auth.json');
+    expect(hpccAuthPath({ HOME: '/h', XDG_CONFIG_HOME: 'x' })).to.equal('/h/.config/hpcc/auth.json');
   });
 });
 
