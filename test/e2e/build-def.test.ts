@@ -272,6 +272,39 @@ Bootstrap: scratch
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['arg.def', 'o.sif', 'yum.def']);
   });
 
+  it('a hostile base image: links in it never lead %files, the metadata or %files from out of the tree', () => {
+    const dir = dirOf('hostile');
+    const victim = path.join(dir, 'victim'); // directories and a file of the user, outside every tree
+    const victimSd = path.join(dir, 'victim-sd');
+    const secret = path.join(dir, 'secret.txt');
+    fs.mkdirSync(victim);
+    fs.mkdirSync(victimSd);
+    write(dir, 'secret.txt', 'the user\'s secret\n');
+    write(dir, 'note.txt', 'note\n');
+    const sandbox = path.join(dir, 'sandbox');
+    execFileSync('cp', ['-a', path.join(unpack(img.sif)), sandbox]);
+    fs.rmSync(path.join(sandbox, 'opt'), { recursive: true, force: true });
+    fs.symlinkSync(victim, path.join(sandbox, 'opt'));
+    fs.rmSync(path.join(sandbox, '.singularity.d'), { recursive: true });
+    fs.symlinkSync(victimSd, path.join(sandbox, '.singularity.d'));
+    fs.symlinkSync(secret, path.join(sandbox, 'leak'));
+    if (IS_ROOT) execFileSync('chown', ['-R', '-h', `${testUserIds().uid}:${testUserIds().gid}`, dir]);
+    write(dir, 'files.def', 'Bootstrap: localimage\nFrom: sandbox\n%files\n    note.txt /opt/note.txt\n%labels\n    K v\n%runscript\n    echo hi\n');
+    const r = build(dir, ['--notest', 'files.sif', 'files.def']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(fs.readdirSync(victim), 'a %files copy followed the image\'s /opt link').to.deep.equal([]);
+    expect(fs.readdirSync(victimSd), 'a metadata write followed the image\'s /.singularity.d link').to.deep.equal([]);
+    const tree = unpack(path.join(dir, 'files.sif'));
+    expect(fs.readFileSync(path.join(tree, victim, 'note.txt'), 'utf8')).to.equal('note\n');
+    expect(fs.existsSync(path.join(tree, victimSd, 'labels.json'))).to.equal(true);
+
+    write(dir, 'from.def', 'Bootstrap: localimage\nFrom: sandbox\nStage: one\n\nBootstrap: scratch\n%files from one\n    /leak /stolen\n');
+    const f = build(dir, ['--notest', 'from.sif', 'from.def']);
+    expect(f.status, f.stderr).to.not.equal(0);
+    expect(f.stderr).to.contain('from.def:7').and.contain('/leak does not exist in that stage');
+    expect(fs.existsSync(path.join(dir, 'from.sif'))).to.equal(false);
+  });
+
   describe('OCI agents: oci, oci-archive, docker-archive and docker (test registry)', () => {
     let reg: TestRegistry | undefined;
     let dir: string;
