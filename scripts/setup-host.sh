@@ -19,6 +19,7 @@ PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       slurmctld slurmd slurm-client munge  # test/e2e/slurm.test.ts: a one-node Slurm cluster
       openmpi-bin libopenmpi-dev  # test/e2e/slurm.test.ts: an Open MPI program's ranks in hpcc containers
       iproute2 procps  # test/e2e/slurm-cluster.test.ts: the 3-node cluster in network namespaces (ip), pgrep
+      uidmap  # src/build/: newuidmap/newgidmap for subordinate-id builds (test/e2e/build-userns.test.ts)
       docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -42,3 +43,17 @@ OTHER_USER=${HPCC_TEST_USER2:-hpcctest2}
 if ! id -u "$OTHER_USER" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash "$OTHER_USER"
 fi
+# Definition-file builds (test/e2e/build-userns.test.ts): the test user has subordinate id
+# ranges (Debian's useradd adds them; added here where it did not), and a third user has none,
+# for the single-id mode.
+for f in /etc/subuid /etc/subgid; do [ -e "$f" ] || install -m 644 /dev/null "$f"; done
+if ! grep -q "^$TEST_USER:" /etc/subuid || ! grep -q "^$TEST_USER:" /etc/subgid; then
+  next=$(cat /etc/subuid /etc/subgid | awk -F: 'BEGIN { m = 100000 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print m }')
+  usermod --add-subuids "$next-$((next + 65535))" --add-subgids "$next-$((next + 65535))" "$TEST_USER"
+fi
+NOSUBID_USER=${HPCC_TEST_USER3:-hpcctest3}
+if ! id -u "$NOSUBID_USER" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$NOSUBID_USER"
+fi
+nosubid_uid=$(id -u "$NOSUBID_USER")
+sed -i -e "/^$NOSUBID_USER:/d" -e "/^$nosubid_uid:/d" /etc/subuid /etc/subgid

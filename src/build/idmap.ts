@@ -83,23 +83,23 @@ function subidsUnavailable(f: IdMapFacts, su: IdRange | undefined, sg: IdRange |
 }
 
 /** Decide the mode from facts; `force` (or HPCC_BUILD_IDMAP) overrides the automatic choice. */
-export function planIdMapFrom(f: IdMapFacts, force?: IdMapMode): IdMapPlan {
+export function planIdMapFrom(f: IdMapFacts, force?: IdMapMode, forcedBy = IDMAP_ENV): IdMapPlan {
   const base = { uid: f.uid, gid: f.gid };
   if (f.uid === 0) {
     // real root: an identity map of 0..65535 keeps every owner; no helper needed
-    if (force === 'single') return { ...base, mode: 'single', reason: `single id forced by ${IDMAP_ENV} (running as root)` };
+    if (force === 'single') return { ...base, mode: 'single', reason: `single id forced by ${forcedBy} (running as root)` };
     return { ...base, mode: 'subids', subuid: { start: 1, count: 65535 }, subgid: { start: 1, count: 65535 }, reason: 'running as root: ids 0-65535 map to themselves' };
   }
   const su = findSubidRange(f.subuidText, f.user, f.uid);
   const sg = findSubidRange(f.subgidText, f.user, f.uid);
   const why = subidsUnavailable(f, su, sg);
-  if (force === 'single') return { ...base, mode: 'single', reason: `single id forced (${IDMAP_ENV}=single or the caller)` };
+  if (force === 'single') return { ...base, mode: 'single', reason: `single id forced by ${forcedBy}${why ? `; besides, ${why}` : ''}` };
   if (why === null) {
     const r = `${who(f)} has subordinate ids ${su!.start}-${su!.start + su!.count - 1} (uid) and ${sg!.start}-${sg!.start + sg!.count - 1} (gid)`;
-    return { ...base, mode: 'subids', subuid: su!, subgid: sg!, reason: force === 'subids' ? `${r}; forced` : r };
+    return { ...base, mode: 'subids', subuid: su!, subgid: sg!, reason: force === 'subids' ? `${r} (forced by ${forcedBy})` : r };
   }
   if (force === 'subids') {
-    throw new BuildEnvironmentError('HPCC_E_BUILD_NO_SUBIDS', `subordinate-id build mode requested, but ${why}`, {
+    throw new BuildEnvironmentError('HPCC_E_BUILD_NO_SUBIDS', `subordinate-id build mode requested by ${forcedBy}, but ${why}`, {
       hint: `Ask the administrator for /etc/subuid and /etc/subgid ranges (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${who(f)}) and the uidmap package, or unset ${IDMAP_ENV}.`,
     });
   }
@@ -168,7 +168,8 @@ export function forcedMode(force: IdMapMode | undefined, env: NodeJS.ProcessEnv 
 }
 
 export async function planIdMap(opts: { force?: IdMapMode; env?: NodeJS.ProcessEnv } = {}): Promise<IdMapPlan> {
-  return planIdMapFrom(readIdMapFacts(), forcedMode(opts.force, opts.env ?? process.env));
+  const by = opts.force !== undefined ? 'the caller' : `${IDMAP_ENV}`;
+  return planIdMapFrom(readIdMapFacts(), forcedMode(opts.force, opts.env ?? process.env), by);
 }
 
 /** The uid_map / gid_map lines (inner outer count) of a plan. */

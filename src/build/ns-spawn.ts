@@ -76,11 +76,28 @@ export interface NsSpawnOptions {
 
 export interface NsChild {
   child: ChildProcess;
+  /** host pid of the command (the PID namespace's init with pidns) */
+  nsPid: number;
   done: Promise<RunResult>;
+  /** SIGKILL the command (and with pidns everything in its namespace) */
+  kill(): void;
 }
 
-/** The waiting shell: "r" on fd 3, wait for a line on fd 3, close it, exec the command. */
-const WAIT_SCRIPT = 'printf r >&3 && read _ <&3 && exec 3>&- && exec "$@"';
+/**
+ * The waiting shell: its pid as the host sees it (the first field of
+ * /proc/self/stat, opened by the shell itself while the host's /proc is still
+ * mounted) on fd 3, then wait for a line on fd 3, close it, exec the command.
+ * With a PID namespace that pid is the namespace's init: SIGKILL to it ends
+ * every process in the namespace (unshare's --kill-child is no help: the
+ * kernel clears the parent-death signal when the exec gains capabilities).
+ */
+const WAIT_SCRIPT = 'read -r p _ </proc/self/stat && printf "%s\\n" "$p" >&3 && read _ <&3 && exec 3>&- && exec "$@"';
+/**
+ * The same for a PID namespace, keeping fd 3 open for the command: it reaches
+ * end-of-file only when hpcc is gone (even by SIGKILL), so the namespace's
+ * init can watch it and end the namespace (run-root.ts does).
+ */
+const WAIT_SCRIPT_KEEP = 'read -r p _ </proc/self/stat && printf "%s\\n" "$p" >&3 && read _ <&3 && exec "$@"';
 
 /** An executable on PATH (or the usual system directories), or null. */
 export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | null {
@@ -151,7 +168,7 @@ function signalNumber(sig: NodeJS.Signals): number {
 export async function spawnInNamespace(argv: string[], o: NsSpawnOptions): Promise<NsChild> {
   const args = ['--user', '--mount', '--propagation', 'private'];
   if (o.pidns) args.push('--pid', '--fork', '--kill-child');
-  args.push('--', '/bin/sh', '-c', WAIT_SCRIPT, 'hpcc-ns', ...argv);
+  args.push('--', '/bin/sh', '-c', o.pidns ? WAIT_SCRIPT_KEEP : WAIT_SCRIPT, 'hpcc-ns', ...argv);
   const child = spawn(findUnshare(), args, {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: o.env,
@@ -169,23 +186,42 @@ export async function spawnInNamespace(argv: string[], o: NsSpawnOptions): Promi
   child.stderr!.on('data', onData(false));
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => {
+    let finished = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (finished) return;
+      finished = true;
       const r: RunResult = { status: code ?? 128 + (signal ? signalNumber(signal) : 0), tail: tail.text() };
       if (signal) r.signal = signal;
       if (o.capture) r.output = out;
       resolve(r);
+    };
+    child.on('close', finish);
+    // a process that outlived the command (no PID namespace) may hold the pipes open: give it 2 s
+    child.on('exit', (code, signal) => {
+      setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        finish(code, signal);
+      }, 2000).unref();
     });
   });
   const sock = child.stdio[3] as Socket;
   sock.on('error', () => {}); // the shell closes its end at exec
+  let nsPid = 0;
   try {
-    await new Promise<void>((resolve, reject) => {
-      sock.once('data', () => resolve());
+    nsPid = await new Promise<number>((resolve, reject) => {
+      let got = '';
+      sock.on('data', (b: Buffer) => {
+        got += b.toString('latin1');
+        const m = /^(\d+)\n/.exec(got);
+        if (m) resolve(Number(m[1]));
+      });
       child.once('error', reject);
       child.once('close', (code) => reject(new Error(`the namespace did not start (unshare exited ${code})`)));
     });
     await writeMaps(child.pid!, o.plan);
-    sock.end('g\n');
+    if (o.pidns) sock.write('g\n');
+    else sock.end('g\n');
   } catch (e) {
     child.kill('SIGKILL');
     const r = await done.catch(() => null);
@@ -195,5 +231,13 @@ export async function spawnInNamespace(argv: string[], o: NsSpawnOptions): Promi
       cause: e,
     });
   }
-  return { child, done };
+  const kill = () => {
+    try {
+      process.kill(nsPid, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+    child.kill('SIGKILL');
+  };
+  return { child, nsPid, done, kill };
 }

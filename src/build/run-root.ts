@@ -9,7 +9,9 @@
  * a symlinked /etc/resolv.conf or /etc/hosts is moved aside for the step
  * and put back; files are created with noclobber (O_EXCL). After the step
  * every process left in the PID namespace (daemons a maintainer script
- * started) is killed before the clean-up runs, so nothing races it.
+ * started) is killed before the clean-up runs, so nothing races it. When
+ * hpcc itself dies, even by SIGKILL, a watcher on fd 3 (ns-spawn.ts) kills
+ * the step's processes, so nothing of the build keeps running.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -28,6 +30,10 @@ export const CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
  */
 export const RUN_IN_ROOT_SCRIPT = `
 R=$1 SRC=$2 NAME=$3 APTFIX=$4; shift 4
+# fd 3 reaches end-of-file when hpcc is gone (even killed with SIGKILL): then
+# kill every process of this PID namespace; the clean-up below still runs
+( read _ <&3; kill -KILL -1 ) &
+exec 3>&-
 die() { echo "hpcc: $*" >&2; exit 125; }
 MADE= CREATED= SAVED= APTCONF=
 for d in proc sys dev etc; do

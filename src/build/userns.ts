@@ -190,7 +190,7 @@ export class BuildSession {
   /** Kill every running command, remove workDir (inside the namespace, then as ourselves). Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      for (const c of this.live) c.child.kill('SIGKILL');
+      for (const c of this.live) c.kill();
       await Promise.all([...this.live].map((c) => c.done.catch(() => null)));
       try {
         const r = await spawnInNamespace(['rm', '-rf', '--', this.workDir], { plan: this.idmap, pidns: false, forward: false, capture: false, env: { PATH: CLEAN_PATH } });

@@ -15,6 +15,7 @@ import { RDMA_CONFIG, RDMA_DEVICES, RDMA_SYSFS } from '../runtime/builder/rdma.j
 import { installRoot } from '../util/install-root.js';
 import { removeTree } from '../util/remove-tree.js';
 import { checkWarm } from './doctor-warm.js';
+import { checkBuildMode } from './doctor-build.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -299,7 +300,7 @@ function checkRdma(): Check[] {
 export function runDoctor(): Check[] {
   const overlay = checkOverlay();
   return [
-    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkWarm(), checkFront(), ...checkGpus(), ...checkRdma(),
+    checkKernel(), ...checkUsernsSysctls(), checkUnshare(), checkFuseDevice(), checkSquashfuse(), overlay, checkFuseOverlayfs(overlay), checkOverlayMode(), checkWarm(), checkBuildMode(), checkFront(), ...checkGpus(), ...checkRdma(),
   ];
 }
 
