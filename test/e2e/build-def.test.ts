@@ -231,7 +231,7 @@ Bootstrap: scratch
     if (IS_ROOT) execFileSync('chown', ['-R', `${testUserIds().uid}:${testUserIds().gid}`, dir]);
     const r = build(dir, ['out.sif', 'bad.def']);
     expect(r.status).to.equal(73);
-    expect(r.stderr).to.contain('HPCC_E_BUILD_STEP').and.contain('%post (bad.def:3) failed with exit status 7').and.contain('| about to fail');
+    expect(r.stderr).to.contain('HPCC_E_STEP_FAILED').and.contain('%post (bad.def:3) failed with exit status 7').and.contain('| about to fail');
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['bad.def', 'base.sif', 'slow.def']);
 
     // through the native front (dist/native/hpcc), as users run it: it execs the bundled Node, so the signal

@@ -64,7 +64,7 @@ function lastLines(text: string, n = TAIL): string {
 export function stepError(what: string, r: RunResult, hint: string): BuildStepError {
   const how = r.signal ? `was killed by ${r.signal}` : `failed with exit status ${r.status}`;
   const tail = lastLines(r.tail);
-  return new BuildStepError('HPCC_E_BUILD_STEP', `${what} ${how}${tail ? `; last output:\n${tail.replace(/^/gm, '  | ')}` : ''}`, {
+  return new BuildStepError('HPCC_E_STEP_FAILED', `${what} ${how}${tail ? `; last output:\n${tail.replace(/^/gm, '  | ')}` : ''}`, {
     hint,
     details: { step: what, status: r.status, ...(r.signal ? { signal: r.signal } : {}), tail },
   });
