@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { IS_ROOT, REPO_ROOT, removeTree, requireTools, runHpcc, testUserIds } from '../helpers/env.js';
 import { startRegistry, skopeoPush, type TestRegistry } from '../helpers/registry.js';
 import { umociImage } from '../helpers/registry-fixtures.js';
+import { goArch } from '../../src/build/def/image-meta.js';
 import { exitOf, hpccAs, makeE2eImage, type E2eImage } from './launch-fixture.js';
 
 describe('e2e: hpcc build from a definition file (unprivileged)', function () {
@@ -144,7 +145,7 @@ From: base.sif
       'org.label-schema.usage.apptainer.runscript.help': '/.singularity.d/runscript.help',
       'org.label-schema.usage.singularity.deffile.bootstrap': 'localimage',
       'org.label-schema.usage.singularity.deffile.from': 'base.sif',
-      'org.label-schema.build-arch': 'amd64',
+      'org.label-schema.build-arch': goArch(process.arch),
     });
     expect(labels['org.label-schema.build-date']).to.match(/^[A-Z][a-z]+day_\d+_[A-Z][a-z]+_\d{4}_\d+:\d+:\d+_UTC$/);
 
@@ -333,7 +334,8 @@ Bootstrap: scratch
     for (const [agent, head] of agents) {
       it(`Bootstrap: ${agent}`, () => {
         write(dir, `${agent}.def`, `${head()}%post\n    echo "from ${agent}" > /marker\n%runscript\n    cat /marker\n`);
-        const r = build(dir, ['--notest', `${agent}.sif`, `${agent}.def`], { HPCC_INSECURE_REGISTRIES: reg!.host });
+        const platform = agent === 'docker' ? ['--arch', goArch(process.arch)] : agent === 'oci' ? ['--platform', `linux/${goArch(process.arch)}`] : [];
+        const r = build(dir, ['--notest', ...platform, `${agent}.sif`, `${agent}.def`], { HPCC_INSECURE_REGISTRIES: reg!.host });
         expect(r.status, r.stderr).to.equal(0);
         const run = hpccAs(dir, ['run', `${agent}.sif`], { env });
         expect(run.stdout).to.equal(`from ${agent}\n`);
