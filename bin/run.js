@@ -24,6 +24,8 @@ const leanOff = process.env.HPCC_LEAN === '0';
 delete process.env.HPCC_LEAN;
 const { CACHE_LAYOUT, cacheRootOf, untrusted } = await import('../dist/src/util/cache-path.js');
 enableCompileCache();
+// `hpcc --version` is `hpcc version` (src/core/version.ts), not oclif's one-line user agent.
+if (process.argv[2] === '--version') process.argv[2] = 'version';
 const cmd = process.argv[2];
 const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
 const lean = isLaunchAction(cmd) ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
@@ -32,6 +34,12 @@ if (lean && !leanOff) {
   const [name, fn] = lean;
   const fast = (await import(new URL(bundleIsCurrent(cli, name) ? `${name}.bundle.js` : `${name}.js`, cli).href))[fn];
   if (await fast(cmd, process.argv.slice(3), memoOut)) process.exit();
+}
+// `hpcc slurm SUB` (the Slurm wrappers' hidden commands, src/slurm/cli.ts): without oclif, as
+// hpcc-srun starts every job step; --help and the like still go to oclif.
+if (cmd === 'slurm' && !leanOff && process.argv[3] !== '--help') {
+  const { slurmMain } = await import('../dist/src/slurm/cli.js');
+  process.exit(await slurmMain(process.argv[3], process.argv.slice(4)));
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

@@ -20,7 +20,8 @@ PKGS=(squashfs-tools squashfs-tools-ng squashfuse fuse3 attr util-linux
       openmpi-bin libopenmpi-dev  # test/e2e/slurm.test.ts: an Open MPI program's ranks in hpcc containers
       iproute2 procps  # test/e2e/slurm-cluster.test.ts: the 3-node cluster in network namespaces (ip), pgrep
       uidmap  # src/build/: newuidmap/newgidmap for subordinate-id builds (test/e2e/build-userns.test.ts)
-      docker-registry skopeo umoci apache2-utils openssl)  # OCI registry tests (issue 4)
+      docker-registry skopeo umoci apache2-utils openssl  # OCI registry tests (issue 4)
+      man-db groff-base zsh)  # test/integration/command-docs.test.ts (man -l), completion.test.ts (zsh)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

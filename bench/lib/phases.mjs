@@ -63,7 +63,7 @@ function sink(onData) {
 }
 
 let bytes = 0;
-// Untimed: JIT warm-up, page cache, the native xattr helper's first start.
+// Untimed: JIT warm-up, page cache, the xattr addon's first load.
 await addDirectoryTree(sink(async () => undefined), root, { blockSize: BS });
 await phase('walk', async () => {
   const r = await addDirectoryTree(sink(async () => undefined), root, { blockSize: BS });

@@ -112,6 +112,10 @@ void report(int index, const char *step, int err, int code, const char *fmt, ...
     __attribute__((format(printf, 5, 6)));
 /* an informational record ("status/1 info INDEX STEP MESSAGE"), status fd only */
 void report_info(int index, const char *step, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* --report-phases (hpcc --timings): the helper's phases as info records (status.c) */
+extern int g_timings;
+uint64_t mono_ns(void);
+void report_timing(const char *phase, uint64_t ns);
 _Noreturn void fail(int index, const char *step, int err, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -128,7 +132,8 @@ struct rootfs_state {
 };
 void setup_namespaces(const struct plan *p);
 void setup_stage_and_root(const struct plan *p, struct rootfs_state *rs);
-void run_mount_ops(const struct plan *p, const struct rootfs_state *rs);
+/* returns the nanoseconds spent in overlay ops (--timings) */
+uint64_t run_mount_ops(const struct plan *p, const struct rootfs_state *rs);
 int ro_at_path(const struct rootfs_state *rs, const char *dst, int recursive);
 int resolve_target(const struct rootfs_state *rs, const char *dst, int create, char *out, size_t n);
 /* resolve.c: an O_PATH fd of `path` resolved inside the directory `rfd` as the root, or -1 (errno) */

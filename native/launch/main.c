@@ -3,7 +3,7 @@
  * plan.c for the wire format, status.c for status records).
  *
  * Usage:
- *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env]
+ *   hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--report-phases]
  *               [--fallback N ARG0 ... ARGN-1] [--] [CMD ARGS...]
  *   hpcc-launch --version
  * CMD ARGS, when given, replace the plan's command: argv[command_index..]
@@ -11,6 +11,9 @@
  * env-script wrapper, is kept, so the image's env scripts and the injected
  * variables apply as in `hpcc exec`. Without --status-fd, failures are
  * printed to stderr.
+ *
+ * --report-phases: the helper's phases go to the status fd as info records
+ * (status.c); hpcc exec --timings prints them.
  *
  * --fallback N ARGV... (the native front's memo replays, front.c): a setup
  * failure, one before the payload runs, does not end the launch. The helper
@@ -55,6 +58,7 @@
 
 static struct plan g_plan;
 static struct rootfs_state g_rs;
+static uint64_t g_ops_end; /* --timings: when the container's mount ops ended */
 static pid_t g_helper_pid;
 
 /* --fallback: the argv to exec, the read end of the status records, the
@@ -84,7 +88,7 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env]\n"
+  fprintf(stderr, "usage: hpcc-launch (--plan FILE | --plan-fd N) [--status-fd N] [--die-with-parent] [--host-env] [--report-phases]\n"
                   "                   [--fallback N ARG0 ... ARGN-1] [--] [CMD ARGS...]\n"
                   "       hpcc-launch --version\n");
   _exit(EXL_USAGE);
@@ -119,6 +123,7 @@ static void try_exec(const char *path, char **argv, char **env)
 static _Noreturn void exec_payload(const struct plan *p, const sigset_t *mask, mode_t um)
 {
   const char *cmd = p->argv[0];
+  report_timing("exec", mono_ns() - g_ops_end);
   sigprocmask(SIG_SETMASK, mask, NULL);
   umask(um);
   if (strchr(cmd, '/')) {
@@ -339,6 +344,7 @@ _Noreturn void on_fail_exit(int code)
 
 int main(int argc, char **argv)
 {
+  uint64_t t_start = mono_ns();
   const char *plan_file = NULL;
   int plan_fd = -1, die_with_parent = 0, host_env = 0, i;
   uid_t ru, eu, su;
@@ -351,6 +357,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--status-fd") && i + 1 < argc) g_status_fd = parse_fd(argv[++i]);
     else if (!strcmp(a, "--die-with-parent")) die_with_parent = 1;
     else if (!strcmp(a, "--host-env")) host_env = 1;
+    else if (!strcmp(a, "--report-phases")) g_timings = 1;
     else if (!strcmp(a, "--fallback") && i + 1 < argc) {
       int n = parse_fd(argv[++i]); /* a small count */
       if (n < 1 || n > argc - i - 1) usage();
@@ -418,6 +425,8 @@ int main(int argc, char **argv)
   if (!warm_join(&g_plan, &g_rs)) setup_namespaces(&g_plan);
   g_helper_pid = getpid();
   setup_stage_and_root(&g_plan, &g_rs);
+  report_timing("start", t_start);
+  report_timing("image-open", mono_ns() - t_start);
 
   if (g_plan.pidns && unshare(CLONE_NEWPID) != 0) {
     int e = errno;
@@ -443,7 +452,11 @@ int main(int argc, char **argv)
     if (sv[0] >= 0) close(sv[0]);
     if (g_rs.warm_sock >= 0) close(g_rs.warm_sock); /* the helper holds the keeper's connection */
     g_rs.ovl_sock = sv[1];
-    run_mount_ops(&g_plan, &g_rs);
+    uint64_t t_ops = mono_ns();
+    uint64_t ovl = run_mount_ops(&g_plan, &g_rs);
+    g_ops_end = mono_ns();
+    report_timing("mount", g_ops_end - t_ops - ovl);
+    report_timing("overlay", ovl);
     if (g_rs.ovl_sock >= 0) close(g_rs.ovl_sock); /* the helper stops listening */
     g_rs.ovl_sock = -1;
     enter_root(&g_plan, &g_rs);

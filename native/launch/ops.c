@@ -184,9 +184,10 @@ static void ro_at(int i, const char *step, const struct rootfs_state *rs, const 
   close(fd);
 }
 
-void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
+uint64_t run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
 {
   char target[64], opts[64];
+  uint64_t ovl = 0, t;
   for (size_t n = 0; n < p->nmounts; n++) {
     const struct mount_op *o = &p->mounts[n];
     int i = (int)n, fd = -1;
@@ -239,7 +240,9 @@ void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
     case OP_OVERLAY:
       if ((fd = target_fd(rs, o->dst, 0, target, sizeof target)) < 0)
         fail(i, step, errno, EXL_MOUNT, "overlay target %s", o->dst);
+      t = mono_ns();
       op_overlay(p, n, target, rs);
+      ovl += mono_ns() - t;
       close(fd);
       fd = -1;
       own_layer_at(i, step, rs, o->dst);
@@ -256,4 +259,5 @@ void run_mount_ops(const struct plan *p, const struct rootfs_state *rs)
     const struct mount_op *o = &p->mounts[n];
     if (o->kind == OP_OVERLAY && !o->writable) ro_at((int)n, "overlay-ro", rs, o->dst, 0);
   }
+  return ovl;
 }

@@ -21,6 +21,17 @@
  *
  * e.g. "status/1 info 0 overlay fuse tried: kernel(Invalid argument)": the
  * overlay method op 0 used, and why the methods before it failed.
+ *
+ * With --report-phases (hpcc ... --timings), the helper's phases as info records:
+ *
+ *   "status/1 info -1 timing" SP PHASE SP NANOSECONDS "\n"
+ *
+ * PHASE "start" carries the helper's start on CLOCK_MONOTONIC (the clock of
+ * Node's process.hrtime), every other phase its duration: image-open (plan
+ * read, namespaces, the image's root), mount, overlay (the mount ops; the
+ * overlay ops' time is counted apart), exec (pivot_root up to execve, sent
+ * just before it). hpcc prints them (src/runtime/timings.ts); the helper
+ * only measures.
  */
 #include "launch.h"
 
@@ -29,9 +40,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int g_status_fd = -1;
+int g_timings;
+
+uint64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void report_timing(const char *phase, uint64_t ns)
+{
+  if (g_timings) report_info(-1, "timing", "%s %llu", phase, (unsigned long long)ns);
+}
 
 static void vreport(int index, const char *step, int err, int code, const char *fmt, va_list ap)
 {

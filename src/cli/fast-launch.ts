@@ -81,6 +81,7 @@ export function launchRequest(action: LaunchAction, p: ParsedLaunch): LaunchRequ
     ...(planOut ? { planOut } : {}),
     explainEnv: on('explain-env'),
     unsquash: on('unsquash'),
+    ...(on('timings') ? { timings: { json: on('json') } } : {}),
   };
 }
 

@@ -9,9 +9,9 @@
 import { reportError } from '../errors/index.js';
 import { runPull, type PullFlags } from './pull-action.js';
 
-const BOOL: Record<string, 'force' | 'insecure' | 'no-sif-cache' | 'quiet' | 'json'> = {
+const BOOL: Record<string, 'force' | 'insecure' | 'no-sif-cache' | 'quiet' | 'json' | 'timings'> = {
   '-F': 'force', '--force': 'force', '--insecure': 'insecure', '--no-sif-cache': 'no-sif-cache',
-  '-q': 'quiet', '--quiet': 'quiet', '--json': 'json',
+  '-q': 'quiet', '--quiet': 'quiet', '--json': 'json', '--timings': 'timings',
 };
 const VALUE = new Set(['arch', 'platform', 'compressor', 'level', 'block-size']);
 const COMPRESSORS = new Set(['gzip', 'zstd', 'xz', 'lz4']);
@@ -24,7 +24,7 @@ export interface FastPullArgs {
 
 /** Parse pull argv; null when it holds anything this parser does not take (oclif then parses it). */
 export function parsePullArgv(argv: readonly string[]): FastPullArgs | null {
-  const flags: PullFlags = { force: false, insecure: false, 'no-sif-cache': false, quiet: false, json: false };
+  const flags: PullFlags = { force: false, insecure: false, 'no-sif-cache': false, quiet: false, json: false, timings: false };
   const seen = new Set<string>();
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {

@@ -73,6 +73,11 @@ export const LAUNCH_OPTIONS: readonly LaunchOption[] = Object.freeze([
     memo: 'it writes a plan file instead of launching',
   }),
   opt('explain-env', { value: false, description: 'print where each container variable comes from, then exit', memo: 'it prints instead of launching' }),
+  opt('timings', {
+    value: false,
+    description: "print each phase's wall time on stderr (plan, helper start, image open, mount, overlay, exec)",
+    memo: "it times hpcc's own phases, the plan's making included, which a memo launch skips",
+  }),
   opt('json', { char: 'j', value: false, description: 'print hpcc errors as JSON' }),
 ]);
 

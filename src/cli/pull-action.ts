@@ -10,6 +10,10 @@ import { PullProgress } from '../oci/pull-progress.js';
 import { isImageReference, parseReference } from '../oci/reference.js';
 import type { OciPlatform } from '../oci/types.js';
 import { parseBlockSize } from './size.js';
+import { Timings } from '../runtime/timings.js';
+
+/** --timings of pull and build: these phases, always listed (0 ms when one did not happen). */
+export const TRANSFER_PHASES = Object.freeze(['resolve', 'fetch', 'convert', 'write']);
 
 /** The flags of `hpcc pull`, as oclif parses them (src/commands/pull.ts). */
 export interface PullFlags {
@@ -23,6 +27,7 @@ export interface PullFlags {
   'no-sif-cache': boolean;
   quiet: boolean;
   json: boolean;
+  timings: boolean;
 }
 
 /**
@@ -53,6 +58,7 @@ export async function runPull(first: string, second: string | undefined, flags: 
     flags.platform !== undefined ? parsePlatform(flags.platform) : flags.arch !== undefined ? parsePlatform(flags.arch) : undefined;
   const talk = !flags.quiet && !flags.json;
   const progress = new PullProgress(process.stderr, { quiet: !talk, tty: process.stderr.isTTY === true });
+  const timings = flags.timings ? new Timings({ phases: TRANSFER_PHASES, wall: true }) : undefined;
   const r = await pullImage(refText, out ?? defaultOutputName(parseReference(refText)), {
     ...(platform ? { platform } : {}),
     insecure: flags.insecure,
@@ -61,6 +67,7 @@ export async function runPull(first: string, second: string | undefined, flags: 
     ...(flags.level !== undefined ? { level: flags.level } : {}),
     ...(flags['block-size'] !== undefined ? { blockSize: parseBlockSize(flags['block-size']) } : {}),
     useSifCache: !flags['no-sif-cache'],
+    ...(timings ? { timings } : {}),
     onEvent: (ev) => progress.event(ev),
     onConvertProgress: (p) => {
       if (p.done) progress.converted(p.index, p.count, p.entries);
@@ -70,8 +77,11 @@ export async function runPull(first: string, second: string | undefined, flags: 
       progress.clear();
       process.stderr.write(`Warning: ${m}\n`);
     },
-  }).finally(() => progress.clear());
-  if (flags.json) process.stdout.write(JSON.stringify({ status: 'ok', ...r }, null, 2) + '\n');
+  }).finally(() => {
+    progress.clear();
+    if (!flags.json) timings?.print(); // on failure too: the phases so far
+  });
+  if (flags.json) process.stdout.write(JSON.stringify({ status: 'ok', ...r, ...(timings ? { timings: timings.toJSON() } : {}) }, null, 2) + '\n');
   else if (talk) {
     process.stderr.write(`${r.sifCached ? 'Copied cached SIF' : 'Wrote'} ${r.output} (${r.reference}, ${r.platform}, manifest ${r.manifestDigest})\n`);
   }

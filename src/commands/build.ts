@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import type { InferredFlags } from '@oclif/core/interfaces';
 import * as fs from 'node:fs/promises';
 import { HpccCommand } from '../cli/base.js';
 import { UsageError } from '../errors/index.js';
@@ -12,6 +13,8 @@ import type { OciPlatform } from '../oci/types.js';
 import { parseBlockSize } from '../cli/size.js';
 import { buildFromDefinition } from '../build/def/builder.js';
 import { readBuildArgs } from '../build/def/index.js';
+import { TRANSFER_PHASES } from '../cli/pull-action.js';
+import { Timings } from '../runtime/timings.js';
 
 export default class Build extends HpccCommand {
   static override summary = 'Build a SIF from a directory tree, or unpack a SIF into a sandbox directory.';
@@ -59,10 +62,17 @@ export default class Build extends HpccCommand {
     json: Flags.boolean({ description: 'print the result as JSON' }),
     arch: Flags.string({ description: 'image references: architecture to take from a multi-platform image (default: the host)' }),
     platform: Flags.string({ description: 'image references: os/arch[/variant] to take from a multi-platform image' }),
-    'build-arg': Flags.string({ multiple: true, multipleNonGreedy: true, description: 'definition files: NAME=VALUE for {{ NAME }} (overrides %arguments; repeatable)' }),
+    'build-arg': Flags.string({ multiple: true, multipleNonGreedy: true, description: 'definition files: NAME=VALUE for {{ NAME }} (overrides %arguments)' }),
     'build-arg-file': Flags.string({ description: 'definition files: a file of NAME=VALUE lines for {{ NAME }}' }),
     notest: Flags.boolean({ description: 'definition files: do not run %test after the build' }),
+    timings: Flags.boolean({ description: "print each phase's wall time (resolve, fetch, convert, write) on stderr, or in --json" }),
   };
+  private timings: Timings | undefined;
+
+  /** The result, with --json (and the phases with --timings). */
+  private printResult(r: object): void {
+    this.printJson({ status: 'ok', ...r, ...(this.timings ? { timings: this.timings.toJSON() } : {}) });
+  }
 
   private async buildFromReference(
     out: string,
@@ -78,6 +88,7 @@ export default class Build extends HpccCommand {
     const tty = process.stderr.isTTY === true;
     let started = Date.now();
     const image = await resolveSource(ref).resolve(platform ? { platform } : {});
+    this.timings?.mark('resolve');
     try {
       if (talk) process.stderr.write(`Converting ${image.reference} (${formatPlatform(image.platform)}, ${image.layers.length} layers) into ${out}\n`);
       const r = await convertImage(image, out, {
@@ -87,6 +98,7 @@ export default class Build extends HpccCommand {
         deterministic: flags.deterministic || process.env.SOURCE_DATE_EPOCH !== undefined,
         force: flags.force,
         bootstrap: bootstrapOf(ref),
+        ...(this.timings ? { onFilled: () => this.timings!.mark('convert') } : {}),
         onProgress: (p) => {
           if (!talk) return;
           const name = `Layer ${p.index + 1}/${p.count} ${p.digest.slice(0, 19)}`;
@@ -108,7 +120,8 @@ export default class Build extends HpccCommand {
           if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
         },
       });
-      if (flags.json) this.printJson({ status: 'ok', ...r });
+      this.timings?.mark('write');
+      if (flags.json) this.printResult(r);
       else if (talk) {
         process.stderr.write(`Built ${r.output}: ${r.layers} layers, ${r.entries} entries, squashfs ${formatBytes(r.imageSize)} at offset ${r.partitionOffset}\n`);
       }
@@ -142,12 +155,21 @@ export default class Build extends HpccCommand {
         if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
       },
     });
-    if (flags.json) this.printJson({ status: 'ok', ...r });
+    if (flags.json) this.printResult(r);
     else if (talk) process.stderr.write(`Built ${r.output} from ${file} (${r.stages} stage${r.stages === 1 ? '' : 's'})\n`);
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Build);
+    if (flags.timings) this.timings = new Timings({ phases: TRANSFER_PHASES, wall: true });
+    try {
+      await this.build(args, flags);
+    } finally {
+      if (!flags.json) this.timings?.print(); // on failure too: the phases so far
+    }
+  }
+
+  private async build(args: { output: string; source: string }, flags: InferredFlags<typeof Build.flags>): Promise<void> {
     const warn = (m: string) => {
       if (!flags.quiet) process.stderr.write(`Warning: ${m}\n`);
     };
@@ -166,7 +188,8 @@ export default class Build extends HpccCommand {
       }
       if (!flags.quiet && !flags.json) process.stderr.write(`Unpacking ${args.source} into ${args.output}\n`);
       const r = await extractSifToSandbox(args.source, args.output, { force: flags.force, xattrs: flags.xattrs, onWarning: warn });
-      if (flags.json) this.printJson({ status: 'ok', ...r });
+      this.timings?.mark('write'); // unpacking writes the tree: one phase
+      if (flags.json) this.printResult(r);
       else if (!flags.quiet) process.stderr.write(`Created sandbox ${r.output} (${r.entries} entries)\n`);
       return;
     }
@@ -185,8 +208,9 @@ export default class Build extends HpccCommand {
       deterministic: flags.deterministic || process.env.SOURCE_DATE_EPOCH !== undefined,
       force: flags.force,
       onWarning: warn,
+      ...(this.timings ? { timings: this.timings } : {}),
     });
-    if (flags.json) this.printJson({ status: 'ok', ...r });
+    if (flags.json) this.printResult(r);
     else if (!flags.quiet) {
       process.stderr.write(
         `Built ${r.output}: ${r.entries} entries, ${formatBytes(r.bytes)} of data, squashfs ${formatBytes(r.imageSize)} at offset ${r.partitionOffset}\n`,

@@ -32,6 +32,7 @@ export default class Pull extends HpccCommand {
     'no-sif-cache': Flags.boolean({ description: 'do not keep or reuse the converted SIF in the cache (layers are still cached)' }),
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors' }),
     json: Flags.boolean({ description: 'print the result as JSON' }),
+    timings: Flags.boolean({ description: "print each phase's wall time (resolve, fetch, convert, write) on stderr, or in --json" }),
   };
 
   async run(): Promise<void> {

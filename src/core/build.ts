@@ -15,6 +15,7 @@ import { addDirectoryTree } from '../formats/squashfs/from-dir.js';
 import { collectMetadata } from './metadata.js';
 import { directoryTreeView } from './tree-views.js';
 import { writeSquashfsSif, type SifObject } from './sif-image.js';
+import type { Timings } from '../runtime/timings.js';
 
 export interface BuildOptions {
   compressor?: CodecName;
@@ -29,6 +30,8 @@ export interface BuildOptions {
   /** Store this mtime (unix seconds) on every entry (definition builds with --deterministic). */
   mtime?: number;
   onWarning?: (msg: string) => void;
+  /** --timings: resolve (the tree's metadata), convert (the tree into squashfs), write (tables, SIF) */
+  timings?: Timings;
 }
 
 export interface BuildResult {
@@ -108,6 +111,7 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
     meta.data.attributes.runscript = SKELETON_RUNSCRIPT.replace(/\n+$/, '');
     meta.data.attributes.labels = {};
   }
+  opts.timings?.mark('resolve');
 
   const objects: SifObject[] = [];
   if (meta.data.attributes.deffile !== undefined) {
@@ -127,6 +131,7 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
       time,
       arch: process.arch,
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.timings ? { onFilled: () => opts.timings!.mark('convert') } : {}),
       context: `build ${out}`,
     },
     async (writer) => {
@@ -140,5 +145,6 @@ export async function buildSifFromDirectory(out: string, dir: string, opts: Buil
       if (skeleton) await addSkeleton(writer, time);
     },
   );
+  opts.timings?.mark('write');
   return { output: path.resolve(out), entries, bytes, imageSize, partitionOffset };
 }

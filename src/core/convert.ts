@@ -28,6 +28,8 @@ export interface ConvertOptions {
   bootstrap?: { bootstrap: string; from: string };
   onProgress?: (p: LayerProgress) => void;
   onWarning?: (msg: string) => void;
+  /** the layers are in the squashfs writer; the tables and the SIF are written next (--timings) */
+  onFilled?: () => void;
 }
 
 export interface ConvertResult {
@@ -101,6 +103,7 @@ export async function convertImage(image: ResolvedImage, out: string, opts: Conv
       time,
       arch,
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.onFilled ? { onFilled: opts.onFilled } : {}),
       context: `convert ${image.reference} to ${out}`,
     },
     async (writer) => {

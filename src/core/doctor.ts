@@ -187,7 +187,6 @@ function checkOverlayMode(): Check {
  */
 export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installRoot()): Check {
   const front = path.join(root, 'dist', 'native', 'hpcc');
-  const link = `ln -s ${front} ~/.local/bin/hpcc (a directory on PATH)`;
   const real = (p: string) => {
     try {
       return fs.realpathSync(p);
@@ -199,6 +198,9 @@ export function checkFront(env: NodeJS.ProcessEnv = process.env, root = installR
   if (frontReal === null) {
     return { name: 'hpcc command', status: 'warn', detail: `${front} is missing: every launch runs Node`, fix: 'Build it: npm run build (make -C native).' };
   }
+  // a release's bin/hpcc (ROOT is its lib/hpcc, docs/release.md) is the path to give
+  const releaseBin = path.resolve(root, '..', '..', 'bin', 'hpcc');
+  const link = `ln -s ${real(releaseBin) === frontReal ? releaseBin : front} ~/.local/bin/hpcc (a directory on PATH)`;
   const memo = env.HPCC_MEMO === '0' ? '; HPCC_MEMO=0: no launch memos' : '';
   for (const d of (env.PATH ?? '').split(':')) {
     if (!d.startsWith('/')) continue;

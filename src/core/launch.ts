@@ -15,6 +15,7 @@ import { isContained, workdirPaths } from '../runtime/builder/binds.js';
 import type { LaunchConfig, LaunchFlags } from '../runtime/builder/types.js';
 import { buildFiles, encodeMemo, hostEnvPassesThrough, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
+import { helperTimings, sinceProcessStart, Timings } from '../runtime/timings.js';
 import { readImageFacts } from './image-facts.js';
 
 export interface LaunchRequest {
@@ -34,6 +35,8 @@ export interface LaunchRequest {
    * arguments (the action and the arguments after it, for exec up to the image).
    */
   memo?: { file: string; argv: string[] };
+  /** --timings: the phases are printed on stderr (one JSON line when `json`) */
+  timings?: { json: boolean };
 }
 
 export type LaunchOutcome =
@@ -150,16 +153,30 @@ export async function prepareLaunch(req: LaunchRequest, rec?: MemoFacts): Promis
 }
 
 export async function launch(req: LaunchRequest): Promise<LaunchOutcome> {
+  if (!req.timings) return launchTimed(req);
+  const t = new Timings();
+  t.add('start', sinceProcessStart());
+  try {
+    return await launchTimed(req, { t, json: req.timings.json });
+  } finally {
+    t.print(req.timings.json); // a setup failure, --plan-out, --explain-env: the phases so far
+  }
+}
+
+async function launchTimed(req: LaunchRequest, tm?: { t: Timings; json: boolean }): Promise<LaunchOutcome> {
   const rec = req.memo && !req.planOut && !req.explainEnv ? new MemoFacts() : undefined;
   const { built, rows } = await prepareLaunch(req, rec);
+  tm?.t.mark('plan');
   if (rows) return { kind: 'explained', rows, text: renderExplanation(rows) };
   if (req.planOut) {
     const { writePlanFile } = await import('../runtime/plan-file.js');
     await writePlanFile(req.planOut, built.plan as LaunchPlan);
+    tm?.t.mark('write');
     return { kind: 'plan-written', path: req.planOut };
   }
   const { startLaunch, findLaunchHelper } = await import('../runtime/spawn.js');
-  const running = startLaunch(built.plan as LaunchPlan);
+  const spawnedAt = process.hrtime.bigint();
+  const running = startLaunch(built.plan as LaunchPlan, tm ? { onStatusLine: helperTimings(tm.t, spawnedAt, tm.json) } : {});
   // The memo is made while the helper sets the container up, and put in place only when that succeeded.
   let memo: StagedMemo | null = null;
   const stored = rec && !rec.spoiled && rec.planToStore ? rec.planToStore() : null;

@@ -19,9 +19,10 @@ import { RegistrySource, type PullEvent } from '../oci/registry-source.js';
 import { resolveSource } from '../oci/sources.js';
 import type { OciPlatform, ResolvedImage } from '../oci/types.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { ensureCacheDir, entryState } from '../util/cache-root.js';
+import { CACHE_LAYOUT, ensureCacheDir, entryState } from '../util/cache-root.js';
 import { checkOutput } from './build.js';
 import { convertImage, type ConvertOptions } from './convert.js';
+import type { Timings } from '../runtime/timings.js';
 
 export interface PullOptions {
   platform?: OciPlatform;
@@ -36,6 +37,12 @@ export interface PullOptions {
   onEvent?: (ev: PullEvent) => void;
   onWarning?: (msg: string) => void;
   onConvertProgress?: ConvertOptions['onProgress'];
+  /**
+   * --timings: resolve (the manifest and config), fetch (first layer download
+   * started to last one done: it overlaps convert, into which the layers
+   * stream), convert (the layers into squashfs), write (tables, SIF, the copy to OUT)
+   */
+  timings?: Timings;
 }
 
 export interface PullResult {
@@ -81,12 +88,30 @@ export function sifVariant(o: { compressor?: string; level?: number; blockSize?:
  * SIF is already cached (nothing is downloaded then).
  */
 async function resolveRef(ref: ImageRef, opts: PullOptions, cache: BlobCache, sifVariant?: string): Promise<ResolvedImage> {
+  if (opts.timings) opts = { ...opts, onEvent: fetchTimer(opts.timings, opts.onEvent) };
   const prefetch = async (manifestDigest: string) => sifVariant === undefined || !(await cache.hasSif(manifestDigest, sifVariant));
   const src =
     ref.transport === 'docker'
       ? new RegistrySource(ref, { cache, prefetch, ...(opts.insecure ? { insecure: true } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) })
       : resolveSource(ref);
-  return src.resolve(opts.platform ? { platform: opts.platform } : {});
+  const image = await src.resolve(opts.platform ? { platform: opts.platform } : {});
+  opts.timings?.mark('resolve');
+  return image;
+}
+
+/** --timings' fetch: from the first layer download's start to the last one's end, as it happens. */
+function fetchTimer(t: Timings, next?: (ev: PullEvent) => void): (ev: PullEvent) => void {
+  let first: bigint | undefined;
+  let last: bigint | undefined;
+  return (ev) => {
+    const now = process.hrtime.bigint();
+    if (ev.type === 'layer-start' && first === undefined) first = now;
+    if (ev.type === 'layer-done' && first !== undefined) {
+      t.add('fetch', now - (last ?? first));
+      last = now;
+    }
+    next?.(ev);
+  };
 }
 
 function convertOpts(ref: ImageRef, opts: PullOptions, force: boolean): ConvertOptions {
@@ -98,6 +123,7 @@ function convertOpts(ref: ImageRef, opts: PullOptions, force: boolean): ConvertO
     bootstrap: bootstrapOf(ref),
     ...(opts.onConvertProgress ? { onProgress: opts.onConvertProgress } : {}),
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    ...(opts.timings ? { onFilled: () => opts.timings!.mark('convert') } : {}),
   };
 }
 
@@ -116,6 +142,7 @@ export async function ensureCachedSif(
       await convertImage(image, tmp, convertOpts(ref, opts, true));
     });
     await writeRefRecord(cache, ref, variant, opts.platform, image.manifestDigest);
+    opts.timings?.mark('write');
     return { path: r.path, image, built: r.fetched };
   } finally {
     await image.close();
@@ -130,13 +157,13 @@ export async function ensureCachedSif(
  */
 function refRecordPath(cache: BlobCache, ref: DockerRef, variant: string, platform?: OciPlatform): string {
   const key = JSON.stringify([dockerName(ref), ref.digest ?? '', variant, platform ? formatPlatform(platform) : '']);
-  return path.join(cache.root, 'refs', `${createHash('sha256').update(key).digest('hex')}.json`);
+  return path.join(cache.root, CACHE_LAYOUT.refs, `${createHash('sha256').update(key).digest('hex')}.json`);
 }
 
 async function writeRefRecord(cache: BlobCache, ref: DockerRef, variant: string, platform: OciPlatform | undefined, manifestDigest: string): Promise<void> {
   const file = refRecordPath(cache, ref, variant, platform);
   try {
-    ensureCacheDir(cache.root, 'refs');
+    ensureCacheDir(cache.root, CACHE_LAYOUT.refs);
     const rec = { reference: dockerName(ref), manifestDigest, variant, resolvedAt: new Date().toISOString() };
     await writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o600, what: `write ${file}` });
   } catch {
@@ -218,6 +245,7 @@ export async function pullImage(refText: string, out: string | undefined, opts: 
     const r = await ensureCachedSif(ref, { ...opts, cache });
     await checkOutput(output, opts.force ?? false); // still free after the download?
     await copyInto(r.path, output);
+    opts.timings?.mark('write');
     const p = r.image.platform;
     return {
       output,
@@ -232,6 +260,7 @@ export async function pullImage(refText: string, out: string | undefined, opts: 
   const image = await resolveRef(ref, opts, cache);
   try {
     const c = await convertImage(image, output, convertOpts(ref, opts, opts.force ?? false));
+    opts.timings?.mark('write');
     return { output, reference: image.reference, manifestDigest: c.manifestDigest, platform: c.platform, layers: c.layers, sifCached: false };
   } finally {
     await image.close();

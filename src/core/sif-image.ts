@@ -29,6 +29,8 @@ export interface SquashfsSifOptions {
   onWarning?: (msg: string) => void;
   /** Context for wrapped errors, e.g. "build out.sif". */
   context: string;
+  /** called when `fill` is done, before the squashfs tables and the SIF are finished (--timings) */
+  onFilled?: () => void;
 }
 
 export async function writeSquashfsSif(
@@ -57,6 +59,7 @@ export async function writeSquashfsSif(
       });
       try {
         await fill(writer);
+        opts.onFilled?.();
         imageSize = (await writer.finish()).size;
         return imageSize;
       } catch (e) {

@@ -292,3 +292,17 @@ export class BuildStepError extends HpccError {
     super(code, message, { exitCode: 73, ...opts });
   }
 }
+
+/**
+ * The Slurm wrappers (src/slurm, slurm/hpcc-sbatch, slurm/hpcc-srun):
+ * HPCC_E_SLURM_ARGS, _NO_IMAGE, _NO_JOB (usage, exit 2); _IMAGE_CHANGED (the
+ * staged copy is not the pinned image, exit 88); _STAGE (staging on the node
+ * failed, e.g. node-local storage full, exit 89); _STAGE_DIR (a stage directory
+ * hpcc did not make for the user, exit 89); _SLURM_TOOL (sbatch/srun/squeue
+ * missing, exit 89). docs/errors.md, docs/slurm.md ("Wrappers").
+ */
+export class SlurmError extends HpccError {
+  constructor(code: `HPCC_E_SLURM_${string}`, message: string, opts: HpccErrorOptions = {}) {
+    super(code, message, { exitCode: 89, ...opts });
+  }
+}

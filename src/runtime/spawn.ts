@@ -182,6 +182,8 @@ export interface LaunchOptions {
   dieWithParent?: boolean;
   /** informational records (overlay method used); default: printed to stderr when HPCC_DEBUG is set */
   onInfo?: (records: InfoRecord[]) => void;
+  /** --timings: the helper sends its phases (status.c), each status line is passed here as it comes */
+  onStatusLine?: (line: string) => void;
 }
 
 export interface RunningLaunch {
@@ -199,6 +201,7 @@ export function startLaunch(plan: LaunchPlan, opts: LaunchOptions = {}): Running
   const helper = opts.helper ?? findLaunchHelper();
   const args = ['--plan-fd', '3', '--status-fd', '4'];
   if (opts.dieWithParent !== false) args.push('--die-with-parent');
+  if (opts.onStatusLine) args.push('--report-phases');
   const stdio: PayloadStdio[] = opts.stdio ?? ['inherit', 'inherit', 'inherit'];
   const child = spawn(helper, args, { stdio: [stdio[0], stdio[1], stdio[2], 'pipe', 'pipe'] });
   const handlers: Array<[NodeJS.Signals, () => void]> = [];
@@ -217,8 +220,13 @@ export function startLaunch(plan: LaunchPlan, opts: LaunchOptions = {}): Running
     planPipe.end(Buffer.from(bytes));
     const statusPipe = child.stdio[4] as NodeJS.ReadableStream;
     statusPipe.setEncoding('utf8');
+    let line = '';
     statusPipe.on('data', (d: string) => {
       if (status.length < 65536) status += d;
+      if (!opts.onStatusLine) return;
+      const lines = (line + d).split('\n');
+      line = lines.pop()!.slice(0, 4096);
+      for (const l of lines) opts.onStatusLine(l);
     });
     child.on('error', (e) => {
       cleanup();
@@ -233,7 +241,7 @@ export function startLaunch(plan: LaunchPlan, opts: LaunchOptions = {}): Running
       const infos = parseInfoRecords(status);
       if (infos.length > 0) {
         if (opts.onInfo) opts.onInfo(infos);
-        else if (process.env.HPCC_DEBUG) for (const r of infos) process.stderr.write(`hpcc: op ${r.opIndex} ${r.step}: ${r.message}\n`);
+        else if (process.env.HPCC_DEBUG) for (const r of infos.filter((x) => x.step !== 'timing')) process.stderr.write(`hpcc: op ${r.opIndex} ${r.step}: ${r.message}\n`);
       }
       const recs = parseStatusRecords(status);
       if (recs.length > 0) return reject(setupErrorFromStatus(recs[0]!));

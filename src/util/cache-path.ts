@@ -22,6 +22,8 @@ export const CACHE_LAYOUT = Object.freeze({
   homeSub: '.cache/hpcc',
   /** launch memos, below the root */
   launch: 'launch',
+  /** which manifest each docker:// reference resolved to last (core/pull.ts; read by the shell completions) */
+  refs: 'refs',
   /** Node's compile cache of hpcc's own code (bin/run.js), below the root */
   compileCache: 'node-compile-cache',
 });

@@ -1,15 +1,12 @@
 /**
- * Extended attributes for Node, which has no xattr API: batches of paths go
- * to the native helper dist/native/xattr (native/xattr.c documents its
- * binary protocol) in one process per call, streamed both ways so memory
- * holds only the attributes found, never the whole request or response.
- * Symlinks are never followed (llistxattr/lgetxattr/lsetxattr).
+ * Extended attributes for Node, which has no xattr API: calls in process to
+ * the Node-API addon dist/native/xattr.node (native/xattr/xattr.c), which
+ * wraps llistxattr/lgetxattr/lsetxattr — symlinks are never followed. The
+ * addon returns errno numbers; this module turns them into typed errors or
+ * per-attribute failures.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { once } from 'node:events';
-import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HpccError, HpccIOError, ioHint } from '../errors/index.js';
 
@@ -25,12 +22,16 @@ export interface XattrFailure {
   code: string;
 }
 
-const PROTO_MAGIC = 0x41585048; // "HPXA" read as a little-endian u32
-const PROTO_VERSION = 1;
+export interface XattrAddon {
+  /** errno, or [name, value, name, value, ...] */
+  list(path: string): number | Array<string | Buffer>;
+  /** 0 or errno */
+  set(path: string, name: string, value: Uint8Array): number;
+}
+
 const MAX_PATH_BYTES = 4096;
 const MAX_NAME_BYTES = 255;
 const MAX_VALUE_BYTES = 65536;
-const WRITE_CHUNK = 64 * 1024;
 const ENOTSUP = os.constants.errno.ENOTSUP ?? 95;
 const EOPNOTSUPP = os.constants.errno.EOPNOTSUPP ?? 95;
 
@@ -41,179 +42,67 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-/** The native helper is not built (or not executable). */
-export class XattrToolMissingError extends HpccIOError {
-  constructor(tried: string[]) {
-    super('HPCC_E_XATTR_TOOL_MISSING', `the xattr helper is missing (looked in ${tried.join(', ')})`, {
-      hint: 'Run `npm run build` to compile the native helpers into dist/native/.',
+/** The addon is not built, or does not load. */
+export class XattrAddonMissingError extends HpccIOError {
+  constructor(tried: readonly string[], cause?: unknown) {
+    super('HPCC_E_XATTR_TOOL_MISSING', `the xattr addon did not load (looked in ${tried.join(', ')})${cause instanceof Error ? `: ${cause.message}` : ''}`, {
+      hint: 'Run `npm run build` to compile the native parts into dist/native/.',
+      ...(cause !== undefined ? { cause } : {}),
     });
   }
 }
 
-/** The helper broke its protocol or failed as a whole. */
-export class XattrToolError extends HpccError {
+/** A request the kernel interface cannot express, or a broken addon. */
+export class XattrError extends HpccError {
   constructor(message: string, opts: { cause?: unknown } = {}) {
     super('HPCC_E_XATTR_TOOL', message, {
       exitCode: 80,
-      hint: 'Rebuild the native helpers with `npm run build`; if it persists, report a bug.',
+      hint: 'Attribute names are 1..255 bytes, values at most 64 KiB, paths at most 4096 bytes, none with NUL bytes; if the request was valid, rebuild with `npm run build` or report a bug.',
       ...opts,
     });
   }
 }
 
-let cachedTool: string | undefined;
+/** Where the addon may be: next to compiled code (dist/src/util → dist/native) or from source (src/util → dist/native). */
+export const XATTR_ADDON_PATHS: readonly string[] = [
+  fileURLToPath(new URL('../../native/xattr.node', import.meta.url)),
+  fileURLToPath(new URL('../../dist/native/xattr.node', import.meta.url)),
+];
 
-/**
- * Where the helper binary lives: $HPCC_XATTR_BIN, else next to the compiled
- * module (dist/src/util/xattr.js → dist/native/xattr), else, when running from
- * source (src/util/xattr.ts), the build output dist/native/xattr.
- */
-export function xattrToolPath(): string {
-  if (cachedTool !== undefined) return cachedTool;
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    ...(process.env.HPCC_XATTR_BIN ? [process.env.HPCC_XATTR_BIN] : []),
-    path.resolve(here, '../../native/xattr'),
-    path.resolve(here, '../../dist/native/xattr'),
-  ];
-  for (const c of candidates) {
+const require = createRequire(import.meta.url);
+let cached: XattrAddon | undefined;
+
+/** The loaded addon; throws XattrAddonMissingError when it is not built or does not load. */
+export function xattrAddon(): XattrAddon {
+  if (cached) return cached;
+  let cause: unknown;
+  for (const file of XATTR_ADDON_PATHS) {
     try {
-      if (fs.statSync(c).isFile()) {
-        fs.accessSync(c, fs.constants.X_OK);
-        cachedTool = c;
-        return c;
-      }
-    } catch {
-      /* try the next one */
-    }
-  }
-  throw new XattrToolMissingError(candidates);
-}
-
-/** Incremental reader over the helper's stdout chunks. */
-class ByteQueue {
-  private buf: Buffer = Buffer.alloc(0);
-  private off = 0;
-
-  push(chunk: Buffer): void {
-    const rest = this.buf.subarray(this.off);
-    this.buf = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
-    this.off = 0;
-  }
-  available(): number {
-    return this.buf.length - this.off;
-  }
-  /** u32 at `at` bytes past the read position (caller checked availability). */
-  peekU32(at: number): number {
-    return this.buf.readUInt32LE(this.off + at);
-  }
-  /** Copies n bytes out (so parsed values never pin the big chunk). */
-  take(n: number): Uint8Array {
-    const out = new Uint8Array(this.buf.subarray(this.off, this.off + n));
-    this.off += n;
-    return out;
-  }
-  skip(n: number): void {
-    this.off += n;
-  }
-}
-
-function encodePath(p: string): Buffer {
-  if (p.includes('\0')) throw new XattrToolError(`path contains a NUL byte: ${JSON.stringify(p)}`);
-  return Buffer.from(p, 'utf8');
-}
-
-/** Starts the helper and a collector for its stdout/stderr. */
-function startTool(mode: 'list' | 'set', onData: (q: ByteQueue) => void) {
-  const tool = xattrToolPath();
-  const child: ChildProcessWithoutNullStreams = spawn(tool, [mode], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const q = new ByteQueue();
-  let stderr = '';
-  let parseError: unknown;
-  let sawHeader = false;
-  child.stdout.on('data', (chunk: Buffer) => {
-    if (parseError !== undefined) return;
-    q.push(chunk);
-    try {
-      if (!sawHeader) {
-        if (q.available() < 8) return;
-        const magic = q.peekU32(0);
-        const version = q.peekU32(4);
-        if (magic !== PROTO_MAGIC || version !== PROTO_VERSION) {
-          throw new XattrToolError(`${tool} speaks an unknown protocol (magic ${magic}, version ${version})`);
-        }
-        q.skip(8);
-        sawHeader = true;
-      }
-      onData(q);
+      const addon = require(file) as XattrAddon;
+      if (typeof addon.list === 'function' && typeof addon.set === 'function') return (cached = addon);
+      cause = new Error(`${file} is not hpcc's xattr addon`);
     } catch (e) {
-      parseError = e;
-      child.kill('SIGKILL');
-    }
-  });
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => {
-    if (stderr.length < 4096) stderr += s;
-  });
-  child.stdin.on('error', () => {
-    /* EPIPE when the helper died early; the exit status tells why */
-  });
-  const exited = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => reject(new XattrToolError(`cannot run ${tool}: ${e.message}`, { cause: e })));
-    child.on('close', (code, signal) => {
-      if (parseError !== undefined) return reject(parseError);
-      if (code !== 0) {
-        return reject(new XattrToolError(`${tool} ${mode} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
-      }
-      if (!sawHeader) return reject(new XattrToolError(`${tool} ${mode} produced no output`));
-      if (q.available() !== 0) return reject(new XattrToolError(`${tool} ${mode}: truncated output`));
-      resolve();
-    });
-  });
-  return { child, exited };
-}
-
-/** Writes byte pieces to the helper's stdin in 64 KiB writes, honouring backpressure. */
-async function feed(child: ChildProcessWithoutNullStreams, pieces: Iterable<Buffer>): Promise<void> {
-  try {
-    await feedUnsafe(child, pieces);
-  } catch (e) {
-    // Our own validation errors abort the batch; stream errors (EPIPE when the
-    // helper died) are explained by its exit status instead.
-    if (e instanceof HpccError) {
-      child.kill('SIGKILL');
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') cause = e;
     }
   }
+  throw new XattrAddonMissingError(XATTR_ADDON_PATHS, cause);
 }
 
-async function feedUnsafe(child: ChildProcessWithoutNullStreams, pieces: Iterable<Buffer>): Promise<void> {
-  const stdin = child.stdin;
-  let batch: Buffer[] = [];
-  let size = 0;
-  const flush = async () => {
-    if (size === 0) return;
-    const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, size);
-    batch = [];
-    size = 0;
-    if (!stdin.write(data) && !stdin.destroyed) {
-      await Promise.race([once(stdin, 'drain'), once(child, 'close')]);
-    }
-  };
-  for (const p of pieces) {
-    if (stdin.destroyed || child.exitCode !== null) break;
-    batch.push(p);
-    size += p.length;
-    if (size >= WRITE_CHUNK) await flush();
-  }
-  await flush();
-  stdin.end();
+function checkString(s: string, max: number, what: string, min = 1): void {
+  if (s.includes('\0')) throw new XattrError(`${what} contains a NUL byte: ${JSON.stringify(s)}`);
+  const n = Buffer.byteLength(s, 'utf8');
+  if (n < min || n > max) throw new XattrError(`${what} length out of range (1..${max} bytes): ${JSON.stringify(s.slice(0, 80))}`);
 }
 
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(n, 0);
-  return b;
+/** The extended attributes of one path (symlinks not followed): errno, or the attributes (possibly none). */
+function listOne(addon: XattrAddon, p: string): number | XattrMap {
+  checkString(p, MAX_PATH_BYTES, 'path', 0); // an empty path is the kernel's ENOENT
+  const r = addon.list(p);
+  if (typeof r === 'number') return r;
+  if (!Array.isArray(r) || r.length % 2 !== 0) throw new XattrError(`the xattr addon answered ${typeof r} for ${p}`);
+  const out: XattrMap = new Map();
+  for (let i = 0; i < r.length; i += 2) out.set(r[i] as string, new Uint8Array(r[i + 1] as Buffer));
+  return out;
 }
 
 /**
@@ -224,63 +113,19 @@ function u32(n: number): Buffer {
 export async function getXattrs(paths: readonly string[]): Promise<Map<string, XattrMap>> {
   const result = new Map<string, XattrMap>();
   if (paths.length === 0) return result;
-  let next = 0;
-  let failure: HpccError | undefined;
-  const parse = (q: ByteQueue) => {
-    for (;;) {
-      if (q.available() < 12) return;
-      const index = q.peekU32(0);
-      const errno = q.peekU32(4);
-      const count = q.peekU32(8);
-      // Find the record's full length before consuming anything.
-      let at = 12;
-      for (let i = 0; i < count; i++) {
-        if (q.available() < at + 4) return;
-        const nlen = q.peekU32(at);
-        if (nlen === 0 || nlen > MAX_NAME_BYTES) throw new XattrToolError(`bad attribute name length ${nlen}`);
-        if (q.available() < at + 4 + nlen + 4) return;
-        const vlen = q.peekU32(at + 4 + nlen);
-        if (vlen > MAX_VALUE_BYTES) throw new XattrToolError(`bad attribute value length ${vlen}`);
-        at += 8 + nlen + vlen;
-      }
-      if (q.available() < at) return;
-      if (index !== next || index >= paths.length) {
-        throw new XattrToolError(`out-of-sequence record ${index} (expected ${next})`);
-      }
-      next++;
-      q.skip(12);
-      const p = paths[index]!;
-      if (errno !== 0 && errno !== ENOTSUP && errno !== EOPNOTSUPP) {
-        const code = errnoName(errno);
-        failure ??= new HpccIOError(`HPCC_E_IO_${code}`, `read extended attributes of ${p}: ${code}`, {
-          hint: ioHint(code) ?? 'Check that the path exists and is readable.',
-          details: { path: p, errno },
-        });
-      }
-      if (count === 0) continue;
-      const attrs: XattrMap = new Map();
-      for (let i = 0; i < count; i++) {
-        const nlen = q.peekU32(0);
-        q.skip(4);
-        const name = Buffer.from(q.take(nlen)).toString('utf8');
-        const vlen = q.peekU32(0);
-        q.skip(4);
-        const value = q.take(vlen);
-        attrs.set(name, value);
-      }
-      result.set(p, attrs);
+  const addon = xattrAddon();
+  for (const p of paths) {
+    const r = listOne(addon, p);
+    if (typeof r === 'number') {
+      if (r === ENOTSUP || r === EOPNOTSUPP) continue;
+      const code = errnoName(r);
+      throw new HpccIOError(`HPCC_E_IO_${code}`, `read extended attributes of ${p}: ${code}`, {
+        hint: ioHint(code) ?? 'Check that the path exists and is readable.',
+        details: { path: p, errno: r },
+      });
     }
-  };
-  const { child, exited } = startTool('list', parse);
-  const pieces = function* () {
-    for (const p of paths) {
-      const b = encodePath(p);
-      yield Buffer.concat([b, Buffer.from([0])]);
-    }
-  };
-  await Promise.all([feed(child, pieces()), exited]);
-  if (next !== paths.length) throw new XattrToolError(`helper answered ${next} of ${paths.length} paths`);
-  if (failure) throw failure;
+    if (r.size > 0) result.set(p, r);
+  }
   return result;
 }
 
@@ -288,53 +133,24 @@ export async function getXattrs(paths: readonly string[]): Promise<Map<string, X
  * Applies attributes with lsetxattr (symlinks not followed). Every failure is
  * returned (never thrown), one per path and attribute, so one bad path does
  * not stop the batch. Invalid requests (empty or over-long names, values
- * over 64 KiB, paths over 4096 bytes) throw before anything is applied.
+ * over 64 KiB, paths over 4096 bytes, NUL bytes) throw before anything is applied.
  */
-export async function setXattrs(
-  entries: ReadonlyArray<{ path: string; xattrs: ReadonlyMap<string, Uint8Array> }>,
-): Promise<XattrFailure[]> {
+export async function setXattrs(entries: ReadonlyArray<{ path: string; xattrs: ReadonlyMap<string, Uint8Array> }>): Promise<XattrFailure[]> {
   const failures: XattrFailure[] = [];
   if (entries.length === 0) return failures;
-  const encoded = entries.map((e) => {
-    const p = encodePath(e.path);
-    if (p.length === 0 || p.length > MAX_PATH_BYTES) throw new XattrToolError(`path length out of range: ${e.path}`);
-    const attrs: Array<[Buffer, Uint8Array]> = [];
+  for (const e of entries) {
+    checkString(e.path, MAX_PATH_BYTES, 'path');
     for (const [name, value] of e.xattrs) {
-      const n = encodePath(name);
-      if (n.length === 0 || n.length > MAX_NAME_BYTES) throw new XattrToolError(`bad xattr name ${JSON.stringify(name)}`);
-      if (value.length > MAX_VALUE_BYTES) throw new XattrToolError(`xattr ${name} on ${e.path} exceeds 64 KiB`);
-      attrs.push([n, value]);
+      checkString(name, MAX_NAME_BYTES, 'xattr name');
+      if (value.length > MAX_VALUE_BYTES) throw new XattrError(`xattr ${name} on ${e.path} exceeds 64 KiB`);
     }
-    return { p, attrs };
-  });
-  const parse = (q: ByteQueue) => {
-    for (;;) {
-      if (q.available() < 12) return;
-      const nlen = q.peekU32(8);
-      if (nlen === 0 || nlen > MAX_NAME_BYTES) throw new XattrToolError(`bad attribute name length ${nlen}`);
-      if (q.available() < 12 + nlen) return;
-      const index = q.peekU32(0);
-      const errno = q.peekU32(4);
-      if (index >= entries.length) throw new XattrToolError(`failure record for unknown entry ${index}`);
-      q.skip(12);
-      const name = Buffer.from(q.take(nlen)).toString('utf8');
-      failures.push({ path: entries[index]!.path, name, errno, code: errnoName(errno) });
+  }
+  const addon = xattrAddon();
+  for (const e of entries) {
+    for (const [name, value] of e.xattrs) {
+      const errno = addon.set(e.path, name, value);
+      if (errno !== 0) failures.push({ path: e.path, name, errno, code: errnoName(errno) });
     }
-  };
-  const { child, exited } = startTool('set', parse);
-  const pieces = function* () {
-    for (const { p, attrs } of encoded) {
-      yield u32(p.length);
-      yield p;
-      yield u32(attrs.length);
-      for (const [n, v] of attrs) {
-        yield u32(n.length);
-        yield n;
-        yield u32(v.length);
-        yield Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-      }
-    }
-  };
-  await Promise.all([feed(child, pieces()), exited]);
+  }
   return failures;
 }

@@ -36,6 +36,22 @@ function xattrsOf(p: string): Record<string, string> {
   return out;
 }
 
+/** name → hex value of every xattr on `p`: binary values compared byte for byte. */
+function xattrsHex(p: string): Record<string, string> {
+  const r = spawnSync('getfattr', ['--absolute-names', '-h', '-d', '-m', '-', '-e', 'hex', p], { encoding: 'utf8' });
+  expect(r.status, r.stderr).to.equal(0);
+  const out: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^([^#=][^=]*)=0x([0-9a-f]*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+// vfs_cap_data v2 (CAP_NET_RAW permitted + effective) and a value that is not UTF-8.
+const CAP_HEX = '0100000200200000000000000000000000000000';
+const BIN_HEX = '00ff80fe0a3d';
+
 /** Every path under `root` (root included) with its lstat, symlinks not followed. */
 function walk(root: string): Array<[string, fs.Stats]> {
   const out: Array<[string, fs.Stats]> = [[root, fs.lstatSync(root)]];
@@ -73,6 +89,11 @@ describe('e2e: build --sandbox permissions and xattrs', function () {
     execFileSync('setfattr', ['-n', 'user.test', '-v', 'hello', path.join(tree, 'ro/f')]);
     execFileSync('setfattr', ['-n', 'trusted.test', '-v', 'secret', path.join(tree, 'ro/f')]);
     execFileSync('setfattr', ['-n', 'user.dir', '-v', 'd', path.join(tree, 'pub')]);
+    fs.writeFileSync(path.join(tree, 'bin/cap'), '#!/bin/sh\n');
+    fs.chmodSync(path.join(tree, 'bin/cap'), 0o755);
+    execFileSync('setfattr', ['-n', 'security.capability', '-v', `0x${CAP_HEX}`, path.join(tree, 'bin/cap')]);
+    execFileSync('setfattr', ['-n', 'trusted.bin', '-v', `0x${BIN_HEX}`, path.join(tree, 'bin/cap')]);
+    execFileSync('setfattr', ['-n', 'user.bin', '-v', `0x${BIN_HEX}`, path.join(tree, 'bin/cap')]);
     fs.chmodSync(path.join(tree, 'ro/f'), 0o444); // a user.* attribute needs write access: restored before the mode
     fs.chmodSync(path.join(tree, 'pub'), 0o777);
     fs.chmodSync(path.join(tree, 'tmp'), 0o1777);
@@ -125,6 +146,18 @@ describe('e2e: build --sandbox permissions and xattrs', function () {
     expect(r.stderr).to.not.contain('xattrs: true');
   });
 
+  it('binary values in every namespace survive build and --sandbox byte for byte (security.*, trusted.* as root; user.* as the user)', () => {
+    const rootOut = path.join(tmp, 'root-sbx-bin');
+    const r = runHpcc(['build', '--sandbox', rootOut, sif]);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(xattrsHex(path.join(rootOut, 'bin/cap'))).to.deep.equal({ 'security.capability': CAP_HEX, 'trusted.bin': BIN_HEX, 'user.bin': BIN_HEX });
+    const userOut = path.join(userDir, 'sbx-bin');
+    const u = asUser('--sandbox', userOut, sif);
+    expect(u.status, u.stderr).to.equal(0);
+    expect(xattrsHex(path.join(userOut, 'bin/cap'))).to.deep.equal({ 'user.bin': BIN_HEX });
+    expect(u.stderr).to.not.match(/warning/i);
+  });
+
   it('as a user: --no-xattrs restores none and says nothing about them', () => {
     const out = path.join(userDir, 'sbx-nox');
     const r = asUser('--no-xattrs', '--sandbox', out, sif);
@@ -170,7 +203,7 @@ describe('e2e: build --sandbox permissions and xattrs', function () {
     expect(r.stdout).to.contain('f');
     const warnings = r.stderr.split('\n').filter((l) => /^Warning/.test(l));
     expect(warnings).to.have.length(1);
-    expect(warnings[0]).to.match(/does not support extended attributes: 2 were not restored \(pass --no-xattrs to skip them\)/);
+    expect(warnings[0]).to.match(/does not support extended attributes: 3 were not restored \(pass --no-xattrs to skip them\)/);
     const quiet = inRamfs('--no-xattrs', '--sandbox', path.join(mnt, 'sbx'), sif);
     expect(quiet.status, quiet.stderr).to.equal(0);
     expect(quiet.stderr).to.not.match(/warning/i);

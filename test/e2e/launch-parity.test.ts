@@ -168,6 +168,24 @@ describe('e2e: one launch contract, every path (oclif, lean, native front with a
     });
   }
 
+  it('--timings changes no plan (--plan-out with and without it: the same bytes, oclif and lean); every path prints the phases', () => {
+    const cache = fresh('cache');
+    const plans: Buffer[] = [];
+    for (const [timed, oclif] of [[false, true], [true, true], [true, false]] as const) {
+      const file = path.join(fresh('plan'), 'p.plan');
+      const r = node(cache, ['exec', ...(timed ? ['--timings'] : []), '--plan-out', file, img.sif, ...PAYLOAD], oclif);
+      expect(r.status, r.stderr).to.equal(0);
+      expect(/^hpcc: timing plan \d+\.\d{3} ms$/m.test(r.stderr), r.stderr).to.equal(timed);
+      plans.push(fs.readFileSync(file));
+    }
+    for (const p of plans.slice(1)) expect(p.equals(plans[0]!)).to.equal(true);
+    const argv = ['exec', '--timings', img.sif, ...PAYLOAD];
+    for (const r of [node(cache, argv, true), node(cache, argv, false), front(cache, argv), front(cache, argv)]) {
+      expect(r.status, r.stderr).to.equal(3);
+      for (const phase of ['plan', 'image-open', 'mount', 'overlay', 'exec']) expect(r.stderr).to.match(new RegExp(`^hpcc: timing ${phase} \\d+\\.\\d{3} ms$`, 'm'));
+    }
+  });
+
   it('-j -W DIR IMAGE: oclif launches IMAGE (it took DIR for the image), as every other path does', () => {
     everyPath('exec', ['-j', '-W', fresh('work')]);
   });

@@ -19,6 +19,7 @@ export interface TarSpec {
   mode?: number;
   uid?: number;
   gid?: number;
+  /** negative: written in GNU base-256 */
   mtime?: number;
   devmajor?: number;
   devminor?: number;
@@ -31,6 +32,16 @@ function octal(buf: Buffer, off: number, len: number, v: number): void {
   buf.write(v.toString(8).padStart(len - 1, '0') + '\0', off, len, 'latin1');
 }
 
+/** GNU base-256: first byte 0x80 (positive) or 0xff (negative), then big-endian two's complement. */
+function base256(buf: Buffer, off: number, len: number, v: number): void {
+  let x = BigInt(v);
+  for (let i = len - 1; i >= 0; i--) {
+    buf[off + i] = Number(BigInt.asUintN(8, x));
+    x >>= 8n;
+  }
+  buf[off] = v < 0 ? 0xff : 0x80;
+}
+
 function header(name: string, type: string, size: number, s: TarSpec, linkname = ''): Buffer {
   const h = Buffer.alloc(512);
   h.write(name.slice(0, 100), 0, 100, 'utf8');
@@ -38,7 +49,8 @@ function header(name: string, type: string, size: number, s: TarSpec, linkname =
   octal(h, 108, 8, s.uid ?? 0);
   octal(h, 116, 8, s.gid ?? 0);
   octal(h, 124, 12, size);
-  octal(h, 136, 12, s.mtime ?? 1700000000);
+  if ((s.mtime ?? 0) < 0) base256(h, 136, 12, s.mtime!);
+  else octal(h, 136, 12, s.mtime ?? 1700000000);
   h.write(type, 156, 1, 'latin1');
   h.write(linkname.slice(0, 100), 157, 100, 'utf8');
   h.write('ustar\0', 257, 6, 'latin1');

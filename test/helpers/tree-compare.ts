@@ -2,7 +2,7 @@
  * Compare two directory trees entry by entry (lstat, never following
  * symlinks): type, mode with special bits, owners, mtime seconds, size,
  * content sha256, symlink target, device numbers, xattrs (through hpcc's
- * xattr helper) and hard-link groups. Returns human-readable differences;
+ * xattr addon) and hard-link groups. Returns human-readable differences;
  * an empty list means the trees match for the chosen checks.
  *
  * Files that one side cannot read (mode 0000 seen by an unprivileged user;

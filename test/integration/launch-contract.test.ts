@@ -155,6 +155,23 @@ describe('integration: the launch contract (one table; oclif, lean parser and na
     expect(frontParse('exec', argv).parsed).to.deep.equal(want);
   });
 
+  it('--timings is a contract option: every parser takes it, with -j and other options, and the front serves no memo for it', async () => {
+    const o = LAUNCH_OPTIONS.find((x) => x.name === 'timings');
+    expect(o, 'the table defines --timings').to.not.equal(undefined);
+    expect(o!.value).to.equal(false);
+    expect(o!.memo, 'a memo launch skips the phases --timings reports').to.be.a('string');
+    expect(renderContractHeader()).to.contain(`{"timings", 0, 0, 0, "${o!.memo as string}"},`);
+    for (const action of LAUNCH_ACTIONS) {
+      const argv = ['-j', '--timings', '-B', '/a', 'img.sif', 'x'];
+      const want: Norm = { image: 'img.sif', rest: ['x'], options: { bind: ['/a'], json: [''], timings: [''] } };
+      expect(await oclifParse(argv)).to.deep.equal(want);
+      expect(norm(parseFast(argv)!)).to.deep.equal(want);
+      const front = frontParse(action, argv);
+      expect(front.parsed).to.deep.equal(want);
+      expect(front.memo).to.equal(o!.memo);
+    }
+  });
+
   it('a command that is not a launch is never parsed by the front', () => {
     for (const a of ['pull', 'build', 'cache', 'execute', '']) expect(frontParse(a === '' ? 'x' : a, ['-B', '/a', 'img.sif']).parsed).to.equal(null);
   });

@@ -217,6 +217,32 @@ describe('integration: OCI image → SIF vs umoci unpack', function () {
     expect(fs.existsSync(path.join(tmp, 'escape'))).to.equal(true); // the layout dir, not a file written by the layer
   });
 
+  it('entries dated before 1970 (GNU base-256 and pax mtime) convert with mtime 0 and one warning, as with tar2sqfs', async () => {
+    const nl = path.join(tmp, 'negtime');
+    const tar = makeTar([
+      { name: 'd/', type: '5', mtime: -1 },
+      { name: 'd/gnu', data: 'g', mtime: -315622800 },
+      { name: 'd/pax', data: 'p', pax: { mtime: '-315622800' } },
+      { name: 'd/new', data: 'n', mtime: 1700000000 },
+    ]);
+    writeImage(nl, 'n', { layers: [{ tar, compression: 'gzip' }] });
+    const out = path.join(tmp, 'negtime.sif');
+    const warnings: string[] = [];
+    const img = await resolveSource(`oci:${nl}:n`).resolve({});
+    try {
+      await convertImage(img, out, { compressor: 'gzip', level: 1, onWarning: (w) => warnings.push(w) });
+    } finally {
+      await img.close();
+    }
+    const ex = extract(out, path.join(tmp, 'negtime.ex'));
+    const mtime = (p: string) => fs.lstatSync(path.join(ex, p)).mtimeMs / 1000;
+    expect([mtime('d'), mtime('d/gnu'), mtime('d/pax'), mtime('d/new')]).to.deep.equal([0, 0, 0, 1700000000]);
+    expect(fs.readFileSync(path.join(ex, 'd/pax'), 'utf8')).to.equal('p');
+    expect(warnings.filter((w) => /before 1970/.test(w))).to.have.length(1);
+    expect(warnings.join('\n')).to.match(/3 entries dated before 1970 \(first: d\/?\)/);
+    removeTree(ex);
+  });
+
   it('a hard link to a missing target is a typed error, like tar', async () => {
     const hl = path.join(tmp, 'badlink');
     writeImage(hl, 't', { layers: [{ tar: makeTar([{ name: 'a', data: 'x' }, { name: '.wh.a', data: '' }]), compression: 'gzip' }, { tar: makeTar([{ name: '.wh.a' }, { name: 'b', type: '1', linkname: 'a' }]), compression: 'gzip' }] });

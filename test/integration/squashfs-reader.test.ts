@@ -15,7 +15,7 @@ import { CODEC_IDS, type CodecName, createDecoder } from '../../src/formats/squa
 import { addDirectoryTree } from '../../src/formats/squashfs/from-dir.js';
 import { SquashfsReader, SquashfsWriter, extractTree } from '../../src/formats/squashfs/index.js';
 import { Flag, INVALID64 } from '../../src/formats/squashfs/layout.js';
-import { xattrToolPath } from '../../src/util/xattr.js';
+import { xattrAddon } from '../../src/util/xattr.js';
 import { IN_CI, IS_ROOT, makeTempDir, removeTree, requireTools } from '../helpers/env.js';
 import { type SourceEntry, buildTree, scanTree, scanXattrs, sha256 } from '../fixtures/squashfs/tree.js';
 
@@ -164,7 +164,7 @@ async function compareWithSource(r: SquashfsReader, src: Map<string, SourceEntry
 /** Compare an extracted tree with the source (modes, owners, mtimes, bytes, links, hard links, xattrs). */
 function xattrHelperBuilt(): boolean {
   try {
-    xattrToolPath();
+    xattrAddon();
     return true;
   } catch (e) {
     if (IN_CI) throw e; // CI builds native/ first; a missing helper is a failure there

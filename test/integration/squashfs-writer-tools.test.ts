@@ -18,7 +18,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { addDirectoryTree } from '../../src/formats/squashfs/from-dir.js';
 import { SquashfsWriter, type SquashfsWriterOptions } from '../../src/formats/squashfs/index.js';
-import { xattrToolPath } from '../../src/util/xattr.js';
+import { xattrAddon } from '../../src/util/xattr.js';
 import { makeCorpus, removeCorpus, type CorpusInfo } from '../fixtures/corpus.js';
 import { IN_CI, IS_ROOT, makeTempDir, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { compareTrees, compareTreesAsUser } from '../helpers/tree-compare.js';
@@ -92,7 +92,7 @@ describe('squashfs writer proven with real tools (corpus)', function () {
   before(async function () {
     requireTools(this, 'mksquashfs', 'unsquashfs', 'sqfsdiff', 'setfattr', 'getfattr', 'mkfifo');
     try {
-      xattrToolPath();
+      xattrAddon();
     } catch (e) {
       if (IN_CI) throw e;
       this.skip();

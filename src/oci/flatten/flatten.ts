@@ -206,8 +206,16 @@ export class Flattener {
     this.opts.onProgress?.({ ...prog });
     const stored = counted(await layer.open(), report);
     const tar = hashed(decompressLayer(stored, layer.mediaType), diff, what);
-    for await (const { entry, body } of readTar(tar)) {
+    let preEpoch = 0;
+    let firstPreEpoch = '';
+    const onNegativeMtime = (p: string) => {
+      if (preEpoch++ === 0) firstPreEpoch = p;
+    };
+    for await (const { entry, body } of readTar(tar, { onNegativeMtime })) {
       await this.apply(entry, body, i, what);
+    }
+    if (preEpoch > 0) {
+      this.opts.onWarning?.(`${what}: ${preEpoch} entr${preEpoch === 1 ? 'y' : 'ies'} dated before 1970 (first: ${firstPreEpoch}) stored with mtime 0, as tar2sqfs does`);
     }
     prog.done = true;
     prog.entries = this.entries;

@@ -47,11 +47,24 @@ function cstr(b: Uint8Array, off: number, len: number): string {
   return Buffer.from(b.buffer, b.byteOffset + off, end - off).toString('utf8');
 }
 
-/** Parse a numeric field: octal text or base-256 (§ GNU). */
-export function parseNumber(b: Uint8Array, off: number, len: number, field: string): number {
+/**
+ * Parse a numeric field: octal text or base-256 (§ GNU). A negative base-256
+ * value (first byte 0xff, two's complement) is an error unless `signed`
+ * (mtimes: GNU tar writes pre-1970 times so); it saturates at
+ * -MAX_SAFE_INTEGER.
+ */
+export function parseNumber(b: Uint8Array, off: number, len: number, field: string, signed = false): number {
   const first = b[off]!;
   if (first & 0x80) {
-    if (first === 0xff) throw tarError(`negative ${field}`);
+    if (first === 0xff) {
+      if (!signed) throw tarError(`negative ${field}`);
+      let m = 0;
+      for (let i = 1; i < len; i++) {
+        m = m * 256 + (0xff - b[off + i]!);
+        if (m >= Number.MAX_SAFE_INTEGER) return -Number.MAX_SAFE_INTEGER;
+      }
+      return -(m + 1);
+    }
     let v = first & 0x7f;
     for (let i = 1; i < len; i++) {
       v = v * 256 + b[off + i]!;
@@ -143,7 +156,7 @@ export function parseHeader(b: Uint8Array): RawHeader {
     uid: parseNumber(b, 108, 8, 'uid'),
     gid: parseNumber(b, 116, 8, 'gid'),
     size: parseNumber(b, 124, 12, 'size'),
-    mtime: parseNumber(b, 136, 12, 'mtime'),
+    mtime: parseNumber(b, 136, 12, 'mtime', true),
     typeflag,
     type: typeOf(typeflag),
     linkname: cstr(b, 157, 100),

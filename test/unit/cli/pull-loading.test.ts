@@ -36,17 +36,17 @@ describe('cli: hpcc pull argv parsing (lean path)', () => {
   it('takes every flag of the oclif command, in both spellings, values inline or separate', () => {
     const p = parsePullArgv([
       '-F', '--arch', 'arm64', '--insecure', '--compressor=zstd', '--level=-3', '--block-size=1M',
-      '--no-sif-cache', '-q', '--json', 'o.sif', 'docker://a/b',
+      '--no-sif-cache', '-q', '--json', '--timings', 'o.sif', 'docker://a/b',
     ])!;
     expect(p).to.deep.equal({
       first: 'o.sif',
       second: 'docker://a/b',
-      flags: { force: true, arch: 'arm64', insecure: true, compressor: 'zstd', level: -3, 'block-size': '1M', 'no-sif-cache': true, quiet: true, json: true },
+      flags: { force: true, arch: 'arm64', insecure: true, compressor: 'zstd', level: -3, 'block-size': '1M', 'no-sif-cache': true, quiet: true, json: true, timings: true },
     });
     expect(parsePullArgv(['docker://a', '--platform=linux/amd64', '--force', '--quiet'])).to.deep.equal({
       first: 'docker://a',
       second: undefined,
-      flags: { force: true, platform: 'linux/amd64', insecure: false, 'no-sif-cache': false, quiet: true, json: false },
+      flags: { force: true, platform: 'linux/amd64', insecure: false, 'no-sif-cache': false, quiet: true, json: false, timings: false },
     });
     expect(parsePullArgv(['--', '-odd.sif', 'docker://a'])).to.deep.include({ first: '-odd.sif', second: 'docker://a' });
   });

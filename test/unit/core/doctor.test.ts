@@ -58,6 +58,21 @@ describe('core/doctor: checks and their fixes', () => {
       removeTree(tmp);
     }
   });
+  it("hpcc command in a release (docs/release.md): the fix links the release's bin/hpcc", () => {
+    const tmp = makeTempDir('hpcc-doctor-release-');
+    try {
+      const root = path.join(tmp, 'opt', 'lib', 'hpcc');
+      fs.mkdirSync(path.join(root, 'dist', 'native'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'dist', 'native', 'hpcc'), '', { mode: 0o755 });
+      fs.mkdirSync(path.join(tmp, 'opt', 'bin'));
+      const env = { PATH: path.join(tmp, 'empty') };
+      expect(checkFront(env, root).fix).to.contain(`ln -s ${path.join(root, 'dist', 'native', 'hpcc')} `);
+      fs.symlinkSync('../lib/hpcc/dist/native/hpcc', path.join(tmp, 'opt', 'bin', 'hpcc'));
+      expect(checkFront(env, root).fix).to.contain(`ln -s ${path.join(tmp, 'opt', 'bin', 'hpcc')} ~/.local/bin/hpcc`);
+    } finally {
+      removeTree(tmp);
+    }
+  });
   it('GPU checks: libraries found → ok with what --nv would bind; devices without libraries → a warning with the fix; neither → ok', () => {
     const found = gpuCheck('nvidia', {
       libs: ['libcuda.so.1', 'libcuda.so', 'libnvidia-ml.so.1', 'libnvidia-ptxjitcompiler.so.1', 'libnvidia-nvvm.so.4'].map((name) => ({ name, path: `/usr/lib/${name}` })),

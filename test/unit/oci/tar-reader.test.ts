@@ -101,6 +101,48 @@ describe('oci/flatten tar reader', () => {
     expect(await errCode(list(chunked(badOctal, 512)))).to.equal('HPCC_E_OCI_TAR');
   });
 
+  it('clamps times before 1970 to 0 (GNU base-256 and pax mtime=-N), as tar2sqfs does, and reports each', async () => {
+    const tar = makeTar([
+      { name: 'gnu', data: 'a', mtime: -315622800 },
+      { name: 'pax', data: 'b', pax: { mtime: '-315622800' } },
+      { name: 'paxfrac', data: 'c', pax: { mtime: '-1.5' } },
+      { name: 'huge', data: 'd', mtime: -(2 ** 60) },
+      { name: 'ok', data: 'e', mtime: 5 },
+    ]);
+    const seen: Array<[string, number]> = [];
+    const es: TarEntry[] = [];
+    for await (const { entry, body } of readTar(chunked(tar, 333), { onNegativeMtime: (p, m) => seen.push([p, m]) })) {
+      for await (const _ of body) void _;
+      es.push(entry);
+    }
+    expect(es.map((e) => [e.path, e.mtime])).to.deep.equal([['gnu', 0], ['pax', 0], ['paxfrac', 0], ['huge', 0], ['ok', 5]]);
+    expect(seen).to.deep.equal([['gnu', -315622800], ['pax', -315622800], ['paxfrac', -2], ['huge', -Number.MAX_SAFE_INTEGER]]);
+    // other numeric fields stay unsigned
+    const negUid = makeTar([{ name: 'u', data: 'x', pax: { uid: '-1' } }]);
+    expect(await errCode(list(chunked(negUid, 512)))).to.equal('HPCC_E_OCI_TAR');
+    const b = Buffer.alloc(8, 0xff);
+    expect(() => parseNumber(b, 0, 8, 'uid')).to.throw(/negative uid/);
+    expect(parseNumber(b, 0, 8, 'mtime', true)).to.equal(-1);
+  });
+
+  it('reads pre-1970 files archived by GNU tar in gnu and posix formats', async function () {
+    requireTools(this, 'tar', 'touch');
+    const dir = makeTempDir('hpcc-negtime-');
+    try {
+      fs.writeFileSync(path.join(dir, 'old'), 'old\n');
+      expect(spawnSync('touch', ['-d', '@-315622800', path.join(dir, 'old')]).status).to.equal(0);
+      expect(fs.statSync(path.join(dir, 'old')).mtimeMs).to.equal(-315622800_000);
+      for (const format of ['gnu', 'posix']) {
+        const r = spawnSync('tar', [`--format=${format}`, '-C', dir, '-cf', '-', 'old']);
+        expect(r.status, String(r.stderr)).to.equal(0);
+        const es = await list(chunked(r.stdout, 512));
+        expect(es.map((e) => [e.path, e.mtime, e.size])).to.deep.equal([['old', 0, 4]]);
+      }
+    } finally {
+      removeTree(dir);
+    }
+  });
+
   it('skips bodies the consumer leaves unread, and accepts a missing end marker and final padding', async () => {
     const tar = makeTar([{ name: 'a', data: 'a'.repeat(3000) }, { name: 'b', data: 'bb' }]);
     const names: string[] = [];

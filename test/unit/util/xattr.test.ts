@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HpccIOError } from '../../../src/errors/index.js';
-import { getXattrs, setXattrs, xattrToolPath, XattrToolError } from '../../../src/util/xattr.js';
+import { getXattrs, setXattrs, xattrAddon, XattrError } from '../../../src/util/xattr.js';
 import { findTool, IN_CI, IS_ROOT, makeTempDir, removeTree, requireTools } from '../../helpers/env.js';
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s));
@@ -20,13 +20,13 @@ function getfattr(p: string): Map<string, string> {
   return out;
 }
 
-describe('util/xattr (native helper)', function () {
+describe('util/xattr (in-process addon)', function () {
   this.timeout(60_000);
   let dir: string;
 
   before(function () {
     try {
-      xattrToolPath();
+      xattrAddon();
     } catch (e) {
       if (IN_CI) throw e; // test/run.sh always builds it (npm run build)
       this.skip();
@@ -141,19 +141,24 @@ describe('util/xattr (native helper)', function () {
         () => null,
         (e: unknown) => e,
       );
-      expect(err).to.be.instanceOf(XattrToolError);
+      expect(err).to.be.instanceOf(XattrError);
     }
     expect(await getXattrs([f])).to.deep.equal(new Map());
   });
 
-  it('the helper rejects malformed input with exit status 2', () => {
-    const tool = xattrToolPath();
-    expect(spawnSync(tool, ['list'], { input: 'no-terminator' }).status).to.equal(2);
-    expect(spawnSync(tool, ['set'], { input: Buffer.from([5, 0, 0]) }).status).to.equal(2);
-    expect(spawnSync(tool, ['set'], { input: Buffer.from([0, 0, 0, 0]) }).status).to.equal(2);
-    expect(spawnSync(tool, ['bogus']).status).to.equal(1);
-    const r = spawnSync(tool, ['list'], { input: '' });
-    expect(r.status).to.equal(0);
-    expect(r.stdout.toString('latin1')).to.equal('HPXA\x01\x00\x00\x00');
+  it('refuses NUL bytes and over-long paths; the addon itself answers errno numbers and refuses wrong types', async () => {
+    const f = path.join(dir, 'f');
+    fs.writeFileSync(f, '');
+    for (const p of [`${f}\0x`, `/${'p'.repeat(5000)}`]) {
+      expect(await getXattrs([p]).then(() => null, (e: unknown) => e)).to.be.instanceOf(XattrError);
+    }
+    expect(await setXattrs([{ path: f, xattrs: new Map([['user.a\0b', enc('x')]]) }]).then(() => null, (e: unknown) => e)).to.be.instanceOf(XattrError);
+    const addon = xattrAddon();
+    expect(addon.list(path.join(dir, 'missing'))).to.equal(os.constants.errno.ENOENT);
+    expect(addon.list(f)).to.deep.equal([]);
+    expect(addon.set(f, 'user.k', new Uint8Array([1]))).to.equal(0);
+    expect(addon.list(f)).to.deep.equal(['user.k', Buffer.from([1])]);
+    expect(() => addon.list(5 as unknown as string)).to.throw(TypeError);
+    expect(() => addon.set(f, 'user.k', 'text' as unknown as Uint8Array)).to.throw(TypeError);
   });
 });

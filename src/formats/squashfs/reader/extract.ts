@@ -33,7 +33,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { HpccError, HpccIOError, UnsafePathError, addContext } from '../../../errors/index.js';
-import { XattrToolMissingError, setXattrs } from '../../../util/xattr.js';
+import { XattrAddonMissingError, setXattrs } from '../../../util/xattr.js';
 import type { Inode } from '../layout.js';
 import { checkName } from './directory.js';
 import type { SqfsStat } from './inodes.js';
@@ -47,7 +47,7 @@ export interface ExtractOptions {
   applyOwnership?: boolean;
   /** Apply modes exactly, set-id and group/other write bits included (default: only when running as root). */
   exactModes?: boolean;
-  /** Restore extended attributes (via the native xattr helper): all as root, user.* otherwise. Default false. */
+  /** Restore extended attributes (via the xattr addon): all as root, user.* otherwise. Default false. */
   xattrs?: boolean;
   /** Appended to warnings about attributes not restored, e.g. how to skip them. */
   xattrHint?: string;
@@ -157,7 +157,7 @@ async function extractInto(reader: SquashfsReader, target: string, opts: Extract
     try {
       failures = await setXattrs(batch);
     } catch (e) {
-      if (!(e instanceof XattrToolMissingError)) throw e;
+      if (!(e instanceof XattrAddonMissingError)) throw e;
       warn(`extended attributes were not restored: ${e.message}${hint}`);
       xattrsOff = 'tool';
       return;

@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { HpccIOError } from '../../../../src/errors/index.js';
 import { addDirectoryTree, splitRdev, type TreeEntryMeta, type TreeSink } from '../../../../src/formats/squashfs/from-dir.js';
-import { xattrToolPath } from '../../../../src/util/xattr.js';
+import { xattrAddon } from '../../../../src/util/xattr.js';
 import { IN_CI, IS_ROOT, makeTempDir, removeTree, testUserExists, testUserIds } from '../../../helpers/env.js';
 
 interface Call {
@@ -180,7 +180,7 @@ describe('formats/squashfs/from-dir (walker)', function () {
 
   it('passes xattrs, leaving out system.* with a warning', async function () {
     try {
-      xattrToolPath();
+      xattrAddon();
     } catch (e) {
       if (IN_CI) throw e;
       this.skip();

