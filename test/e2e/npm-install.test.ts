@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { REPO_ROOT, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged } from '../helpers/env.js';
+import { REPO_ROOT, TEST_USER, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged } from '../helpers/env.js';
 import { makeBusyboxTree } from '../helpers/registry-fixtures.js';
 
 function must(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
@@ -45,7 +45,7 @@ describe('e2e: npm pack and npm install -g give the native front as `hpcc`', fun
     const work = path.join(tmp, 'work');
     fs.mkdirSync(work);
     makeBusyboxTree(work);
-    must('chown', ['-R', 'hpcctest:', work]);
+    must('chown', ['-R', `${TEST_USER}:`, work]);
   });
 
   after(() => {
@@ -53,7 +53,7 @@ describe('e2e: npm pack and npm install -g give the native front as `hpcc`', fun
   });
 
   const asUser = (args: string[], env: Record<string, string> = {}) =>
-    runUnprivileged(hpcc, args, { cwd: path.join(tmp, 'work'), env: { PATH: '/usr/bin:/bin', HOME: '/home/hpcctest', ...env }, timeout: 120_000 });
+    runUnprivileged(hpcc, args, { cwd: path.join(tmp, 'work'), env: { PATH: '/usr/bin:/bin', HOME: `/home/${TEST_USER}`, ...env }, timeout: 120_000 });
 
   it('bin/hpcc is the package\'s native front, running the package\'s Node 24', () => {
     expect(fs.realpathSync(hpcc)).to.equal(path.join(fs.realpathSync(pkgDir), 'dist', 'native', 'hpcc'));

@@ -13,7 +13,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { REPO_ROOT, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, testUserIds, WARM_IDLE_FOR_TESTS } from '../helpers/env.js';
+import { REPO_ROOT, TEST_USER, makeTempDir, removeTree, requireRoot, requireTestUser, requireTools, testUserIds, WARM_IDLE_FOR_TESTS } from '../helpers/env.js';
 import { makeBusyboxTree, umociImage } from '../helpers/registry-fixtures.js';
 import { skopeoPush, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -69,17 +69,17 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     fs.mkdirSync(path.join(root, 'opt', 'hpcc'), { recursive: true });
     must('tar', ['-C', path.join(root, 'opt', 'hpcc'), '--strip-components=1', '--no-same-owner', '-xzf', tarball]);
     before0 = listing(path.join(root, 'opt', 'hpcc'));
-    fs.appendFileSync(path.join(root, 'etc', 'passwd'), `hpcctest:x:${ids.uid}:${ids.gid}::/home/hpcctest:/bin/sh\n`);
-    fs.appendFileSync(path.join(root, 'etc', 'group'), `hpcctest:x:${ids.gid}:\n`);
+    fs.appendFileSync(path.join(root, 'etc', 'passwd'), `${TEST_USER}:x:${ids.uid}:${ids.gid}::/home/${TEST_USER}:/bin/sh\n`);
+    fs.appendFileSync(path.join(root, 'etc', 'group'), `${TEST_USER}:x:${ids.gid}:\n`);
     // the user's inputs: a busybox tree, the same as an OCI layout (entrypoint /bin/echo), its archive
-    const work = path.join(root, 'home', 'hpcctest', 'work');
+    const work = path.join(root, 'home', TEST_USER, 'work');
     fs.mkdirSync(work, { recursive: true });
     const tree = makeBusyboxTree(work);
     const layout = path.join(tmp, 'layout');
     umociImage(layout, 'bb', [tree], 'from-run');
     must('umoci', ['config', '--image', `${layout}:bb`, '--config.entrypoint', '/bin/echo']);
     must('tar', ['-C', layout, '-cf', path.join(work, 'bb.oci.tar'), '.']);
-    must('chown', ['-R', `${ids.uid}:${ids.gid}`, path.join(root, 'home', 'hpcctest')]);
+    must('chown', ['-R', `${ids.uid}:${ids.gid}`, path.join(root, 'home', TEST_USER)]);
     reg = await startRegistry('none');
     await skopeoPush(reg, `oci:${layout}:bb`, 'lab/bb:latest');
   });
@@ -128,6 +128,15 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     expect(JSON.stringify(meta)).to.contain('/bin/echo');
   });
 
+  it("the codecs with native addons or WebAssembly load from the release: zstd, xz and lz4 images built and read back", () => {
+    for (const c of ['zstd', 'xz', 'lz4']) {
+      ok(inRoot(`${HPCC} build --quiet --compressor ${c} ${c}.sif busybox`));
+      // no squashfuse: hpcc's own reader extracts the image, decoding with the same codec
+      const r = ok(inRoot(`${HPCC} exec ${c}.sif echo ${c}`, { HPCC_SQUASHFUSE: 'none' }));
+      expect(r.stdout).to.equal(`${c}\n`);
+    }
+  });
+
   it('pull from the test registry, then exec the pulled image', () => {
     const env = { HPCC_INSECURE_REGISTRIES: reg!.host };
     ok(inRoot(`${HPCC} pull --quiet pulled.sif docker://${reg!.host}/lab/bb:latest`, env));
@@ -149,7 +158,7 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
 
   it('left the install unchanged (the compile cache and memos live in the user\'s cache)', () => {
     expect(listing(path.join(root, 'opt', 'hpcc'))).to.equal(before0);
-    const cache = path.join(root, 'home', 'hpcctest', '.cache', 'hpcc');
+    const cache = path.join(root, 'home', TEST_USER, '.cache', 'hpcc');
     expect(fs.existsSync(path.join(cache, 'node-compile-cache'))).to.equal(true);
     expect(fs.readdirSync(path.join(cache, 'launch')).some((f) => f.endsWith('.memo'))).to.equal(true);
   });

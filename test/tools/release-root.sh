@@ -6,10 +6,13 @@
 #
 # As root: a new mount namespace whose root is ROOT (pivot_root, not chroot: the kernel
 # refuses a chrooted process a new user namespace, and hpcc launches in one), with the
-# host's /dev and /sys and a new /proc (ROOT's own /tmp, kept between runs as a machine's is); ROOT/opt/hpcc, when present, is
-# mounted read-only. The network namespace is the host's (the test registry listens on
-# 127.0.0.1). Then the command runs with uid UID, gid GID, no supplementary groups, an
-# environment of HOME (from ROOT's passwd), USER, PATH and the HPCC_*/TERM variables given.
+# host's /dev and /sys and a new /proc; /tmp is ROOT's own, kept between runs as a
+# machine's is; ROOT/opt/hpcc, when present, is mounted read-only. The network namespace
+# is the host's (the test registry listens on 127.0.0.1). Then the command runs with uid
+# UID, gid GID, no supplementary groups, in RR_CWD (else the user's home), with an
+# environment of HOME (from ROOT's passwd), USER, LOGNAME, PATH and the HPCC_* and TERM
+# variables given. bash runs with --norc: Node's stdio are sockets, which make bash read
+# ~/.bashrc as if started by sshd.
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: $0 ROOT UID GID COMMAND [ARGS...]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "release-root: run as root" >&2; exit 2; }
