@@ -98,7 +98,17 @@ async function rerunOnBundledNode() {
     );
     process.exit(1);
   }
-  const r = (await import('node:child_process')).spawnSync(node, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  if (r.signal) process.kill(process.pid, r.signal);
-  process.exit(r.status ?? 1);
+  // The child gets the signals sent to this process (a SIGTERM to `node bin/run.js build …` must
+  // reach the build, not leave it running orphaned), and its status or signal is ours.
+  const child = (await import('node:child_process')).spawn(node, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  // SIGINT and SIGQUIT come from the terminal to the whole process group, the child included:
+  // this process only waits for the child to act on them.
+  for (const sig of ['SIGINT', 'SIGQUIT']) process.on(sig, () => undefined);
+  for (const sig of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
+  const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+  if (signal) {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  }
+  process.exit(code ?? 1);
 }

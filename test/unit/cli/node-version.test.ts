@@ -4,7 +4,8 @@
  * started by an older `node`: each fails here when it would run on an older Node.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IN_CI, REPO_ROOT, makeTempDir, removeTree } from '../../helpers/env.js';
@@ -47,6 +48,42 @@ describe('cli: Node version', function () {
       expect(reported(r.stdout)).to.equal(process.version);
     } finally {
       removeTree(env.HOME);
+    }
+  });
+
+  it('bin/run.js run again on Node 24 passes SIGTERM on to that child: nothing is left running', async function () {
+    const old = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => fs.existsSync(p) && major(spawnSync(p, ['--version'], { encoding: 'utf8' }).stdout) < 22);
+    if (!old || !fs.existsSync(BUNDLED)) this.skip();
+    // a "registry" that accepts connections and never answers: the pull waits in the child
+    const server = net.createServer(() => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const home = makeTempDir('hpcc-node-signal-');
+    try {
+      const parent = spawn(old, [path.join(REPO_ROOT, 'bin', 'run.js'), 'pull', '--insecure', path.join(home, 'x.sif'), `docker://127.0.0.1:${port}/a/b:c`], {
+        env: { PATH: SYSTEM_PATH, HOME: home },
+        stdio: 'ignore',
+      });
+      const connected = new Promise((r) => server.once('connection', r));
+      await connected; // the child (Node 24) is waiting for the registry
+      const child = Number(spawnSync('pgrep', ['-P', String(parent.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
+      expect(child, 'the Node 24 child').to.be.greaterThan(0);
+      const exited = new Promise<[number | null, string | null]>((r) => parent.on('exit', (c, s) => r([c, s])));
+      parent.kill('SIGTERM');
+      expect(await exited).to.deep.equal([null, 'SIGTERM']);
+      let alive = true;
+      for (let i = 0; i < 50 && alive; i++) {
+        try {
+          process.kill(child, 0);
+          await new Promise((r) => setTimeout(r, 100));
+        } catch {
+          alive = false;
+        }
+      }
+      expect(alive, `child ${child} still runs after its parent got SIGTERM`).to.equal(false);
+    } finally {
+      server.close();
+      removeTree(home);
     }
   });
 
