@@ -231,25 +231,36 @@ fi
 if want model; then
 REF=docker://$REGISTRY_HOST/bench/py:v1
 skopeo copy --quiet --dest-tls-verify=false "oci-archive:$OCI/bookworm-py-1.oci.tar:bench" "$REF"
-reqs() {  # reqs FROM_LINE: requests after line FROM_LINE, by the login side and by the nodes
+reqs() {  # reqs FROM_LINE: requests after line FROM_LINE, by the login side and by the nodes, by kind
   tail -n +"$(( $1 + 1 ))" "$REGISTRY_LOG" | awk -v login="$CLUSTER_LOGIN" '
-    $7 ~ /^\/v2\// { if ($1 == login) l++; else n++; if ($7 ~ /\/blobs\//) b++ }
-    END { printf "login %d, nodes %d (blob requests %d)", l, n, b }'
+    $7 ~ /^\/v2\// {
+      who = ($1 == login) ? "login" : "nodes"; n[who]++
+      kind = ($7 ~ /\/blobs\//) ? "blob" : ($7 ~ /\/manifests\//) ? "manifest" : "other"
+      k[who " " substr($6, 2) " " kind]++
+    }
+    END {
+      printf "login %d, nodes %d (", n["login"] + 0, n["nodes"] + 0
+      sep = ""; for (x in k) { printf "%s%s %d", sep, x, k[x]; sep = ", " }
+      printf ")"
+    }'
 }
 as_user mkdir -p "$RUN/cache-ref"
 echo
-for step in 1 2; do
+for job in "1 missing" "2 missing" "3 always"; do
+  set -- $job
   n0=$(wc -l < "$REGISTRY_LOG")
-  as_user env HPCC_CACHEDIR="$RUN/cache-ref" "${STEP[@]}" "$FRONT" exec "$REF" /bin/true >/dev/null 2>&1 || die "srun hpcc exec $REF failed"
-  printf 'srun hpcc exec docker://… (3 x %s ranks), job %s, registry requests: %s\n' "$RPN" "$step" "$(reqs "$n0")"
+  as_user env HPCC_CACHEDIR="$RUN/cache-ref" HPCC_PULL_POLICY="$2" "${STEP[@]}" "$FRONT" exec "$REF" /bin/true >/dev/null 2>&1 \
+    || die "srun hpcc exec $REF failed"
+  printf 'srun hpcc exec docker://… (3 x %s ranks), step %s, HPCC_PULL_POLICY=%s, registry requests: %s\n' "$RPN" "$1" "$2" "$(reqs "$n0")"
 done
 if [ -x "$REPO/slurm/hpcc-sbatch" ]; then
   printf '#!/bin/sh\nhpcc-srun -Q -O -- /bin/true\nhpcc-srun -Q -O -- /bin/true\n' > "$RUN/wrapped.sh"
   chmod 0755 "$RUN/wrapped.sh"
   n0=$(wc -l < "$REGISTRY_LOG")
-  as_user env HPCC_CACHEDIR="$RUN/cache-ref" "$REPO/slurm/hpcc-sbatch" --image "$REF" -Q -W -O -N3 -n "$((3 * RPN))" -o /dev/null "$RUN/wrapped.sh" \
+  as_user mkdir -p "$RUN/cache-wrap"
+  as_user env HPCC_CACHEDIR="$RUN/cache-wrap" "$REPO/slurm/hpcc-sbatch" --image "$REF" -Q -W -O -N3 -n "$((3 * RPN))" -o /dev/null "$RUN/wrapped.sh" \
     || die "hpcc-sbatch --image $REF failed"
-  printf 'hpcc-sbatch --image docker://… + 2 x hpcc-srun (3 x %s ranks), registry requests: %s\n' "$RPN" "$(reqs "$n0")"
+  printf 'hpcc-sbatch --image docker://… (empty cache) + 2 x hpcc-srun (3 x %s ranks), registry requests: %s\n' "$RPN" "$(reqs "$n0")"
 fi
 evict() { dd if="$1" iflag=nocache count=0 status=none; }
 resident() { fincore --bytes --noheadings --output RES "$1"; }
@@ -261,9 +272,10 @@ LOCAL_SIF=$CLUSTER_LOCAL/bench-staged.sif
 cp "$SIF" "$LOCAL_SIF"
 chmod 0644 "$LOCAL_SIF"
 as_user "$FRONT" exec "$LOCAL_SIF" /bin/true && as_user "$FRONT" exec "$SIF" /bin/true   # memos for both
-fsops() {  # fsops SIF: file system calls of one memo launch, by where the path lies
-  local log=$RUN/strace.$$
-  as_user strace -f -qq -o "$log" -e trace=%file,%stat "$FRONT" exec "$1" /bin/true || die "strace launch failed"
+fsops() {  # fsops SIF [launcher...]: file system calls of one launch, by where the path lies
+  local log=$RUN/strace.$$ img=$1
+  shift
+  as_user strace -f -qq -o "$log" -e trace=%file,%stat "${@:-$FRONT}" exec "$img" /bin/true || die "strace launch failed"
   awk -v img="$(dirname "$SIF")" -v cache="$CACHE" -v repo="$REPO" -v local="$CLUSTER_LOCAL" '
     { if (index($0, "\"" cache)) c++; else if (index($0, "\"" local)) l++; else if (index($0, "\"" img)) i++; else if (index($0, "\"" repo)) r++ }
     END { printf "image %d, cache %d, install %d, node-local %d", i, c, r, l }' "$log"
@@ -271,6 +283,7 @@ fsops() {  # fsops SIF: file system calls of one memo launch, by where the path 
 }
 printf 'file system calls of one rank launch (memo), shared image: %s\n' "$(fsops "$SIF")"
 printf 'file system calls of one rank launch (memo), staged image: %s\n' "$(fsops "$LOCAL_SIF")"
+printf 'file system calls of one first launch (Node, lean path), shared image: %s\n' "$(fsops "$SIF" "$NODE" "$REPO/bin/run.js")"
 rm -f "$LOCAL_SIF"
 fi
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
