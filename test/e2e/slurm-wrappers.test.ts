@@ -16,6 +16,7 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
@@ -227,16 +228,29 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
   });
 
-  it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), nothing runs", () => {
+  it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), even with the job's image planted in it: nothing runs", () => {
     const shared = path.join(img.tmp, 'shared-stage');
     fs.mkdirSync(shared, { mode: 0o777 });
     fs.chmodSync(shared, 0o1777);
-    fs.mkdirSync(path.join(shared, `hpcc-stage-${uid}`), { mode: 0o777 }); // made first by someone else (root here)
-    fs.chmodSync(path.join(shared, `hpcc-stage-${uid}`), 0o777);
-    const r = asUser(SRUN, ['-N1', '-n1', '--image', img.sif, '--', 'echo', 'ran'], { HPCC_STAGE_DIR: shared });
-    expect(r.stdout).to.not.contain('ran');
-    expect(r.status, r.stderr).to.equal(89);
-    expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE_DIR').and.contain('owned by uid 0');
+    // an allocation whose job id is known, then someone else (root here) makes the stage directory first
+    // and plants a file under the name the job's staged copy would have
+    const alloc = asUser('salloc', ['-N1', '-n1', '--no-shell']);
+    const id = /Granted job allocation (\d+)/.exec(alloc.stderr)?.[1];
+    expect(id, alloc.stderr).to.match(/^\d+$/);
+    try {
+      const base = path.join(shared, `hpcc-stage-${uid}`);
+      fs.mkdirSync(path.join(base, id!), { recursive: true, mode: 0o777 });
+      fs.chmodSync(base, 0o777);
+      const sha = createHash('sha256').update(fs.readFileSync(img.sif)).digest('hex');
+      fs.copyFileSync(img.sif, path.join(base, id!, `${sha}.sif`));
+      fs.chmodSync(path.join(base, id!, `${sha}.sif`), 0o644);
+      const r = asUser(SRUN, [`--jobid=${id}`, '-N1', '-n1', '--image', img.sif, '--', 'echo', 'ran'], { HPCC_STAGE_DIR: shared });
+      expect(r.stdout).to.not.contain('ran');
+      expect(r.status, r.stderr).to.equal(89);
+      expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE_DIR').and.contain('owned by uid 0');
+    } finally {
+      asUser('scancel', [id!]);
+    }
   });
 
   /** The MPI program's output: per-rank lines checked, every rank on its expected node. */
