@@ -94,9 +94,11 @@ describe('e2e: the Slurm wrappers hpcc-sbatch and hpcc-srun on a 3-node cluster'
     const marks = path.join(work, 'marks');
     fs.mkdirSync(marks);
     fs.chownSync(marks, uid, testUserIds().gid);
+    // HPCC_DEBUG: the native front says whether it launched from a memo
     const job = script('two-steps.sh', `#SBATCH -N3 -n12 --overcommit
+export HPCC_DEBUG=1
 ${SRUN} -- sh -c 'echo "step1 $SLURM_PROCID $(hostname) $(readlink /proc/self/ns/user)"'
-${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_PROCID; while [ ! -e ${marks}/done ]; do sleep 0.2; done'
+${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_PROCID; while [ ! -e ${marks}/done ]; do sleep 0.2; done' 2>${work}/step2.err
 `);
     const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(testUserIds().gid), '--init-groups', '--', SBATCH, '--wait', `--output=${work}/two-steps.out`, '--image', img.sif, '--env=A=1', job], {
       cwd: work,
@@ -120,6 +122,9 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
       expect(ns.size, `the 4 ranks on ${n} share one user namespace: ${out}`).to.equal(1);
     }
     expect(out.split('\n').filter((l) => l.startsWith('step2 ')), out).to.have.length(12);
+    // the second step on each node: a stat of the staged copy, then every rank from a launch memo, no Node
+    const err2 = fs.readFileSync(path.join(work, 'step2.err'), 'utf8');
+    expect(err2.split('\n').filter((l) => /^hpcc: launch memo .*: used$/.test(l)), err2).to.have.length(12);
     // the job's end removed the staged copies on every node
     expect(stageTrees()).to.deep.equal(NODES.map((n) => `${n}: hpcc-stage-${uid}`));
   });
