@@ -77,7 +77,7 @@ export async function pinSif(file: string, options: string[]): Promise<Pin> {
   const abs = path.resolve(file);
   let fd: number;
   try {
-    fd = fs.openSync(abs, 'r');
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not hang hpcc-sbatch
   } catch (e) {
     throw addContext(`open image ${abs}`, e);
   }
