@@ -37,7 +37,9 @@ if (lean && !leanOff) {
 }
 // `hpcc slurm SUB` (the Slurm wrappers' hidden commands, src/slurm/cli.ts): without oclif, as
 // hpcc-srun starts every job step; --help and the like still go to oclif.
-if (cmd === 'slurm' && !leanOff && process.argv[3] !== '--help') {
+const slurmArgs = process.argv.slice(3);
+const dashes = slurmArgs.indexOf('--');
+if (cmd === 'slurm' && !leanOff && !(dashes < 0 ? slurmArgs : slurmArgs.slice(0, dashes)).some((a) => a === '--help' || a === '-h')) {
   const { slurmMain } = await import('../dist/src/slurm/cli.js');
   process.exit(await slurmMain(process.argv[3], process.argv.slice(4)));
 }

@@ -10,8 +10,10 @@ import * as fs from 'node:fs';
 export function hashCopy(src: string, dst: string): { sha256: string; size: number } {
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(1 << 20);
-  const inFd = fs.openSync(src, 'r');
+  // O_NONBLOCK: a FIFO put in the image's place must not hang the rank (refused below)
+  const inFd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
+    if (!fs.fstatSync(inFd).isFile()) throw Object.assign(new Error(`${src} is not a regular file`), { code: 'EINVAL' });
     const outFd = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
       let size = 0;

@@ -17,9 +17,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SlurmError, UsageError, addContext } from '../errors/index.js';
-import { SifReader } from '../formats/sif/index.js';
-import { ensureCachedSif } from '../core/pull.js';
-import { isImageReference, parseReference } from '../oci/reference.js';
+// the SIF reader, the reference parser and pull are loaded only to make a pin:
+// hpcc-srun in a job submitted by hpcc-sbatch reads the pin and needs none of them
 
 export interface Pin {
   /** absolute path of the SIF on the shared file system */
@@ -78,12 +77,13 @@ export async function pinSif(file: string, options: string[]): Promise<Pin> {
   const abs = path.resolve(file);
   let fd: number;
   try {
-    fd = fs.openSync(abs, 'r');
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not hang hpcc-sbatch
   } catch (e) {
     throw addContext(`open image ${abs}`, e);
   }
   try {
     if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${abs} is not a regular file`, { hint: 'Give --image a .sif file or a docker:// reference.' });
+    const { SifReader } = await import('../formats/sif/index.js');
     await SifReader.fromFd(fd, abs); // throws HPCC_E_SIF_* when it is not a SIF
     return { image: abs, ...hashFd(fd), options };
   } finally {
@@ -93,6 +93,7 @@ export async function pinSif(file: string, options: string[]): Promise<Pin> {
 
 /** Pin what --image or `#HPCC --image=` names. */
 export async function pinImage(ref: string, options: string[]): Promise<Pin> {
+  const { isImageReference, parseReference } = await import('../oci/reference.js');
   if (!isImageReference(ref)) return pinSif(ref, options);
   if (parseReference(ref).transport !== 'docker') {
     throw new SlurmError('HPCC_E_SLURM_ARGS', `${ref}: the Slurm wrappers take docker:// references or .sif files`, {
@@ -100,6 +101,7 @@ export async function pinImage(ref: string, options: string[]): Promise<Pin> {
       hint: 'Convert it first (hpcc pull IMAGE.sif REF) and give the .sif.',
     });
   }
+  const { ensureCachedSif } = await import('../core/pull.js');
   const r = await ensureCachedSif(ref);
   return pinSif(r.path, options);
 }

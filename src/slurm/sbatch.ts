@@ -76,12 +76,19 @@ export function wrapperScript(script: string, scriptName: string, args: string[]
 ${sbatchLines.join('\n')}
 # Written by hpcc-sbatch (docs/slurm.md, "Wrappers"): runs ${scriptName.replace(/\n/g, ' ')} as it was at
 # submission, then removes the job's staged images on each node of the job.
+# Its interpreter reads it (as the kernel would start it: "#!" line, else /bin/sh), so a
+# noexec $TMPDIR does not matter.
 d=$(mktemp -d "\${TMPDIR:-/tmp}/hpcc-job-script.XXXXXX") || exit 1
-base64 -d >"$d/${path.basename(scriptName).replace(/[^A-Za-z0-9._-]/g, '_') || 'script'}" <<'HPCC_SCRIPT_END'
+f="$d/${path.basename(scriptName).replace(/[^A-Za-z0-9._-]/g, '_') || 'script'}"
+base64 -d >"$f" <<'HPCC_SCRIPT_END'
 ${b64}
 HPCC_SCRIPT_END
-chmod 700 "$d"/*
-"$d"/* ${args.map(shq).join(' ')}
+read -r first <"$f"
+case $first in
+'#!'*) interp=\${first#??} ;;
+*) interp=/bin/sh ;;
+esac
+$interp "$f" ${args.map(shq).join(' ')}
 rc=$?
 rm -rf "$d"
 srun --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" --ntasks="$SLURM_JOB_NUM_NODES" --overlap --mpi=none --cpu-bind=none \\

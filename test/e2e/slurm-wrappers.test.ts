@@ -16,6 +16,7 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
@@ -93,9 +94,11 @@ describe('e2e: the Slurm wrappers hpcc-sbatch and hpcc-srun on a 3-node cluster'
     const marks = path.join(work, 'marks');
     fs.mkdirSync(marks);
     fs.chownSync(marks, uid, testUserIds().gid);
+    // HPCC_DEBUG: the native front says whether it launched from a memo
     const job = script('two-steps.sh', `#SBATCH -N3 -n12 --overcommit
+export HPCC_DEBUG=1
 ${SRUN} -- sh -c 'echo "step1 $SLURM_PROCID $(hostname) $(readlink /proc/self/ns/user)"'
-${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_PROCID; while [ ! -e ${marks}/done ]; do sleep 0.2; done'
+${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_PROCID; while [ ! -e ${marks}/done ]; do sleep 0.2; done' 2>${work}/step2.err
 `);
     const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(testUserIds().gid), '--init-groups', '--', SBATCH, '--wait', `--output=${work}/two-steps.out`, '--image', img.sif, '--env=A=1', job], {
       cwd: work,
@@ -119,6 +122,9 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
       expect(ns.size, `the 4 ranks on ${n} share one user namespace: ${out}`).to.equal(1);
     }
     expect(out.split('\n').filter((l) => l.startsWith('step2 ')), out).to.have.length(12);
+    // the second step on each node: a stat of the staged copy, then every rank from a launch memo, no Node
+    const err2 = fs.readFileSync(path.join(work, 'step2.err'), 'utf8');
+    expect(err2.split('\n').filter((l) => /^hpcc: launch memo .*: used$/.test(l)), err2).to.have.length(12);
     // the job's end removed the staged copies on every node
     expect(stageTrees()).to.deep.equal(NODES.map((n) => `${n}: hpcc-stage-${uid}`));
   });
@@ -227,16 +233,29 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
   });
 
-  it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), nothing runs", () => {
+  it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), even with the job's image planted in it: nothing runs", () => {
     const shared = path.join(img.tmp, 'shared-stage');
     fs.mkdirSync(shared, { mode: 0o777 });
     fs.chmodSync(shared, 0o1777);
-    fs.mkdirSync(path.join(shared, `hpcc-stage-${uid}`), { mode: 0o777 }); // made first by someone else (root here)
-    fs.chmodSync(path.join(shared, `hpcc-stage-${uid}`), 0o777);
-    const r = asUser(SRUN, ['-N1', '-n1', '--image', img.sif, '--', 'echo', 'ran'], { HPCC_STAGE_DIR: shared });
-    expect(r.stdout).to.not.contain('ran');
-    expect(r.status, r.stderr).to.equal(89);
-    expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE_DIR').and.contain('owned by uid 0');
+    // an allocation whose job id is known, then someone else (root here) makes the stage directory first
+    // and plants a file under the name the job's staged copy would have
+    const alloc = asUser('salloc', ['-N1', '-n1', '--no-shell']);
+    const id = /Granted job allocation (\d+)/.exec(alloc.stderr)?.[1];
+    expect(id, alloc.stderr).to.match(/^\d+$/);
+    try {
+      const base = path.join(shared, `hpcc-stage-${uid}`);
+      fs.mkdirSync(path.join(base, id!), { recursive: true, mode: 0o777 });
+      fs.chmodSync(base, 0o777);
+      const sha = createHash('sha256').update(fs.readFileSync(img.sif)).digest('hex');
+      fs.copyFileSync(img.sif, path.join(base, id!, `${sha}.sif`));
+      fs.chmodSync(path.join(base, id!, `${sha}.sif`), 0o644);
+      const r = asUser(SRUN, [`--jobid=${id}`, '-N1', '-n1', '--image', img.sif, '--', 'echo', 'ran'], { HPCC_STAGE_DIR: shared });
+      expect(r.stdout).to.not.contain('ran');
+      expect(r.status, r.stderr).to.equal(89);
+      expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE_DIR').and.contain('owned by uid 0');
+    } finally {
+      asUser('scancel', [id!]);
+    }
   });
 
   /** The MPI program's output: per-rank lines checked, every rank on its expected node. */

@@ -5,7 +5,9 @@ import { slurmMain } from '../../slurm/cli.js';
 export default class SlurmStage extends HpccCommand {
   static override hidden = true;
   static override strict = false;
-  static override summary = 'Used by the Slurm wrappers (docs/slurm.md, "Wrappers").';
+  static override summary = 'Stage the pinned image on this node (run by slurm/hpcc-srun-entry).';
+  static override description = 'Used by the Slurm wrappers; see docs/slurm.md, "Wrappers".';
+  static override usage = 'BASE JOBID IMAGE SHA256 SIZE';
 
   async run(): Promise<void> {
     process.exitCode = await slurmMain('stage', this.argv);
