@@ -7,7 +7,8 @@
  * into the tree, then setpriv). Checked: `--version`/`version --json`, `build` from a
  * directory and from an OCI archive, `exec`, `run`, `inspect`, `pull` from the test
  * registry, a repeated launch served from a launch memo (HPCC_DEBUG says so), the
- * extraction fallback (HPCC_SQUASHFUSE=none), and that the install is left unchanged.
+ * extraction fallback (HPCC_SQUASHFUSE=none), that the install is left unchanged, and that it
+ * is a handful of files (one JavaScript bundle, Node, the native parts; no node_modules).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -100,6 +101,38 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
       expect(fs.existsSync(path.join(share, to!)), to).to.equal(fs.existsSync(path.join(REPO_ROOT, 'dist', 'completions', from!)));
     }
     expect(fs.readdirSync(path.join(share, 'hpcc', 'slurm')).sort()).to.deep.equal(fs.readdirSync(path.join(REPO_ROOT, 'slurm')).sort());
+  });
+
+  it('is a handful of files: the JavaScript in one bundle next to Node, the front, the helper and the addons; no node_modules', () => {
+    const opt = path.join(root, 'opt', 'hpcc');
+    const all = must('find', [opt, '-printf', '%P %y\n']).trim().split('\n');
+    const files = all.filter((l) => l.endsWith(' f')).map((l) => l.slice(0, -2));
+    expect(files.length, files.join('\n')).to.be.below(50);
+    expect(all.filter((l) => /(^|\/)node_modules( |\/)/.test(l)), 'node_modules').to.deep.equal([]);
+    // the JavaScript: bin/run.js, the two worker entries, the command table oclif imports
+    const js = files.filter((f) => /\.m?js$/.test(f)).sort();
+    expect(js).to.deep.equal([
+      'lib/hpcc/bin/run.js',
+      'lib/hpcc/dist/commands.js',
+      'lib/hpcc/dist/src/build/def/ns-worker.js',
+      'lib/hpcc/dist/src/formats/squashfs/codecs/worker.js',
+    ]);
+    const native = fs.readdirSync(path.join(opt, 'lib', 'hpcc', 'dist', 'native'));
+    for (const f of ['hpcc', 'hpcc-launch', 'node', 'xattr.node', 'lzma-native.node', 'lz4-napi.node', 'zstd.wasm']) expect(native, f).to.include(f);
+  });
+
+  it('every command of the checkout is in the bundle: each one loads from the release', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
+    const ids = Object.keys(manifest.commands);
+    expect(ids.length).to.be.above(10);
+    // help comes from the manifest; a flag no command has makes oclif load the class (its
+    // "explicit" strategy: the bundle's table) and then refuse the flag. HPCC_LEAN=0: all through oclif.
+    for (const id of ids) {
+      // (the Slurm wrappers' hidden commands take any arguments: their own usage error)
+      const r = inRoot(`${HPCC} ${id.replaceAll(':', ' ')} --hpcc-no-such-flag`, { HPCC_LEAN: '0' });
+      expect(r.stderr, id).not.to.match(/command \S+ not found/);
+      if (!id.startsWith('slurm:')) expect(r.stderr, id).to.contain('Nonexistent flag: --hpcc-no-such-flag');
+    }
   });
 
   it('hpcc --version and hpcc version --json: version, build-time revision, Node 24, helper and wire formats, squashfuse found', () => {
