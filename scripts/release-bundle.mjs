@@ -158,6 +158,9 @@ export default { ...real, createRequire };
       platform: 'node',
       target: 'node24',
       plugins: [plugin],
+      // oclif reads a tsconfig with TypeScript when it finds one (development only); as in an
+      // npm install, where TypeScript (a devDependency) is absent, that require fails and oclif goes on
+      external: ['typescript'],
       // a real require for what the bundle loads from files: the addons, by path
       // and LIB/dist/native, where the dependencies' binary files are
       banner: {
@@ -169,7 +172,6 @@ export default { ...real, createRequire };
       minifySyntax: true,
       legalComments: 'none',
       logLevel: 'warning',
-      metafile: true,
     }).catch((e) => die(`esbuild failed for ${path.relative(repo, entry)}: ${e instanceof Error ? e.message : String(e)}`));
     // nothing in the bundle may still import a file by a relative path: the release has no dist/src
     const text = fs.readFileSync(out, 'utf8');
