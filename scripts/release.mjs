@@ -4,13 +4,14 @@
 // holding one directory hpcc-<version>-linux-<arch>/ of a few dozen files, no node_modules:
 //   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
 //                                 the rest from its own real path, /proc/self/exe)
-//   lib/hpcc/                  the install the front runs: bin/run.js, ALL of hpcc's JavaScript
-//                              and its dependencies' in one bundle, and the two worker entries
-//                              (scripts/release-bundle.mjs); dist/commands.js (oclif's command
-//                              table); a generated package.json (oclif's root and config) and
-//                              oclif.manifest.json; dist/build-info.json (version, git revision);
-//                              dist/native: node (Node 24), the front, hpcc-launch, the addons
-//                              (xattr, deflate, lzma-native, lz4-napi) and zstd.wasm
+//   lib/hpcc/                  the install the front runs: hpcc's JavaScript and its dependencies'
+//                              in a few esbuild bundles (scripts/release-bundle.mjs): bin/run.js,
+//                              dist/launch.js (the lean launch path), dist/hpcc.js (the rest),
+//                              dist/errors.js, the two worker entries; a generated package.json
+//                              (oclif's root and config) and oclif.manifest.json;
+//                              dist/build-info.json (version, git revision); dist/native: node
+//                              (Node 24), the front, hpcc-launch, the addons (xattr, deflate,
+//                              lzma-native, lz4-napi) and zstd.wasm
 //   share/man/man1/*.1, share/bash-completion/completions/hpcc,
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
 //   share/hpcc/slurm/          the Slurm wrappers and examples (slurm/)

@@ -174,10 +174,19 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     }
   });
 
-  it('pull from the test registry, then exec the pulled image', () => {
+  it('pull from the test registry, then exec the pulled image; exec of a docker:// reference (the launch path loads the pull from the rest)', () => {
     const env = { HPCC_INSECURE_REGISTRIES: reg!.host };
     ok(inRoot(`${HPCC} pull --quiet pulled.sif docker://${reg!.host}/lab/bb:latest`, env));
     expect(ok(inRoot(`${HPCC} exec pulled.sif cat /etc/passwd`)).stdout).to.match(/^root:x:0:0:/);
+    expect(ok(inRoot(`${HPCC} exec docker://${reg!.host}/lab/bb:latest echo from the registry`, env)).stdout).to.equal('from the registry\n');
+  });
+
+  it('build from a definition file: its steps run in the build namespace by the release\'s worker entry', () => {
+    const def = 'Bootstrap: localimage\nFrom: dir.sif\n\n%post\n    echo made-by-post > /post.txt\n';
+    fs.writeFileSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), def);
+    fs.chownSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), ids.uid, ids.gid);
+    ok(inRoot(`${HPCC} build --quiet def.sif app.def`));
+    expect(ok(inRoot(`${HPCC} exec def.sif cat /post.txt`)).stdout).to.equal('made-by-post\n');
   });
 
   it('a repeated launch is served from a launch memo; without squashfuse the image is extracted instead', () => {
