@@ -93,7 +93,7 @@ FRONT="${HPCC_BIN:-$REPO/dist/native/hpcc}"   # the `hpcc` command: launch memos
 [ -x "$FRONT" ] || die "$FRONT missing (npm run build)"
 BUNDLE="$INSTALL/dist/src/cli/fast-launch.bundle.js"
 if [ ! -f "$INSTALL/dist/src/cli/fast-launch.js" ]; then
-  note "the one-file release: bin/run.js holds all of hpcc's JavaScript"
+  note "a release: its JavaScript in bundles (docs/release.md), no launch bundle to check"
 elif [ ! -f "$BUNDLE" ] || [ "$INSTALL/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
   note "WARNING: no fresh launch bundle: hpcc runs unbundled (npm run build writes it)"
 fi

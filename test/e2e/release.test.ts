@@ -182,7 +182,9 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
   });
 
   it('build from a definition file: its steps run in the build namespace by the release\'s worker entry', () => {
-    const def = 'Bootstrap: localimage\nFrom: dir.sif\n\n%post\n    echo made-by-post > /post.txt\n';
+    // oci.sif: its files are root's (dir.sif's are the user's, which a build namespace without
+    // newuidmap, as in this root, cannot map)
+    const def = 'Bootstrap: localimage\nFrom: oci.sif\n\n%post\n    echo made-by-post > /post.txt\n';
     fs.writeFileSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), def);
     fs.chownSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), ids.uid, ids.gid);
     ok(inRoot(`${HPCC} build --quiet def.sif app.def`));
