@@ -121,6 +121,10 @@ export async function bundleRelease(repo, lib, die) {
       name: 'hpcc-release',
       setup(build) {
         build.onResolve({ filter: /^hpcc-release:/ }, (a) => ({ path: a.path.slice('hpcc-release:'.length), namespace: 'hpcc-release' }));
+        // oclif requires TypeScript to read a tsconfig (NODE_ENV=development only): absent, as in an npm
+        // install, where it is a devDependency; a module that throws, so that no require('typescript')
+        // searches node_modules directories above the install or in $HOME (nor bundles its 6.5 MB)
+        build.onResolve({ filter: /^typescript$/ }, () => ({ path: 'typescript', namespace: 'hpcc-release' }));
         build.onResolve({ filter: /^\.\.?\// }, (a) => {
           if (a.path === hpccJs || a.path === '../dist/hpcc.js' || a.path === '../dist/launch.js') return { path: a.path, external: true };
           const abs = path.resolve(a.resolveDir, a.path);
@@ -139,6 +143,7 @@ export async function bundleRelease(repo, lib, die) {
         build.onLoad({ filter: /.*/, namespace: 'hpcc-release' }, (a) => {
           if (a.path === 'commands') return { contents: commandsModule, loader: 'js', resolveDir: repo };
           if (a.path === 'main') return { contents: mainModule(), loader: 'js', resolveDir: repo };
+          if (a.path === 'typescript') return { contents: "throw new Error('TypeScript is not part of an hpcc release');\n", loader: 'js' };
           // node:module for hpcc's modules: createRequire serves byName from the bundle
           const table = Object.entries(byName).map(([k, f]) => `${JSON.stringify(k)}: () => require(${JSON.stringify(f)})`);
           return {
@@ -198,9 +203,6 @@ export default { ...real, createRequire };
         platform: 'node',
         target: 'node24',
         plugins: [plugin],
-        // oclif reads a tsconfig with TypeScript when it finds one (development only); as in an
-        // npm install, where TypeScript (a devDependency) is absent, that require fails and oclif goes on
-        external: ['typescript'],
         // a real require for what the bundle loads from files (the addons, by path), and
         // LIB/dist/native, where the dependencies' binary files are
         banner: {
