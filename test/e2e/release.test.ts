@@ -7,7 +7,8 @@
  * into the tree, then setpriv). Checked: `--version`/`version --json`, `build` from a
  * directory and from an OCI archive, `exec`, `run`, `inspect`, `pull` from the test
  * registry, a repeated launch served from a launch memo (HPCC_DEBUG says so), the
- * extraction fallback (HPCC_SQUASHFUSE=none), and that the install is left unchanged.
+ * extraction fallback (HPCC_SQUASHFUSE=none), that the install is left unchanged, and that it
+ * is a handful of files (a few JavaScript bundles, Node, the native parts; no node_modules).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -102,6 +103,42 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     expect(fs.readdirSync(path.join(share, 'hpcc', 'slurm')).sort()).to.deep.equal(fs.readdirSync(path.join(REPO_ROOT, 'slurm')).sort());
   });
 
+  it('is a handful of files: the JavaScript in a few bundles next to Node, the front, the helper and the addons; no node_modules', () => {
+    const opt = path.join(root, 'opt', 'hpcc');
+    const all = must('find', [opt, '-printf', '%P %y\n']).trim().split('\n');
+    const files = all.filter((l) => l.endsWith(' f')).map((l) => l.slice(0, -2));
+    // hpcc itself (lib/hpcc) is a couple of dozen files; the rest are man pages, completions, Slurm files, docs
+    expect(files.filter((f) => f.startsWith('lib/hpcc/')).length, files.join('\n')).to.be.below(30);
+    expect(files.length, files.join('\n')).to.be.below(60);
+    expect(all.filter((l) => /(^|\/)node_modules( |\/)/.test(l)), 'node_modules').to.deep.equal([]);
+    // the JavaScript: bin/run.js, the launch bundle, the rest, the error classes they share, the two worker entries
+    const js = files.filter((f) => /\.m?js$/.test(f)).sort();
+    expect(js).to.deep.equal([
+      'lib/hpcc/bin/run.js',
+      'lib/hpcc/dist/errors.js',
+      'lib/hpcc/dist/hpcc.js',
+      'lib/hpcc/dist/launch.js',
+      'lib/hpcc/dist/src/build/def/ns-worker.js',
+      'lib/hpcc/dist/src/formats/squashfs/codecs/worker.js',
+    ]);
+    const native = fs.readdirSync(path.join(opt, 'lib', 'hpcc', 'dist', 'native'));
+    for (const f of ['hpcc', 'hpcc-launch', 'node', 'xattr.node', 'lzma-native.node', 'lz4-napi.node', 'zstd.wasm']) expect(native, f).to.include(f);
+  });
+
+  it('every command of the checkout is in the bundle: each one loads from the release', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
+    const ids = Object.keys(manifest.commands);
+    expect(ids.length).to.be.above(10);
+    // help comes from the manifest; a flag no command has makes oclif load the class (its
+    // "explicit" strategy: the bundle's table) and then refuse the flag. HPCC_LEAN=0: all through oclif.
+    for (const id of ids) {
+      // (the Slurm wrappers' hidden commands take any arguments: their own usage error)
+      const r = inRoot(`${HPCC} ${id.replaceAll(':', ' ')} --hpcc-no-such-flag`, { HPCC_LEAN: '0' });
+      expect(r.stderr, id).not.to.match(/command \S+ not found/);
+      if (!id.startsWith('slurm:')) expect(r.stderr, id).to.contain('Nonexistent flag: --hpcc-no-such-flag');
+    }
+  });
+
   it('hpcc --version and hpcc version --json: version, build-time revision, Node 24, helper and wire formats, squashfuse found', () => {
     const build = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dist', 'build-info.json'), 'utf8')) as { version: string; revision: string };
     const text = ok(inRoot(`${HPCC} --version`)).stdout;
@@ -137,10 +174,21 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     }
   });
 
-  it('pull from the test registry, then exec the pulled image', () => {
+  it('pull from the test registry, then exec the pulled image; exec of a docker:// reference (the launch path loads the pull from the rest)', () => {
     const env = { HPCC_INSECURE_REGISTRIES: reg!.host };
     ok(inRoot(`${HPCC} pull --quiet pulled.sif docker://${reg!.host}/lab/bb:latest`, env));
     expect(ok(inRoot(`${HPCC} exec pulled.sif cat /etc/passwd`)).stdout).to.match(/^root:x:0:0:/);
+    expect(ok(inRoot(`${HPCC} exec docker://${reg!.host}/lab/bb:latest echo from the registry`, env)).stdout).to.equal('from the registry\n');
+  });
+
+  it('build from a definition file: its steps run in the build namespace by the release\'s worker entry', () => {
+    // oci.sif: its files are root's (dir.sif's are the user's, which a build namespace without
+    // newuidmap, as in this root, cannot map)
+    const def = 'Bootstrap: localimage\nFrom: oci.sif\n\n%post\n    echo made-by-post > /post.txt\n';
+    fs.writeFileSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), def);
+    fs.chownSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), ids.uid, ids.gid);
+    ok(inRoot(`${HPCC} build --quiet def.sif app.def`));
+    expect(ok(inRoot(`${HPCC} exec def.sif cat /post.txt`)).stdout).to.equal('made-by-post\n');
   });
 
   it('a repeated launch is served from a launch memo; without squashfuse the image is extracted instead', () => {
