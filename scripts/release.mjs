@@ -14,7 +14,8 @@
 //                              lzma-native, lz4-napi) and zstd.wasm
 //   share/man/man1/*.1, share/bash-completion/completions/hpcc,
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
-//   share/hpcc/slurm/          the Slurm wrappers and examples (slurm/)
+//   lib/hpcc/slurm/            the Slurm wrappers and examples (slurm/); bin/hpcc-sbatch,
+//                              bin/hpcc-srun, bin/hpcc-mpirun link to them; share/hpcc/slurm too
 //   share/doc/hpcc/            README.md, docs/release.md, LICENSE when present
 // Nothing is downloaded: everything comes from this checkout's build (`npm run build`
 // first; `npm run release` does both) and its node_modules (`npm ci`).
@@ -105,7 +106,14 @@ for (const [from, to] of optional) {
   copy(inRepo(from), path.join(share, to));
   present.push(to);
 }
-copy(inRepo('slurm'), path.join(share, 'hpcc', 'slurm'));
+// The Slurm wrappers live in the install root (hpcc slurm srun finds its per-rank entry there)
+// and are installed next to hpcc: bin/hpcc-sbatch, bin/hpcc-srun, bin/hpcc-mpirun.
+copy(inRepo('slurm'), path.join(top, 'lib', 'hpcc', 'slurm'));
+for (const w of fs.readdirSync(inRepo('slurm')).filter((f) => /^hpcc-(sbatch|srun|mpirun)$/.test(f))) {
+  fs.symlinkSync(`../lib/hpcc/slurm/${w}`, path.join(top, 'bin', w));
+}
+fs.mkdirSync(path.join(share, 'hpcc'), { recursive: true });
+fs.symlinkSync('../../lib/hpcc/slurm', path.join(share, 'hpcc', 'slurm'));
 for (const f of ['README.md', 'LICENSE', 'docs/release.md']) {
   if (fs.existsSync(inRepo(f))) copy(inRepo(f), path.join(share, 'doc', 'hpcc', path.basename(f)));
 }

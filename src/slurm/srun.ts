@@ -50,7 +50,16 @@ export async function srunMain(argv: string[], launcher: 'srun' | 'mpirun' = 'sr
       hint: 'Submit with hpcc-sbatch --image REF, or run hpcc-srun [srun options] --image REF [hpcc options] -- COMMAND.',
     });
   }
-  const child = spawn(launcher, srunCommand(a.slurm, pin, a.rest), { stdio: 'inherit' });
+  const entry = entryPath();
+  try {
+    fs.accessSync(entry, fs.constants.X_OK);
+  } catch (e) {
+    throw new SlurmError('HPCC_E_SLURM_TOOL', `the per-rank entry ${entry} is missing or not executable: a broken hpcc install`, {
+      cause: e,
+      hint: 'Reinstall hpcc (the release tarball, or npm run build in a checkout); its slurm/ directory belongs next to bin/run.js.',
+    });
+  }
+  const child = spawn(launcher, srunCommand(a.slurm, pin, a.rest, frontPath(), entry), { stdio: 'inherit' });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(s, forward);
   return new Promise((resolve, reject) => {

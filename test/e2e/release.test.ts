@@ -100,7 +100,8 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     for (const [from, to] of [['hpcc.bash', 'bash-completion/completions/hpcc'], ['_hpcc', 'zsh/site-functions/_hpcc']]) {
       expect(fs.existsSync(path.join(share, to!)), to).to.equal(fs.existsSync(path.join(REPO_ROOT, 'dist', 'completions', from!)));
     }
-    expect(fs.readdirSync(path.join(share, 'hpcc', 'slurm')).sort()).to.deep.equal(fs.readdirSync(path.join(REPO_ROOT, 'slurm')).sort());
+    expect(fs.readdirSync(path.join(root, 'opt', 'hpcc', 'lib', 'hpcc', 'slurm')).sort()).to.deep.equal(fs.readdirSync(path.join(REPO_ROOT, 'slurm')).sort());
+    expect(fs.readlinkSync(path.join(share, 'hpcc', 'slurm'))).to.equal('../../lib/hpcc/slurm');
   });
 
   it('is a handful of files: the JavaScript in a few bundles next to Node, the front, the helper and the addons; no node_modules', () => {
@@ -189,6 +190,16 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     fs.chownSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), ids.uid, ids.gid);
     ok(inRoot(`${HPCC} build --quiet def.sif app.def`));
     expect(ok(inRoot(`${HPCC} exec def.sif cat /post.txt`)).stdout).to.equal('made-by-post\n');
+  });
+
+  it('the Slurm wrappers are installed next to hpcc and find their per-rank entry in the install (this root has no srun)', () => {
+    expect(ok(inRoot('cd /opt/hpcc/bin && readlink hpcc-sbatch hpcc-srun hpcc-mpirun')).stdout.split('\n').filter(Boolean)).to.deep.equal(
+      ['sbatch', 'srun', 'mpirun'].map((w) => `../lib/hpcc/slurm/hpcc-${w}`),
+    );
+    // past the entry's check, the step needs srun, which a Slurm node has and this root has not
+    const r = inRoot('/opt/hpcc/bin/hpcc-srun --image dir.sif -- true');
+    expect(r.status, r.stderr).to.equal(89);
+    expect(r.stderr).to.contain('HPCC_E_SLURM_TOOL').and.contain('cannot run srun').and.not.contain('per-rank entry');
   });
 
   it('a repeated launch is served from a launch memo; without squashfuse the image is extracted instead', () => {
