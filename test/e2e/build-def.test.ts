@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { IS_ROOT, REPO_ROOT, removeTree, requireTools, runHpcc, testUserIds } from '../helpers/env.js';
 import { startRegistry, skopeoPush, type TestRegistry } from '../helpers/registry.js';
 import { umociImage } from '../helpers/registry-fixtures.js';
+import { goArch } from '../../src/build/def/image-meta.js';
 import { exitOf, hpccAs, makeE2eImage, type E2eImage } from './launch-fixture.js';
 
 describe('e2e: hpcc build from a definition file (unprivileged)', function () {
@@ -144,7 +145,7 @@ From: base.sif
       'org.label-schema.usage.apptainer.runscript.help': '/.singularity.d/runscript.help',
       'org.label-schema.usage.singularity.deffile.bootstrap': 'localimage',
       'org.label-schema.usage.singularity.deffile.from': 'base.sif',
-      'org.label-schema.build-arch': 'amd64',
+      'org.label-schema.build-arch': goArch(process.arch),
     });
     expect(labels['org.label-schema.build-date']).to.match(/^[A-Z][a-z]+day_\d+_[A-Z][a-z]+_\d{4}_\d+:\d+:\d+_UTC$/);
 
@@ -231,7 +232,7 @@ Bootstrap: scratch
     if (IS_ROOT) execFileSync('chown', ['-R', `${testUserIds().uid}:${testUserIds().gid}`, dir]);
     const r = build(dir, ['out.sif', 'bad.def']);
     expect(r.status).to.equal(73);
-    expect(r.stderr).to.contain('HPCC_E_BUILD_STEP').and.contain('%post (bad.def:3) failed with exit status 7').and.contain('| about to fail');
+    expect(r.stderr).to.contain('HPCC_E_STEP_FAILED').and.contain('%post (bad.def:3) failed with exit status 7').and.contain('| about to fail');
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['bad.def', 'base.sif', 'slow.def']);
 
     // through the native front (dist/native/hpcc), as users run it: it execs the bundled Node, so the signal
@@ -272,6 +273,39 @@ Bootstrap: scratch
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['arg.def', 'o.sif', 'yum.def']);
   });
 
+  it('a hostile base image: links in it never lead %files, the metadata or %files from out of the tree', () => {
+    const dir = dirOf('hostile');
+    const victim = path.join(dir, 'victim'); // directories and a file of the user, outside every tree
+    const victimSd = path.join(dir, 'victim-sd');
+    const secret = path.join(dir, 'secret.txt');
+    fs.mkdirSync(victim);
+    fs.mkdirSync(victimSd);
+    write(dir, 'secret.txt', 'the user\'s secret\n');
+    write(dir, 'note.txt', 'note\n');
+    const sandbox = path.join(dir, 'sandbox');
+    execFileSync('cp', ['-a', path.join(unpack(img.sif)), sandbox]);
+    fs.rmSync(path.join(sandbox, 'opt'), { recursive: true, force: true });
+    fs.symlinkSync(victim, path.join(sandbox, 'opt'));
+    fs.rmSync(path.join(sandbox, '.singularity.d'), { recursive: true });
+    fs.symlinkSync(victimSd, path.join(sandbox, '.singularity.d'));
+    fs.symlinkSync(secret, path.join(sandbox, 'leak'));
+    if (IS_ROOT) execFileSync('chown', ['-R', '-h', `${testUserIds().uid}:${testUserIds().gid}`, dir]);
+    write(dir, 'files.def', 'Bootstrap: localimage\nFrom: sandbox\n%files\n    note.txt /opt/note.txt\n%labels\n    K v\n%runscript\n    echo hi\n');
+    const r = build(dir, ['--notest', 'files.sif', 'files.def']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(fs.readdirSync(victim), 'a %files copy followed the image\'s /opt link').to.deep.equal([]);
+    expect(fs.readdirSync(victimSd), 'a metadata write followed the image\'s /.singularity.d link').to.deep.equal([]);
+    const tree = unpack(path.join(dir, 'files.sif'));
+    expect(fs.readFileSync(path.join(tree, victim, 'note.txt'), 'utf8')).to.equal('note\n');
+    expect(fs.existsSync(path.join(tree, victimSd, 'labels.json'))).to.equal(true);
+
+    write(dir, 'from.def', 'Bootstrap: localimage\nFrom: sandbox\nStage: one\n\nBootstrap: scratch\n%files from one\n    /leak /stolen\n');
+    const f = build(dir, ['--notest', 'from.sif', 'from.def']);
+    expect(f.status, f.stderr).to.not.equal(0);
+    expect(f.stderr).to.contain('from.def:7').and.contain('/leak does not exist in that stage');
+    expect(fs.existsSync(path.join(dir, 'from.sif'))).to.equal(false);
+  });
+
   describe('OCI agents: oci, oci-archive, docker-archive and docker (test registry)', () => {
     let reg: TestRegistry | undefined;
     let dir: string;
@@ -300,7 +334,8 @@ Bootstrap: scratch
     for (const [agent, head] of agents) {
       it(`Bootstrap: ${agent}`, () => {
         write(dir, `${agent}.def`, `${head()}%post\n    echo "from ${agent}" > /marker\n%runscript\n    cat /marker\n`);
-        const r = build(dir, ['--notest', `${agent}.sif`, `${agent}.def`], { HPCC_INSECURE_REGISTRIES: reg!.host });
+        const platform = agent === 'docker' ? ['--arch', goArch(process.arch)] : agent === 'oci' ? ['--platform', `linux/${goArch(process.arch)}`] : [];
+        const r = build(dir, ['--notest', ...platform, `${agent}.sif`, `${agent}.def`], { HPCC_INSECURE_REGISTRIES: reg!.host });
         expect(r.status, r.stderr).to.equal(0);
         const run = hpccAs(dir, ['run', `${agent}.sif`], { env });
         expect(run.stdout).to.equal(`from ${agent}\n`);

@@ -26,7 +26,7 @@ function atLine(where: string, e: unknown): unknown {
   if (e instanceof HpccError) {
     return new HpccError(e.code, `${where}: ${e.message}`, { exitCode: e.exitCode, ...(e.hint ? { hint: e.hint } : {}), cause: e });
   }
-  return new BuildStepError('HPCC_E_BUILD_BASE', `${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  return new BuildStepError('HPCC_E_BASE_IMAGE', `${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
 export async function acquireBase(
@@ -60,7 +60,7 @@ export async function acquireBase(
       case 'localimage': {
         const p = path.resolve(src.path!);
         const stat = await fs.stat(p).catch(() => null);
-        if (stat === null) throw new BuildStepError('HPCC_E_BUILD_BASE', `localimage ${src.path} does not exist`, { hint: 'From: is a SIF file or a sandbox directory, relative to the directory hpcc build runs in.' });
+        if (stat === null) throw new BuildStepError('HPCC_E_BASE_IMAGE', `localimage ${src.path} does not exist`, { hint: 'From: is a SIF file or a sandbox directory, relative to the directory hpcc build runs in.' });
         if (stat.isDirectory()) {
           o.info(`copying the sandbox ${src.path}`);
           const r = await b.sessionOf.exec(['cp', '-a', '--', `${p}/.`, `${root}/`], { stdio: 'capture' });

@@ -49,6 +49,7 @@ export interface DefBuildResult {
 
 const WORKER = fileURLToPath(new URL('./ns-worker.js', import.meta.url));
 const TAIL = 30;
+const DOCKER_ENV = '/.singularity.d/env/10-docker2singularity.sh';
 
 /** The build's work directory parent: HPCC_TMPDIR, else TMPDIR, else /tmp. */
 function tmpBase(): string {
@@ -63,7 +64,7 @@ function lastLines(text: string, n = TAIL): string {
 export function stepError(what: string, r: RunResult, hint: string): BuildStepError {
   const how = r.signal ? `was killed by ${r.signal}` : `failed with exit status ${r.status}`;
   const tail = lastLines(r.tail);
-  return new BuildStepError('HPCC_E_BUILD_STEP', `${what} ${how}${tail ? `; last output:\n${tail.replace(/^/gm, '  | ')}` : ''}`, {
+  return new BuildStepError('HPCC_E_STEP_FAILED', `${what} ${how}${tail ? `; last output:\n${tail.replace(/^/gm, '  | ')}` : ''}`, {
     hint,
     details: { step: what, status: r.status, ...(r.signal ? { signal: r.signal } : {}), tail },
   });
@@ -193,7 +194,9 @@ export class DefBuild {
       this.info(`${label}: running %post`);
       const shell = /(?:^|\s)-c\s+(\S+)/.exec(post.args.split('#')[0]!)?.[1];
       const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C', APPTAINER_ROOTFS: '/', SINGULARITY_ROOTFS: '/', APPTAINER_ENVIRONMENT: '/.singularity.d/env/91-environment.sh' };
-      const r = await this.session!.runInRoot(root, post.script + '\n', { ...(shell ? { shell, shellFlags: [] } : {}), env, label: '%post', stdio: o.verbose ? 'inherit' : 'capture' });
+      // the base image's OCI environment (Env), as Apptainer's %post sees it; %environment is not read here
+      const script = `if [ -r ${DOCKER_ENV} ]; then . ${DOCKER_ENV}; fi\n${post.script}\n`;
+      const r = await this.session!.runInRoot(root, script, { ...(shell ? { shell, shellFlags: [] } : {}), env, label: '%post', stdio: o.verbose ? 'inherit' : 'capture' });
       if (r.status !== 0) throw stepError(`%post (${this.defFile}:${post.line})`, r, 'Fix the failing command; the step runs as root of a user namespace (`hpcc doctor` says which id mapping).');
     }
   }

@@ -56,7 +56,8 @@ export async function mkdirIn(root: string, p: string, mode = 0o755): Promise<st
     cur = path.posix.join(cur, name);
     host = await resolveIn(root, cur, true);
     const st = await fs.lstat(host).catch(() => null);
-    if (st === null) await fs.mkdir(host, { mode });
+    // the existing part of `host` holds no link (resolveIn resolved them all); what is missing is created
+    if (st === null) await fs.mkdir(host, { mode, recursive: true });
     else if (!st.isDirectory()) throw new UnsafePathError(`${cur} in the build tree is not a directory`);
   }
   return host;
