@@ -178,7 +178,7 @@ for ((r = 1; r <= REPEAT; r++)); do
   if ((r % 2)); then measure hpcc "$r"; measure hand "$r"; else measure hand "$r"; measure hpcc "$r"; fi
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-NEED=$(grep -h -o 'Need to get [^ ]* [kMG]*B' "$RES/log.hpcc.1" 2>/dev/null | tr '\n' ';' || true)
+NEED=$(grep -h -o 'Need to get [^ ]* [kMG]*B' "$RES/log.hand.1" 2>/dev/null | head -1 | sed 's/Need to get //' || true)
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 col() { awk -v c="$2" '{print $c}' "$RES/$1.tsv" | median; }
@@ -192,7 +192,7 @@ R=$(ratio "$HT" "$BT")
   echo "- machine: $PROCS CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
   echo "- load average (1/5/15 min): start $LOAD_START, end $LOAD_END"
   echo "- versions: $(mmdebstrap --version), $(mksquashfs -version 2>&1 | head -1 | cut -d'(' -f1 | sed 's/ *$//'), unshare $(unshare --version | awk '{print $NF}'), node $(node --version), hpcc $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+dirty')"
-  echo "- image: definitions/python-science (bookworm minbase + ca-certificates, %post apt-get install python3-minimal python3-numpy python3-scipy); downloads per run: ${NEED:-see logs}"
+  echo "- image: definitions/python-science (bookworm minbase + ca-certificates, %post apt-get install python3-minimal python3-numpy python3-scipy); %post downloads per run: ${NEED:-see logs} (plus the minbase packages mmdebstrap fetches)"
   echo "- settings: gzip level $LEVEL, block size $BLOCK_SIZE, mksquashfs -processors $PROCS, $REPEAT alternating rounds (+$WARMUP warm-up each), as $BENCH_USER"
   echo
   echo "| | wall (median, s) | max RSS of one process (median, MiB) | cgroup peak, whole tree (median, MiB) |"
