@@ -7,7 +7,7 @@
  *     compute with numpy and scipy, `hpcc inspect` shows the %labels;
  *   - compile-slim: a static binary compiled in a bookworm stage runs in a
  *     scratch image that has no compiler, libc or apt;
- *   - openmpi (two debootstraps; HPCC_TEST_SLOW=1): the image's own mpirun
+ *   - openmpi (two debootstraps): the image's own mpirun
  *     runs its MPI program with 2 ranks in one container, and on the
  *     one-node Slurm cluster `srun -n 2 --mpi=pmix hpcc exec` runs one
  *     container per rank (the hybrid model, the image's Open MPI against the
@@ -24,7 +24,6 @@ import { startSlurm, type TestSlurm } from '../helpers/slurm.js';
 
 const DEFS = path.join(REPO_ROOT, 'definitions');
 const FRONT = path.join(REPO_ROOT, 'dist/native/hpcc');
-const SLOW = process.env.HPCC_TEST_SLOW === '1';
 const BUILD_TIMEOUT_MS = 1_200_000;
 
 describe('e2e: definitions/ built from the Debian mirror (unprivileged, subordinate ids)', function () {
@@ -106,12 +105,11 @@ describe('e2e: definitions/ built from the Debian mirror (unprivileged, subordin
     expect(labelsOf(sif)['org.opencontainers.image.title']).to.equal('compile-slim');
   });
 
-  describe('openmpi (HPCC_TEST_SLOW=1: two debootstraps)', function () {
+  describe('openmpi (two debootstraps)', function () {
     let sif: string;
     let slurm: TestSlurm | undefined;
 
     before(function () {
-      if (!SLOW) this.skip();
       sif = build('openmpi');
     });
     after(async () => {
