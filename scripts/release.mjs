@@ -16,6 +16,7 @@
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
 //   lib/hpcc/slurm/            the Slurm wrappers and examples (slurm/); bin/hpcc-sbatch,
 //                              bin/hpcc-srun, bin/hpcc-mpirun link to them; share/hpcc/slurm too
+//   share/hpcc/definitions/    the example definition files (definitions/)
 //   share/doc/hpcc/            README.md, docs/release.md, LICENSE when present
 // Nothing is downloaded: everything comes from this checkout's build (`npm run build`
 // first; `npm run release` does both) and its node_modules (`npm ci`).
@@ -89,7 +90,6 @@ const binaries = await bundleRelease(repo, lib, die);
 copy(inRepo('dist', 'native'), path.join(lib, 'dist', 'native'));
 for (const [to, from] of binaries) copy(from, path.join(lib, 'dist', 'native', to));
 copy(inRepo('node_modules', NODE_PKG, 'bin', 'node'), path.join(lib, 'dist', 'native', 'node'));
-if (fs.existsSync(inRepo('definitions'))) copy(inRepo('definitions'), path.join(lib, 'definitions'));
 
 // ---------------------------------------------------------------- bin, share
 fs.mkdirSync(path.join(top, 'bin'));
@@ -114,6 +114,8 @@ for (const w of fs.readdirSync(inRepo('slurm')).filter((f) => /^hpcc-(sbatch|sru
 }
 fs.mkdirSync(path.join(share, 'hpcc'), { recursive: true });
 fs.symlinkSync('../../lib/hpcc/slurm', path.join(share, 'hpcc', 'slurm'));
+// example definition files (docs/build.md)
+if (fs.existsSync(inRepo('definitions'))) copy(inRepo('definitions'), path.join(share, 'hpcc', 'definitions'));
 for (const f of ['README.md', 'LICENSE', 'docs/release.md']) {
   if (fs.existsSync(inRepo(f))) copy(inRepo(f), path.join(share, 'doc', 'hpcc', path.basename(f)));
 }
