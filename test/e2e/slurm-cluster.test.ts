@@ -16,12 +16,13 @@
  *     with --sharens the ranks of a node share a user namespace (Open MPI's CMA).
  */
 import { expect } from 'chai';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { makeBusyboxTree, umociImage } from '../helpers/registry-fixtures.js';
 import { skopeoPush } from '../helpers/registry.js';
+import { expectMpiCheck, makeMpiSif } from '../helpers/mpi-image.js';
 import { startCluster, type TestCluster } from '../helpers/slurm-cluster.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 
@@ -44,14 +45,7 @@ describe('e2e: a 3-node Slurm cluster (srun, salloc, mpirun with hpcc exec)', fu
     fs.mkdirSync(cache);
     if (IS_ROOT) fs.chownSync(cache, testUserIds().uid, testUserIds().gid);
     // the MPI image: mpi-check built with the host's mpicc, and the host's Open MPI runtime
-    const dir = path.join(img.tmp, 'mpi');
-    fs.mkdirSync(dir);
-    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-check'), path.join(REPO_ROOT, 'test/fixtures/mpi/mpi-check.c')]);
-    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), path.join(dir, 'tree'), path.join(dir, 'mpi-check')]);
-    mpiSif = path.join(dir, 'mpi.sif');
-    const b = runHpcc(['build', mpiSif, path.join(dir, 'tree')]);
-    expect(b.status, b.stderr).to.equal(0);
-    fs.chmodSync(mpiSif, 0o644);
+    mpiSif = makeMpiSif(path.join(img.tmp, 'mpi'), path.join(REPO_ROOT, 'test/fixtures/mpi/mpi-check.c'), 'mpi-check');
     cluster = await startCluster({ nodes: 3 });
   });
   after(async () => {
@@ -105,23 +99,7 @@ describe('e2e: a 3-node Slurm cluster (srun, salloc, mpirun with hpcc exec)', fu
     expect([...clients].sort()).to.deep.equal(cluster!.nodes.map((n) => n.addr).sort());
   });
 
-  /** The MPI program's output: per-rank lines checked, every rank on its expected node. */
-  function expectMpi(out: string, ranks: number, perNode: number): void {
-    const rankLines = out.split('\n').filter((l) => l.startsWith('rank '));
-    expect(rankLines, out).to.have.length(ranks);
-    const sum = (ranks * (ranks - 1)) / 2;
-    const hostOf: string[] = [];
-    for (const l of rankLines) {
-      const m = /^rank (\d+) of (\d+) on (\S+): ring ok, sum (\d+), max (\d+), bcast ok$/.exec(l);
-      expect(m, l).to.not.equal(null);
-      expect([Number(m![2]), Number(m![4]), Number(m![5])], l).to.deep.equal([ranks, sum, ranks - 1]);
-      hostOf[Number(m![1])] = m![3]!;
-    }
-    const hostsLine = out.split('\n').find((l) => l.startsWith('hosts:'));
-    expect(hostsLine, out).to.equal(`hosts: ${hostOf.join(' ')}`);
-    expect(out, out).to.contain('all checks passed');
-    for (const n of NODES) expect(hostOf.filter((h) => h === n), `ranks on ${n}: ${out}`).to.have.length(perNode);
-  }
+  const expectMpi = (out: string, ranks: number, perNode: number) => expectMpiCheck(out, ranks, perNode, NODES);
 
   it('Open MPI, hybrid model: srun -N3 -n3 --mpi=pmix hpcc exec, one rank per node, each in its container', () => {
     const r = asUser('srun', ['-N3', '-n3', '--mpi=pmix', FRONT, 'exec', mpiSif, '/usr/local/bin/mpi-check']);

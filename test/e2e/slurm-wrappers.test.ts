@@ -15,13 +15,14 @@
  *     the next job stages), another user's stage directory (refused).
  */
 import { expect } from 'chai';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
 import { makeBusyboxTree, umociImage } from '../helpers/registry-fixtures.js';
 import { skopeoPush } from '../helpers/registry.js';
+import { expectMpiCheck, makeMpiSif } from '../helpers/mpi-image.js';
 import { startCluster, type TestCluster } from '../helpers/slurm-cluster.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 
@@ -260,30 +261,11 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
   });
 
   /** The MPI program's output: per-rank lines checked, every rank on its expected node. */
-  function expectMpi(out: string, ranks: number, perNode: number): void {
-    const rankLines = out.split('\n').filter((l) => l.startsWith('rank '));
-    expect(rankLines, out).to.have.length(ranks);
-    const hosts: string[] = [];
-    for (const l of rankLines) {
-      const m = /^rank (\d+) of (\d+) on (\S+): ring ok, sum (\d+), max (\d+), bcast ok$/.exec(l);
-      expect(m, l).to.not.equal(null);
-      expect([Number(m![2]), Number(m![4]), Number(m![5])], l).to.deep.equal([ranks, (ranks * (ranks - 1)) / 2, ranks - 1]);
-      hosts.push(m![3]!);
-    }
-    expect(out, out).to.contain('all checks passed');
-    for (const n of NODES) expect(hosts.filter((h) => h === n), `ranks on ${n}: ${out}`).to.have.length(perNode);
-  }
+  const expectMpi = (out: string, ranks: number, perNode: number) => expectMpiCheck(out, ranks, perNode, NODES);
 
   it('Open MPI through hpcc-srun --mpi=pmix over 3 nodes, two ranks per node sharing a user namespace (CMA on)', function () {
     requireTools(this, 'mpicc', 'ldd');
-    const dir = path.join(img.tmp, 'mpi');
-    fs.mkdirSync(dir);
-    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-check'), path.join(REPO_ROOT, 'test/fixtures/mpi/mpi-check.c')]);
-    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), path.join(dir, 'tree'), path.join(dir, 'mpi-check')]);
-    mpiSif = path.join(dir, 'mpi.sif');
-    const b = runHpcc(['build', mpiSif, path.join(dir, 'tree')]);
-    expect(b.status, b.stderr).to.equal(0);
-    fs.chmodSync(mpiSif, 0o644);
+    mpiSif = makeMpiSif(path.join(img.tmp, 'mpi'), path.join(REPO_ROOT, 'test/fixtures/mpi/mpi-check.c'), 'mpi-check');
     // Open MPI's CMA choice left alone, so that it would say when CMA is off
     const r = runUnprivileged(SRUN, ['-N3', '-n6', '--mpi=pmix', '--image', mpiSif, '--', '/usr/local/bin/mpi-check'], {
       cwd: work,

@@ -11,10 +11,10 @@
  * steps.
  */
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runHpcc, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { IS_ROOT, REPO_ROOT, TEST_USER, removeTree, requireRoot, requireTestUser, requireTools, runUnprivileged, testUserIds } from '../helpers/env.js';
+import { makeMpiSif } from '../helpers/mpi-image.js';
 import { startSlurm, type TestSlurm } from '../helpers/slurm.js';
 import { makeE2eImage, type E2eImage } from './launch-fixture.js';
 import { alive, fuseHolders, keepersIn, until } from './warm-fixture.js';
@@ -78,13 +78,7 @@ int main(int argc, char **argv) {
 }
 `,
     );
-    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-hello'), src]);
-    const tree = path.join(dir, 'tree');
-    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), tree, path.join(dir, 'mpi-hello')]);
-    const sif = path.join(dir, 'mpi.sif');
-    const b = runHpcc(['build', sif, tree]);
-    expect(b.status, b.stderr).to.equal(0);
-    fs.chmodSync(sif, 0o644);
+    const sif = makeMpiSif(dir, src, 'mpi-hello');
     const r = asUser('srun', ['-n', '2', '--mpi=pmix', FRONT, 'exec', sif, '/usr/local/bin/mpi-hello']);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.trim().split('\n').sort()).to.deep.equal(['rank 0 of 2 sum 1', 'rank 1 of 2 sum 1']);
@@ -93,14 +87,7 @@ int main(int argc, char **argv) {
   it("MPI ping-pong between 2 ranks on a node: with --sharens they share a user namespace and Open MPI's CMA works; without (warm mounts off) it warns", async function () {
     requireTools(this, 'mpicc', 'ldd');
     const dir = path.join(img.tmp, 'pingpong');
-    fs.mkdirSync(dir);
-    execFileSync('mpicc', ['-O2', '-o', path.join(dir, 'mpi-pingpong'), path.join(REPO_ROOT, 'test/helpers/mpi-pingpong.c')]);
-    const tree = path.join(dir, 'tree');
-    execFileSync('bash', [path.join(REPO_ROOT, 'test/helpers/make-mpi-tree.sh'), tree, path.join(dir, 'mpi-pingpong')]);
-    const sif = path.join(dir, 'pingpong.sif');
-    const b = runHpcc(['build', sif, tree]);
-    expect(b.status, b.stderr).to.equal(0);
-    fs.chmodSync(sif, 0o644);
+    const sif = makeMpiSif(dir, path.join(REPO_ROOT, 'test/helpers/mpi-pingpong.c'), 'mpi-pingpong', 'pingpong.sif');
     const tmp = path.join(dir, 'launch');
     fs.mkdirSync(tmp);
     if (IS_ROOT) fs.chownSync(tmp, testUserIds().uid, testUserIds().gid);
