@@ -13,7 +13,7 @@ import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/b
 import { gatherHostFacts } from '../runtime/builder/facts.js';
 import { isContained, workdirPaths } from '../runtime/builder/binds.js';
 import type { LaunchConfig, LaunchFlags } from '../runtime/builder/types.js';
-import { buildFiles, encodeMemo, hostEnvPassesThrough, keyMaterial, MemoFacts, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
+import { buildFiles, encodeMemo, fnv64, hostEnvPassesThrough, keyMaterial, MemoFacts, memoDir, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { helperTimings, sinceProcessStart, Timings } from '../runtime/timings.js';
 import { readImageFacts } from './image-facts.js';
@@ -178,21 +178,7 @@ async function launchTimed(req: LaunchRequest, tm?: { t: Timings; json: boolean 
   const spawnedAt = process.hrtime.bigint();
   const running = startLaunch(built.plan as LaunchPlan, tm ? { onStatusLine: helperTimings(tm.t, spawnedAt, tm.json) } : {});
   // The memo is made while the helper sets the container up, and put in place only when that succeeded.
-  let memo: StagedMemo | null = null;
-  const stored = rec && !rec.spoiled && rec.planToStore ? rec.planToStore() : null;
-  if (rec?.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
-  if (rec && req.memo && stored) {
-    const key = keyMaterial({
-      build: buildFiles(findLaunchHelper()),
-      uid: process.getuid!(),
-      gid: process.getgid!(),
-      cwd: process.cwd(),
-      argv: req.memo.argv,
-      env: process.env,
-    });
-    const bytes = key && encodeMemo(key, rec, stored);
-    memo = bytes ? stageMemo(req.memo.file, bytes) : null;
-  }
+  const memo = rec && req.memo ? stagedMemoFor(rec, req.memo, findLaunchHelper()) : null;
   let status: number;
   try {
     status = await running.result;
@@ -202,4 +188,46 @@ async function launchTimed(req: LaunchRequest, tm?: { t: Timings; json: boolean 
   }
   memo?.commit();
   return { kind: 'exited', status };
+}
+
+/** The memo of a prepared launch, staged beside `memo.file`; null when none may be written. */
+function stagedMemoFor(rec: MemoFacts, memo: { file: string; argv: string[] }, helper: string): StagedMemo | null {
+  const stored = !rec.spoiled && rec.planToStore ? rec.planToStore() : null;
+  if (rec.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
+  if (!stored) return null;
+  const key = keyMaterial({ build: buildFiles(helper), uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), argv: memo.argv, env: process.env });
+  const bytes = key && encodeMemo(key, rec, stored);
+  return bytes ? stageMemo(memo.file, bytes) : null;
+}
+
+/**
+ * Write the launch memo the native front would look for when this process's
+ * environment and working directory run `hpcc ACTION ARGV`, without launching:
+ * hpcc-srun's staging rank (src/slurm/stage.ts) plans once for the ranks of its
+ * node, which then all start from the memo. The same plan and facts as a
+ * launch's memo, put in place without a launch having succeeded first: a plan
+ * that then fails in setup sends the ranks to Node (HPCC_MEMO_RETRY), which
+ * reports why and removes the memo. Best effort: returns why no memo was
+ * written, or null.
+ */
+export async function writeLaunchMemo(action: 'exec' | 'run' | 'shell' | 'test', argv: string[]): Promise<string | null> {
+  if (process.env.HPCC_MEMO === '0') return 'HPCC_MEMO=0';
+  const { parseFast, launchRequest, checkPayload } = await import('../cli/fast-launch.js');
+  const { unmemoisable } = await import('../cli/launch-options.js');
+  const p = parseFast(argv);
+  if (!p) return 'the command line is not one the front parses';
+  const no = unmemoisable(p);
+  if (no) return `--${no.name} takes no memo`;
+  checkPayload(action, p);
+  const keyArgv = [action, ...(action === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)];
+  const { findLaunchHelper } = await import('../runtime/spawn.js');
+  const helper = findLaunchHelper();
+  const key = keyMaterial({ build: buildFiles(helper), uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), argv: keyArgv, env: process.env });
+  if (!key) return 'no key (a credential in the environment, or an install file missing)';
+  const file = path.join(memoDir(), `${fnv64(key)}.memo`);
+  const rec = new MemoFacts();
+  await prepareLaunch(launchRequest(action, p), rec);
+  const staged = stagedMemoFor(rec, { file, argv: keyArgv }, helper);
+  if (!staged) return rec.spoiled ?? 'the memo could not be staged';
+  return staged.commit() ? null : 'the memo could not be put in place';
 }

@@ -19,9 +19,9 @@ async function dispatch(sub: string | undefined, argv: string[]): Promise<number
     case 'mpirun':
       return (await import('./srun.js')).srunMain(argv, 'mpirun');
     case 'stage': {
-      const [base, job, src, sha256, size] = argv;
-      const { stage } = await import('./stage.js');
-      await stage({ base: base ?? '', job: job ?? '', src: src ?? '', sha256: sha256 ?? '', size: Number(size) });
+      const [base, job, src, sha256, size, ...exec] = argv;
+      const { stageForStep } = await import('./stage.js');
+      await stageForStep({ base: base ?? '', job: job ?? '', src: src ?? '', sha256: sha256 ?? '', size: Number(size) }, exec);
       return 0;
     }
     case 'unstage': {

@@ -5,6 +5,7 @@
  *
  *   BASE = ${HPCC_STAGE_DIR:-${TMPDIR:-/tmp}}/hpcc-stage-UID   (0700, the user's; checked)
  *   BASE/JOBID/SHA256.sif     the verified copy, there only once complete
+ *   BASE/JOBID/SHA256.ready   the copy is there and the node's launch memo made (stageForStep)
  *   BASE/JOBID/SHA256.lock    the copier's lock (src/oci/cache/lock.ts)
  *   BASE/JOBID/.SHA256.*.tmp  a copy in progress
  *
@@ -117,6 +118,33 @@ export async function stage(req: StageRequest): Promise<string> {
   } finally {
     await lock.release();
   }
+}
+
+/** The mark that the node's ranks may start: BASE/JOBID/SHA256.ready (slurm/hpcc-srun-entry waits for it). */
+export const readyMark = (req: StageRequest): string => path.join(req.base, req.job, `${req.sha256}.ready`);
+
+/**
+ * `hpcc slurm stage BASE JOBID SRC SHA256 SIZE [EXEC-ARGS...]`, run by the node's
+ * first local rank: stage the image, then, given the arguments its
+ * `hpcc exec` will have (options, the staged path, the command), write the
+ * launch memo for them (src/core/launch.ts writeLaunchMemo) so that every
+ * rank of the node starts from it, planned once here instead of once per
+ * rank; then the ready mark, which the waiting ranks start on. The memo is
+ * best effort (a rank without one plans in Node, as without hpcc-srun).
+ */
+export async function stageForStep(req: StageRequest, exec: string[]): Promise<string> {
+  const final = await stage(req);
+  if (exec.length > 0) {
+    const { writeLaunchMemo } = await import('../core/launch.js');
+    const why = await writeLaunchMemo('exec', exec).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+    if (why && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: slurm stage: no launch memo for the node's ranks: ${why}\n`);
+  }
+  try {
+    fs.closeSync(fs.openSync(readyMark(req), fs.constants.O_CREAT | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o600));
+  } catch (e) {
+    throw stageError(`mark ${final} ready`, e);
+  }
+  return final;
 }
 
 /** Slurm states of a job whose stage directory may still be used. */

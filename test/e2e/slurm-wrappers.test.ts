@@ -98,7 +98,7 @@ describe('e2e: the Slurm wrappers hpcc-sbatch and hpcc-srun on a 3-node cluster'
     // HPCC_DEBUG: the native front says whether it launched from a memo
     const job = script('two-steps.sh', `#SBATCH -N3 -n12 --overcommit
 export HPCC_DEBUG=1
-${SRUN} -- sh -c 'echo "step1 $SLURM_PROCID $(hostname) $(readlink /proc/self/ns/user)"'
+${SRUN} -- sh -c 'echo "step1 $SLURM_PROCID $(hostname) $(readlink /proc/self/ns/user)"' 2>${work}/step1.err
 ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_PROCID; while [ ! -e ${marks}/done ]; do sleep 0.2; done' 2>${work}/step2.err
 `);
     const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(testUserIds().gid), '--init-groups', '--', SBATCH, '--wait', `--output=${work}/two-steps.out`, '--image', img.sif, '--env=A=1', job], {
@@ -123,7 +123,10 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
       expect(ns.size, `the 4 ranks on ${n} share one user namespace: ${out}`).to.equal(1);
     }
     expect(out.split('\n').filter((l) => l.startsWith('step2 ')), out).to.have.length(12);
-    // the second step on each node: a stat of the staged copy, then every rank from a launch memo, no Node
+    // the first step: the node's stager planned once (hpcc slurm stage), and every rank started from that memo
+    const err1 = fs.readFileSync(path.join(work, 'step1.err'), 'utf8');
+    expect(err1.split('\n').filter((l) => /^hpcc: launch memo .*: used$/.test(l)), err1).to.have.length(12);
+    // the second step on each node: a stat of the stage mark, then every rank from a launch memo, no Node
     const err2 = fs.readFileSync(path.join(work, 'step2.err'), 'utf8');
     expect(err2.split('\n').filter((l) => /^hpcc: launch memo .*: used$/.test(l)), err2).to.have.length(12);
     // the job's end removed the staged copies on every node
@@ -232,7 +235,7 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect(r.status, r.stderr).to.equal(0);
     expect(lines(r.stdout)).to.deep.equal(['ran', 'ran']);
     // the failed job's directory went at this staging (Slurm no longer runs it); this job's copy stays until the next
-    expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
+    expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.ready\nhpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
   });
 
   it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), even with the job's image planted in it: nothing runs", () => {
