@@ -41,7 +41,7 @@ const slurmArgs = process.argv.slice(3);
 const dashes = slurmArgs.indexOf('--');
 if (cmd === 'slurm' && !leanOff && !(dashes < 0 ? slurmArgs : slurmArgs.slice(0, dashes)).some((a) => a === '--help' || a === '-h')) {
   const { slurmMain } = await import('../dist/src/slurm/cli.js');
-  process.exit(await slurmMain(process.argv[3], process.argv.slice(4)));
+  process.exit(await slurmMain(process.argv[3], process.argv.slice(4), memoOut));
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

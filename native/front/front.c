@@ -406,6 +406,98 @@ static int memo_path(char *out, size_t n, const struct buf *key)
   return 1;
 }
 
+/*
+ * Open the memo at path and check it against key: its fd, with its bytes in
+ * *mem (NUL after; the caller frees) and the plan's offset in *off; or -1.
+ */
+static int open_memo(const char *path, const struct buf *key, char **mem, size_t *size, long long *off)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW); /* no O_CLOEXEC: a launch memo's fd goes to the helper */
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022) ||
+      st.st_size <= 0 || st.st_size > MEMO_MAX) {
+    if (g_debug) fprintf(stderr, "hpcc: memo %s: %s\n", path, fd < 0 ? strerror(errno) : "not a private regular file");
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  size_t n = (size_t)st.st_size;
+  char *m = malloc(n + 1);
+  size_t have = 0;
+  ssize_t r = 0;
+  while (m && have < n && (r = read(fd, m + have, n - have)) > 0) have += (size_t)r;
+  *off = -1;
+  if (m && have == n) {
+    m[n] = '\0';
+    *off = memo_plan_offset(m, n, key);
+  }
+  if (*off < 0) {
+    free(m);
+    close(fd);
+    return -1;
+  }
+  *mem = m;
+  *size = n;
+  return fd;
+}
+
+static int is_command_memo(int argc, char **argv)
+{
+  if (argc < 3) return 0;
+  size_t a = strlen(argv[1]);
+  for (const char *const *c = HPCC_COMMAND_MEMOS; *c; c++)
+    if (!strncmp(*c, argv[1], a) && (*c)[a] == ' ' && !strcmp(*c + a + 1, argv[2])) return 1;
+  return 0;
+}
+
+/*
+ * A command memo (memo.ts COMMAND_MEMOS: hpcc-srun's `hpcc slurm srun`): keyed as a
+ * launch is, over the arguments up to the first "--"; found and holding, exec the
+ * command line it stores (HPCC_COMMAND_MEMO_TAG, then NUL-terminated arguments)
+ * followed by the arguments after that "--"; otherwise Node runs the command and
+ * writes the memo. Never returns.
+ */
+static _Noreturn void command_memo(int argc, char **argv, const char *helper)
+{
+  int dd = 0;
+  for (int i = 3; i < argc && !dd; i++)
+    if (!strcmp(argv[i], "--")) dd = i;
+  if (!dd) run_node(argc, argv, NULL); /* no command: Node reports it */
+  struct buf key = {0};
+  char path[PATH_MAX + 64];
+  int mp = -1;
+  if (key_material(&key, argc, argv, dd, helper) != 0 || (mp = memo_path(path, sizeof path, &key)) < 0) run_node(argc, argv, NULL);
+  if (mp > 0) run_node(argc, argv, path);
+  char *m = NULL;
+  size_t size = 0;
+  long long off = -1;
+  int fd = open_memo(path, &key, &m, &size, &off);
+  free(key.p);
+  if (fd < 0) run_node(argc, argv, path);
+  const char *p = m + off, *end = m + size;
+  size_t tag = strlen(HPCC_COMMAND_MEMO_TAG) + 1;
+  char **cv = NULL;
+  size_t n = 0;
+  if ((size_t)(end - p) > tag && !memcmp(p, HPCC_COMMAND_MEMO_TAG, tag) && end[-1] == '\0') {
+    p += tag;
+    for (const char *q = p; q < end; q += strlen(q) + 1) n++;
+    size_t rest = (size_t)(argc - dd - 1);
+    cv = n > 0 && n <= PLAN_MAX_ARGV ? calloc(n + rest + 1, sizeof *cv) : NULL;
+    for (size_t i = 0; cv && i < n; i++, p += strlen(p) + 1) cv[i] = (char *)p;
+    for (size_t i = 0; cv && i < rest; i++) cv[n + i] = argv[dd + 1 + i];
+  }
+  if (!cv) {
+    if (g_debug) fprintf(stderr, "hpcc: command memo %s: not a command line\n", path);
+    close(fd);
+    run_node(argc, argv, path);
+  }
+  futimens(fd, NULL); /* last use */
+  close(fd);
+  if (g_debug) fprintf(stderr, "hpcc: command memo %s: used\n", path);
+  execvp(cv[0], cv);
+  /* the command cannot be run (srun gone from PATH...): Node reports it */
+  run_node(argc, argv, NULL);
+}
+
 int main(int argc, char **argv)
 {
   char exe[PATH_MAX];
@@ -454,6 +546,13 @@ int main(int argc, char **argv)
     }
     return fflush(stdout) == 0 ? 0 : 1;
   }
+  char helper[PATH_MAX + 32];
+  const char *he = getenv("HPCC_LAUNCH_HELPER");
+  if (he && *he) snprintf(helper, sizeof helper, "%s", he);
+  else snprintf(helper, sizeof helper, "%s/dist/native/hpcc-launch", g_root);
+  int memo_off = memo_env && !strcmp(memo_env, "0");
+
+  if (!launch && !memo_off && !retry && is_command_memo(argc, argv)) command_memo(argc, argv, helper);
   if (!launch) run_node(argc, argv, NULL);
   struct parsed parse = parse_launch(argc, argv, 0);
   int img = parse.image;
@@ -465,14 +564,9 @@ int main(int argc, char **argv)
   const char *image = argv[img];
   size_t scheme = strspn(image, "abcdefghijklmnopqrstuvwxyz-");
   if (scheme > 0 && image[scheme] == ':') run_node(argc, argv, NULL); /* docker://, oci:...: converted by Node, no memo */
-  if (memo_env && !strcmp(memo_env, "0")) run_node(argc, argv, NULL);
+  if (memo_off) run_node(argc, argv, NULL);
   int is_exec = !strcmp(act, "exec");
   if (is_exec && (img + 1 >= argc || argv[img + 1][0] == '\0')) run_node(argc, argv, NULL);
-
-  char helper[PATH_MAX + 32];
-  const char *he = getenv("HPCC_LAUNCH_HELPER");
-  if (he && *he) snprintf(helper, sizeof helper, "%s", he);
-  else snprintf(helper, sizeof helper, "%s/dist/native/hpcc-launch", g_root);
 
   struct buf key = {0};
   char path[PATH_MAX + 64];
@@ -489,28 +583,14 @@ int main(int argc, char **argv)
     run_node(argc, argv, NULL);
   }
 
-  int fd = open(path, O_RDONLY | O_NOFOLLOW);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022) ||
-      st.st_size <= 0 || st.st_size > MEMO_MAX) {
-    if (g_debug) fprintf(stderr, "hpcc: launch memo %s: %s\n", path, fd < 0 ? strerror(errno) : "not a private regular file");
-    if (fd >= 0) close(fd);
-    run_node(argc, argv, path);
-  }
-  size_t size = (size_t)st.st_size;
-  char *m = malloc(size + 1);
-  size_t have = 0;
-  ssize_t r = 0;
-  while (m && have < size && (r = read(fd, m + have, size - have)) > 0) have += (size_t)r;
+  char *m = NULL;
+  size_t size = 0;
   long long off = -1;
-  if (m && have == size) {
-    m[size] = '\0';
-    off = memo_plan_offset(m, size, &key);
-  }
+  int fd = open_memo(path, &key, &m, &size, &off);
   free(m);
   free(key.p);
-  if (off < 0 || lseek(fd, (off_t)off, SEEK_SET) != (off_t)off) {
-    close(fd);
+  if (fd < 0 || lseek(fd, (off_t)off, SEEK_SET) != (off_t)off) {
+    if (fd >= 0) close(fd);
     run_node(argc, argv, path);
   }
 

@@ -15,7 +15,7 @@
  */
 import { PLAN_LIMITS, PLAN_MAGIC } from '../runtime/codec.js';
 import { CACHE_LAYOUT } from '../util/cache-root.js';
-import { ENV_CREDENTIAL_WORDS, ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, ENV_NAME_KEYED_BYTES, MEMO_KEY_VERSION, MEMO_MAGIC, MEMO_MAX_BYTES, MEMO_SUM_BYTES } from '../runtime/memo.js';
+import { COMMAND_MEMOS, COMMAND_MEMO_TAG, ENV_CREDENTIAL_WORDS, ENV_KEYED_NAMES, ENV_KEYED_PREFIXES, ENV_NAME_KEYED_BYTES, MEMO_KEY_VERSION, MEMO_MAGIC, MEMO_MAX_BYTES, MEMO_SUM_BYTES } from '../runtime/memo.js';
 import { PLAN_VERSION } from '../runtime/plan.js';
 import { LAUNCH_ACTIONS, LAUNCH_OPTIONS, type LaunchOption } from './launch-options.js';
 
@@ -106,6 +106,9 @@ static const char *const HPCC_ENV_CREDENTIAL_WORDS[] = ${cstrList(ENV_CREDENTIAL
 #define HPCC_MEMO_KEY_VERSION ${cstr(MEMO_KEY_VERSION)}
 #define HPCC_MEMO_MAX_BYTES ${MEMO_MAX_BYTES}
 #define HPCC_MEMO_SUM_BYTES ${MEMO_SUM_BYTES}
+/* command memos (memo.ts COMMAND_MEMOS): "COMMAND SUBCOMMAND" after hpcc; their plan: the tag, then the arguments */
+static const char *const HPCC_COMMAND_MEMOS[] = ${cstrList(COMMAND_MEMOS)};
+#define HPCC_COMMAND_MEMO_TAG ${cstr(COMMAND_MEMO_TAG)}
 
 /* the plan wire format (codec.ts, plan.ts) */
 #define HPCC_PLAN_MAGIC ${cstr(PLAN_MAGIC)}

@@ -270,8 +270,30 @@ export function keyMaterial(k: KeyInput): Buffer | null {
 
 /** The memo's bytes; null when it would exceed MEMO_MAX_BYTES. */
 export function encodeMemo(key: Buffer, facts: MemoFacts, plan: LaunchPlan): Buffer | null {
+  return memoBytes(key, facts, encodePlan(plan));
+}
+
+/**
+ * Command memos: commands after `hpcc` whose whole work is to compute one
+ * command line and run it (the login side of hpcc-srun: the step's srun
+ * command, from the job's pin or a pinned --image). The front keys them as
+ * it keys a launch, over the arguments up to the first `--` (src/slurm/srun.ts
+ * writes them) and, when one holds, execs its command line followed by the
+ * arguments after that `--` instead of starting Node. Their plan section is
+ * COMMAND_MEMO_TAG then the arguments, each NUL-terminated.
+ * native/front gets the list through the generated header.
+ */
+export const COMMAND_MEMOS: readonly string[] = Object.freeze(['slurm srun', 'slurm mpirun']);
+export const COMMAND_MEMO_TAG = 'exec-argv/1';
+
+/** A command memo's bytes (see COMMAND_MEMOS); null when too large or an argument holds a NUL. */
+export function encodeCommandMemo(key: Buffer, facts: MemoFacts, argv: string[]): Buffer | null {
+  if (argv.length === 0 || argv.some((a) => a.includes('\0'))) return null;
+  return memoBytes(key, facts, Buffer.from([COMMAND_MEMO_TAG, ...argv].map((a) => `${a}\0`).join(''), 'utf8'));
+}
+
+function memoBytes(key: Buffer, facts: MemoFacts, planBytes: Uint8Array): Buffer | null {
   const factBytes = Buffer.from(facts.records.join(''), 'utf8');
-  const planBytes = encodePlan(plan);
   const out = Buffer.concat([
     Buffer.from(`${MEMO_MAGIC}key ${key.length}\n`),
     key,

@@ -10,14 +10,14 @@ import { SlurmError, reportError } from '../errors/index.js';
 
 export const SLURM_SUBCOMMANDS = Object.freeze(['sbatch', 'srun', 'mpirun', 'stage', 'unstage'] as const);
 
-async function dispatch(sub: string | undefined, argv: string[]): Promise<number> {
+async function dispatch(sub: string | undefined, argv: string[], memoOut?: string): Promise<number> {
   switch (sub) {
     case 'sbatch':
       return (await import('./sbatch.js')).sbatchMain(argv);
     case 'srun':
-      return (await import('./srun.js')).srunMain(argv);
+      return (await import('./srun.js')).srunMain(argv, 'srun', memoOut);
     case 'mpirun':
-      return (await import('./srun.js')).srunMain(argv, 'mpirun');
+      return (await import('./srun.js')).srunMain(argv, 'mpirun', memoOut);
     case 'stage': {
       const [base, job, src, sha256, size, ...exec] = argv;
       const { stageForStep } = await import('./stage.js');
@@ -37,10 +37,13 @@ async function dispatch(sub: string | undefined, argv: string[]): Promise<number
   }
 }
 
-/** Run `hpcc slurm SUB ARGS`; errors are rendered here. Returns the exit status. */
-export async function slurmMain(sub: string | undefined, argv: string[]): Promise<number> {
+/**
+ * Run `hpcc slurm SUB ARGS`; errors are rendered here. Returns the exit status.
+ * `memoOut`: where srun/mpirun write their command memo (HPCC_MEMO_OUT from native/front).
+ */
+export async function slurmMain(sub: string | undefined, argv: string[], memoOut?: string): Promise<number> {
   try {
-    return await dispatch(sub, argv);
+    return await dispatch(sub, argv, memoOut && memoOut.startsWith('/') ? memoOut : undefined);
   } catch (e) {
     reportError(e, false);
     return typeof process.exitCode === 'number' ? process.exitCode : 70;

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SlurmError, UsageError, addContext } from '../errors/index.js';
+import { MemoFacts } from '../runtime/memo.js';
 // the SIF reader, the reference parser and pull are loaded only to make a pin:
 // hpcc-srun in a job submitted by hpcc-sbatch reads the pin and needs none of them
 
@@ -72,9 +73,10 @@ export function hashFd(fd: number): { sha256: string; size: number } {
   return { sha256: h.digest('hex'), size };
 }
 
-/** Pin a SIF file: check that it is one, and read it once for its SHA-256. */
-export async function pinSif(file: string, options: string[]): Promise<Pin> {
+/** Pin a SIF file: check that it is one, and read it once for its SHA-256; `rec` records the file it read (a command memo's fact). */
+export async function pinSif(file: string, options: string[], rec?: MemoFacts): Promise<Pin> {
   const abs = path.resolve(file);
+  rec?.id(abs);
   let fd: number;
   try {
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not hang hpcc-sbatch
@@ -85,16 +87,24 @@ export async function pinSif(file: string, options: string[]): Promise<Pin> {
     if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${abs} is not a regular file`, { hint: 'Give --image a .sif file or a docker:// reference.' });
     const { SifReader } = await import('../formats/sif/index.js');
     await SifReader.fromFd(fd, abs); // throws HPCC_E_SIF_* when it is not a SIF
-    return { image: abs, ...hashFd(fd), options };
+    const pin = { image: abs, ...hashFd(fd), options };
+    // the identity recorded must be that of the bytes hashed: a file changed meanwhile gets no memo
+    if (rec) {
+      const after = new MemoFacts();
+      after.id(abs);
+      if (after.spoiled !== null || !rec.records.includes(after.records[0]!)) rec.spoil(`${abs} changed while it was hashed`);
+    }
+    return pin;
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Pin what --image or `#HPCC --image=` names. */
-export async function pinImage(ref: string, options: string[]): Promise<Pin> {
+/** Pin what --image or `#HPCC --image=` names; `rec`: see pinSif (a reference spoils it: its tag is resolved each time). */
+export async function pinImage(ref: string, options: string[], rec?: MemoFacts): Promise<Pin> {
   const { isImageReference, parseReference } = await import('../oci/reference.js');
-  if (!isImageReference(ref)) return pinSif(ref, options);
+  if (!isImageReference(ref)) return pinSif(ref, options, rec);
+  rec?.spoil('a reference is resolved again at every step');
   if (parseReference(ref).transport !== 'docker') {
     throw new SlurmError('HPCC_E_SLURM_ARGS', `${ref}: the Slurm wrappers take docker:// references or .sif files`, {
       exitCode: 2,

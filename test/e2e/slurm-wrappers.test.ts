@@ -280,6 +280,23 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect(`${r.stdout}${r.stderr}`).to.not.match(/CMA is\s+not available/);
   });
 
+  it('salloc: a repeated hpcc-srun --image starts srun from a command memo (no Node, no hashing on the login side); a touched SIF is pinned again', () => {
+    const mine = path.join(work, 'mine.sif');
+    fs.copyFileSync(img.sif, mine);
+    fs.chownSync(mine, uid, testUserIds().gid);
+    // the key stops at --: each step has its own command
+    const step = (n: number) => `HPCC_DEBUG=1 ${SRUN} -N2 -n2 --image ${mine} -- echo step${n} 2>${work}/memo-step${n}.err`;
+    const r = runUnprivileged('salloc', ['-N2', '-n2', 'sh', '-c', `${step(1)} && ${step(2)} && touch ${mine} && ${step(3)} && ${step(4)}`], {
+      cwd: work,
+      env: envOf(),
+      timeout: 150_000,
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(lines(r.stdout)).to.deep.equal(['step1', 'step1', 'step2', 'step2', 'step3', 'step3', 'step4', 'step4']);
+    const used = (n: number) => fs.readFileSync(path.join(work, `memo-step${n}.err`), 'utf8').split('\n').filter((l) => /^hpcc: command memo .*: used$/.test(l)).length;
+    expect([1, 2, 3, 4].map(used), 'steps from a command memo: the repeats, not the first, nor the one after the touch').to.deep.equal([0, 1, 0, 1]);
+  });
+
   it('Open MPI: salloc -N3 -n6 hpcc-mpirun: mpirun inside the allocation starts the ranks from the staged image', function () {
     if (!mpiSif) this.skip();
     const r = runUnprivileged('salloc', ['-N3', '-n6', MPIRUN, '-np', '6', '--image', mpiSif!, '--', '/usr/local/bin/mpi-check'], {
