@@ -226,8 +226,8 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
       expect(r.stdout).to.not.contain('ran');
       expect(r.status, r.stderr).to.equal(89);
       expect(r.stderr).to.contain('HPCC_E_SLURM_STAGE').and.contain('node-local storage is full');
-      // nothing but the stager's failure mark (the node's other ranks stop waiting on it)
-      expect(tree().split('\n').filter((l) => l && !/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.failed$/.test(l)), 'no partial copy, no lock').to.deep.equal([]);
+      // nothing but the ranks' gate (an empty file they take turns at with flock)
+      expect(tree().split('\n').filter((l) => l && !/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.gate$/.test(l)), 'no partial copy, no lock').to.deep.equal([]);
     } finally {
       asUser('srun', ['-w', 'node1', '-N1', '-n1', 'sh', '-c', 'rm -f "$TMPDIR/fill"']);
     }
@@ -235,7 +235,7 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect(r.status, r.stderr).to.equal(0);
     expect(lines(r.stdout)).to.deep.equal(['ran', 'ran']);
     // the failed job's directory went at this staging (Slurm no longer runs it); this job's copy stays until the next
-    expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.ready\nhpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
+    expect(tree()).to.match(/^hpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.gate\nhpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.ready\nhpcc-stage-\d+\/\d+\/[0-9a-f]{64}\.sif$/);
   });
 
   it("another user's stage directory is refused (HPCC_E_SLURM_STAGE_DIR), even with the job's image planted in it: nothing runs", () => {
