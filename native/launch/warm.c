@@ -581,6 +581,22 @@ static int join_over(const struct plan *p, struct rootfs_state *rs, int s, char 
   return 0;
 }
 
+/*
+ * 0 when this process may make a user namespace, else the errno of trying (in a
+ * child): a keeper that did not start on a node without user namespaces is then
+ * reported as that, not as a --sharens failure.
+ */
+static int userns_errno(void)
+{
+  pid_t c = fork();
+  if (c < 0) return 0;
+  if (c == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno > 0 && errno < 256 ? errno : EPERM));
+  int st = 0;
+  while (waitpid(c, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+}
+
 /* No warm mount: go on without one, or end the launch when the plan requires it (--sharens). */
 static int no_warm(const struct plan *p, const char *why)
 {
@@ -613,7 +629,10 @@ int warm_join(const struct plan *p, struct rootfs_state *rs)
       char f[160];
       snprintf(f, sizeof f, "%s.sock", name);
       unlinkat(dfd, f, 0);
-      if (spawn_keeper(p, dfd, name, why, sizeof why) == 0 && (s = try_connect(dfd, name)) < 0)
+      if (spawn_keeper(p, dfd, name, why, sizeof why) != 0) {
+        int e = p->warm_required ? userns_errno() : 0; /* without --sharens, the launch's own unshare reports it */
+        if (e) fail(-1, "unshare", e, EXL_NS, "unshare(CLONE_NEWUSER) for the --sharens keeper");
+      } else if ((s = try_connect(dfd, name)) < 0)
         snprintf(why, sizeof why, "connect to the new keeper: %s", strerror(errno));
     }
   }

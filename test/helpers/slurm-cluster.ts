@@ -99,8 +99,26 @@ async function waitFor(what: string, ok: () => boolean, ms: number, dir: string,
   }
 }
 
+/**
+ * sh -c NO_USERNS sh ARGV: run ARGV (as root) in a new user namespace that maps every id to
+ * itself (written by this shell from outside, as util-linux's --map-users needs subordinate
+ * ids) and whose max_user_namespaces is 0, so that nothing below it can make one.
+ */
+const NO_USERNS = [
+  'f=$(mktemp -u) && mkfifo "$f" || exit 1',
+  // the inner sh runs before its ids are mapped, so without capabilities: it waits for the map, then
+  // execs a shell that is root in the namespace (capabilities come at exec) to set the limit
+  'set_limit=\'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"\'',
+  `unshare --user sh -c 'read _ < "$0"; rm -f "$0"; exec sh -c "$1" "$@"' "$f" "$set_limit" "$@" &`,
+  'pid=$!',
+  'while [ "$(readlink /proc/$pid/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done',
+  `echo '0 0 4294967295' > /proc/$pid/uid_map && echo '0 0 4294967295' > /proc/$pid/gid_map && echo > "$f"`,
+  `trap 'kill $pid' TERM INT`,
+  'wait $pid',
+].join('\n');
+
 /** Start a cluster of N nodes (default 3); resolves once every node is idle. */
-export async function startCluster(opts: { nodes?: number } = {}): Promise<TestCluster> {
+export async function startCluster(opts: { nodes?: number; noUserns?: string[] } = {}): Promise<TestCluster> {
   await reapStale();
   const n = opts.nodes ?? 3;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), STATE_PREFIX));
@@ -149,7 +167,11 @@ export async function startCluster(opts: { nodes?: number } = {}): Promise<TestC
 
     daemons.push(startInNs(dir, 'slurmctld', TTL_S, { netns: `hc${names.tag}-ctl`, host: 'ctl', hosts }, ['/usr/sbin/slurmctld', '-D', '-i', '-f', conf]));
     for (const node of nodes) {
-      daemons.push(startInNs(dir, `slurmd-${node.name}`, TTL_S, { netns: node.netns, host: node.name, hosts, local }, ['/usr/sbin/slurmd', '-D', '-N', node.name, '-f', conf]));
+      const slurmd = ['/usr/sbin/slurmd', '-D', '-N', node.name, '-f', conf];
+      // a node whose jobs cannot make user namespaces: slurmd in a user namespace of its own that maps
+      // every id to itself, whose max_user_namespaces is 0 (the limit holds for the namespaces below it)
+      const argv = opts.noUserns?.includes(node.name) ? ['sh', '-c', NO_USERNS, 'sh', ...slurmd] : slurmd;
+      daemons.push(startInNs(dir, `slurmd-${node.name}`, TTL_S, { netns: node.netns, host: node.name, hosts, local }, argv));
     }
     const env = {
       SLURM_CONF: conf,
