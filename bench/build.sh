@@ -7,7 +7,7 @@
 #            in a user+mount+PID namespace, /.singularity.d, squashfs into a SIF)
 #   by hand  mmdebstrap --mode=unshare --variant=minbase --include=ca-certificates bookworm
 #              ROOT.tar SOURCES   (the same sources.list lines hpcc derives from the
-#              host's apt configuration: `apt-get indextargets`)
+#              host's apt configuration: scripts/apt-sources.mjs)
 #            unshare --map-auto --map-root-user: tar -x into ROOT (devices skipped, as hpcc
 #              does), then, in a new mount+PID namespace, /proc, /dev, /sys and the host's
 #              resolv.conf bound, chroot ROOT /bin/sh -e -c "%post" (the def file's own
@@ -89,9 +89,8 @@ as_user() {
 }
 trap cleanup EXIT
 
-# The same sources.list lines hpcc writes (src/build/debootstrap.ts, sourcesFor, host's suite).
-apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' |
-  awk '$1 ~ /^https?:\/\// && !seen[$0]++ {print "deb " $1 " " $2 " " $3}' > "$WORK/sources.list"
+# The same sources.list lines hpcc writes (src/build/debootstrap.ts, hostSources).
+node "$REPO/scripts/apt-sources.mjs" "$SUITE" > "$WORK/sources.list"
 chmod 644 "$WORK/sources.list"
 [ -s "$WORK/sources.list" ] || die "no apt sources on the host"
 printf '%s\n' "$POST" > "$WORK/post.sh"

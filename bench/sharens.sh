@@ -20,6 +20,7 @@ ITERS=${ITERS:-2000}
 REPEAT=${REPEAT:-3}
 BENCH_USER=${BENCH_USER:-hpcctest}
 die() { printf 'sharens: %s\n' "$*" >&2; exit 2; }
+. "$HERE/lib/pingpong.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (it builds the image and runs the ranks as $BENCH_USER)"
 for t in mpicc mpirun ldd runuser; do command -v "$t" >/dev/null || die "$t missing (apt-get install openmpi-bin libopenmpi-dev)"; done
@@ -43,20 +44,8 @@ as_user() { (cd "$WORK" && runuser -u "$BENCH_USER" -- env HPCC_TMPDIR="$TMPD" H
 MPI=(mpirun -np 2 --bind-to none)
 
 run_row() {
-  local name=$1
-  shift
-  local best8='' best1m='' warn=no out
-  for ((i = 0; i < REPEAT; i++)); do
-    out=$(as_user "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "$name failed"; }
-    grep -q 'not available due to different user namespaces' <<<"$out" && warn=yes
-    local l8 l1m
-    l8=$(sed -n 's/^pingpong 8 B: \([0-9.]*\) us.*/\1/p' <<<"$out")
-    l1m=$(sed -n 's/^pingpong 1048576 B: .*us one-way, \([0-9.]*\) MB\/s/\1/p' <<<"$out")
-    [ -n "$l8" ] && [ -n "$l1m" ] || { printf '%s\n' "$out" >&2; die "$name: no figures"; }
-    if [ -z "$best8" ] || awk "BEGIN{exit !($l8 < $best8)}"; then best8=$l8; fi
-    if [ -z "$best1m" ] || awk "BEGIN{exit !($l1m > $best1m)}"; then best1m=$l1m; fi
-  done
-  printf '| %s | %s | %s | %s |\n' "$name" "$best8" "$best1m" "$warn"
+  pingpong_best "$REPEAT" "$@"
+  printf '| %s | %s | %s | %s |\n' "$1" "$PP_BEST8" "$PP_BEST1M" "$PP_CMA_WARN"
 }
 
 printf 'load average at the start: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

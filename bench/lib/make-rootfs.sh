@@ -5,11 +5,14 @@
 #   bench/lib/make-rootfs.sh            -> prints the rootfs directory path
 #
 # Packages come from the Debian mirror this host's apt is configured with
-# (read from apt itself at run time; no mirror host name is stored here).
+# (read from apt itself at run time; no mirror host name is stored here), with
+# the sources.list lines hpcc's debootstrap agent would use for the suite
+# (scripts/apt-sources.mjs; needs the build: npm run build).
 # The mmdebstrap tarball is cached in $HPCC_BENCH_DIR so reruns download
 # nothing; delete it (or set REBUILD_ROOTFS=1) to rebuild. Must run as root
 # (mmdebstrap --mode=root, and the tree holds root-owned, root-only files).
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR=${HPCC_BENCH_DIR:-/var/tmp/hpcc-bench}
 SUITE=${ROOTFS_SUITE:-bookworm}
 TARBALL=$BENCH_DIR/$SUITE-py.mmdebstrap.tar
@@ -25,10 +28,10 @@ mkdir -p "$BENCH_DIR"
 if [ "${REBUILD_ROOTFS:-0}" = 1 ]; then rm -f "$TARBALL"; fi
 if [ ! -s "$TARBALL" ]; then
   command -v mmdebstrap >/dev/null || { log "mmdebstrap missing: bash scripts/setup-host.sh"; exit 2; }
+  command -v node >/dev/null || { log "node missing"; exit 2; }
   sources=$BENCH_DIR/sources.list
-  # One "deb URI SUITE COMPONENT" line per index apt knows about for $SUITE.
-  apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' \
-    | awk -v s="$SUITE" '$2 == s || index($2, s "-") == 1 { print "deb " $0 }' | sort -u > "$sources"
+  # One "deb URI SUITE COMPONENT" line per index apt knows about for $SUITE (hpcc's rule).
+  node "$REPO/scripts/apt-sources.mjs" "$SUITE" > "$sources"
   if [ ! -s "$sources" ]; then
     log "apt knows no $SUITE index (run apt-get update, or check /etc/apt/sources.list.d)"; exit 2
   fi

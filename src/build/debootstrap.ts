@@ -10,8 +10,10 @@
  *
  * The apt sources: `deb MIRROR SUITE main` when MirrorURL is given; else the
  * host's own apt configuration, read at run time (`apt-get indextargets`):
- * for the host's own suite every configured source, for another suite the
- * host's mirrors with that suite.
+ * for the host's own suite every configured http(s) source of that suite
+ * (SUITE, SUITE-updates, SUITE-security, …), for another suite the host's
+ * mirrors with that suite. The one rule: the test and bench scripts that
+ * make root filesystems take their lines from it too (scripts/apt-sources.mjs).
  */
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -73,12 +75,18 @@ export function sourcesFor(suite: string, mirror: string | undefined, targets: H
     seen.add(l);
   };
   if (hostSuite !== null && suite === hostSuite) {
-    for (const t of targets) add(`deb ${t.uri} ${t.release} ${t.component}`);
+    // the suite's own indexes only: a host that also lists sid or backports must not mix them into the tree
+    for (const t of targets) if (t.release === suite || t.release.startsWith(`${suite}-`)) add(`deb ${t.uri} ${t.release} ${t.component}`);
   } else {
     // the host's base mirrors (those serving the host's own suite), with the wanted suite
     for (const t of targets) if (t.release === hostSuite && t.component === 'main') add(`deb ${t.uri} ${suite} main`);
   }
   return lines;
+}
+
+/** The sources.list lines for SUITE from the host's apt configuration (no MirrorURL). */
+export async function hostSources(suite: string): Promise<string[]> {
+  return sourcesFor(suite, undefined, await hostTargets(), await hostCodename());
 }
 
 function checkName(what: string, v: string, re: RegExp): void {
@@ -116,7 +124,7 @@ export async function bootstrapDebian(session: BuildSession, rootfs: string, o: 
       hint: 'Install mmdebstrap (Debian/Ubuntu: apt-get install mmdebstrap); debootstrap itself needs real root.',
     });
   }
-  const sources = sourcesFor(o.osVersion, o.mirrorURL, await hostTargets(), await hostCodename());
+  const sources = o.mirrorURL !== undefined ? sourcesFor(o.osVersion, o.mirrorURL, [], null) : await hostSources(o.osVersion);
   const tmp = await fs.mkdtemp(path.join(session.workDir, '.debootstrap-'));
   try {
     await fs.chmod(tmp, 0o755); // mmdebstrap's own namespace root (a subordinate id) reads the sources file

@@ -4,14 +4,16 @@
 # no Node.js, no apt, no compiler) plus squashfuse, fuse3 and libstdc++6 (the official
 # Node binary needs it; every cluster node has it), as on a typical cluster
 # node. Made once with mmdebstrap from the Debian mirror this host's apt is configured
-# with (read from apt at run time; no mirror host name is stored here) and kept as a
-# tarball:
+# with (read from apt at run time, with the sources.list lines hpcc's debootstrap agent
+# would use: scripts/apt-sources.mjs, which needs the build; no mirror host name is stored
+# here) and kept as a tarball:
 #
 #   test/tools/release-rootfs.sh      -> prints the tarball's path
 #
 # Cache: $HPCC_RELEASE_ROOTFS_DIR (default /var/tmp/hpcc-release-rootfs), root-owned and
 # writable by root only (else refused); REBUILD=1 makes it again. Must run as root (mmdebstrap --mode=root).
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=${HPCC_RELEASE_ROOTFS_DIR:-/var/tmp/hpcc-release-rootfs}
 SUITE=bookworm
 PACKAGES=squashfuse,fuse3,libstdc++6
@@ -33,10 +35,10 @@ fi
 [ "${REBUILD:-0}" = 1 ] && rm -f "$TARBALL"
 if [ ! -s "$TARBALL" ]; then
   command -v mmdebstrap >/dev/null || { log "mmdebstrap missing: bash scripts/setup-host.sh"; exit 2; }
+  command -v node >/dev/null || { log "node missing"; exit 2; }
   sources=$DIR/sources.list
-  # One "deb URI SUITE COMPONENT" line per index apt knows about for $SUITE.
-  apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' \
-    | awk -v s="$SUITE" '$2 == s || index($2, s "-") == 1 { print "deb " $0 }' | sort -u > "$sources"
+  # One "deb URI SUITE COMPONENT" line per index apt knows about for $SUITE (hpcc's rule).
+  node "$REPO/scripts/apt-sources.mjs" "$SUITE" > "$sources"
   [ -s "$sources" ] || { log "apt knows no $SUITE index (run apt-get update)"; exit 2; }
   log "building $TARBALL with mmdebstrap from apt's configured mirror"
   tmp=$TARBALL.tmp.$$

@@ -24,6 +24,7 @@ import { checkLayerType } from '../manifest.js';
 import type { LayerRef } from '../types.js';
 import { decompressLayer } from './decompress.js';
 import { ShadowTree, normaliseTarPath, type ShadowNode } from './shadow.js';
+import { newSparseBudget, type SparseBudget } from './sparse.js';
 import { readTar, type TarEntry } from './tar-reader.js';
 
 const WH = '.wh.';
@@ -49,6 +50,8 @@ export interface FlattenOptions {
   onWarning?: (msg: string) => void;
   /** progress callback period in bytes (default 4 MiB) */
   progressEvery?: number;
+  /** hole bytes all sparse files of the image may add (default: HPCC_SPARSE_LIMIT, src/oci/flatten/sparse.ts) */
+  sparseLimit?: number;
 }
 
 export interface FlattenResult {
@@ -84,13 +87,17 @@ function metaOf(e: TarEntry): EntryMeta {
 
 export class Flattener {
   private readonly shadow = new ShadowTree();
+  /** One hole budget for all the layers: a tiny sparse entry must not expand into terabytes of zeros. */
+  private readonly sparse: SparseBudget;
   entries = 0;
   whiteouts = 0;
 
   constructor(
     private readonly writer: SquashfsWriter,
     private readonly opts: FlattenOptions = {},
-  ) {}
+  ) {
+    this.sparse = opts.sparseLimit !== undefined ? { limit: opts.sparseLimit, used: 0 } : newSparseBudget();
+  }
 
   /** Remove, below `node` at `path`, everything not touched by `layer` (whiteout semantics). */
   private hideLower(node: ShadowNode, path: string[], layer: number): void {
@@ -211,7 +218,7 @@ export class Flattener {
     const onNegativeMtime = (p: string) => {
       if (preEpoch++ === 0) firstPreEpoch = p;
     };
-    for await (const { entry, body } of readTar(tar, { onNegativeMtime })) {
+    for await (const { entry, body } of readTar(tar, { onNegativeMtime, sparseBudget: this.sparse })) {
       await this.apply(entry, body, i, what);
     }
     if (preEpoch > 0) {

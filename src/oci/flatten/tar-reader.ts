@@ -7,9 +7,11 @@
  * ('S') and pax GNU.sparse 0.0, 0.1 and 1.0 — holes come out as zeros.
  * Times before 1970 become 0 (ReadTarOptions.onNegativeMtime).
  * Limits keep hostile input bounded: extended headers ≤ 1 MiB, sparse maps ≤
- * 65536 segments.
+ * 65536 segments, checked whole before the body, and sparse holes within
+ * ReadTarOptions.sparseBudget (HPCC_E_OCI_SPARSE_LIMIT).
  */
 import { ByteReader } from './byte-reader.js';
+import { MAX_SEGMENTS, checkSparse, mapNumber, newSparseBudget, readSparse10Map, sparseBody, type SparseBudget, type SparseMap } from './sparse.js';
 import { BLOCK, isZeroBlock, padded, parseHeader, parsePax, parseSparseEntries, tarError, type RawHeader } from './tar-header.js';
 
 export type EntryKind = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
@@ -43,11 +45,14 @@ export interface ReadTarOptions {
    * unsigned), instead of failing the whole layer.
    */
   onNegativeMtime?: (path: string, mtime: number) => void;
+  /**
+   * Hole bytes the sparse files may add (src/oci/flatten/sparse.ts); share
+   * one across the layers of an image. Default: a fresh HPCC_SPARSE_LIMIT budget.
+   */
+  sparseBudget?: SparseBudget;
 }
 
 const MAX_EXT = 1 << 20;
-const MAX_SEGMENTS = 65536;
-const ZERO_CHUNK = 1 << 20;
 
 function text(v: Buffer[] | undefined): string | undefined {
   return v === undefined ? undefined : v[v.length - 1]!.toString('utf8');
@@ -61,67 +66,6 @@ function num(v: Buffer[] | undefined, field: string, signed = false): number | u
   if (signed && n < 0) return Number.isFinite(n) ? Math.max(n, -Number.MAX_SAFE_INTEGER) : -Number.MAX_SAFE_INTEGER;
   if (!Number.isSafeInteger(n) || n < 0) throw tarError(`pax ${field} out of range`);
   return n;
-}
-
-/** Sparse body: data segments (stored back to back) spread over a file of realSize with zero holes. */
-async function* sparseBody(data: AsyncIterable<Buffer>, map: Array<[number, number]>, realSize: number): AsyncGenerator<Uint8Array> {
-  const it = data[Symbol.asyncIterator]();
-  let cur: Buffer = Buffer.alloc(0);
-  let pos = 0;
-  async function* zeros(n: number): AsyncGenerator<Uint8Array> {
-    while (n > 0) {
-      const k = Math.min(n, ZERO_CHUNK);
-      yield Buffer.alloc(k);
-      n -= k;
-    }
-  }
-  for (const [off, len] of map) {
-    if (off < pos || off + len > realSize) throw tarError('sparse map out of order or beyond the file size');
-    yield* zeros(off - pos);
-    let left = len;
-    while (left > 0) {
-      if (cur.length === 0) {
-        const r = await it.next();
-        if (r.done) throw tarError('sparse data shorter than its map');
-        cur = r.value;
-      }
-      const take = Math.min(left, cur.length);
-      yield cur.subarray(0, take);
-      cur = cur.subarray(take);
-      left -= take;
-    }
-    pos = off + len;
-  }
-  yield* zeros(realSize - pos);
-}
-
-/** Read a GNU.sparse 1.0 map from the start of the data: decimal lines, padded to 512. */
-async function readSparse10Map(r: ByteReader, size: number): Promise<{ map: Array<[number, number]>; used: number }> {
-  let used = 0;
-  let pending = '';
-  const nums: number[] = [];
-  let want = -1;
-  while (want < 0 || nums.length < 1 + 2 * want) {
-    if (used + BLOCK > size) throw tarError('sparse 1.0 map runs past the entry');
-    const blk = (await r.readExact(BLOCK)) ?? Buffer.alloc(0);
-    if (blk.length < BLOCK) throw tarError('truncated sparse map');
-    used += BLOCK;
-    pending += blk.toString('latin1');
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const l of lines) {
-      if (want >= 0 && nums.length >= 1 + 2 * want) break;
-      if (!/^\d{1,18}$/.test(l)) throw tarError('bad sparse 1.0 map');
-      nums.push(Number(l));
-      if (nums.length === 1) {
-        want = nums[0]!;
-        if (want > MAX_SEGMENTS) throw tarError('sparse map too large');
-      }
-    }
-  }
-  const map: Array<[number, number]> = [];
-  for (let i = 0; i < want; i++) map.push([nums[1 + 2 * i]!, nums[2 + 2 * i]!]);
-  return { map, used };
 }
 
 function kindOf(h: RawHeader): EntryKind {
@@ -144,6 +88,7 @@ function kindOf(h: RawHeader): EntryKind {
 /** Iterate the entries of a tar stream (the whole stream is read, trailing data included). */
 export async function* readTar(src: AsyncIterable<Uint8Array>, opts: ReadTarOptions = {}): AsyncGenerator<TarItem> {
   const r = new ByteReader(src);
+  const budget = opts.sparseBudget ?? newSparseBudget();
   let global = new Map<string, Buffer[]>();
   let pax: Map<string, Buffer[]> | null = null;
   let longName: string | null = null;
@@ -202,7 +147,7 @@ export async function* readTar(src: AsyncIterable<Uint8Array>, opts: ReadTarOpti
       const stored = num(ext.get('size'), 'size') ?? h.size;
       // Header-only types (links, devices, dirs, fifos) have no data blocks whatever their size field says.
       const dataLen = entry.kind === 'file' || h.type === 'other' ? stored : 0;
-      let map: Array<[number, number]> | null = null;
+      let map: SparseMap | null = null;
       let realSize = stored;
       let used = 0;
       if (h.type === 'gnuSparse') {
@@ -227,15 +172,14 @@ export async function* readTar(src: AsyncIterable<Uint8Array>, opts: ReadTarOpti
           used = m.used;
         } else if (ext.has('GNU.sparse.map')) {
           const parts = text(ext.get('GNU.sparse.map'))!.split(',').filter((x) => x !== '');
-          if (parts.length % 2 !== 0 || parts.length > 2 * MAX_SEGMENTS || parts.some((x) => !/^\d{1,18}$/.test(x))) throw tarError('bad GNU.sparse.map');
+          if (parts.length % 2 !== 0 || parts.length > 2 * MAX_SEGMENTS) throw tarError('bad GNU.sparse.map');
           map = [];
-          for (let i = 0; i < parts.length; i += 2) map.push([Number(parts[i]), Number(parts[i + 1])]);
+          for (let i = 0; i < parts.length; i += 2) map.push([mapNumber(parts[i]!, 'GNU.sparse.map'), mapNumber(parts[i + 1]!, 'GNU.sparse.map')]);
         } else {
           const offs = ext.get('GNU.sparse.offset') ?? [];
           const lens = ext.get('GNU.sparse.numbytes') ?? [];
           if (offs.length !== lens.length || offs.length > MAX_SEGMENTS) throw tarError('bad GNU.sparse 0.0 map');
-          map = offs.map((o, i) => [Number(o.toString()), Number(lens[i]!.toString())] as [number, number]);
-          if (map.some(([a, b]) => !Number.isSafeInteger(a) || !Number.isSafeInteger(b))) throw tarError('bad GNU.sparse 0.0 map');
+          map = offs.map((o, i) => [mapNumber(o.toString('latin1'), 'GNU.sparse 0.0 map'), mapNumber(lens[i]!.toString('latin1'), 'GNU.sparse 0.0 map')] as [number, number]);
         }
       }
       const left = dataLen - used;
@@ -248,8 +192,7 @@ export async function* readTar(src: AsyncIterable<Uint8Array>, opts: ReadTarOpti
         }
       })();
       if (map !== null) {
-        const total = map.reduce((s, [, n]) => s + n, 0);
-        if (total !== left) throw tarError(`sparse map covers ${total} bytes but the entry stores ${left}`);
+        checkSparse(entry.path, map, realSize, left, budget);
         entry.sparse = true;
         entry.size = realSize;
       } else {
