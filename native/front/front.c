@@ -410,13 +410,13 @@ static int memo_path(char *out, size_t n, const struct buf *key)
  * Open the memo at path and check it against key: its fd, with its bytes in
  * *mem (NUL after; the caller frees) and the plan's offset in *off; or -1.
  */
-static int open_memo(const char *path, const struct buf *key, char **mem, size_t *size, long long *off)
+static int open_memo(const char *kind, const char *path, const struct buf *key, char **mem, size_t *size, long long *off)
 {
   int fd = open(path, O_RDONLY | O_NOFOLLOW); /* no O_CLOEXEC: a launch memo's fd goes to the helper */
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022) ||
       st.st_size <= 0 || st.st_size > MEMO_MAX) {
-    if (g_debug) fprintf(stderr, "hpcc: memo %s: %s\n", path, fd < 0 ? strerror(errno) : "not a private regular file");
+    if (g_debug) fprintf(stderr, "hpcc: %s %s: %s\n", kind, path, fd < 0 ? strerror(errno) : "not a private regular file");
     if (fd >= 0) close(fd);
     return -1;
   }
@@ -470,7 +470,7 @@ static _Noreturn void command_memo(int argc, char **argv, const char *helper)
   char *m = NULL;
   size_t size = 0;
   long long off = -1;
-  int fd = open_memo(path, &key, &m, &size, &off);
+  int fd = open_memo("command memo", path, &key, &m, &size, &off);
   free(key.p);
   if (fd < 0) run_node(argc, argv, path);
   const char *p = m + off, *end = m + size;
@@ -586,7 +586,7 @@ int main(int argc, char **argv)
   char *m = NULL;
   size_t size = 0;
   long long off = -1;
-  int fd = open_memo(path, &key, &m, &size, &off);
+  int fd = open_memo("launch memo", path, &key, &m, &size, &off);
   free(m);
   free(key.p);
   if (fd < 0 || lseek(fd, (off_t)off, SEEK_SET) != (off_t)off) {
