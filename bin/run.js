@@ -28,7 +28,8 @@ enableCompileCache();
 if (process.argv[2] === '--version') process.argv[2] = 'version';
 const cmd = process.argv[2];
 const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
-const lean = isLaunchAction(cmd) ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
+// `hpcc slurm stage` (hpcc-srun's staging rank) plans a launch: the launch path's bundle has it
+const lean = isLaunchAction(cmd) || (cmd === 'slurm' && process.argv[3] === 'stage') ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
 if (lean && !leanOff) {
   const cli = new URL('../dist/src/cli/', import.meta.url);
   const [name, fn] = lean;

@@ -97,6 +97,11 @@ export function checkPayload(action: LaunchAction, p: ParsedLaunch): void {
  * `memoOut`: where to write a launch memo (HPCC_MEMO_OUT from native/front).
  */
 export async function fastLaunch(command: string, argv: string[], memoOut?: string): Promise<boolean> {
+  // hpcc-srun's staging rank (src/slurm/stage.ts) plans its node's launch: from this bundle, not dist/src
+  if (command === 'slurm' && argv[0] === 'stage') {
+    process.exitCode = await (await import('../slurm/stage.js')).stageCommand(argv.slice(1));
+    return true;
+  }
   if (!isLaunchAction(command)) return false;
   const p = parseFast(argv);
   if (!p) return false;

@@ -18,12 +18,8 @@ async function dispatch(sub: string | undefined, argv: string[], memoOut?: strin
       return (await import('./srun.js')).srunMain(argv, 'srun', memoOut);
     case 'mpirun':
       return (await import('./srun.js')).srunMain(argv, 'mpirun', memoOut);
-    case 'stage': {
-      const [base, job, src, sha256, size, ...exec] = argv;
-      const { stageForStep } = await import('./stage.js');
-      await stageForStep({ base: base ?? '', job: job ?? '', src: src ?? '', sha256: sha256 ?? '', size: Number(size) }, exec);
-      return 0;
-    }
+    case 'stage':
+      return (await import('./stage.js')).stageCommand(argv);
     case 'unstage': {
       const { unstage } = await import('./stage.js');
       unstage(argv[0] ?? '', argv[1] ?? '');

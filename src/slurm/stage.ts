@@ -25,7 +25,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SlurmError, addContext, isHpccError } from '../errors/index.js';
+import { SlurmError, addContext, isHpccError, reportError } from '../errors/index.js';
 import { acquireLock } from '../oci/cache/lock.js';
 import { untrusted } from '../util/cache-path.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -145,6 +145,21 @@ export async function stageForStep(req: StageRequest, exec: string[]): Promise<s
     throw stageError(`mark ${final} ready`, e);
   }
   return final;
+}
+
+/**
+ * `hpcc slurm stage BASE JOBID SRC SHA256 SIZE [EXEC-ARGS...]`; errors are rendered here.
+ * Run from the launch bundle (src/cli/fast-launch.ts) as well as from src/slurm/cli.ts.
+ */
+export async function stageCommand(argv: string[]): Promise<number> {
+  const [base, job, src, sha256, size, ...exec] = argv;
+  try {
+    await stageForStep({ base: base ?? '', job: job ?? '', src: src ?? '', sha256: sha256 ?? '', size: Number(size) }, exec);
+    return 0;
+  } catch (e) {
+    reportError(e, false);
+    return typeof process.exitCode === 'number' ? process.exitCode : 70;
+  }
 }
 
 /** Slurm states of a job whose stage directory may still be used. */
