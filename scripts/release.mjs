@@ -87,9 +87,21 @@ copy(inRepo('dist', 'build-info.json'), path.join(lib, 'dist', 'build-info.json'
 const binaries = await bundleRelease(repo, lib, die);
 // the binary files: the front, the helpers, the project's addons; the dependencies' addons
 // and wasm; Node 24 itself
-copy(inRepo('dist', 'native'), path.join(lib, 'dist', 'native'));
+// native/Makefile's outputs by name (`make outputs`), never dist/native wholesale: a checkout's
+// stale files there (a helper since removed, a test's leftovers) stay out of the release
+for (const name of nativeOutputs()) copy(inRepo('dist', 'native', name), path.join(lib, 'dist', 'native', name));
 for (const [to, from] of binaries) copy(from, path.join(lib, 'dist', 'native', to));
 copy(inRepo('node_modules', NODE_PKG, 'bin', 'node'), path.join(lib, 'dist', 'native', 'node'));
+
+/** The files native/Makefile builds into dist/native: its required outputs (each must be there) and the optional ones that are. */
+function nativeOutputs() {
+  const r = spawnSync('make', ['-s', '--no-print-directory', '-C', inRepo('native'), 'outputs'], { encoding: 'utf8' });
+  if (r.status !== 0) die(`\`make -C native outputs\` failed (${r.status ?? r.signal}): ${r.stderr ?? r.error}`);
+  const [required = [], optional = []] = r.stdout.split('\n').map((l) => l.split(/\s+/).filter(Boolean));
+  if (!required.length) die('`make -C native outputs` listed no outputs');
+  for (const f of required) if (!fs.existsSync(inRepo('dist', 'native', f))) die(`dist/native/${f} is missing: run \`npm run build\` first`);
+  return [...required, ...optional.filter((f) => fs.existsSync(inRepo('dist', 'native', f)))];
+}
 
 // ---------------------------------------------------------------- bin, share
 fs.mkdirSync(path.join(top, 'bin'));

@@ -59,8 +59,16 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     requireTools(this, 'mmdebstrap', 'unshare', 'pivot_root', 'setpriv', 'umoci', 'skopeo', 'docker-registry', 'busybox');
     ids = testUserIds();
     tmp = makeTempDir('hpcc-e2e-release-');
-    // the release, made from this checkout's build
-    const tarball = must(process.execPath, [path.join(REPO_ROOT, 'scripts', 'release.mjs'), '--out', path.join(tmp, 'out')]).trim();
+    // the release, made from this checkout's build, with a stale file in its dist/native (a
+    // helper an earlier build made): the release takes the Makefile's outputs by name, not it
+    const stale = path.join(REPO_ROOT, 'dist', 'native', `hpcc-stale-${process.pid}`);
+    fs.writeFileSync(stale, '#!/bin/sh\n', { mode: 0o755 });
+    let tarball = '';
+    try {
+      tarball = must(process.execPath, [path.join(REPO_ROOT, 'scripts', 'release.mjs'), '--out', path.join(tmp, 'out')]).trim();
+    } finally {
+      fs.rmSync(stale, { force: true });
+    }
     expect(path.basename(tarball)).to.match(/^hpcc-\d+\.\d+\.\d+.*-linux-x64\.tar\.gz$/);
     // the clean root, from the cached mmdebstrap tarball
     const rootTar = must('bash', [path.join(REPO_ROOT, 'test', 'tools', 'release-rootfs.sh')]).trim();
@@ -123,8 +131,13 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
       'lib/hpcc/dist/src/build/def/ns-worker.js',
       'lib/hpcc/dist/src/formats/squashfs/codecs/worker.js',
     ]);
-    const native = fs.readdirSync(path.join(opt, 'lib', 'hpcc', 'dist', 'native'));
-    for (const f of ['hpcc', 'hpcc-launch', 'node', 'xattr.node', 'lzma-native.node', 'lz4-napi.node', 'zstd.wasm']) expect(native, f).to.include(f);
+    // dist/native: native/Makefile's outputs by name (a stale file of the checkout's dist/native,
+    // planted in before(), stays out), Node and the dependencies' binary files
+    const native = fs.readdirSync(path.join(opt, 'lib', 'hpcc', 'dist', 'native')).sort();
+    const made = must('make', ['-s', '--no-print-directory', '-C', path.join(REPO_ROOT, 'native'), 'outputs']).split(/\s+/).filter(Boolean);
+    const want = ['node', 'lzma-native.node', 'lz4-napi.node', 'zstd.wasm', ...made.filter((f) => fs.existsSync(path.join(REPO_ROOT, 'dist', 'native', f)))];
+    expect(native).to.deep.equal(want.sort());
+    for (const f of ['hpcc', 'hpcc-launch', 'xattr.node']) expect(native, f).to.include(f);
   });
 
   it('every command of the checkout is in the bundle: each one loads from the release', () => {
