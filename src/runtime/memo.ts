@@ -154,7 +154,10 @@ export class MemoFacts implements FactRecorder {
  */
 export function buildFiles(helper: string, root = installRoot()): string[] {
   const cli = path.join(root, 'dist', 'src', 'cli');
-  if (!fs.existsSync(path.join(cli, 'fast-launch.js'))) return [helper, path.join(root, 'dist', 'launch.js'), path.join(root, 'dist', 'hpcc.js')];
+  if (!fs.existsSync(path.join(cli, 'fast-launch.js'))) {
+    const sea = path.join(root, 'dist', 'native', 'hpcc-node'); // a SEA release: the JavaScript is in it
+    return fs.existsSync(sea) ? [helper, sea] : [helper, path.join(root, 'dist', 'launch.js'), path.join(root, 'dist', 'hpcc.js')];
+  }
   return [helper, path.join(cli, 'fast-launch.bundle.js'), path.join(cli, 'fast-launch.js')];
 }
 
