@@ -25,6 +25,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleRelease } from './release-bundle.mjs';
+import { makeSea } from './release-sea.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
@@ -32,6 +33,10 @@ const arch = process.arch;
 const name = `hpcc-${pkg.version}-linux-${arch}`;
 const outArg = process.argv.indexOf('--out');
 const outDir = path.resolve(outArg > 0 ? process.argv[outArg + 1] : path.join(repo, 'dist', 'release'));
+// --few-files: Node and the bundles as files, no SEA (the layout before; bench/release-sea.sh compares
+// the two); --sea-no-code-cache: the SEA without V8's code cache (idem)
+const fewFiles = process.argv.includes('--few-files');
+const seaCodeCache = !process.argv.includes('--sea-no-code-cache');
 
 function die(msg) {
   process.stderr.write(`release: ${msg}\n`);
@@ -92,6 +97,8 @@ const binaries = await bundleRelease(repo, lib, die);
 for (const name of nativeOutputs()) copy(inRepo('dist', 'native', name), path.join(lib, 'dist', 'native', name));
 for (const [to, from] of binaries) copy(from, path.join(lib, 'dist', 'native', to));
 copy(inRepo('node_modules', NODE_PKG, 'bin', 'node'), path.join(lib, 'dist', 'native', 'node'));
+// Node and the bundles become one executable, dist/native/hpcc-node (docs/release.md)
+if (!fewFiles) await makeSea(repo, lib, die, { codeCache: seaCodeCache });
 
 /** The files native/Makefile builds into dist/native: its required outputs (each must be there) and the optional ones that are. */
 function nativeOutputs() {
