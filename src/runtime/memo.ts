@@ -149,8 +149,10 @@ export class MemoFacts implements FactRecorder {
 /**
  * The install's files whose identities make the build part of the key: the helper, the launch
  * bundle, its compiled entry; in the release (docs/release.md: no dist/src/cli/fast-launch.js) the
- * helper, its launch bundle (dist/launch.js) and the bundle of the rest (dist/hpcc.js: the launch
- * path's cold modules). native/front/front.c applies the same rule.
+ * helper and the single-executable application that holds all of the JavaScript
+ * (dist/native/hpcc-node), or in a --few-files release the helper, its launch bundle
+ * (dist/launch.js) and the bundle of the rest (dist/hpcc.js: the launch path's cold modules).
+ * native/front/front.c applies the same rule.
  */
 export function buildFiles(helper: string, root = installRoot()): string[] {
   const cli = path.join(root, 'dist', 'src', 'cli');
