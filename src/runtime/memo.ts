@@ -149,12 +149,17 @@ export class MemoFacts implements FactRecorder {
 /**
  * The install's files whose identities make the build part of the key: the helper, the launch
  * bundle, its compiled entry; in the release (docs/release.md: no dist/src/cli/fast-launch.js) the
- * helper, its launch bundle (dist/launch.js) and the bundle of the rest (dist/hpcc.js: the launch
- * path's cold modules). native/front/front.c applies the same rule.
+ * helper and the single-executable application that holds all of the JavaScript
+ * (dist/native/hpcc-node), or in a --few-files release the helper, its launch bundle
+ * (dist/launch.js) and the bundle of the rest (dist/hpcc.js: the launch path's cold modules).
+ * native/front/front.c applies the same rule.
  */
 export function buildFiles(helper: string, root = installRoot()): string[] {
   const cli = path.join(root, 'dist', 'src', 'cli');
-  if (!fs.existsSync(path.join(cli, 'fast-launch.js'))) return [helper, path.join(root, 'dist', 'launch.js'), path.join(root, 'dist', 'hpcc.js')];
+  if (!fs.existsSync(path.join(cli, 'fast-launch.js'))) {
+    const sea = path.join(root, 'dist', 'native', 'hpcc-node'); // a SEA release: the JavaScript is in it
+    return fs.existsSync(sea) ? [helper, sea] : [helper, path.join(root, 'dist', 'launch.js'), path.join(root, 'dist', 'hpcc.js')];
+  }
   return [helper, path.join(cli, 'fast-launch.bundle.js'), path.join(cli, 'fast-launch.js')];
 }
 

@@ -59,8 +59,16 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     requireTools(this, 'mmdebstrap', 'unshare', 'pivot_root', 'setpriv', 'umoci', 'skopeo', 'docker-registry', 'busybox');
     ids = testUserIds();
     tmp = makeTempDir('hpcc-e2e-release-');
-    // the release, made from this checkout's build
-    const tarball = must(process.execPath, [path.join(REPO_ROOT, 'scripts', 'release.mjs'), '--out', path.join(tmp, 'out')]).trim();
+    // the release, made from this checkout's build, with a stale file in its dist/native (a
+    // helper an earlier build made): the release takes the Makefile's outputs by name, not it
+    const stale = path.join(REPO_ROOT, 'dist', 'native', `hpcc-stale-${process.pid}`);
+    fs.writeFileSync(stale, '#!/bin/sh\n', { mode: 0o755 });
+    let tarball = '';
+    try {
+      tarball = must(process.execPath, [path.join(REPO_ROOT, 'scripts', 'release.mjs'), '--out', path.join(tmp, 'out')]).trim();
+    } finally {
+      fs.rmSync(stale, { force: true });
+    }
     expect(path.basename(tarball)).to.match(/^hpcc-\d+\.\d+\.\d+.*-linux-x64\.tar\.gz$/);
     // the clean root, from the cached mmdebstrap tarball
     const rootTar = must('bash', [path.join(REPO_ROOT, 'test', 'tools', 'release-rootfs.sh')]).trim();
@@ -104,7 +112,7 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     expect(fs.readlinkSync(path.join(share, 'hpcc', 'slurm'))).to.equal('../../lib/hpcc/slurm');
   });
 
-  it('is a handful of files: the JavaScript in a few bundles next to Node, the front, the helper and the addons; no node_modules', () => {
+  it("is a handful of files: one executable of Node and hpcc's JavaScript, the front, the helper and the addons; no node_modules", () => {
     const opt = path.join(root, 'opt', 'hpcc');
     const all = must('find', [opt, '-printf', '%P %y\n']).trim().split('\n');
     const files = all.filter((l) => l.endsWith(' f')).map((l) => l.slice(0, -2));
@@ -113,18 +121,20 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     expect(files.filter((f) => f.startsWith('lib/hpcc/') && !f.startsWith('lib/hpcc/slurm/')).length, files.join('\n')).to.be.below(30);
     expect(files.length, files.join('\n')).to.be.below(90);
     expect(all.filter((l) => /(^|\/)node_modules( |\/)/.test(l)), 'node_modules').to.deep.equal([]);
-    // the JavaScript: bin/run.js, the launch bundle, the rest, the error classes they share, the two worker entries
-    const js = files.filter((f) => /\.m?js$/.test(f)).sort();
+    // the JavaScript outside the SEA (dist/native/hpcc-node): oclif's command table and the two worker entries
+    const js = files.filter((f) => /\.[mc]?js$/.test(f)).sort();
     expect(js).to.deep.equal([
-      'lib/hpcc/bin/run.js',
-      'lib/hpcc/dist/errors.js',
-      'lib/hpcc/dist/hpcc.js',
-      'lib/hpcc/dist/launch.js',
+      'lib/hpcc/dist/commands.cjs',
       'lib/hpcc/dist/src/build/def/ns-worker.js',
       'lib/hpcc/dist/src/formats/squashfs/codecs/worker.js',
     ]);
-    const native = fs.readdirSync(path.join(opt, 'lib', 'hpcc', 'dist', 'native'));
-    for (const f of ['hpcc', 'hpcc-launch', 'node', 'xattr.node', 'lzma-native.node', 'lz4-napi.node', 'zstd.wasm']) expect(native, f).to.include(f);
+    // dist/native: native/Makefile's outputs by name (a stale file of the checkout's dist/native,
+    // planted in before(), stays out), the SEA (Node with hpcc's JavaScript) and the dependencies' binary files
+    const native = fs.readdirSync(path.join(opt, 'lib', 'hpcc', 'dist', 'native')).sort();
+    const made = must('make', ['-s', '--no-print-directory', '-C', path.join(REPO_ROOT, 'native'), 'outputs']).split(/\s+/).filter(Boolean);
+    const want = ['hpcc-node', 'lzma-native.node', 'lz4-napi.node', 'zstd.wasm', ...made.filter((f) => fs.existsSync(path.join(REPO_ROOT, 'dist', 'native', f)))];
+    expect(native).to.deep.equal(want.sort());
+    for (const f of ['hpcc', 'hpcc-launch', 'xattr.node']) expect(native, f).to.include(f);
   });
 
   it('every command of the checkout is in the bundle: each one loads from the release', () => {
@@ -183,14 +193,22 @@ describe('e2e: the release tarball in a clean Debian root without Node.js, as an
     expect(ok(inRoot(`${HPCC} exec docker://${reg!.host}/lab/bb:latest echo from the registry`, env)).stdout).to.equal('from the registry\n');
   });
 
-  it('build from a definition file: its steps run in the build namespace by the release\'s worker entry', () => {
+  it('build from a definition file: its steps run in the build namespace by the release\'s worker entry, %test by the SEA', () => {
     // oci.sif: its files are root's (dir.sif's are the user's, which a build namespace without
-    // newuidmap, as in this root, cannot map)
-    const def = 'Bootstrap: localimage\nFrom: oci.sif\n\n%post\n    echo made-by-post > /post.txt\n';
-    fs.writeFileSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), def);
-    fs.chownSync(path.join(root, 'home', TEST_USER, 'work', 'app.def'), ids.uid, ids.gid);
+    // newuidmap, as in this root, cannot map). The namespace worker and `hpcc test` are started
+    // from the SEA (src/util/sea.ts): a failing %test must fail the build
+    const work = path.join(root, 'home', TEST_USER, 'work');
+    const def = (test: string) => `Bootstrap: localimage\nFrom: oci.sif\n\n%post\n    echo made-by-post > /post.txt\n\n%test\n    ${test}\n`;
+    for (const [f, test] of [['app.def', 'grep -q made-by-post /post.txt'], ['bad.def', 'echo failing-test; exit 3']]) {
+      fs.writeFileSync(path.join(work, f!), def(test!));
+      fs.chownSync(path.join(work, f!), ids.uid, ids.gid);
+    }
     ok(inRoot(`${HPCC} build --quiet def.sif app.def`));
     expect(ok(inRoot(`${HPCC} exec def.sif cat /post.txt`)).stdout).to.equal('made-by-post\n');
+    const bad = inRoot(`${HPCC} build --quiet bad.sif bad.def`);
+    expect(bad.status, bad.stderr).not.to.equal(0);
+    expect(`${bad.stdout}${bad.stderr}`).to.contain('%test');
+    expect(fs.existsSync(path.join(work, 'bad.sif'))).to.equal(false);
   });
 
   it('the Slurm wrappers are installed next to hpcc and find their per-rank entry in the install (this root has no srun)', () => {

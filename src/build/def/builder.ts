@@ -24,6 +24,7 @@ import { fileSections, loadDefinition, sectionScript, type LoadedDefinition, typ
 import { acquireBase } from './agents.js';
 import { imageMeta } from './image-meta.js';
 import type { WorkerOp } from './ns-worker.js';
+import { hpccCommand, nsWorkerCommand } from '../../util/sea.js';
 
 export interface DefBuildOptions {
   buildArgs?: Map<string, string>;
@@ -107,7 +108,7 @@ export class DefBuild {
   async op(op: WorkerOp): Promise<unknown> {
     const spec = path.join(this.workDir!, `op-${++this.opSeq}.json`);
     await fs.writeFile(spec, JSON.stringify(op), { mode: 0o600 });
-    const r = await this.session!.exec([process.execPath, WORKER, spec], { stdio: 'capture' });
+    const r = await this.session!.exec([...nsWorkerCommand(WORKER), spec], { stdio: 'capture' });
     const res = JSON.parse(await fs.readFile(`${spec}.result`, 'utf8').catch(() => 'null')) as {
       ok: boolean;
       result?: unknown;
@@ -163,7 +164,7 @@ export class DefBuild {
     let tested = false;
     if (!o.notest && meta.test !== undefined) {
       this.info('Running %test');
-      const r = await runHost([process.execPath, path.join(installRoot(), 'bin', 'run.js'), 'test', sif], { env: process.env, cwd: process.cwd(), verbose: o.verbose ?? false });
+      const r = await runHost([...hpccCommand(path.join(installRoot(), 'bin', 'run.js')), 'test', sif], { env: process.env, cwd: process.cwd(), verbose: o.verbose ?? false });
       if (r.status !== 0) throw stepError(`%test (${this.defFile}:${sectionScript(last, 'test')!.line})`, r, 'Fix the test or the image; --notest builds without running it.');
       tested = true;
     }

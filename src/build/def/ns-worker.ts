@@ -220,4 +220,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && path.basename(process.argv[1]) === 'ns-worker.js') await main();
+// not awaited at the top level: the release's SEA loads this file with require() (scripts/release-sea.mjs)
+if (process.argv[1] && path.basename(process.argv[1]) === 'ns-worker.js') void main();
