@@ -583,8 +583,8 @@ static int join_over(const struct plan *p, struct rootfs_state *rs, int s, char 
 
 /*
  * 0 when this process may make a user namespace, else the errno of trying (in a
- * child): a keeper that did not start on a node without user namespaces is then
- * reported as that, not as a --sharens failure.
+ * child): --sharens failing on a node without user namespaces is then reported
+ * as that, not as a --sharens failure.
  */
 static int userns_errno(void)
 {
@@ -600,7 +600,12 @@ static int userns_errno(void)
 /* No warm mount: go on without one, or end the launch when the plan requires it (--sharens). */
 static int no_warm(const struct plan *p, const char *why)
 {
-  if (p->warm_required) fail(-1, "sharens", 0, EXL_NS, "--sharens: cannot join the shared namespace: %s", why);
+  if (p->warm_required) {
+    /* a node without user namespaces: say that (its keeper did not start, or another rank's did not) */
+    int e = userns_errno();
+    if (e) fail(-1, "unshare", e, EXL_NS, "unshare(CLONE_NEWUSER) for --sharens");
+    fail(-1, "sharens", 0, EXL_NS, "--sharens: cannot join the shared namespace: %s", why);
+  }
   report_info(-1, "warm", "no warm mount: %s", why);
   return 0;
 }
@@ -629,10 +634,7 @@ int warm_join(const struct plan *p, struct rootfs_state *rs)
       char f[160];
       snprintf(f, sizeof f, "%s.sock", name);
       unlinkat(dfd, f, 0);
-      if (spawn_keeper(p, dfd, name, why, sizeof why) != 0) {
-        int e = p->warm_required ? userns_errno() : 0; /* without --sharens, the launch's own unshare reports it */
-        if (e) fail(-1, "unshare", e, EXL_NS, "unshare(CLONE_NEWUSER) for the --sharens keeper");
-      } else if ((s = try_connect(dfd, name)) < 0)
+      if (spawn_keeper(p, dfd, name, why, sizeof why) == 0 && (s = try_connect(dfd, name)) < 0)
         snprintf(why, sizeof why, "connect to the new keeper: %s", strerror(errno));
     }
   }
