@@ -107,8 +107,43 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 
 /*
- * KEY-CG: the plan's key and the FNV-64 of this process's cgroup memberships
- * and of its mount namespace. The cgroup keeps a keeper inside the Slurm step
+ * The slurmstepd this launch runs under: the nearest ancestor of that name,
+ * its pid and start time (clock ticks since boot: a pid alone may be reused);
+ * -1 when there is none.
+ */
+static int stepd_find(pid_t *out, unsigned long long *start)
+{
+  pid_t pid = getppid();
+  for (int hop = 0; hop < 64 && pid > 1; hop++) {
+    char f[64], buf[1024];
+    snprintf(f, sizeof f, "/proc/%d/stat", (int)pid);
+    int fd = open(f, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r <= 0) return -1;
+    buf[r] = '\0';
+    char *open_p = strchr(buf, '('), *close_p = strrchr(buf, ')');
+    if (!open_p || !close_p || close_p < open_p) return -1;
+    int ppid;
+    char state;
+    if (sscanf(close_p + 1, " %c %d", &state, &ppid) != 2) return -1;
+    if ((size_t)(close_p - open_p - 1) == strlen("slurmstepd") && !strncmp(open_p + 1, "slurmstepd", 10)) {
+      /* field 22, starttime: the 20th after the ")" */
+      char *t = close_p + 1;
+      for (int k = 0; k < 19 && t; k++) t = strchr(t + 1, ' ');
+      if (!t || sscanf(t, " %llu", start) != 1) return -1;
+      *out = pid;
+      return 0;
+    }
+    pid = ppid;
+  }
+  return -1;
+}
+
+/*
+ * KEY-CG: the plan's key and the FNV-64 of this process's cgroup memberships,
+ * of its mount namespace and of the slurmstepd it runs under (stepd_find). The cgroup keeps a keeper inside the Slurm step
  * that started it; a trailing per-task level (cgroup v2 task/cgroup: .../
  * step_N/user/task_M) is left out, so the ranks of a step share one keeper
  * (--sharens) and that keeper still dies with the step. The mount namespace:
@@ -142,6 +177,15 @@ static void keeper_name(const struct plan *p, char *out, size_t n)
   if (stat("/proc/self/ns/mnt", &st) == 0) {
     h = fnv(h, &st.st_dev, sizeof st.st_dev);
     h = fnv(h, &st.st_ino, sizeof st.st_ino);
+  }
+  /* the Slurm step: a keeper ends with its slurmstepd, so only that step's launches may join it
+     (without task/cgroup the cgroup is the same for every step, and a step running beside it
+     lost its mount when the first one ended) */
+  pid_t sp;
+  unsigned long long start;
+  if (stepd_find(&sp, &start) == 0) {
+    h = fnv(h, &sp, sizeof sp);
+    h = fnv(h, &start, sizeof start);
   }
   snprintf(out, n, "%s-%016llx", p->warm_key, (unsigned long long)h);
 }
@@ -484,33 +528,16 @@ static _Noreturn void keeper_main(const struct plan *p, int dfd, const char *nam
 
 /* Fork the keeper (double fork) and wait for its "ready"; 0 when it serves. */
 /*
- * A pidfd of the slurmstepd this launch runs under (the nearest ancestor of
- * that name), or -1: the keeper ends with it. A keeper leaves its launch's
- * process tree (double fork, own session), which Slurm's proctrack/linuxproc
- * and pgid follow; with proctrack/cgroup the step's cgroup kills it anyway.
+ * A pidfd of the slurmstepd this launch runs under (stepd_find), or -1: the
+ * keeper ends with it. A keeper leaves its launch's process tree (double
+ * fork, own session), which Slurm's proctrack/linuxproc and pgid follow; with
+ * proctrack/cgroup the step's cgroup kills it anyway.
  */
 static int stepd_pidfd(void)
 {
-  pid_t pid = getppid();
-  for (int hop = 0; hop < 64 && pid > 1; hop++) {
-    char f[64], buf[512];
-    snprintf(f, sizeof f, "/proc/%d/stat", (int)pid);
-    int fd = open(f, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t r = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (r <= 0) return -1;
-    buf[r] = '\0';
-    char *open_p = strchr(buf, '('), *close_p = strrchr(buf, ')');
-    if (!open_p || !close_p || close_p < open_p) return -1;
-    if ((size_t)(close_p - open_p - 1) == strlen("slurmstepd") && !strncmp(open_p + 1, "slurmstepd", 10))
-      return (int)syscall(SYS_pidfd_open, pid, 0);
-    int ppid;
-    char state;
-    if (sscanf(close_p + 1, " %c %d", &state, &ppid) != 2) return -1;
-    pid = ppid;
-  }
-  return -1;
+  pid_t pid;
+  unsigned long long start;
+  return stepd_find(&pid, &start) == 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 }
 
 static int spawn_keeper(const struct plan *p, int dfd, const char *name, char *why, size_t n)

@@ -297,6 +297,19 @@ ${SRUN} -- sh -c 'echo "step2 $SLURM_PROCID $(hostname)"; touch ${marks}/$SLURM_
     expect([1, 2, 3, 4].map(used), 'steps from a command memo: the repeats, not the first, nor the one after the touch').to.deep.equal([0, 1, 0, 1]);
   });
 
+  it('--sharens in two steps running side by side: each step has its own keeper, so the one ending first takes no mount of the other with it', () => {
+    const front = path.join(REPO_ROOT, 'dist/native/hpcc');
+    const step = (body: string) => `srun -Q --overlap -N1 -n1 ${front} exec --sharens ${img.sif} sh -c '${body}'`;
+    const r = runUnprivileged('salloc', ['-Q', '-N1', '-n2', 'sh', '-c',
+      `${step('sleep 2; echo one')} & sleep 1; ${step('i=0; while [ $i -lt 4 ]; do sleep 1; ls /bin >/dev/null || exit 9; i=$((i + 1)); done; echo two')}; s=$?; wait; exit $s`], {
+      cwd: work,
+      env: envOf({ HPCC_WARM_IDLE: '60' }), // as on a cluster: a keeper outlives its last user for a while
+      timeout: 150_000,
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(lines(r.stdout)).to.deep.equal(['one', 'two']);
+  });
+
   it('Open MPI: salloc -N3 -n6 hpcc-mpirun: mpirun inside the allocation starts the ranks from the staged image', function () {
     if (!mpiSif) this.skip();
     const r = runUnprivileged('salloc', ['-N3', '-n6', MPIRUN, '-np', '6', '--image', mpiSif!, '--', '/usr/local/bin/mpi-check'], {
