@@ -11,8 +11,9 @@
 #      srun ch-run        Charliecloud on the same squashfs (the SIF's partition)
 #      srun               bare, on the host
 #    Targets: hpcc-srun <= 1.2x srun ch-run on the first step, <= 1.0x on later
-#    steps. Per-node FUSE mounts: distinct root devices seen by the ranks of a
-#    node over two steps (target 1 for hpcc-srun).
+#    steps. Per-node FUSE mounts: the squashfuse servers of a node in the middle
+#    of each of two steps, the most at one time (target 1 for hpcc-srun) and the
+#    distinct ones over both (a keeper ends with its step: 2).
 # 2. MPI ping-pong (test/helpers/mpi-pingpong.c, 8 B and 1 MiB) with srun
 #    --mpi=pmix: two ranks of one node (host, hpcc in separate user namespaces,
 #    hpcc --sharens; target: --sharens within 5 % of host at 1 MiB) and two
@@ -170,12 +171,14 @@ mounts() {
   for i in 1 2; do
     while [ ! -e "$mark.$i" ]; do kill -0 "$job" 2>/dev/null || die "mount count '$name' failed"; sleep 0.1; done
     for p in $(pgrep -u "$BENCH_USER" squashfuse); do  # those in a node's network namespace
-      ns=$(ip netns identify "$p" 2>/dev/null) && [ -n "$ns" ] && printf '%s %s\n' "$ns" "$p"
+      ns=$(ip netns identify "$p" 2>/dev/null) && [ -n "$ns" ] && printf '%s %s %s\n' "$i" "$ns" "$p"
     done >> "$seen"
   done
   wait "$job" || die "mount count '$name' failed"
-  printf '%s: image mounts (FUSE servers) per node over two steps: %s\n' "$name" \
-    "$(sort -u "$seen" | awk '{ sub(/^.*-/, "", $1); n[$1]++ } END { for (k in n) printf "%s=%d ", k, n[k] }')"
+  # at any time: the most servers a node had in one sample; over the job: distinct servers
+  printf '%s: image mounts (FUSE servers) per node at any time: %s; distinct over the two steps: %s\n' "$name" \
+    "$(awk '{ sub(/^.*-/, "", $2); c[$1 " " $2]++; nodes[$2] } END { for (k in c) { split(k, a, " "); if (c[k] > m[a[2]]) m[a[2]] = c[k] } for (n in nodes) printf "%s=%d ", n, m[n] }' "$seen")" \
+    "$(awk '{ sub(/^.*-/, "", $2); print $2, $3 }' "$seen" | sort -u | awk '{ n[$1]++ } END { for (k in n) printf "%s=%d ", k, n[k] }')"
   rm -f "$mark".* "$seen"
 }
 
