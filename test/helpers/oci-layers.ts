@@ -28,12 +28,12 @@ export interface TarSpec {
   gnuLongName?: boolean;
 }
 
-function octal(buf: Buffer, off: number, len: number, v: number): void {
+export function octal(buf: Buffer, off: number, len: number, v: number): void {
   buf.write(v.toString(8).padStart(len - 1, '0') + '\0', off, len, 'latin1');
 }
 
 /** GNU base-256: first byte 0x80 (positive) or 0xff (negative), then big-endian two's complement. */
-function base256(buf: Buffer, off: number, len: number, v: number): void {
+export function base256(buf: Buffer, off: number, len: number, v: number): void {
   let x = BigInt(v);
   for (let i = len - 1; i >= 0; i--) {
     buf[off + i] = Number(BigInt.asUintN(8, x));
@@ -57,6 +57,11 @@ function header(name: string, type: string, size: number, s: TarSpec, linkname =
   h.write('00', 263, 2, 'latin1');
   octal(h, 329, 8, s.devmajor ?? 0);
   octal(h, 337, 8, s.devminor ?? 0);
+  return checksum(h);
+}
+
+/** Write a header block's checksum field (the sum of its bytes with the field read as spaces). */
+export function checksum(h: Buffer): Buffer {
   h.fill(0x20, 148, 156);
   let sum = 0;
   for (const b of h) sum += b;
@@ -64,12 +69,14 @@ function header(name: string, type: string, size: number, s: TarSpec, linkname =
   return h;
 }
 
-function pad(b: Buffer): Buffer {
+/** Pad to a whole number of 512-byte blocks. */
+export function pad(b: Buffer): Buffer {
   const r = b.length % 512;
   return r === 0 ? b : Buffer.concat([b, Buffer.alloc(512 - r)]);
 }
 
-function paxRecord(key: string, value: Buffer): Buffer {
+/** One pax extended-header record, "LEN KEY=VALUE\n", LEN counting itself. */
+export function paxRecord(key: string, value: Buffer): Buffer {
   const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
   let len = body.length + 1;
   while (String(len).length + body.length !== len) len = String(len).length + body.length;

@@ -5,6 +5,8 @@
  * and 1.0 (the map in the data, padded to 512). Nothing checks the map: the
  * point is to write hostile ones.
  */
+import { base256, checksum, octal, pad, paxRecord } from './oci-layers.js';
+
 export type SparseFormat = 'gnu' | 'pax0.0' | 'pax0.1' | 'pax1.0';
 export const SPARSE_FORMATS: SparseFormat[] = ['gnu', 'pax0.0', 'pax0.1', 'pax1.0'];
 
@@ -15,16 +17,10 @@ export interface SparseSpec {
   map: Array<[number | string, number | string]>;
 }
 
-function octal(h: Buffer, off: number, len: number, v: number): void {
-  h.write(v.toString(8).padStart(len - 1, '0') + '\0', off, len, 'latin1');
-}
-
 /** A 12-byte number field: octal, or GNU base-256 when it does not fit. */
 function num12(h: Buffer, off: number, v: number): void {
   if (v < 8 ** 11) return octal(h, off, 12, v);
-  let x = BigInt(v);
-  for (let i = 11; i >= 0; i--, x >>= 8n) h[off + i] = Number(x & 0xffn);
-  h[off] = 0x80;
+  base256(h, off, 12, v);
 }
 
 function header(name: string, type: string, size: number, gnu: boolean, fill?: (h: Buffer) => void): Buffer {
@@ -38,27 +34,11 @@ function header(name: string, type: string, size: number, gnu: boolean, fill?: (
   h.write(type, 156, 1, 'latin1');
   h.write(gnu ? 'ustar  \0' : 'ustar\x0000', 257, 8, 'latin1');
   fill?.(h);
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
-  return h;
-}
-
-function pad(b: Buffer): Buffer {
-  const r = b.length % 512;
-  return r === 0 ? b : Buffer.concat([b, Buffer.alloc(512 - r)]);
-}
-
-function record(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return `${len}${body}`;
+  return checksum(h);
 }
 
 function paxHeader(records: Array<[string, string]>): Buffer {
-  const p = Buffer.from(records.map(([k, v]) => record(k, v)).join(''));
+  const p = Buffer.concat(records.map(([k, v]) => paxRecord(k, Buffer.from(v))));
   return Buffer.concat([header('PaxHeaders/x', 'x', p.length, false), pad(p)]);
 }
 
