@@ -28,19 +28,22 @@ enableCompileCache();
 if (process.argv[2] === '--version') process.argv[2] = 'version';
 const cmd = process.argv[2];
 const { isLaunchAction } = await import('../dist/src/cli/launch-options.js');
+// `hpcc slurm SUB` (the Slurm wrappers' hidden commands, src/slurm/cli.ts) runs without oclif, as
+// hpcc-srun starts every job step; --help and the like still go to oclif: among the words before
+// `--`, or for `slurm stage` (whose arguments end with the ranks' command) as its first word.
+const slurmArgs = process.argv.slice(3);
+const dashes = slurmArgs.indexOf('--');
+const isHelp = (a) => a === '--help' || a === '-h';
+const slurmHelp = cmd === 'slurm' && (slurmArgs[0] === 'stage' ? isHelp(slurmArgs[1]) : (dashes < 0 ? slurmArgs : slurmArgs.slice(0, dashes)).some(isHelp));
 // `hpcc slurm stage` (hpcc-srun's staging rank) plans a launch: the launch path's bundle has it
-const lean = isLaunchAction(cmd) || (cmd === 'slurm' && process.argv[3] === 'stage') ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
+const lean = isLaunchAction(cmd) || (cmd === 'slurm' && slurmArgs[0] === 'stage' && !slurmHelp) ? ['fast-launch', 'fastLaunch'] : cmd === 'pull' ? ['fast-pull', 'fastPull'] : null;
 if (lean && !leanOff) {
   const cli = new URL('../dist/src/cli/', import.meta.url);
   const [name, fn] = lean;
   const fast = (await import(new URL(bundleIsCurrent(cli, name) ? `${name}.bundle.js` : `${name}.js`, cli).href))[fn];
   if (await fast(cmd, process.argv.slice(3), memoOut)) process.exit();
 }
-// `hpcc slurm SUB` (the Slurm wrappers' hidden commands, src/slurm/cli.ts): without oclif, as
-// hpcc-srun starts every job step; --help and the like still go to oclif.
-const slurmArgs = process.argv.slice(3);
-const dashes = slurmArgs.indexOf('--');
-if (cmd === 'slurm' && !leanOff && !(dashes < 0 ? slurmArgs : slurmArgs.slice(0, dashes)).some((a) => a === '--help' || a === '-h')) {
+if (cmd === 'slurm' && !leanOff && !slurmHelp) {
   const { slurmMain } = await import('../dist/src/slurm/cli.js');
   process.exit(await slurmMain(process.argv[3], process.argv.slice(4), memoOut));
 }
