@@ -13,7 +13,7 @@ import { explainEnv, renderExplanation, type EnvExplanation } from '../runtime/b
 import { gatherHostFacts } from '../runtime/builder/facts.js';
 import { isContained, workdirPaths } from '../runtime/builder/binds.js';
 import type { LaunchConfig, LaunchFlags } from '../runtime/builder/types.js';
-import { buildFiles, encodeMemo, fnv64, hostEnvPassesThrough, keyMaterial, MemoFacts, memoDir, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
+import { encodeMemo, hostEnvPassesThrough, MemoFacts, memoFileFor, processKey, stageMemo, withoutHostValues, type StagedMemo } from '../runtime/memo.js';
 import type { LaunchPlan } from '../runtime/plan.js';
 import { helperTimings, sinceProcessStart, Timings } from '../runtime/timings.js';
 import { readImageFacts } from './image-facts.js';
@@ -178,7 +178,7 @@ async function launchTimed(req: LaunchRequest, tm?: { t: Timings; json: boolean 
   const spawnedAt = process.hrtime.bigint();
   const running = startLaunch(built.plan as LaunchPlan, tm ? { onStatusLine: helperTimings(tm.t, spawnedAt, tm.json) } : {});
   // The memo is made while the helper sets the container up, and put in place only when that succeeded.
-  const memo = rec && req.memo ? stagedMemoFor(rec, req.memo, findLaunchHelper()) : null;
+  const memo = rec && req.memo ? stagedMemoFor(rec, req.memo.file, processKey(req.memo.argv, findLaunchHelper())) : null;
   let status: number;
   try {
     status = await running.result;
@@ -190,14 +190,13 @@ async function launchTimed(req: LaunchRequest, tm?: { t: Timings; json: boolean 
   return { kind: 'exited', status };
 }
 
-/** The memo of a prepared launch, staged beside `memo.file`; null when none may be written. */
-function stagedMemoFor(rec: MemoFacts, memo: { file: string; argv: string[] }, helper: string): StagedMemo | null {
+/** The memo of a prepared launch under `key` (processKey), staged beside `file`; null when none may be written. */
+function stagedMemoFor(rec: MemoFacts, file: string, key: Buffer | null): StagedMemo | null {
   const stored = !rec.spoiled && rec.planToStore ? rec.planToStore() : null;
   if (rec.spoiled && process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no launch memo: ${rec.spoiled}\n`);
   if (!stored) return null;
-  const key = keyMaterial({ build: buildFiles(helper), uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), argv: memo.argv, env: process.env });
   const bytes = key && encodeMemo(key, rec, stored);
-  return bytes ? stageMemo(memo.file, bytes) : null;
+  return bytes ? stageMemo(file, bytes) : null;
 }
 
 /**
@@ -221,13 +220,11 @@ export async function writeLaunchMemo(action: 'exec' | 'run' | 'shell' | 'test',
   checkPayload(action, p);
   const keyArgv = [action, ...(action === 'exec' ? argv.slice(0, argv.length - p.rest.length) : argv)];
   const { findLaunchHelper } = await import('../runtime/spawn.js');
-  const helper = findLaunchHelper();
-  const key = keyMaterial({ build: buildFiles(helper), uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), argv: keyArgv, env: process.env });
+  const key = processKey(keyArgv, findLaunchHelper());
   if (!key) return 'no key (a credential in the environment, or an install file missing)';
-  const file = path.join(memoDir(), `${fnv64(key)}.memo`);
   const rec = new MemoFacts();
   await prepareLaunch(launchRequest(action, p), rec);
-  const staged = stagedMemoFor(rec, { file, argv: keyArgv }, helper);
+  const staged = stagedMemoFor(rec, memoFileFor(key), key);
   if (!staged) return rec.spoiled ?? 'the memo could not be staged';
   return staged.commit() ? null : 'the memo could not be put in place';
 }

@@ -273,6 +273,14 @@ export function keyMaterial(k: KeyInput): Buffer | null {
   return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
 }
 
+/** The key of a command line this process runs (its ids, working directory and environment); null as for keyMaterial. */
+export function processKey(argv: string[], helper: string): Buffer | null {
+  return keyMaterial({ build: buildFiles(helper), uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), argv, env: process.env });
+}
+
+/** The memo of `key` where the native front looks for it: <cache root>/launch/<fnv64>.memo (made and checked). */
+export const memoFileFor = (key: Buffer): string => path.join(memoDir(), `${fnv64(key)}.memo`);
+
 /** The memo's bytes; null when it would exceed MEMO_MAX_BYTES. */
 export function encodeMemo(key: Buffer, facts: MemoFacts, plan: LaunchPlan): Buffer | null {
   return memoBytes(key, facts, encodePlan(plan));

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SlurmError } from '../errors/index.js';
-import { buildFiles, encodeCommandMemo, keyMaterial, MemoFacts, stageMemo } from '../runtime/memo.js';
+import { encodeCommandMemo, MemoFacts, processKey, stageMemo } from '../runtime/memo.js';
 import { findLaunchHelper } from '../runtime/spawn.js';
 import { installRoot } from '../util/install-root.js';
 import { parseSrunArgs } from './args.js';
@@ -93,7 +93,7 @@ function writeCommandMemo(rec: MemoFacts, file: string, keyArgv: string[], comma
     if (process.env.HPCC_DEBUG) process.stderr.write(`hpcc: no command memo: ${rec.spoiled}\n`);
     return;
   }
-  const key = keyMaterial({ build: buildFiles(findLaunchHelper()), uid: process.getuid!(), gid: process.getgid!(), cwd: process.cwd(), argv: keyArgv, env: process.env });
+  const key = processKey(keyArgv, findLaunchHelper());
   const bytes = key && encodeCommandMemo(key, rec, command);
   if (bytes) stageMemo(file, bytes)?.commit();
 }
